@@ -1,0 +1,77 @@
+# Every entry point of the project. `make help` lists them; logic lives in scripts/.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -o pipefail -ec
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+export GOFLAGS ?= -buildvcs=false
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Build
+
+.PHONY: build
+build: ## Build the static ephemeral-store binary into bin/.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ephemeral-store ./store/cmd/ephemeral-store
+
+.PHONY: tools
+tools: ## Install the pinned tools (helm, kind, ct) into bin/.
+	scripts/install-tools.sh
+
+.PHONY: image
+image: ## Build the store image FROM scratch (needs Docker).
+	scripts/store-image.sh
+
+##@ Test
+
+.PHONY: test
+test: test-unit test-chart test-e2e ## Run every test tier (unit, chart templates, kind end-to-end).
+
+.PHONY: test-unit
+test-unit: ## Unit, in-process cluster and multi-process tests of the server.
+	$(GO) test -race -count=1 -timeout 20m ./store/...
+
+.PHONY: test-chart
+test-chart: tools ## Chart template tests (no cluster).
+	$(GO) test -count=1 -short -timeout 10m ./tests/...
+
+.PHONY: test-e2e
+test-e2e: tools e2e-env ## End-to-end tests on a kind cluster (creates or reuses it).
+	$(GO) test -count=1 -timeout 40m -run 'E2E' -v ./tests/...
+
+.PHONY: e2e-env
+e2e-env: ## Docker engine, kind node image and store image, built offline when needed.
+	scripts/ensure-docker.sh
+	scripts/node-image.sh
+	scripts/store-image.sh
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
+	scripts/fuzz.sh
+
+.PHONY: bench
+bench: ## Benchmarks of the server (TLS GET/PUT, replicated cluster).
+	$(GO) test -run '^$$' -bench . -benchmem ./store/...
+
+.PHONY: lint
+lint: tools ## go vet, helm lint --strict on every values file, ct lint.
+	$(GO) vet ./...
+	scripts/lint-chart.sh
+
+##@ Cluster
+
+.PHONY: up
+up: tools ## Bring the store up on a local kind cluster (builds everything offline).
+	scripts/up.sh
+
+.PHONY: down
+down: ## Delete the kind cluster; images stay.
+	scripts/down.sh

@@ -1,0 +1,3 @@
+module github.com/ephemeral-store/ephemeral-store
+
+go 1.26

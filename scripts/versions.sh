@@ -1,0 +1,13 @@
+# shellcheck shell=bash
+# The one place for versions. Every script and the Makefile read these; a change
+# here invalidates the stamps of the stages that depend on it.
+export KIND_VERSION=v0.33.0
+export K8S_VERSION=v1.34.3          # kubelet etc.; k8s.io/* Go modules are v0.34.3
+export HELM_VERSION=v3.22.0
+export CT_VERSION=v3.14.0           # chart-testing (github.com/helm/chart-testing/v3)
+export CONTAINERD_VERSION=v2.3.4    # what kind v0.33.0's base image ships
+export CRICTL_VERSION=v1.36.0
+export ETCD_VERSION=v3.6.5          # kubeadm 1.34 -> registry.k8s.io/etcd:3.6.5-0
+export COREDNS_VERSION=v1.12.1      # kubeadm 1.34 -> registry.k8s.io/coredns/coredns:v1.12.1
+export LPP_VERSION=v0.0.30          # local-path-provisioner: the only version the proxy serves
+export DEBIAN_SUITE=trixie
