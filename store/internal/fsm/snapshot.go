@@ -1,0 +1,55 @@
+package fsm
+
+import (
+	"encoding/gob"
+	"fmt"
+	"io"
+)
+
+// snapshotV1 is the serialized form of the state. Only the map and the
+// revision travel: history is local, and a restored replica tells watchers
+// that older revisions are gone.
+type snapshotV1 struct {
+	Revision int64
+	Items    []KeyValue
+}
+
+// Snapshot captures the state at this instant. The returned function writes
+// it; it may run concurrently with Apply because values are immutable and
+// the item list is copied here.
+func (s *State) Snapshot() func(io.Writer) error {
+	s.mu.RLock()
+	snap := snapshotV1{Revision: s.revision, Items: make([]KeyValue, 0, len(s.kv))}
+	for _, kv := range s.kv {
+		snap.Items = append(snap.Items, *kv)
+	}
+	s.mu.RUnlock()
+	return func(w io.Writer) error {
+		if err := gob.NewEncoder(w).Encode(&snap); err != nil {
+			return fmt.Errorf("encode snapshot: %w", err)
+		}
+		return nil
+	}
+}
+
+// Restore replaces the whole state with a snapshot's.
+func (s *State) Restore(r io.Reader) error {
+	var snap snapshotV1
+	if err := gob.NewDecoder(r).Decode(&snap); err != nil {
+		return fmt.Errorf("decode snapshot: %w", err)
+	}
+	kv := make(map[string]*KeyValue, len(snap.Items))
+	expiring := make(map[string]int64)
+	for i := range snap.Items {
+		item := &snap.Items[i]
+		kv[item.Key] = item
+		if item.ExpireAt != 0 {
+			expiring[item.Key] = item.ExpireAt
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kv, s.expiring, s.revision = kv, expiring, snap.Revision
+	s.hub.reset(snap.Revision)
+	return nil
+}

@@ -1,0 +1,289 @@
+package fsm
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// KeyValue is one key as the state machine holds it. Values are never
+// mutated after Apply stores them, so readers may keep the slices.
+type KeyValue struct {
+	Key            string `json:"key"`
+	Value          []byte `json:"value"`
+	CreateRevision int64  `json:"create_revision"`
+	ModifyRevision int64  `json:"modify_revision"`
+	// ExpireAt is the leader-decided expiry in Unix nanoseconds; 0 = never.
+	ExpireAt int64 `json:"expire_at,omitempty"`
+}
+
+// TTLRemaining is the time left before expiry at now, 0 for a key without
+// a TTL, and at least 1ns for a key whose expiry the leader has not yet
+// replicated (it is still there).
+func (kv *KeyValue) TTLRemaining(now time.Time) time.Duration {
+	if kv.ExpireAt == 0 {
+		return 0
+	}
+	d := time.Unix(0, kv.ExpireAt).Sub(now)
+	if d <= 0 {
+		return time.Nanosecond
+	}
+	return d
+}
+
+// EventType names a change in a watch stream.
+type EventType string
+
+// The kinds of change a watcher sees.
+const (
+	EventPut    EventType = "put"
+	EventDelete EventType = "delete"
+	EventExpire EventType = "expire"
+)
+
+// Event is one change, as watchers receive it.
+type Event struct {
+	Type     EventType `json:"type"`
+	Key      string    `json:"key"`
+	Value    []byte    `json:"value,omitempty"`
+	Revision int64     `json:"revision"`
+}
+
+// Limits bound the memory the state machine spends on history and watchers.
+type Limits struct {
+	// HistoryEvents is how many past events are kept for watchers resuming
+	// from an older revision.
+	HistoryEvents int
+	// WatcherBuffer is how many events a watcher may have unread before it
+	// is cut off with ErrWatcherTooSlow.
+	WatcherBuffer int
+}
+
+// DefaultLimits keeps 10 000 events of history and lets a watcher fall 1 024
+// events behind: a few seconds of a busy pool, bounded memory per watcher.
+func DefaultLimits() Limits {
+	return Limits{HistoryEvents: 10000, WatcherBuffer: 1024}
+}
+
+// State is the in-memory map. Apply is called by one goroutine (Raft's FSM
+// loop); reads may come from any goroutine.
+type State struct {
+	limits Limits
+
+	mu       sync.RWMutex
+	kv       map[string]*KeyValue
+	revision int64
+	// expiring indexes keys with a TTL by expiry instant, for the leader's
+	// expiry loop.
+	expiring map[string]int64
+
+	hub *hub
+}
+
+// New returns an empty state machine.
+func New(limits Limits) *State {
+	if limits.HistoryEvents <= 0 {
+		limits.HistoryEvents = DefaultLimits().HistoryEvents
+	}
+	if limits.WatcherBuffer <= 0 {
+		limits.WatcherBuffer = DefaultLimits().WatcherBuffer
+	}
+	return &State{
+		limits:   limits,
+		kv:       make(map[string]*KeyValue),
+		expiring: make(map[string]int64),
+		hub:      newHub(limits),
+	}
+}
+
+// Apply executes one command. It must be deterministic: the same sequence of
+// commands gives the same state and results on every replica.
+func (s *State) Apply(c Command) Result {
+	if err := c.Validate(); err != nil {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return Result{Revision: s.revision, Err: err}
+	}
+	s.mu.Lock()
+	var (
+		res    Result
+		events []Event
+	)
+	switch c.Op {
+	case OpPut:
+		res, events = s.put(c)
+	case OpDelete:
+		res, events = s.del(c)
+	case OpExpire:
+		res, events = s.expire(c)
+	}
+	s.mu.Unlock()
+	// Publishing after unlocking keeps slow watcher bookkeeping out of the
+	// readers' way; the hub orders events by revision itself.
+	s.hub.publish(events)
+	return res
+}
+
+func (s *State) checkPrev(c Command) (*KeyValue, error) {
+	cur := s.kv[c.Key]
+	if c.PrevRevision == nil {
+		return cur, nil
+	}
+	want := *c.PrevRevision
+	switch {
+	case want == 0 && cur != nil:
+		return cur, ErrRevisionMismatch
+	case want != 0 && cur == nil:
+		return cur, ErrKeyNotFound
+	case want != 0 && cur.ModifyRevision != want:
+		return cur, ErrRevisionMismatch
+	}
+	return cur, nil
+}
+
+func (s *State) put(c Command) (Result, []Event) {
+	cur, err := s.checkPrev(c)
+	if err != nil {
+		r := Result{Revision: s.revision, Err: err}
+		if cur != nil {
+			r.CreateRevision, r.ModifyRevision = cur.CreateRevision, cur.ModifyRevision
+		}
+		return r, nil
+	}
+	s.revision++
+	kv := &KeyValue{Key: c.Key, Value: c.Value, CreateRevision: s.revision, ModifyRevision: s.revision, ExpireAt: c.ExpireAt}
+	if cur != nil {
+		kv.CreateRevision = cur.CreateRevision
+	}
+	s.kv[c.Key] = kv
+	if kv.ExpireAt != 0 {
+		s.expiring[c.Key] = kv.ExpireAt
+	} else {
+		delete(s.expiring, c.Key)
+	}
+	return Result{Revision: s.revision, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision},
+		[]Event{{Type: EventPut, Key: c.Key, Value: c.Value, Revision: s.revision}}
+}
+
+func (s *State) del(c Command) (Result, []Event) {
+	cur, err := s.checkPrev(c)
+	if err == nil && cur == nil {
+		err = ErrKeyNotFound
+	}
+	if err != nil {
+		return Result{Revision: s.revision, Err: err}, nil
+	}
+	s.revision++
+	delete(s.kv, c.Key)
+	delete(s.expiring, c.Key)
+	return Result{Revision: s.revision}, []Event{{Type: EventDelete, Key: c.Key, Revision: s.revision}}
+}
+
+func (s *State) expire(c Command) (Result, []Event) {
+	var events []Event
+	for _, e := range c.Expire {
+		cur := s.kv[e.Key]
+		if cur == nil || cur.ModifyRevision != e.ModifyRevision {
+			continue // rewritten or deleted since the leader decided
+		}
+		s.revision++
+		delete(s.kv, e.Key)
+		delete(s.expiring, e.Key)
+		events = append(events, Event{Type: EventExpire, Key: e.Key, Revision: s.revision})
+	}
+	return Result{Revision: s.revision}, events
+}
+
+// Get returns the key and the current store revision.
+func (s *State) Get(key string) (*KeyValue, int64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	kv, ok := s.kv[key]
+	return kv, s.revision, ok
+}
+
+// List returns up to limit keys under prefix that sort after `after`, in key
+// order, whether more follow, and the store revision the page was read at.
+func (s *State) List(prefix, after string, limit int) ([]*KeyValue, bool, int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var keys []string
+	for k := range s.kv {
+		if strings.HasPrefix(k, prefix) && k > after {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	more := false
+	if limit > 0 && len(keys) > limit {
+		keys, more = keys[:limit], true
+	}
+	out := make([]*KeyValue, len(keys))
+	for i, k := range keys {
+		out[i] = s.kv[k]
+	}
+	return out, more, s.revision
+}
+
+// Revision is the revision of the last change.
+func (s *State) Revision() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.revision
+}
+
+// Stats reports the number of keys and the bytes of keys and values held.
+func (s *State) Stats() (keys int, bytes int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k, kv := range s.kv {
+		bytes += int64(len(k) + len(kv.Value))
+	}
+	return len(s.kv), bytes
+}
+
+// Expired lists up to max keys whose expiry instant is at or before now, for
+// the leader to propose as one OpExpire.
+func (s *State) Expired(now time.Time, max int) []Expiry {
+	n := now.UnixNano()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Expiry
+	for k, at := range s.expiring {
+		if at <= n {
+			out = append(out, Expiry{Key: k, ModifyRevision: s.kv[k].ModifyRevision})
+			if len(out) >= max {
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Watch streams the changes under prefix from revision from (0: only new
+// changes). It fails with ErrCompacted when from is older than the kept
+// history. The watcher ends when ctx-like cancel is called or it falls too
+// far behind (its Err is then ErrWatcherTooSlow).
+func (s *State) Watch(prefix string, from int64) (*Watcher, error) {
+	// Holding the read lock while registering means no Apply can slip between
+	// the history replay and the live subscription.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.hub.subscribe(prefix, from, s.revision)
+}
+
+// Watchers is the number of open watchers.
+func (s *State) Watchers() int { return s.hub.count() }
+
+// Reset empties the state: a new, unrelated history begins (after a
+// confirmed quorum loss). Open watchers are cut off with ErrCompacted.
+func (s *State) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kv = make(map[string]*KeyValue)
+	s.expiring = make(map[string]int64)
+	s.revision = 0
+	s.hub.reset(0)
+}

@@ -1,0 +1,284 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+func rev(n int64) *int64 { return &n }
+
+func TestApply(t *testing.T) {
+	type step struct {
+		cmd     Command
+		wantErr error
+		wantRev int64
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		check func(t *testing.T, s *State)
+	}{
+		{
+			name: "put then overwrite keeps create revision",
+			steps: []step{
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1")}, wantRev: 1},
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("2")}, wantRev: 2},
+			},
+			check: func(t *testing.T, s *State) {
+				kv, _, ok := s.Get("a")
+				if !ok || string(kv.Value) != "2" || kv.CreateRevision != 1 || kv.ModifyRevision != 2 {
+					t.Fatalf("got %+v", kv)
+				}
+			},
+		},
+		{
+			name: "create only fails when the key exists",
+			steps: []step{
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1"), PrevRevision: rev(0)}, wantRev: 1},
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("2"), PrevRevision: rev(0)}, wantErr: ErrRevisionMismatch, wantRev: 1},
+			},
+		},
+		{
+			name: "compare and swap on modify revision",
+			steps: []step{
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1")}, wantRev: 1},
+				{cmd: Command{Op: OpPut, Key: "b", Value: []byte("x")}, wantRev: 2},
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("2"), PrevRevision: rev(2)}, wantErr: ErrRevisionMismatch, wantRev: 2},
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("2"), PrevRevision: rev(1)}, wantRev: 3},
+			},
+		},
+		{
+			name: "cas on a missing key is not found",
+			steps: []step{
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1"), PrevRevision: rev(7)}, wantErr: ErrKeyNotFound},
+			},
+		},
+		{
+			name: "delete missing key",
+			steps: []step{
+				{cmd: Command{Op: OpDelete, Key: "a"}, wantErr: ErrKeyNotFound},
+			},
+		},
+		{
+			name: "conditional delete",
+			steps: []step{
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1")}, wantRev: 1},
+				{cmd: Command{Op: OpDelete, Key: "a", PrevRevision: rev(5)}, wantErr: ErrRevisionMismatch, wantRev: 1},
+				{cmd: Command{Op: OpDelete, Key: "a", PrevRevision: rev(1)}, wantRev: 2},
+			},
+			check: func(t *testing.T, s *State) {
+				if _, _, ok := s.Get("a"); ok {
+					t.Fatal("key still present after delete")
+				}
+			},
+		},
+		{
+			name: "expire skips a key rewritten after the decision",
+			steps: []step{
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1"), ExpireAt: 10}, wantRev: 1},
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("2")}, wantRev: 2},
+				{cmd: Command{Op: OpExpire, Expire: []Expiry{{Key: "a", ModifyRevision: 1}}}, wantRev: 2},
+			},
+			check: func(t *testing.T, s *State) {
+				if kv, _, ok := s.Get("a"); !ok || string(kv.Value) != "2" {
+					t.Fatalf("rewritten key was expired: %+v", kv)
+				}
+			},
+		},
+		{
+			name: "invalid commands change nothing",
+			steps: []step{
+				{cmd: Command{Op: "frobnicate", Key: "a"}, wantErr: ErrUnknownOp},
+				{cmd: Command{Op: OpPut}, wantErr: ErrEmptyKey},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(DefaultLimits())
+			for i, st := range tt.steps {
+				res := s.Apply(st.cmd)
+				if !errors.Is(res.Err, st.wantErr) {
+					t.Fatalf("step %d: err = %v, want %v", i, res.Err, st.wantErr)
+				}
+				if res.Revision != st.wantRev {
+					t.Fatalf("step %d: revision = %d, want %d", i, res.Revision, st.wantRev)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, s)
+			}
+		})
+	}
+}
+
+func TestTTLExpiryIsDecidedByTheLeaderClock(t *testing.T) {
+	s := New(DefaultLimits())
+	leaderNow := time.Unix(1000, 0)
+	c := Command{Op: OpPut, Key: "lease", Value: []byte("v"), TTL: 2 * time.Second}
+	c.PrepareOnLeader(leaderNow)
+	s.Apply(c)
+	s.Apply(Command{Op: OpPut, Key: "forever", Value: []byte("v")})
+
+	if got := s.Expired(leaderNow.Add(time.Second), 10); len(got) != 0 {
+		t.Fatalf("expired too early: %v", got)
+	}
+	kv, _, _ := s.Get("lease")
+	if rem := kv.TTLRemaining(leaderNow.Add(500 * time.Millisecond)); rem != 1500*time.Millisecond {
+		t.Fatalf("TTLRemaining = %s", rem)
+	}
+	due := s.Expired(leaderNow.Add(2*time.Second), 10)
+	if len(due) != 1 || due[0].Key != "lease" {
+		t.Fatalf("Expired = %v", due)
+	}
+	s.Apply(Command{Op: OpExpire, Expire: due})
+	if _, _, ok := s.Get("lease"); ok {
+		t.Fatal("lease survived its expiry")
+	}
+	if _, _, ok := s.Get("forever"); !ok {
+		t.Fatal("key without TTL was expired")
+	}
+}
+
+func TestListPagesInKeyOrder(t *testing.T) {
+	s := New(DefaultLimits())
+	for _, k := range []string{"p/c", "p/a", "q/x", "p/b"} {
+		s.Apply(Command{Op: OpPut, Key: k, Value: []byte(k)})
+	}
+	page, more, _ := s.List("p/", "", 2)
+	if len(page) != 2 || page[0].Key != "p/a" || page[1].Key != "p/b" || !more {
+		t.Fatalf("first page = %v more=%v", keys(page), more)
+	}
+	page, more, _ = s.List("p/", "p/b", 2)
+	if len(page) != 1 || page[0].Key != "p/c" || more {
+		t.Fatalf("second page = %v more=%v", keys(page), more)
+	}
+}
+
+func keys(kvs []*KeyValue) []string {
+	out := make([]string, len(kvs))
+	for i, kv := range kvs {
+		out[i] = kv.Key
+	}
+	return out
+}
+
+func TestWatchResumesFromRevision(t *testing.T) {
+	s := New(DefaultLimits())
+	s.Apply(Command{Op: OpPut, Key: "p/a", Value: []byte("1")}) // 1
+	s.Apply(Command{Op: OpPut, Key: "q/a", Value: []byte("1")}) // 2
+	s.Apply(Command{Op: OpPut, Key: "p/b", Value: []byte("1")}) // 3
+
+	w, err := s.Watch("p/", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	s.Apply(Command{Op: OpDelete, Key: "p/a"}) // 4
+	for _, want := range []Event{{Type: EventPut, Key: "p/b", Revision: 3}, {Type: EventDelete, Key: "p/a", Revision: 4}} {
+		select {
+		case got := <-w.C():
+			if got.Type != want.Type || got.Key != want.Key || got.Revision != want.Revision {
+				t.Fatalf("got %+v, want %+v", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event, want %+v", want)
+		}
+	}
+}
+
+func TestWatchFromNowSeesOnlyNewChanges(t *testing.T) {
+	s := New(DefaultLimits())
+	s.Apply(Command{Op: OpPut, Key: "a", Value: []byte("old")})
+	w, err := s.Watch("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	s.Apply(Command{Op: OpPut, Key: "a", Value: []byte("new")})
+	got := <-w.C()
+	if got.Revision != 2 || !bytes.Equal(got.Value, []byte("new")) {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestWatchTooOldRevisionIsCompacted(t *testing.T) {
+	s := New(Limits{HistoryEvents: 3, WatcherBuffer: 8})
+	for i := 0; i < 5; i++ {
+		s.Apply(Command{Op: OpPut, Key: "k", Value: []byte{byte(i)}})
+	}
+	if _, err := s.Watch("", 2); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("from=2 with history 3..5: err = %v, want ErrCompacted", err)
+	}
+	w, err := s.Watch("", 3)
+	if err != nil {
+		t.Fatalf("from=3 is still in history: %v", err)
+	}
+	w.Close()
+}
+
+func TestSlowWatcherIsCutOff(t *testing.T) {
+	s := New(Limits{HistoryEvents: 100, WatcherBuffer: 4})
+	w, err := s.Watch("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		s.Apply(Command{Op: OpPut, Key: "k", Value: []byte{byte(i)}})
+	}
+	n := 0
+	for range w.C() {
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("delivered %d events before cut-off, want the buffer's 4", n)
+	}
+	if !errors.Is(w.Err(), ErrWatcherTooSlow) {
+		t.Fatalf("Err = %v, want ErrWatcherTooSlow", w.Err())
+	}
+	if s.Watchers() != 0 {
+		t.Fatalf("cut-off watcher still registered")
+	}
+}
+
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	src := New(DefaultLimits())
+	src.Apply(Command{Op: OpPut, Key: "a", Value: []byte("1"), ExpireAt: 99})
+	src.Apply(Command{Op: OpPut, Key: "b", Value: []byte("2")})
+	src.Apply(Command{Op: OpPut, Key: "a", Value: []byte("3"), ExpireAt: 99})
+	var buf bytes.Buffer
+	if err := src.Snapshot()(&buf); err != nil {
+		t.Fatal(err)
+	}
+	dst := New(DefaultLimits())
+	if err := dst.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	kv, revision, ok := dst.Get("a")
+	if !ok || string(kv.Value) != "3" || kv.CreateRevision != 1 || kv.ModifyRevision != 3 || revision != 3 {
+		t.Fatalf("restored %+v at %d", kv, revision)
+	}
+	if got := dst.Expired(time.Unix(0, 100), 10); len(got) != 1 || got[0].Key != "a" {
+		t.Fatalf("expiry index not restored: %v", got)
+	}
+	if _, err := dst.Watch("", 2); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("history before the snapshot must be compacted, err = %v", err)
+	}
+}
+
+func TestCommandEncodingRoundTrip(t *testing.T) {
+	c := Command{Op: OpPut, Key: "k", Value: []byte{0, 1, 2}, ExpireAt: 5, PrevRevision: rev(0)}
+	b, err := c.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeCommand(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Key != c.Key || !bytes.Equal(got.Value, c.Value) || got.PrevRevision == nil || *got.PrevRevision != 0 {
+		t.Fatalf("round trip: %+v", got)
+	}
+}
