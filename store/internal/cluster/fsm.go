@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+)
+
+// raftFSM adapts fsm.State to Raft. It also tracks the index of the last
+// entry the state machine has really applied: raft.AppliedIndex() counts
+// entries handed to the FSM goroutine, not entries it has finished, and a
+// linearizable read must wait for the latter.
+type raftFSM struct {
+	state   *fsm.State
+	applied atomic.Uint64
+
+	mu     sync.Mutex
+	notify chan struct{} // closed and replaced after every apply
+}
+
+func newRaftFSM(state *fsm.State) *raftFSM {
+	return &raftFSM{state: state, notify: make(chan struct{})}
+}
+
+var (
+	_ raft.FSM                = (*raftFSM)(nil)
+	_ raft.ConfigurationStore = (*raftFSM)(nil)
+)
+
+// Apply applies a committed command. Its return value reaches the proposer
+// through ApplyFuture.Response.
+func (f *raftFSM) Apply(l *raft.Log) any {
+	defer f.advance(l.Index)
+	cmd, err := fsm.DecodeCommand(l.Data)
+	if err != nil {
+		// A command that does not decode was written by an incompatible
+		// version; every replica skips it the same way.
+		return fsm.Result{Revision: f.state.Revision(), Err: err}
+	}
+	return f.state.Apply(cmd)
+}
+
+// StoreConfiguration sees configuration entries, so the applied index also
+// moves past membership changes.
+func (f *raftFSM) StoreConfiguration(index uint64, _ raft.Configuration) { f.advance(index) }
+
+func (f *raftFSM) advance(index uint64) {
+	if index > f.applied.Load() {
+		f.applied.Store(index)
+	}
+	f.mu.Lock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// changed is closed at the next apply.
+func (f *raftFSM) changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.notify
+}
+
+// Snapshot captures the state and the index it reflects.
+func (f *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{index: f.applied.Load(), write: f.state.Snapshot()}, nil
+}
+
+// Restore replaces the state with a snapshot's (a node catching up, or a
+// node restarted empty).
+func (f *raftFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var hdr [8]byte
+	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
+		return fmt.Errorf("read snapshot header: %w", err)
+	}
+	if err := f.state.Restore(rc); err != nil {
+		return err
+	}
+	f.applied.Store(binary.BigEndian.Uint64(hdr[:]))
+	f.advance(0)
+	return nil
+}
+
+type snapshot struct {
+	index uint64
+	write func(io.Writer) error
+}
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	var hdr [8]byte
+	binary.BigEndian.PutUint64(hdr[:], s.index)
+	if _, err := sink.Write(hdr[:]); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("write snapshot header: %w", err)
+	}
+	if err := s.write(sink); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}

@@ -1,0 +1,552 @@
+// Package cluster replicates the state machine with hashicorp/raft and keeps
+// membership right for pods that forget everything when they restart: each
+// process start is a new Raft server (<name>/<incarnation>), joins through
+// any peer as a non-voter, is promoted once caught up, and replaces its old
+// incarnation. See DESIGN.md beside this file for bootstrap and quorum loss.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
+)
+
+// Errors callers map to responses.
+var (
+	// ErrNoLeader: no leader is known within the wait; the cluster has no
+	// quorum right now (or is electing). Retry later.
+	ErrNoLeader = errors.New("no leader: the cluster has no quorum")
+	// ErrShutdown: the node is stopping.
+	ErrShutdown = errors.New("node is shutting down")
+)
+
+// Peer is a node discovery knows of.
+type Peer struct {
+	Ordinal int
+	Address string
+}
+
+// Options configure a Node.
+type Options struct {
+	// Name identifies the pod across incarnations (the pod name).
+	Name string
+	// Address is this node's Raft address: advertised DNS name and peer port.
+	Address string
+	// Ordinal and Peers drive bootstrap: the lowest ordinal that answers
+	// bootstraps when no cluster exists. Peers includes this node.
+	Ordinal int
+	Peers   []Peer
+
+	QuorumLossTimeout time.Duration
+	JoinRetry         time.Duration
+	// BootstrapGrace is how long a node other than ordinal 0 must see every
+	// lower ordinal silent before it bootstraps alone (default
+	// QuorumLossTimeout).
+	BootstrapGrace time.Duration
+
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// ApplyTimeout bounds one write (default 10s).
+	ApplyTimeout time.Duration
+
+	Mux     *transport.Mux
+	State   *fsm.State
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// Node is one member (or would-be member) of the cluster.
+type Node struct {
+	opts Options
+	log  *slog.Logger
+	peer *peerClient
+
+	mu       sync.RWMutex
+	id       raft.ServerID
+	r        *raft.Raft
+	fsm      *raftFSM
+	logs     *raft.InmemStore
+	trans    *raft.NetworkTransport
+	member   atomic.Bool // part of a configuration (bootstrapped or added)
+	voter    atomic.Bool
+	clusterID atomic.Value // string: random, chosen at bootstrap
+
+	catchUpTo uint64 // commit index at join: promotion once applied
+	seenSelf  bool   // this incarnation has appeared in the configuration
+
+	leaderReady atomic.Bool // leader whose term's first entry is committed
+	noLeaderSince atomic.Int64
+
+	stopping atomic.Bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	rpc      *http.Server
+}
+
+// New prepares a node; Start runs it.
+func New(opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.JoinRetry <= 0 {
+		opts.JoinRetry = time.Second
+	}
+	if opts.QuorumLossTimeout <= 0 {
+		opts.QuorumLossTimeout = 30 * time.Second
+	}
+	if opts.BootstrapGrace <= 0 {
+		opts.BootstrapGrace = opts.QuorumLossTimeout
+	}
+	if opts.ApplyTimeout <= 0 {
+		opts.ApplyTimeout = 10 * time.Second
+	}
+	if opts.HeartbeatTimeout <= 0 {
+		opts.HeartbeatTimeout = time.Second
+	}
+	if opts.ElectionTimeout <= 0 {
+		opts.ElectionTimeout = time.Second
+	}
+	n := &Node{opts: opts, log: opts.Logger.With("node", opts.Name)}
+	n.peer = newPeerClient(opts.Mux)
+	n.clusterID.Store("")
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+// ID is this incarnation's Raft server ID.
+func (n *Node) ID() raft.ServerID {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.id
+}
+
+func newIncarnation(name string) raft.ServerID {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return raft.ServerID(name + "/" + hex.EncodeToString(b[:]))
+}
+
+// nameOf is the pod part of a server ID.
+func nameOf(id raft.ServerID) string {
+	s := string(id)
+	if i := strings.LastIndex(s, "/"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Start serves peer RPCs and begins discovery: join an existing cluster or
+// bootstrap one. It returns at once; Ready tells when the node serves.
+func (n *Node) Start() error {
+	if err := n.startRaft(); err != nil {
+		return err
+	}
+	n.rpc = &http.Server{Handler: n.rpcHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); _ = n.rpc.Serve(n.opts.Mux.RPCListener()) }()
+	go func() { defer n.wg.Done(); n.discoveryLoop() }()
+	go func() { defer n.wg.Done(); n.expiryLoop() }()
+	return nil
+}
+
+// startRaft creates a fresh Raft instance: new incarnation, empty in-memory
+// stores. Nothing is ever read from or written to disk.
+func (n *Node) startRaft() error {
+	id := newIncarnation(n.opts.Name)
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = id
+	cfg.HeartbeatTimeout = n.opts.HeartbeatTimeout
+	cfg.ElectionTimeout = n.opts.ElectionTimeout
+	cfg.LeaderLeaseTimeout = n.opts.HeartbeatTimeout / 2
+	cfg.CommitTimeout = 20 * time.Millisecond
+	if n.opts.SnapshotThreshold > 0 {
+		cfg.SnapshotThreshold = n.opts.SnapshotThreshold
+	}
+	if n.opts.TrailingLogs > 0 {
+		cfg.TrailingLogs = n.opts.TrailingLogs
+	}
+	cfg.SnapshotInterval = 10 * time.Second
+	cfg.Logger = newHCLogAdapter(n.log.With("component", "raft"))
+	notify := make(chan bool, 16)
+	cfg.NotifyCh = notify
+
+	store := raft.NewInmemStore()
+	f := newRaftFSM(n.opts.State)
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.opts.Mux.StreamLayer(),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  cfg.Logger,
+	})
+	r, err := raft.NewRaft(cfg, f, store, store, raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		return fmt.Errorf("start raft %s: %w", id, err)
+	}
+	n.mu.Lock()
+	n.id, n.r, n.fsm, n.logs, n.trans = id, r, f, store, trans
+	n.mu.Unlock()
+	n.member.Store(false)
+	n.voter.Store(false)
+	n.leaderReady.Store(false)
+	n.noLeaderSince.Store(time.Now().UnixNano())
+	n.log.Info("raft started", "id", id, "address", n.opts.Address)
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.watchLeadership(r, notify) }()
+	return nil
+}
+
+func (n *Node) raft() *raft.Raft {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.r
+}
+
+// watchLeadership makes a new leader usable for reads only once an entry of
+// its own term has committed (the Barrier), as the read-index rule requires.
+func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool) {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case leader, ok := <-notify:
+			if !ok {
+				return
+			}
+			n.leaderReady.Store(false)
+			n.opts.Metrics.LeaderChanges.Inc()
+			if !leader {
+				continue
+			}
+			if err := r.Barrier(n.opts.ApplyTimeout).Error(); err != nil {
+				n.log.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			if r.State() == raft.Leader {
+				n.leaderReady.Store(true)
+				n.log.Info("leading", "id", n.ID())
+			}
+		}
+	}
+}
+
+// Ready is true when this node is a voting member that knows a leader: a
+// rolling update waits for it before taking the next pod down.
+func (n *Node) Ready() bool {
+	r := n.raft()
+	if n.stopping.Load() || !n.member.Load() || !n.voter.Load() {
+		return false
+	}
+	addr, _ := r.LeaderWithID()
+	return addr != ""
+}
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft().State() == raft.Leader }
+
+// Apply commits a command through the leader and returns its result. A
+// follower forwards it over the peer channel; the leader fixes TTL expiry
+// with its own clock.
+func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	if err := cmd.Validate(); err != nil {
+		return fsm.Result{}, err
+	}
+	for {
+		if n.stopping.Load() {
+			return fsm.Result{}, ErrShutdown
+		}
+		r := n.raft()
+		if r.State() == raft.Leader {
+			res, err := n.applyLocal(r, cmd)
+			if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
+				return res, err
+			}
+		} else if addr, _ := r.LeaderWithID(); addr != "" {
+			res, err := n.peer.apply(ctx, string(addr), cmd)
+			if !errors.Is(err, errNotLeader) && !errors.Is(err, errPeerUnreachable) {
+				return res, err
+			}
+		}
+		if err := n.waitForLeader(ctx); err != nil {
+			return fsm.Result{}, err
+		}
+	}
+}
+
+func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
+	cmd.PrepareOnLeader(time.Now())
+	b, err := cmd.Encode()
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	f := r.Apply(b, n.opts.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return fsm.Result{}, fmt.Errorf("raft apply: %w", err)
+	}
+	res, _ := f.Response().(fsm.Result)
+	return res, res.Err
+}
+
+// waitForLeader pauses a retry until a leader is known, or fails with
+// ErrNoLeader after an election's worth of time.
+func (n *Node) waitForLeader(ctx context.Context) error {
+	deadline := time.Now().Add(2*n.opts.ElectionTimeout + time.Second)
+	for {
+		if addr, _ := n.raft().LeaderWithID(); addr != "" && n.member.Load() {
+			// A leader is known; give in-flight changes of leadership a
+			// moment before the retry.
+			select {
+			case <-time.After(20 * time.Millisecond):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if time.Now().After(deadline) {
+			return ErrNoLeader
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// LinearizableRead returns once this node's state reflects every write
+// acknowledged before the call: it learns the leader's commit index (the
+// leader confirms it still leads) and waits until it has applied that much.
+func (n *Node) LinearizableRead(ctx context.Context) error {
+	for {
+		if n.stopping.Load() {
+			return ErrShutdown
+		}
+		r := n.raft()
+		var (
+			idx uint64
+			err error
+		)
+		if r.State() == raft.Leader {
+			idx, err = n.readIndex()
+		} else if addr, _ := r.LeaderWithID(); addr != "" {
+			idx, err = n.peer.readIndex(ctx, string(addr))
+		} else {
+			err = errNotLeader
+		}
+		if err == nil {
+			return n.waitApplied(ctx, idx)
+		}
+		if !errors.Is(err, errNotLeader) && !errors.Is(err, errPeerUnreachable) {
+			return err
+		}
+		if err := n.waitForLeader(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// readIndex is the leader's half of a linearizable read.
+func (n *Node) readIndex() (uint64, error) {
+	r := n.raft()
+	if !n.leaderReady.Load() {
+		return 0, errNotLeader
+	}
+	idx := r.CommitIndex()
+	if err := r.VerifyLeader().Error(); err != nil {
+		return 0, errNotLeader
+	}
+	return idx, nil
+}
+
+// waitApplied blocks until every state machine entry up to idx is applied.
+// Entries the FSM never sees (no-ops, barriers) do not count, so it looks
+// at the log between what the FSM applied and idx.
+func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
+	n.mu.RLock()
+	f, r, logs := n.fsm, n.r, n.logs
+	n.mu.RUnlock()
+	for {
+		ch := f.changed()
+		applied := f.applied.Load()
+		if applied >= idx {
+			return nil
+		}
+		if r.AppliedIndex() >= idx && !fsmEntryBetween(logs, applied, idx) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// fsmEntryBetween reports whether a command or configuration entry lies in
+// (from, to]. An entry gone from the log was compacted into a snapshot,
+// which only happens after it was applied.
+func fsmEntryBetween(logs *raft.InmemStore, from, to uint64) bool {
+	for i := to; i > from; i-- {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return true
+		}
+	}
+	return false
+}
+
+// expiryLoop: while leading, propose the expiry of keys whose TTL is over.
+// Only the leader decides, so every replica agrees on when a key vanished.
+func (n *Node) expiryLoop() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r := n.raft()
+		if r.State() != raft.Leader || !n.leaderReady.Load() {
+			continue
+		}
+		due := n.opts.State.Expired(time.Now(), 512)
+		if len(due) == 0 {
+			continue
+		}
+		if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpExpire, Expire: due}); err != nil {
+			n.log.Warn("expiry proposal failed", "keys", len(due), "err", err)
+		}
+	}
+}
+
+// Close leaves gracefully: a leader hands leadership over first, then the
+// node asks the leader to remove it, then Raft stops. Bounded by ctx.
+func (n *Node) Close(ctx context.Context) error {
+	if !n.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
+	r := n.raft()
+	id := n.ID()
+	if n.member.Load() {
+		cfg := r.GetConfiguration()
+		others := 0
+		if cfg.Error() == nil {
+			for _, s := range cfg.Configuration().Servers {
+				if s.ID != id && s.Suffrage == raft.Voter {
+					others++
+				}
+			}
+		}
+		if others > 0 {
+			if r.State() == raft.Leader {
+				if err := r.LeadershipTransfer().Error(); err != nil {
+					n.log.Warn("leadership transfer failed", "err", err)
+				}
+			}
+			n.leave(ctx, r, id)
+		}
+	}
+	n.cancel()
+	if n.rpc != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.rpc.Shutdown(sctx)
+		cancel()
+	}
+	err := r.Shutdown().Error()
+	n.wg.Wait()
+	n.log.Info("raft stopped", "id", id)
+	return err
+}
+
+func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
+	for ctx.Err() == nil {
+		if r.State() == raft.Leader {
+			if err := r.RemoveServer(id, 0, 0).Error(); err == nil {
+				n.log.Info("left the cluster", "id", id)
+				return
+			}
+		} else if addr, _ := r.LeaderWithID(); addr != "" {
+			if err := n.peer.leave(ctx, string(addr), id); err == nil {
+				n.log.Info("left the cluster", "id", id)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	n.log.Warn("could not leave the cluster before the deadline", "id", id)
+}
+
+// Member is one server of the configuration, as /v1/cluster shows it.
+type Member struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// Status describes the cluster as this node sees it.
+type Status struct {
+	Self         string   `json:"self"`
+	Leader       string   `json:"leader"`
+	State        string   `json:"state"`
+	ClusterID    string   `json:"cluster_id"`
+	Revision     int64    `json:"revision"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Members      []Member `json:"members"`
+}
+
+// Status reports membership, leadership and progress.
+func (n *Node) Status() Status {
+	r := n.raft()
+	_, lid := r.LeaderWithID()
+	n.mu.RLock()
+	applied := n.fsm.applied.Load()
+	n.mu.RUnlock()
+	st := Status{
+		Self: string(n.ID()), Leader: string(lid), State: r.State().String(),
+		ClusterID: n.clusterID.Load().(string), Revision: n.opts.State.Revision(),
+		CommitIndex: r.CommitIndex(), AppliedIndex: applied, Members: []Member{},
+	}
+	if f := r.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			suffrage := "voter"
+			if s.Suffrage != raft.Voter {
+				suffrage = "nonvoter"
+			}
+			st.Members = append(st.Members, Member{
+				ID: string(s.ID), Name: nameOf(s.ID), Address: string(s.Address),
+				Suffrage: suffrage, Leader: s.ID == lid,
+			})
+		}
+	}
+	return st
+}

@@ -1,0 +1,314 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
+)
+
+// Peer RPCs travel as HTTP/1.1 over the mutual-TLS peer port. Only peers
+// (certificates with the peer CN) get this far: the mux refuses the rest
+// during the handshake.
+
+var (
+	errNotLeader       = errors.New("not the leader")
+	errPeerUnreachable = errors.New("peer unreachable")
+)
+
+// statusResponse is what a node tells a peer about itself.
+type statusResponse struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	Address    string   `json:"address"`
+	Member     bool     `json:"member"`
+	ClusterID  string   `json:"cluster_id,omitempty"`
+	LeaderID   string   `json:"leader_id,omitempty"`
+	LeaderAddr string   `json:"leader_address,omitempty"`
+	Voters     []string `json:"voters,omitempty"`
+	Applied    uint64   `json:"applied"`
+}
+
+type joinRequest struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+type joinResponse struct {
+	ClusterID   string `json:"cluster_id"`
+	CommitIndex uint64 `json:"commit_index"`
+}
+
+type applyResponse struct {
+	Result fsm.Result `json:"result"`
+	Error  string     `json:"error,omitempty"`
+}
+
+type rpcError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// deterministic refusals a forwarded write may carry back.
+var fsmErrors = map[string]error{
+	"key_not_found":     fsm.ErrKeyNotFound,
+	"revision_mismatch": fsm.ErrRevisionMismatch,
+	"empty_key":         fsm.ErrEmptyKey,
+	"unknown_op":        fsm.ErrUnknownOp,
+	"negative_ttl":      fsm.ErrNegativeTTL,
+}
+
+func fsmErrorCode(err error) string {
+	for code, e := range fsmErrors {
+		if errors.Is(err, e) {
+			return code
+		}
+	}
+	return ""
+}
+
+func (n *Node) rpcHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /peer/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, n.status())
+	})
+	mux.HandleFunc("POST /peer/join", n.handleJoin)
+	mux.HandleFunc("POST /peer/promote", n.handlePromote)
+	mux.HandleFunc("POST /peer/leave", n.handleLeave)
+	mux.HandleFunc("POST /peer/apply", n.handleApply)
+	mux.HandleFunc("GET /peer/readindex", func(w http.ResponseWriter, _ *http.Request) {
+		idx, err := n.readIndex()
+		if err != nil {
+			writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
+	})
+	return mux
+}
+
+func (n *Node) status() statusResponse {
+	r := n.raft()
+	addr, lid := r.LeaderWithID()
+	st := statusResponse{
+		ID: string(n.ID()), Name: n.opts.Name, Address: n.opts.Address,
+		Member: n.member.Load(), ClusterID: n.clusterID.Load().(string),
+		LeaderID: string(lid), LeaderAddr: string(addr),
+	}
+	n.mu.RLock()
+	st.Applied = n.fsm.applied.Load()
+	n.mu.RUnlock()
+	if f := r.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				st.Voters = append(st.Voters, string(s.ID))
+			}
+		}
+	}
+	return st
+}
+
+// handleJoin adds a new incarnation as a non-voter, first removing any
+// older incarnation of the same pod (same name or same address): that
+// member has forgotten everything and must never vote again.
+func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
+	var j joinRequest
+	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" || j.Address == "" {
+		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("join needs id and address"))
+		return
+	}
+	r := n.raft()
+	if r.State() != raft.Leader {
+		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
+		return
+	}
+	cfg := r.GetConfiguration()
+	if err := cfg.Error(); err != nil {
+		writeRPCError(w, http.StatusServiceUnavailable, "no_configuration", err)
+		return
+	}
+	id := raft.ServerID(j.ID)
+	for _, s := range cfg.Configuration().Servers {
+		if s.ID == id {
+			continue
+		}
+		if nameOf(s.ID) == nameOf(id) || string(s.Address) == j.Address {
+			n.log.Info("removing old incarnation", "old", s.ID, "new", id)
+			if err := r.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+				writeRPCError(w, http.StatusServiceUnavailable, "remove_failed", err)
+				return
+			}
+		}
+	}
+	if err := r.AddNonvoter(id, raft.ServerAddress(j.Address), 0, 0).Error(); err != nil {
+		writeRPCError(w, http.StatusServiceUnavailable, "add_failed", err)
+		return
+	}
+	n.log.Info("added non-voter", "id", id, "address", j.Address)
+	writeJSON(w, http.StatusOK, joinResponse{ClusterID: n.clusterID.Load().(string), CommitIndex: r.CommitIndex()})
+}
+
+func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
+	var j joinRequest
+	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" {
+		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("promote needs id and address"))
+		return
+	}
+	r := n.raft()
+	if r.State() != raft.Leader {
+		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
+		return
+	}
+	if err := r.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.Address), 0, 0).Error(); err != nil {
+		writeRPCError(w, http.StatusServiceUnavailable, "promote_failed", err)
+		return
+	}
+	n.log.Info("promoted to voter", "id", j.ID)
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
+	var j joinRequest
+	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" {
+		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("leave needs id"))
+		return
+	}
+	r := n.raft()
+	if r.State() != raft.Leader {
+		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
+		return
+	}
+	if err := r.RemoveServer(raft.ServerID(j.ID), 0, 0).Error(); err != nil {
+		writeRPCError(w, http.StatusServiceUnavailable, "remove_failed", err)
+		return
+	}
+	n.log.Info("member left", "id", j.ID)
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (n *Node) handleApply(w http.ResponseWriter, req *http.Request) {
+	var cmd fsm.Command
+	if err := json.NewDecoder(req.Body).Decode(&cmd); err != nil {
+		writeRPCError(w, http.StatusBadRequest, "bad_request", err)
+		return
+	}
+	r := n.raft()
+	if r.State() != raft.Leader {
+		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
+		return
+	}
+	res, err := n.applyLocal(r, cmd)
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err)
+		return
+	}
+	out := applyResponse{Result: res}
+	if err != nil {
+		if out.Error = fsmErrorCode(err); out.Error == "" {
+			writeRPCError(w, http.StatusServiceUnavailable, "apply_failed", err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeRPCError(w http.ResponseWriter, code int, c string, err error) {
+	writeJSON(w, code, rpcError{Code: c, Message: err.Error()})
+}
+
+// peerClient calls the RPCs of other nodes.
+type peerClient struct{ hc *http.Client }
+
+func newPeerClient(m *transport.Mux) *peerClient {
+	return &peerClient{hc: &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return m.DialRPC(ctx, addr)
+			},
+			MaxIdleConnsPerHost: 8,
+			IdleConnTimeout:     60 * time.Second,
+		},
+		Timeout: 15 * time.Second,
+	}}
+}
+
+// call sends one RPC. Connection failures wrap errPeerUnreachable and a
+// 421 wraps errNotLeader, so callers retry elsewhere.
+func (p *peerClient) call(ctx context.Context, method, addr, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %v", errPeerUnreachable, path, addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e rpcError
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		if resp.StatusCode == http.StatusMisdirectedRequest {
+			return fmt.Errorf("%w: %s", errNotLeader, addr)
+		}
+		return fmt.Errorf("peer %s %s: %d %s: %s", addr, path, resp.StatusCode, e.Code, e.Message)
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return fmt.Errorf("peer %s %s: decode: %w", addr, path, err)
+		}
+	}
+	return nil
+}
+
+func (p *peerClient) status(ctx context.Context, addr string) (statusResponse, error) {
+	var st statusResponse
+	err := p.call(ctx, http.MethodGet, addr, "/peer/status", nil, &st)
+	return st, err
+}
+
+func (p *peerClient) apply(ctx context.Context, addr string, cmd fsm.Command) (fsm.Result, error) {
+	var out applyResponse
+	if err := p.call(ctx, http.MethodPost, addr, "/peer/apply", cmd, &out); err != nil {
+		return fsm.Result{}, err
+	}
+	if out.Error != "" {
+		out.Result.Err = fsmErrors[out.Error]
+	}
+	return out.Result, out.Result.Err
+}
+
+func (p *peerClient) readIndex(ctx context.Context, addr string) (uint64, error) {
+	var out map[string]uint64
+	if err := p.call(ctx, http.MethodGet, addr, "/peer/readindex", nil, &out); err != nil {
+		return 0, err
+	}
+	return out["index"], nil
+}
+
+func (p *peerClient) leave(ctx context.Context, addr string, id raft.ServerID) error {
+	return p.call(ctx, http.MethodPost, addr, "/peer/leave", joinRequest{ID: string(id)}, nil)
+}

@@ -1,0 +1,426 @@
+// Package httpapi serves the client API (DESIGN.md section 5) over the
+// client port. Every request is authenticated by the CN of the verified
+// client certificate, authorized by the user's key prefixes, and answered
+// with JSON errors carrying a stable code.
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+)
+
+// Replicator is what the API needs from the cluster: commit a change,
+// make a read linearizable, describe membership.
+type Replicator interface {
+	Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
+	LinearizableRead(ctx context.Context) error
+	Status() cluster.Status
+}
+
+// Reader serves reads from the local replica.
+type Reader interface {
+	Get(key string) (*fsm.KeyValue, int64, bool)
+	List(prefix, after string, limit int) ([]*fsm.KeyValue, bool, int64)
+	Watch(prefix string, from int64) (*fsm.Watcher, error)
+}
+
+// Authenticator turns a certificate user name into a User.
+type Authenticator interface {
+	Authenticate(name string) (auth.User, error)
+}
+
+// UserFunc extracts the user from the verified TLS state.
+type UserFunc func(*tls.ConnectionState) (string, error)
+
+// Options wire the API.
+type Options struct {
+	Cluster       Replicator
+	State         Reader
+	Users         Authenticator
+	UserOf        UserFunc
+	MaxKeyBytes   int
+	MaxValueBytes int
+	Logger        *slog.Logger
+	Metrics       *Metrics
+}
+
+// API is the client-facing HTTP handler.
+type API struct {
+	o Options
+}
+
+// New returns the handler.
+func New(o Options) *API {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil, nil)
+	}
+	return &API{o: o}
+}
+
+
+// statusRecorder remembers the status for metrics and logs.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// ServeHTTP routes by hand rather than with http.ServeMux: the mux cleans
+// paths and would redirect keys such as "a//b" or "x/../y".
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	route := a.route(rec, r)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	a.o.Metrics.observe(route, r.Method, status, time.Since(start))
+}
+
+func (a *API) route(w http.ResponseWriter, r *http.Request) string {
+	path := r.URL.EscapedPath()
+	var route string
+	switch {
+	case len(path) >= len("/v1/kv/") && path[:len("/v1/kv/")] == "/v1/kv/":
+		route = "kv"
+	case path == "/v1/watch/" || path == "/v1/watch":
+		route = "watch"
+	case path == "/v1/cluster":
+		route = "cluster"
+	default:
+		writeError(w, newError(http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s", path)))
+		return "unknown"
+	}
+	user, err := a.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return route
+	}
+	switch route {
+	case "kv":
+		if path == "/v1/kv/" && r.Method == http.MethodGet {
+			route = "list"
+			a.handle(w, r, func() error { return a.list(w, r, user) })
+			return route
+		}
+		a.handle(w, r, func() error { return a.kv(w, r, user) })
+	case "watch":
+		a.handle(w, r, func() error { return a.watch(w, r, user) })
+	case "cluster":
+		a.handle(w, r, func() error {
+			if r.Method != http.MethodGet {
+				return methodNotAllowed(r, "GET")
+			}
+			writeJSON(w, http.StatusOK, a.o.Cluster.Status())
+			return nil
+		})
+	}
+	return route
+}
+
+func (a *API) handle(w http.ResponseWriter, r *http.Request, f func() error) {
+	if err := f(); err != nil {
+		status, code := writeError(w, err)
+		if status >= 500 {
+			a.o.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+		}
+	}
+}
+
+func methodNotAllowed(r *http.Request, allowed string) error {
+	return newError(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed here; use %s", r.Method, allowed))
+}
+
+// authenticate finds the user named by the verified certificate. A
+// certificate is always required by the TLS layer; this only refuses users
+// that are not (or no longer) in the users directory.
+func (a *API) authenticate(r *http.Request) (auth.User, error) {
+	if r.TLS == nil {
+		a.o.Metrics.AuthFailures.WithLabelValues("no_tls").Inc()
+		return auth.User{}, newError(http.StatusUnauthorized, "unauthenticated", "a TLS client certificate is required")
+	}
+	name, err := a.o.UserOf(r.TLS)
+	if err != nil {
+		a.o.Metrics.AuthFailures.WithLabelValues("no_certificate_user").Inc()
+		a.o.Logger.Warn("authentication failed", "remote", r.RemoteAddr, "err", err)
+		return auth.User{}, newError(http.StatusUnauthorized, "unauthenticated", err.Error())
+	}
+	u, err := a.o.Users.Authenticate(name)
+	if err != nil {
+		a.o.Metrics.AuthFailures.WithLabelValues("unknown_user").Inc()
+		a.o.Logger.Warn("authentication failed: unknown user", "user", name, "remote", r.RemoteAddr)
+		return auth.User{}, newError(http.StatusUnauthorized, "unauthenticated", fmt.Sprintf("user %q is not allowed in", name))
+	}
+	return u, nil
+}
+
+func (a *API) authorize(u auth.User, key string, need auth.Access) error {
+	if err := auth.Authorize(u, key, need); err != nil {
+		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
+		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not %s %q", u.Name, verb(need), key))
+	}
+	return nil
+}
+
+func verb(need auth.Access) string {
+	if need == auth.AccessReadWrite {
+		return "write"
+	}
+	return "read"
+}
+
+func (a *API) kv(w http.ResponseWriter, r *http.Request, u auth.User) error {
+	key, err := parseKey(r.URL.EscapedPath(), "/v1/kv/", a.o.MaxKeyBytes)
+	if err != nil {
+		return err
+	}
+	if key == "" {
+		return newError(http.StatusBadRequest, "invalid_key", "empty key; list keys with GET /v1/kv/?prefix=")
+	}
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if err := a.authorize(u, key, auth.AccessRead); err != nil {
+			return err
+		}
+		return a.get(w, r, key)
+	case http.MethodPut:
+		if err := a.authorize(u, key, auth.AccessReadWrite); err != nil {
+			return err
+		}
+		return a.put(w, r, key)
+	case http.MethodDelete:
+		if err := a.authorize(u, key, auth.AccessReadWrite); err != nil {
+			return err
+		}
+		prev, err := parseRevision(q, "prev_revision")
+		if err != nil {
+			return err
+		}
+		res, err := a.o.Cluster.Apply(r.Context(), fsm.Command{Op: fsm.OpDelete, Key: key, PrevRevision: prev})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"key": key, "revision": res.Revision})
+		return nil
+	default:
+		return methodNotAllowed(r, "GET, PUT, DELETE")
+	}
+}
+
+func (a *API) readBarrier(r *http.Request) error {
+	stale, err := flag(r.URL.Query(), "stale")
+	if err != nil || stale {
+		return err
+	}
+	return a.o.Cluster.LinearizableRead(r.Context())
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request, key string) error {
+	if err := a.readBarrier(r); err != nil {
+		return err
+	}
+	kv, rev, ok := a.o.State.Get(key)
+	if !ok {
+		return fmt.Errorf("%q: %w", key, fsm.ErrKeyNotFound)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ES-Revision", strconv.FormatInt(rev, 10))
+	h.Set("ES-Create-Revision", strconv.FormatInt(kv.CreateRevision, 10))
+	h.Set("ES-Modify-Revision", strconv.FormatInt(kv.ModifyRevision, 10))
+	if rem := kv.TTLRemaining(time.Now()); rem > 0 {
+		h.Set("ES-TTL-Remaining", strconv.FormatInt(int64(math.Ceil(rem.Seconds())), 10))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(kv.Value)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(kv.Value)
+	}
+	return nil
+}
+
+func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
+	q := r.URL.Query()
+	ttl, err := parseTTL(q)
+	if err != nil {
+		return err
+	}
+	prev, err := parseRevision(q, "prev_revision")
+	if err != nil {
+		return err
+	}
+	tooLarge := newError(http.StatusRequestEntityTooLarge, "value_too_large", fmt.Sprintf("value is over the limit of %d bytes", a.o.MaxValueBytes))
+	if r.ContentLength > int64(a.o.MaxValueBytes) {
+		return tooLarge
+	}
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(a.o.MaxValueBytes)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge
+		}
+		return newError(http.StatusBadRequest, "bad_request", fmt.Sprintf("reading the value: %v", err))
+	}
+	res, err := a.o.Cluster.Apply(r.Context(), fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"key": key, "revision": res.Revision,
+		"create_revision": res.CreateRevision, "modify_revision": res.ModifyRevision,
+	})
+	return nil
+}
+
+type listItem struct {
+	Key            string `json:"key"`
+	Value          []byte `json:"value,omitempty"`
+	CreateRevision int64  `json:"create_revision"`
+	ModifyRevision int64  `json:"modify_revision"`
+	TTLRemainingMS int64  `json:"ttl_remaining_ms,omitempty"`
+}
+
+type listPage struct {
+	Revision int64      `json:"revision"`
+	Items    []listItem `json:"items"`
+	More     bool       `json:"more"`
+	Next     string     `json:"next,omitempty"`
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
+	q := r.URL.Query()
+	prefix := q.Get("prefix")
+	if len(prefix) > a.o.MaxKeyBytes {
+		return newError(http.StatusRequestEntityTooLarge, "key_too_large", "prefix is longer than the key limit")
+	}
+	if err := auth.AuthorizePrefix(u, prefix, auth.AccessRead); err != nil {
+		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
+		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not list %q", u.Name, prefix))
+	}
+	limit, err := parseLimit(q)
+	if err != nil {
+		return err
+	}
+	keysOnly, err := flag(q, "keys_only")
+	if err != nil {
+		return err
+	}
+	if err := a.readBarrier(r); err != nil {
+		return err
+	}
+	kvs, more, rev := a.o.State.List(prefix, q.Get("after"), limit)
+	page := listPage{Revision: rev, Items: make([]listItem, len(kvs)), More: more}
+	now := time.Now()
+	for i, kv := range kvs {
+		it := listItem{Key: kv.Key, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision}
+		if !keysOnly {
+			it.Value = kv.Value
+			if it.Value == nil {
+				it.Value = []byte{}
+			}
+		}
+		if rem := kv.TTLRemaining(now); rem > 0 {
+			it.TTLRemainingMS = max(rem.Milliseconds(), 1)
+		}
+		page.Items[i] = it
+	}
+	if more && len(kvs) > 0 {
+		page.Next = kvs[len(kvs)-1].Key
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(r, "GET")
+	}
+	q := r.URL.Query()
+	prefix := q.Get("prefix")
+	if err := auth.AuthorizePrefix(u, prefix, auth.AccessRead); err != nil {
+		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
+		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not watch %q", u.Name, prefix))
+	}
+	from, err := parseRevision(q, "from")
+	if err != nil {
+		return err
+	}
+	var start int64
+	if from != nil {
+		start = *from
+	}
+	wt, err := a.o.State.Watch(prefix, start)
+	if err != nil {
+		return err
+	}
+	defer wt.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case ev, ok := <-wt.C():
+			if !ok {
+				if werr := wt.Err(); werr != nil {
+					_, code := statusOf(werr)
+					if errors.Is(werr, fsm.ErrWatcherTooSlow) {
+						code = "watcher_too_slow"
+					}
+					_ = enc.Encode(map[string]any{"type": "error", "error": errorDetail{Code: code, Message: werr.Error()}})
+				}
+				return nil
+			}
+			if err := enc.Encode(ev); err != nil {
+				return nil // client went away
+			}
+			if flusher != nil && len(wt.C()) == 0 {
+				flusher.Flush()
+			}
+		}
+	}
+}
+

@@ -1,0 +1,84 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+)
+
+// apiError is an error with its HTTP status and stable code, raised by the
+// request parsing of this package.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func newError(status int, code, msg string) *apiError {
+	return &apiError{status: status, code: code, msg: msg}
+}
+
+// statusOf maps every error the API can meet to a status and a stable code.
+// It is the one place where sentinel errors become HTTP.
+func statusOf(err error) (int, string) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.code
+	case errors.Is(err, fsm.ErrKeyNotFound):
+		return http.StatusNotFound, "key_not_found"
+	case errors.Is(err, fsm.ErrRevisionMismatch):
+		return http.StatusPreconditionFailed, "revision_mismatch"
+	case errors.Is(err, fsm.ErrCompacted):
+		return http.StatusGone, "revision_compacted"
+	case errors.Is(err, fsm.ErrEmptyKey):
+		return http.StatusBadRequest, "invalid_key"
+	case errors.Is(err, fsm.ErrNegativeTTL):
+		return http.StatusBadRequest, "invalid_ttl"
+	case errors.Is(err, auth.ErrUnknownUser):
+		return http.StatusUnauthorized, "unauthenticated"
+	case errors.Is(err, auth.ErrForbidden):
+		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrShutdown):
+		return http.StatusServiceUnavailable, "no_quorum"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "no_quorum"
+	default:
+		return http.StatusInternalServerError, "internal"
+	}
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, err error) (int, string) {
+	status, code := statusOf(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		msg = "internal error" // details go to the log, not to clients
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	return status, code
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
