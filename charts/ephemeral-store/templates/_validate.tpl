@@ -1,0 +1,103 @@
+{{/*
+Validation of values that values.schema.json cannot express (odd replica
+counts, cross-field rules). Each message names the key and a fix. All problems
+are reported at once.
+*/}}
+{{- define "ephemeral-store.validateValues" -}}
+{{- $errors := list }}
+{{- $v := .Values }}
+
+{{- /* Quorum: an odd count of at least 3. */}}
+{{- $r := int $v.replicaCount }}
+{{- if lt $r 3 }}
+{{- $errors = append $errors (printf "replicaCount: %d is too small: a Raft cluster needs at least 3 pods to survive the loss of one. Fix: set replicaCount to 3, 5 or 7." $r) }}
+{{- else if eq (mod $r 2) 0 }}
+{{- $errors = append $errors (printf "replicaCount: %d is even: a majority of %d pods is %d, so it survives no more failures than %d pods do, and a split into two halves leaves no majority. Fix: set an odd replicaCount, %d or %d." $r $r (add (div $r 2) 1) (sub $r 1) (sub $r 1) (add $r 1)) }}
+{{- end }}
+
+{{- /* Names: pod names get "-<ordinal>" and the controller-revision-hash label. */}}
+{{- $fullname := include "ephemeral-store.fullname" . }}
+{{- if gt (len $fullname) 52 }}
+{{- $errors = append $errors (printf "fullnameOverride: the base name %q has %d characters; a StatefulSet name longer than 52 breaks the pods' controller-revision-hash label. Fix: set fullnameOverride (or a shorter release name) of at most 52 characters." $fullname (len $fullname)) }}
+{{- end }}
+
+{{- /* Pod labels must not touch the selector. */}}
+{{- range $k := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" }}
+{{- if hasKey $v.podLabels $k }}
+{{- $errors = append $errors (printf "podLabels: %q is part of the immutable selector of the StatefulSet and Services. Fix: remove it from podLabels (use nameOverride to change the name)." $k) }}
+{{- end }}
+{{- end }}
+
+{{- /* Users. */}}
+{{- $seen := dict }}
+{{- $mode := $v.tls.mode }}
+{{- range $i, $u := $v.users }}
+{{- $name := toString (default "" $u.name) }}
+{{- if not (regexMatch "^[A-Za-z0-9_][-._A-Za-z0-9]*$" $name) }}
+{{- $errors = append $errors (printf "users[%d].name: %q is not a valid user name: it becomes the ConfigMap key \"<name>.json\" and the certificate CN, and the store skips files starting with \".\". Fix: use letters, digits, \"-\", \"_\" and \".\", not starting with \".\"." $i $name) }}
+{{- end }}
+{{- if hasKey $seen $name }}
+{{- $errors = append $errors (printf "users[%d].name: %q is listed twice (also users[%v]). Fix: keep one entry per user and merge their permissions." $i $name (get $seen $name)) }}
+{{- end }}
+{{- $_ := set $seen $name $i }}
+{{- if $u.createSecret }}
+{{- if eq $mode "existing" }}
+{{- $errors = append $errors (printf "users[%d].createSecret: tls.mode=existing gives the chart no CA key to sign %q's certificate with. Fix: set users[%d].createSecret=false and create the Secret yourself (ephemeral-store certs --ca-cert rootCA.crt --ca-key rootCA.key --user %s), or use tls.mode generate, caSecret or certManager." $i $name $i $name) }}
+{{- end }}
+{{- if $v.tls.clientCA.existingSecret }}
+{{- $errors = append $errors (printf "users[%d].createSecret: the chart signs user certificates with the server CA, but tls.clientCA.existingSecret=%q makes the store trust only that CA for users. Fix: unset tls.clientCA.existingSecret, or set users[%d].createSecret=false and sign %q's certificate with your user CA." $i $v.tls.clientCA.existingSecret $i $name) }}
+{{- end }}
+{{- $secret := include "ephemeral-store.userSecretName" (dict "root" $ "user" $u) }}
+{{- if or (gt (len $secret) 253) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $secret)) }}
+{{- $errors = append $errors (printf "users[%d].secretName: %q is not a valid Secret name (lowercase letters, digits, \"-\" and \".\"). Fix: set users[%d].secretName to a valid name." $i $secret $i) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* TLS. */}}
+{{- if eq $mode "existing" }}
+{{- if not $v.tls.existing.serverSecret }}
+{{- $errors = append $errors "tls.existing.serverSecret: required when tls.mode=existing. Fix: set it to the Secret holding the server certificate (tls.crt, tls.key), or choose tls.mode generate, caSecret or certManager." }}
+{{- end }}
+{{- if and (not $v.tls.existing.caKey) (not $v.tls.existing.caSecret) }}
+{{- $errors = append $errors "tls.existing.caKey: empty and tls.existing.caSecret unset, so nothing gives the CA that signed the server certificate (--tls-ca). Fix: set tls.existing.caKey to the CA key in the server Secret (ca.crt) or tls.existing.caSecret to the root CA Secret." }}
+{{- end }}
+{{- end }}
+{{- if and (eq $mode "certManager") $v.tls.certManager.issuerRef.name (not (has $v.tls.certManager.issuerRef.kind (list "Issuer" "ClusterIssuer"))) }}
+{{- $errors = append $errors (printf "tls.certManager.issuerRef.kind: %q is not Issuer or ClusterIssuer. Fix: set it to Issuer or ClusterIssuer." $v.tls.certManager.issuerRef.kind) }}
+{{- end }}
+
+{{- /* Metrics. */}}
+{{- if and $v.metrics.serviceMonitor.enabled (not $v.metrics.enabled) }}
+{{- $errors = append $errors "metrics.serviceMonitor.enabled: the ServiceMonitor scrapes the metrics Service, which metrics.enabled=false does not create. Fix: set metrics.enabled=true as well." }}
+{{- end }}
+
+{{- /* helm test: it needs a user certificate that may write its key. */}}
+{{- if and $v.tests.enabled (not $v.tests.existingSecret) }}
+{{- $testUser := dict }}
+{{- range $v.users }}
+{{- if eq (toString .name) (toString $v.tests.user) }}
+{{- $testUser = . }}
+{{- end }}
+{{- end }}
+{{- if not $testUser }}
+{{- $errors = append $errors (printf "tests.user: %q is not in users, so the helm test has no client certificate. Fix: add it to users with createSecret: true, set tests.existingSecret to a Secret with tls.crt, tls.key and ca.crt, or set tests.enabled=false." $v.tests.user) }}
+{{- else if not $testUser.createSecret }}
+{{- $errors = append $errors (printf "tests.user: %q has no createSecret: true, so the helm test has no client certificate. Fix: set createSecret: true on that user, set tests.existingSecret, or set tests.enabled=false." $v.tests.user) }}
+{{- else if hasKey $testUser "permissions" }}
+{{- $canWrite := false }}
+{{- range $testUser.permissions }}
+{{- if and (eq .access "readwrite") (hasPrefix (toString .prefix) $v.tests.keyPrefix) }}
+{{- $canWrite = true }}
+{{- end }}
+{{- end }}
+{{- if not $canWrite }}
+{{- $errors = append $errors (printf "tests.user: %q has no readwrite permission on %q, so the helm test cannot write its key. Fix: choose another tests.user, give that user {prefix: %q, access: readwrite}, or change tests.keyPrefix." $v.tests.user $v.tests.keyPrefix $v.tests.keyPrefix) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- if $errors }}
+{{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) }}
+{{- end }}
+{{- end }}
