@@ -77,20 +77,20 @@ type Node struct {
 	log  *slog.Logger
 	peer *peerClient
 
-	mu       sync.RWMutex
-	id       raft.ServerID
-	r        *raft.Raft
-	fsm      *raftFSM
-	logs     *raft.InmemStore
-	trans    *raft.NetworkTransport
-	member   atomic.Bool // part of a configuration (bootstrapped or added)
-	voter    atomic.Bool
+	mu        sync.RWMutex
+	id        raft.ServerID
+	r         *raft.Raft
+	fsm       *raftFSM
+	logs      *raft.InmemStore
+	trans     *raft.NetworkTransport
+	member    atomic.Bool // part of a configuration (bootstrapped or added)
+	voter     atomic.Bool
 	clusterID atomic.Value // string: random, chosen at bootstrap
 
 	catchUpTo uint64 // commit index at join: promotion once applied
 	seenSelf  bool   // this incarnation has appeared in the configuration
 
-	leaderReady atomic.Bool // leader whose term's first entry is committed
+	leaderReady   atomic.Bool // leader whose term's first entry is committed
 	noLeaderSince atomic.Int64
 
 	stopping atomic.Bool
@@ -190,6 +190,9 @@ func (n *Node) startRaft() error {
 	notify := make(chan bool, 16)
 	cfg.NotifyCh = notify
 
+	// A new incarnation is nobody's member yet; the guard reads these.
+	n.member.Store(false)
+	n.voter.Store(false)
 	store := raft.NewInmemStore()
 	f := newRaftFSM(n.opts.State)
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -198,21 +201,43 @@ func (n *Node) startRaft() error {
 		Timeout: 10 * time.Second,
 		Logger:  cfg.Logger,
 	})
-	r, err := raft.NewRaft(cfg, f, store, store, raft.NewInmemSnapshotStore(), trans)
+	guarded := newGuardedTransport(trans, n.selfIsVoter, n.member.Load)
+	r, err := raft.NewRaft(cfg, f, store, store, raft.NewInmemSnapshotStore(), guarded)
 	if err != nil {
 		return fmt.Errorf("start raft %s: %w", id, err)
 	}
 	n.mu.Lock()
-	n.id, n.r, n.fsm, n.logs, n.trans = id, r, f, store, trans
+	n.id, n.r, n.fsm, n.logs = id, r, f, store
 	n.mu.Unlock()
-	n.member.Store(false)
-	n.voter.Store(false)
 	n.leaderReady.Store(false)
 	n.noLeaderSince.Store(time.Now().UnixNano())
 	n.log.Info("raft started", "id", id, "address", n.opts.Address)
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watchLeadership(r, notify) }()
 	return nil
+}
+
+// selfIsVoter: this incarnation is a voter of its own latest configuration.
+func (n *Node) selfIsVoter() bool {
+	if !n.member.Load() {
+		return false
+	}
+	n.mu.RLock()
+	r, id := n.r, n.id
+	n.mu.RUnlock()
+	if r == nil {
+		return false
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
 }
 
 func (n *Node) raft() *raft.Raft {
@@ -549,4 +574,18 @@ func (n *Node) Status() Status {
 		}
 	}
 	return st
+}
+
+// Kill stops the node as a crash would: no leadership transfer, no leave.
+// Tests use it to stand in for SIGKILL within one process.
+func (n *Node) Kill() {
+	if !n.stopping.CompareAndSwap(false, true) {
+		return
+	}
+	n.cancel()
+	if n.rpc != nil {
+		_ = n.rpc.Close()
+	}
+	_ = n.raft().Shutdown().Error()
+	n.wg.Wait()
 }

@@ -1,21 +1,35 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"log/slog"
-	"os"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// newHCLogAdapter gives Raft the hclog.Logger it requires. Raft's own
-// messages go out as JSON lines at warn level and above (its info level
-// logs every heartbeat change), beside the node's slog output.
+// newHCLogAdapter gives Raft the hclog.Logger it requires, writing into the
+// node's slog logger so Raft's lines share the node's format and level.
+// Raft's info level logs every heartbeat change; warn and above is kept.
 func newHCLogAdapter(l *slog.Logger) hclog.Logger {
-	var out io.Writer = os.Stderr
-	if !l.Enabled(context.Background(), slog.LevelWarn) {
-		out = io.Discard
+	return hclog.New(&hclog.LoggerOptions{
+		Name:            "raft",
+		Output:          slogWriter{l},
+		Level:           hclog.Warn,
+		DisableTime:     true,
+		IncludeLocation: false,
+	})
+}
+
+// slogWriter turns each line hclog writes into one slog record.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	level := slog.LevelWarn
+	if bytes.Contains(p, []byte("[ERROR]")) {
+		level = slog.LevelError
 	}
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.Warn, JSONFormat: true})
+	w.l.Log(context.Background(), level, line)
+	return len(p), nil
 }

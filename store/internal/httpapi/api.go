@@ -73,7 +73,6 @@ func New(o Options) *API {
 	return &API{o: o}
 }
 
-
 // statusRecorder remembers the status for metrics and logs.
 type statusRecorder struct {
 	http.ResponseWriter
@@ -423,4 +422,3 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		}
 	}
 }
-

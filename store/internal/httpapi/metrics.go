@@ -35,6 +35,11 @@ func NewMetrics(reg prometheus.Registerer, stats StateStats) *Metrics {
 			Name: "ephemeral_store_auth_failures_total", Help: "Refused requests by reason.",
 		}, []string{"reason"}),
 	}
+	// Every reason is exported from the start, at zero, so alerts can
+	// use rate() without waiting for a first failure.
+	for _, reason := range []string{"no_tls", "no_certificate_user", "unknown_user", "forbidden"} {
+		m.AuthFailures.WithLabelValues(reason)
+	}
 	if reg == nil {
 		return m
 	}

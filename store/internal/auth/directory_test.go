@@ -1,0 +1,264 @@
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch/filewatchtest"
+)
+
+const (
+	waitFor = 10 * time.Second
+	tick    = 5 * time.Millisecond
+	poll    = 20 * time.Millisecond // reload interval in tests
+)
+
+const (
+	myuser = `{ "name": "myuser", "auth_mode": "certificate" }`
+	reader = `{ "name": "reader", "auth_mode": "certificate", "permissions": [{"prefix": "pools/", "access": "read"}] }`
+	broken = `{ "name": "broken", "auth_mode": "certificate", "permissions": [{"prefix": "pools/", "access": "write"}] }`
+)
+
+func files(kv ...string) map[string][]byte {
+	m := map[string][]byte{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = []byte(kv[i+1])
+	}
+	return m
+}
+
+func names(users map[string]User) []string {
+	var out []string
+	for n := range users {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func entryFiles(t *testing.T, errs []error) []string {
+	t.Helper()
+	var out []string
+	for _, err := range errs {
+		var ee *EntryError
+		require.True(t, errors.As(err, &ee), "%v is not an *EntryError", err)
+		out = append(out, ee.File)
+	}
+	return out
+}
+
+func TestLoadDir(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	write("a-myuser.json", myuser)
+	write("b-reader", reader) // any file name will do
+	write("c-broken.json", broken)
+	write("d-notjson.json", "name: x")
+	write("e-again.json", `{"name":"myuser","permissions":[]}`) // duplicate of a-myuser.json
+	write(".hidden.json", `{"name":"hidden"}`)
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "subdir"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "subdir", "x.json"), []byte(`{"name":"nested"}`), 0o644))
+	require.NoError(t, os.Symlink("nowhere.json", filepath.Join(dir, "f-dangling.json")))
+	require.NoError(t, os.Symlink("a-myuser.json", filepath.Join(dir, "g-link.json"))) // followed: a duplicate
+
+	users, errs := LoadDir(dir)
+	assert.Equal(t, []string{"myuser", "reader"}, names(users))
+	assert.True(t, users["myuser"].AllKeys, "the first file wins")
+	assert.Equal(t, []Permission{{Prefix: "pools/", Access: AccessRead}}, users["reader"].Permissions)
+	assert.Equal(t, []string{"c-broken.json", "d-notjson.json", "e-again.json", "g-link.json"}, entryFiles(t, errs))
+	for _, err := range errs {
+		assert.ErrorIs(t, err, ErrInvalidUser)
+	}
+	assert.Contains(t, errs[2].Error(), `user "myuser" is already defined in a-myuser.json`)
+	assert.Contains(t, errs[0].Error(), "users entry c-broken.json: ")
+}
+
+func TestLoadDirReadsAKubernetesVolumeOnce(t *testing.T) {
+	a := filewatchtest.NewAtomicDir(t, t.TempDir(), files("myuser.json", myuser, "reader.json", reader))
+	users, errs := LoadDir(a.Dir)
+	assert.Empty(t, errs, "..data and the timestamped directory are not read")
+	assert.Equal(t, []string{"myuser", "reader"}, names(users))
+}
+
+func TestLoadDirLimits(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "big.json"), bytes.Repeat([]byte(" "), MaxEntryBytes+1), 0o644))
+	users, errs := LoadDir(dir)
+	assert.Empty(t, users)
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "larger than")
+
+	users, errs = LoadDir(filepath.Join(dir, "missing"))
+	assert.Nil(t, users)
+	require.Len(t, errs, 1)
+	assert.ErrorIs(t, errs[0], os.ErrNotExist)
+
+	_, err := OpenDirectory(filepath.Join(dir, "missing"), poll, nil)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logBuffer) Count(s string) int { return strings.Count(l.String(), s) }
+
+func newLog() (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, nil)), b
+}
+
+// writer changes the directory's content: in place, or the way kubelet
+// updates a ConfigMap volume.
+type writer func(map[string][]byte)
+
+func inPlace(t *testing.T, dir string) writer {
+	var last map[string][]byte
+	return func(fs map[string][]byte) {
+		for name := range last {
+			if _, keep := fs[name]; !keep {
+				require.NoError(t, os.Remove(filepath.Join(dir, name)))
+			}
+		}
+		for name, data := range fs {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
+		}
+		last = fs
+	}
+}
+
+func TestDirectoryFollowsChanges(t *testing.T) {
+	kubelet := func(t *testing.T, dir string) writer {
+		var a *filewatchtest.AtomicDir
+		return func(fs map[string][]byte) {
+			if a == nil {
+				a = filewatchtest.NewAtomicDir(t, dir, fs)
+				return
+			}
+			a.Update(fs)
+		}
+	}
+	tests := []struct {
+		name     string
+		writer   func(*testing.T, string) writer
+		interval time.Duration
+		opts     []Option
+	}{
+		{"kubernetes symlink swap, polling only", kubelet, poll, []Option{WithoutEvents()}},
+		{"kubernetes symlink swap, events only", kubelet, 0, []Option{WithoutPolling()}},
+		{"kubernetes symlink swap, both", kubelet, poll, nil},
+		{"in place, polling only", inPlace, poll, []Option{WithoutEvents()}},
+		{"in place, events only", inPlace, 0, []Option{WithoutPolling()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write := tt.writer(t, dir)
+			write(files("myuser.json", myuser))
+
+			var hooked atomic.Int64
+			var hookErrs atomic.Int64
+			log, logs := newLog()
+			opts := append([]Option{WithOnReload(func(u map[string]User, errs []error) {
+				hooked.Add(1)
+				hookErrs.Store(int64(len(errs)))
+			})}, tt.opts...)
+			d, err := OpenDirectory(dir, tt.interval, log, opts...)
+			require.NoError(t, err)
+			t.Cleanup(func() { d.Close() })
+
+			_, err = d.Authenticate("myuser")
+			require.NoError(t, err)
+			_, err = d.Authenticate("reader")
+			require.ErrorIs(t, err, ErrUnknownUser)
+
+			// myuser removed, reader added, one broken entry beside them.
+			write(files("reader.json", reader, "broken.json", broken))
+			require.Eventually(t, func() bool {
+				_, hasReader := d.Lookup("reader")
+				_, hasMyuser := d.Lookup("myuser")
+				return hasReader && !hasMyuser
+			}, waitFor, tick, "log:\n%s", logs)
+			assert.Equal(t, []string{"reader"}, names(d.Users()))
+			assert.Equal(t, []string{"broken.json"}, entryFiles(t, d.Errors()))
+			require.Eventually(t, func() bool { return hooked.Load() >= 1 }, waitFor, tick)
+			assert.EqualValues(t, 1, hookErrs.Load())
+			assert.Equal(t, 1, logs.Count("users entry skipped"), "log:\n%s", logs)
+
+			// The broken entry is fixed; it was logged once, not at every poll.
+			write(files("reader.json", reader, "broken.json", strings.Replace(broken, `"write"`, `"readwrite"`, 1)))
+			require.Eventually(t, func() bool { _, ok := d.Lookup("broken"); return ok }, waitFor, tick, "log:\n%s", logs)
+			assert.Empty(t, d.Errors())
+			assert.Equal(t, 1, logs.Count("users entry skipped"), "log:\n%s", logs)
+
+			u, err := d.Authenticate("broken")
+			require.NoError(t, err)
+			assert.NoError(t, Authorize(u, "pools/x", AccessReadWrite))
+			assert.ErrorIs(t, Authorize(u, "other", AccessRead), ErrForbidden)
+		})
+	}
+}
+
+// TestDirectoryKeepsUsersWhileUnreadable removes the whole directory: the
+// last users stay, and the directory is followed again when it returns.
+func TestDirectoryKeepsUsersWhileUnreadable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "users")
+	a := filewatchtest.NewAtomicDir(t, dir, files("myuser.json", myuser))
+	log, logs := newLog()
+	d, err := OpenDirectory(dir, poll, log)
+	require.NoError(t, err)
+	defer d.Close()
+
+	require.NoError(t, os.RemoveAll(dir))
+	require.Eventually(t, func() bool { return logs.Count("users directory unreadable") == 1 }, waitFor, tick, "log:\n%s", logs)
+	_, ok := d.Lookup("myuser")
+	assert.True(t, ok, "the last users stay")
+
+	a = filewatchtest.NewAtomicDir(t, dir, files("reader.json", reader))
+	require.Eventually(t, func() bool { _, ok := d.Lookup("reader"); return ok }, waitFor, tick, "log:\n%s", logs)
+	_, ok = d.Lookup("myuser")
+	assert.False(t, ok)
+	assert.Equal(t, 1, logs.Count("users directory unreadable"), "logged once:\n%s", logs)
+
+	a.Update(files("reader.json", reader, "myuser.json", myuser))
+	require.Eventually(t, func() bool { _, ok := d.Lookup("myuser"); return ok }, waitFor, tick)
+}
+
+func TestDirectoryWithNoUsersWarns(t *testing.T) {
+	log, logs := newLog()
+	d, err := OpenDirectory(t.TempDir(), poll, log)
+	require.NoError(t, err)
+	defer d.Close()
+	assert.Empty(t, d.Users())
+	assert.Equal(t, 1, logs.Count("no valid users"))
+	_, err = d.Authenticate("myuser")
+	assert.ErrorIs(t, err, ErrUnknownUser)
+}

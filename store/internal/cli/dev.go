@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
+)
+
+// newDevCommand starts a whole cluster on loopback, in this one process,
+// with fresh certificates: the quickest way to try the store.
+func newDevCommand() *cobra.Command {
+	var (
+		nodes    int
+		basePort int
+		dir      string
+		level    string
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a local cluster on loopback with fresh certificates",
+		Long: `Run a local cluster of --nodes nodes on 127.0.0.1 in this process. Certificates
+(a root CA, a server certificate and a certificate for the user "myuser") are
+written to a temporary directory, printed with the commands that use them, and
+removed at exit. Node i serves clients on base-port+10*i.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nodes < 1 || nodes%2 == 0 {
+				return fmt.Errorf("--nodes %d: use an odd number (1, 3, 5): a majority must survive a failure", nodes)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return devCluster(ctx, cmd.OutOrStdout(), level, nodes, basePort, dir)
+		},
+	}
+	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes (odd)")
+	cmd.Flags().IntVar(&basePort, "base-port", 8087, "client port of node 0; node i uses base+10i (client), +1 (peer), +2 (probe)")
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for certificates and users (default: a new temporary directory, removed at exit)")
+	cmd.Flags().StringVar(&level, "log-level", "warn", "log level of the nodes")
+	return cmd
+}
+
+func devCluster(ctx context.Context, out io.Writer, level string, nodes, basePort int, dir string) error {
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "ephemeral-store-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	if _, err := pki.WriteBundle(dir, pki.BundleOptions{Users: []string{"myuser"}, Force: true}); err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	users := filepath.Join(dir, "users")
+	if err := os.MkdirAll(users, 0o755); err != nil {
+		return err
+	}
+	entry := `{ "name": "myuser", "auth_mode": "certificate" }`
+	if err := os.WriteFile(filepath.Join(users, "myuser.json"), []byte(entry+"\n"), 0o644); err != nil {
+		return err
+	}
+
+	peers := make([]string, nodes)
+	for i := range peers {
+		peers[i] = fmt.Sprintf("127.0.0.1:%d", basePort+10*i+1)
+	}
+	logger := newLogger(os.Stderr, level)
+	var servers []*server.Server
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := len(servers) - 1; i >= 0; i-- {
+			_ = servers[i].Close(sctx)
+		}
+	}()
+	for i := 0; i < nodes; i++ {
+		cfg := config.Default()
+		cfg.NodeName = fmt.Sprintf("dev-%d", i)
+		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", basePort+10*i)
+		cfg.PeerListen = peers[i]
+		cfg.ProbeListen = fmt.Sprintf("127.0.0.1:%d", basePort+10*i+2)
+		cfg.Advertise = peers[i]
+		if nodes > 1 {
+			cfg.Peers = peers
+		}
+		cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+		cfg.TLSCA = filepath.Join(dir, "rootCA.crt")
+		cfg.UsersDir = users
+		cfg.QuorumLossTimeout = 10 * time.Second
+		srv, err := server.New(cfg, server.Listeners{}, logger.With("node", cfg.NodeName))
+		if err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+		if err := srv.Start(); err != nil {
+			return fmt.Errorf("node %d: %w", i, err)
+		}
+		servers = append(servers, srv)
+	}
+	fmt.Fprintf(out, "waiting for %d nodes to form a cluster", nodes)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		ready := 0
+		for _, s := range servers {
+			if s.Ready() {
+				ready++
+			}
+		}
+		if ready == nodes {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d nodes became ready within a minute", ready, nodes)
+		}
+		fmt.Fprint(out, ".")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	var endpoints []string
+	for _, s := range servers {
+		endpoints = append(endpoints, "https://"+s.ClientAddr().String())
+	}
+	_, port, _ := net.SplitHostPort(servers[0].ClientAddr().String())
+	fmt.Fprintf(out, ` ready.
+
+A %d-node ephemeral-store cluster runs on loopback. Certificates: %s
+
+  export ES_ENDPOINTS=%s
+  export ES_CERT=%s ES_KEY=%s ES_CACERT=%s
+
+  ephemeral-store put pools/web-1 healthy --ttl 30s
+  ephemeral-store get pools/web-1
+  ephemeral-store list pools/
+  ephemeral-store watch pools/        # in another terminal
+  ephemeral-store cluster
+
+  curl --cacert $ES_CACERT --cert $ES_CERT --key $ES_KEY -X PUT --data-binary healthy https://localhost:%s/v1/kv/pools/web-1
+  curl --cacert $ES_CACERT --cert $ES_CERT --key $ES_KEY https://localhost:%s/v1/kv/pools/web-1
+
+Metrics: http://127.0.0.1:%d/metrics   Press Ctrl-C to stop (the data goes with it).
+`, nodes, dir, strings.Join(endpoints, ","),
+		filepath.Join(dir, "myuser.crt"), filepath.Join(dir, "myuser.key"), filepath.Join(dir, "rootCA.crt"),
+		port, port, basePort+2)
+	<-ctx.Done()
+	fmt.Fprintln(out, "stopping")
+	return nil
+}

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
+)
+
+// newServeCommand runs one store node until SIGTERM or SIGINT. With no
+// discovery flag it is a single-node cluster.
+func newServeCommand() *cobra.Command {
+	cfg := config.Default()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a store node",
+		Long: `Run a store node. Every flag can also be set by an ES_ environment variable
+(--peers-dns is ES_PEERS_DNS). With neither --peers-dns nor --peers the node is
+a single-node cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			return runServe(cmd.Context(), cfg, log)
+		},
+	}
+	addServeFlags(cmd, &cfg)
+	return cmd
+}
+
+func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "client API address (TLS, client certificates required)")
+	f.StringVar(&cfg.PeerListen, "peer-listen", cfg.PeerListen, "peer address (mutual TLS: Raft, joins, forwarded writes)")
+	f.StringVar(&cfg.ProbeListen, "probe-listen", cfg.ProbeListen, "plain HTTP address of /healthz, /readyz and /metrics (no data)")
+	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "stable node name (default: the host name, i.e. the pod name)")
+	f.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "DNS name peers reach this node by (with --peers: this node's host:port in the list)")
+	f.StringVar(&cfg.PeersDNS, "peers-dns", cfg.PeersDNS, "headless Service domain for Kubernetes discovery, e.g. ephemeral-store-info.default.svc.cluster.local")
+	f.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "number of pods with --peers-dns")
+	f.StringSliceVar(&cfg.Peers, "peers", cfg.Peers, "static discovery: host:port of every node's peer listener; the first bootstraps")
+	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "serving certificate (PEM)")
+	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "serving key (PEM)")
+	f.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "CA certificate that signed the serving certificate")
+	f.StringVar(&cfg.TLSCAKey, "tls-ca-key", cfg.TLSCAKey, "CA key: mint the serving and peer certificate in memory (no --tls-cert)")
+	f.StringSliceVar(&cfg.SANs, "san", cfg.SANs, "extra DNS names for a minted certificate (e.g. the client Service)")
+	f.StringVar(&cfg.ClientCA, "client-ca", cfg.ClientCA, "CA that client certificates must chain to (default --tls-ca)")
+	f.StringVar(&cfg.PeerCert, "peer-cert", cfg.PeerCert, "peer certificate (default the serving one)")
+	f.StringVar(&cfg.PeerKey, "peer-key", cfg.PeerKey, "peer key")
+	f.StringVar(&cfg.PeerCA, "peer-ca", cfg.PeerCA, "CA of peer certificates (default --tls-ca)")
+	f.StringVar(&cfg.PeerCN, "peer-cn", cfg.PeerCN, "Common Name a peer certificate must carry")
+	f.StringVar(&cfg.UsersDir, "users-dir", cfg.UsersDir, "directory of user entries (the mounted ConfigMap)")
+	f.DurationVar(&cfg.ReloadInterval, "reload-interval", cfg.ReloadInterval, "how often users and certificates are re-read by hash")
+	f.IntVar(&cfg.MaxKeyBytes, "max-key-bytes", cfg.MaxKeyBytes, "largest key in bytes")
+	f.IntVar(&cfg.MaxValueBytes, "max-value-bytes", cfg.MaxValueBytes, "largest value in bytes")
+	f.DurationVar(&cfg.QuorumLossTimeout, "quorum-loss-timeout", cfg.QuorumLossTimeout, "wait without a leader, with a majority confirmed gone, before re-forming empty")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on the graceful exit (leadership transfer and leave)")
+	f.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
+	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "Raft election timeout")
+	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots (bounds the in-memory log)")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+}
+
+func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	srv, err := server.New(cfg, server.Listeners{}, log)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	sig, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	<-sig.Done()
+	log.Info("signal received, leaving the cluster", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return srv.Close(sctx)
+}
+
+// newLogger logs JSON unless stderr is a terminal.
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client"
+)
+
+func newWatchCommand() *cobra.Command {
+	var (
+		co     clientOptions
+		from   int64
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "watch [PREFIX]",
+		Short: "Print every change under a prefix as it happens",
+		Long: `Print one line per change to a key starting with PREFIX (every key when
+none) until interrupted: the revision, the type (put, delete, expire), the
+key and, for a put, the value (quoted when it is not one printable line).
+With -w json, print each event as one JSON line (value in base64).
+
+--from N starts with the change of revision N (the server keeps a bounded
+history; an older N fails with 410 revision_compacted). When the stream
+breaks (a node restarts, the watcher fell behind), the watch resumes on
+another endpoint from the revision after the last one printed.`,
+		Example: `  ephemeral-store watch pools/
+  ephemeral-store watch pools/ --from 120 -w json`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if from < 0 {
+				return usageErrorf("--from %d: want a revision", from)
+			}
+			var prefix string
+			if len(args) == 1 {
+				prefix = args[0]
+			}
+			c, err := co.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err = watchLoop(ctx, c, prefix, from, eventPrinter(cmd.OutOrStdout(), output), cmd.ErrOrStderr())
+			if err != nil {
+				return fmt.Errorf("watch %s: %w", named(prefix), err)
+			}
+			return nil
+		},
+	}
+	co.addFlags(cmd)
+	cmd.Flags().Int64Var(&from, "from", 0, "first revision wanted (0: changes from now on)")
+	outputFlag(cmd, &output, "revision type key value")
+	noEnv(cmd, "from")
+	return cmd
+}
+
+func eventPrinter(w io.Writer, format string) func(client.Event) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		return func(ev client.Event) error { return enc.Encode(ev) }
+	}
+	return func(ev client.Event) error {
+		var err error
+		if ev.Type == client.EventPut {
+			_, err = fmt.Fprintf(w, "%d %s %s %s\n", ev.Revision, ev.Type, printable(ev.Key), printable(string(ev.Value)))
+		} else {
+			_, err = fmt.Fprintf(w, "%d %s %s\n", ev.Revision, ev.Type, printable(ev.Key))
+		}
+		return err
+	}
+}
+
+// Reconnection backoff of watchLoop.
+const (
+	watchBackoffMin = 100 * time.Millisecond
+	watchBackoffMax = 5 * time.Second
+)
+
+// watchLoop prints events until ctx ends (a nil error: the user stopped
+// it). A stream that breaks is resumed from the revision after the last
+// printed one, with backoff; an answer that resuming cannot fix (forbidden,
+// compacted, a bad request) ends it with that error, and so does a failure
+// to open the first stream.
+func watchLoop(ctx context.Context, c *client.Client, prefix string, from int64, print func(client.Event) error, stderr io.Writer) error {
+	backoff := watchBackoffMin
+	opened := false
+	for {
+		w, err := c.Watch(ctx, prefix, from)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && (!opened || !resumable(err)):
+			return err
+		case err != nil:
+			fmt.Fprintf(stderr, "ephemeral-store: watch: %v; retrying in %s\n", err, backoff)
+		default:
+			opened = true
+			err = drain(w, print)
+			w.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !resumable(err) {
+				return err
+			}
+			if w.LastRevision() >= from {
+				backoff = watchBackoffMin // events flowed: the stream was healthy
+			}
+			from = w.LastRevision() + 1
+			if from == 0 {
+				fmt.Fprintf(stderr, "ephemeral-store: watch: %v; resuming (changes while disconnected may be missed: no event seen yet, give --from)\n", streamEnd(err))
+			} else {
+				fmt.Fprintf(stderr, "ephemeral-store: watch: %v; resuming from revision %d\n", streamEnd(err), from)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, watchBackoffMax)
+	}
+}
+
+// drain prints events until the stream ends, and returns why it ended.
+func drain(w *client.Watcher, print func(client.Event) error) error {
+	for {
+		ev, err := w.Next()
+		if err != nil {
+			return err
+		}
+		if err := print(ev); err != nil {
+			return printError{err}
+		}
+	}
+}
+
+// printError is a failure to write the output (a closed pipe): not
+// resumable.
+type printError struct{ err error }
+
+func (e printError) Error() string { return "writing the output: " + e.err.Error() }
+func (e printError) Unwrap() error { return e.err }
+
+func streamEnd(err error) string {
+	if errors.Is(err, io.EOF) {
+		return "the server ended the stream"
+	}
+	return err.Error()
+}
+
+// resumable reports whether a watch that ended with err may be opened again
+// from where it stopped: the stream ended or broke, the watcher fell
+// behind, or the cluster was briefly unavailable.
+func resumable(err error) bool {
+	var pe printError
+	if errors.As(err, &pe) {
+		return false
+	}
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		return true // io.EOF, a broken connection, every endpoint unreachable
+	}
+	return errors.Is(err, client.ErrWatcherTooSlow) || ae.StatusCode == http.StatusServiceUnavailable ||
+		errors.Is(err, client.ErrNoQuorum) || errors.Is(err, client.ErrNotReady)
+}

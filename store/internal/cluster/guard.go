@@ -1,0 +1,100 @@
+package cluster
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// errAmnesiac refuses Raft traffic that a fresh incarnation must not take.
+var errAmnesiac = errors.New("this incarnation is not a member of that configuration")
+
+// guardedTransport keeps a forgetful process out of elections and out of
+// configurations it has not joined.
+//
+// hashicorp/raft lets a server with an empty log and no configuration grant
+// its vote to any candidate, and accept entries from any leader that dials
+// its address. A restarted pod is exactly such a server, at the address of
+// its old incarnation: two restarted pods could hand a lagging candidate a
+// majority and lose acknowledged writes, or an old leader could count the
+// new process's acknowledgements as the old incarnation's. So:
+//
+//   - votes (RequestVote, RequestPreVote, TimeoutNow) are answered only by a
+//     voter of its own latest configuration;
+//   - replication (AppendEntries, heartbeats, InstallSnapshot) is accepted
+//     only once this incarnation has bootstrapped or been added by a leader.
+type guardedTransport struct {
+	*raft.NetworkTransport
+	canVote      func() bool
+	canReplicate func() bool
+
+	out      chan raft.RPC
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+func newGuardedTransport(inner *raft.NetworkTransport, canVote, canReplicate func() bool) *guardedTransport {
+	g := &guardedTransport{
+		NetworkTransport: inner, canVote: canVote, canReplicate: canReplicate,
+		out: make(chan raft.RPC), done: make(chan struct{}),
+	}
+	go g.filter()
+	return g
+}
+
+func (g *guardedTransport) allowed(rpc raft.RPC) bool {
+	switch rpc.Command.(type) {
+	case *raft.RequestVoteRequest, *raft.RequestPreVoteRequest, *raft.TimeoutNowRequest:
+		return g.canVote()
+	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest:
+		return g.canReplicate()
+	}
+	return true
+}
+
+func (g *guardedTransport) filter() {
+	in := g.NetworkTransport.Consumer()
+	for {
+		select {
+		case <-g.done:
+			return
+		case rpc := <-in:
+			if !g.allowed(rpc) {
+				rpc.Respond(nil, errAmnesiac)
+				continue
+			}
+			select {
+			case g.out <- rpc:
+			case <-g.done:
+				rpc.Respond(nil, raft.ErrTransportShutdown)
+				return
+			}
+		}
+	}
+}
+
+// Consumer yields the RPCs that passed the guard.
+func (g *guardedTransport) Consumer() <-chan raft.RPC { return g.out }
+
+// SetHeartbeatHandler guards the fast path that heartbeats take around
+// Consumer.
+func (g *guardedTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
+	if cb == nil {
+		g.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	g.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		if !g.allowed(rpc) {
+			rpc.Respond(nil, errAmnesiac)
+			return
+		}
+		cb(rpc)
+	})
+}
+
+// Close stops the filter and the transport.
+func (g *guardedTransport) Close() error {
+	g.doneOnce.Do(func() { close(g.done) })
+	return g.NetworkTransport.Close()
+}

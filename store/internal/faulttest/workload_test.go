@@ -1,0 +1,382 @@
+package faulttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client"
+)
+
+// trafficDuration is how long clients run in a fault test: long enough for
+// the fault and its recovery, short enough for the package to stay within a
+// few minutes, shorter under -short and the race detector.
+func trafficDuration() time.Duration {
+	d := 12 * time.Second
+	if testing.Short() {
+		d = 7 * time.Second
+	}
+	if raceEnabled {
+		d = d * 3 / 4
+	}
+	return d
+}
+
+// workload drives concurrent clients over a small key space, so operations
+// conflict, and records every operation for the linearizability check.
+type workload struct {
+	c         *Cluster
+	h         *history
+	keys      []string
+	clients   int
+	opTimeout time.Duration
+
+	acked      atomic.Int64 // writes with a definite answer
+	unknown    atomic.Int64 // writes with an unknown outcome
+	reads      atomic.Int64 // reads with an answer
+	readErrors atomic.Int64
+
+	mu         sync.Mutex
+	unexpected []string // answers a correct store never gives to these requests
+}
+
+func newWorkload(c *Cluster, clients int, keys ...string) *workload {
+	return &workload{c: c, h: newHistory(), keys: keys, clients: clients, opTimeout: 5 * time.Second}
+}
+
+// run starts the clients; they stop when ctx ends and wait returns once
+// every in-flight operation has finished.
+func (w *workload) run(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	for id := 0; id < w.clients; id++ {
+		node := id % len(w.c.Nodes)
+		cl := w.c.Client(node, w.opTimeout)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.client(ctx, id, node, cl)
+		}()
+	}
+	return wg.Wait
+}
+
+func (w *workload) client(ctx context.Context, id, node int, cl *client.Client) {
+	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
+	for seq := 0; ctx.Err() == nil; seq++ {
+		key := w.keys[rng.IntN(len(w.keys))]
+		var ok bool
+		switch r := rng.IntN(100); {
+		case r < 50:
+			ok = w.get(id, node, cl, key)
+		case r < 90:
+			ok = w.put(id, node, cl, key, fmt.Sprintf("c%d-%d", id, seq))
+		default:
+			ok = w.delete(id, node, cl, key)
+		}
+		if !ok {
+			// Back off a little after a failure so a fault does not
+			// turn into a storm of unknown outcomes.
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// definite reports whether a write error proves the write did not happen:
+// the store refused it before it could enter the log (a 4xx).
+func definite(err error) bool {
+	for _, e := range []error{client.ErrRevisionMismatch, client.ErrBadRequest, client.ErrTooLarge,
+		client.ErrForbidden, client.ErrUnauthenticated} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *workload) unexpectedAnswer(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.unexpected) < 20 {
+		w.unexpected = append(w.unexpected, fmt.Sprintf(format, args...))
+	}
+}
+
+// get is a linearizable read (stale reads are not linearizable and stay
+// out of the history). A failed read has no effect and is dropped.
+func (w *workload) get(id, node int, cl *client.Client, key string) bool {
+	call := w.h.now()
+	kv, err := cl.Get(context.Background(), key, client.Stale())
+	ret := w.h.now()
+	var out kvOutput
+	switch {
+	case err == nil:
+		out = kvOutput{Found: true, Value: string(kv.Value), Rev: kv.ModifyRevision}
+	case errors.Is(err, client.ErrKeyNotFound):
+		out = kvOutput{}
+	default:
+		w.readErrors.Add(1)
+		if definite(err) {
+			w.unexpectedAnswer("get %s via n%d: %v", key, node, err)
+		}
+		return false
+	}
+	w.reads.Add(1)
+	w.h.add(porcupine.Operation{ClientId: id, Input: kvInput{Op: opGet, Key: key}, Call: call, Output: out, Return: ret,
+		Metadata: opMeta{Node: node}})
+	return true
+}
+
+func (w *workload) put(id, node int, cl *client.Client, key, value string) bool {
+	call := w.h.now()
+	res, err := cl.Put(context.Background(), key, []byte(value))
+	ret := w.h.now()
+	op := porcupine.Operation{ClientId: id, Input: kvInput{Op: opPut, Key: key, Value: value}, Call: call, Return: ret,
+		Metadata: opMeta{Node: node}}
+	switch {
+	case err == nil:
+		op.Output = kvOutput{Rev: res.ModifyRevision}
+		w.acked.Add(1)
+	case definite(err):
+		w.unexpectedAnswer("put %s via n%d: %v", key, node, err)
+		return false
+	default:
+		op.Output, op.Return = kvOutput{Unknown: true}, endOfTime
+		op.Metadata = opMeta{Node: node, Err: err.Error()}
+		w.unknown.Add(1)
+	}
+	w.h.add(op)
+	return err == nil
+}
+
+func (w *workload) delete(id, node int, cl *client.Client, key string) bool {
+	call := w.h.now()
+	res, err := cl.Delete(context.Background(), key)
+	ret := w.h.now()
+	op := porcupine.Operation{ClientId: id, Input: kvInput{Op: opDelete, Key: key}, Call: call, Return: ret,
+		Metadata: opMeta{Node: node}}
+	switch {
+	case err == nil:
+		op.Output = kvOutput{Found: true, Rev: res.Revision}
+		w.acked.Add(1)
+	case errors.Is(err, client.ErrKeyNotFound):
+		op.Output = kvOutput{}
+		w.acked.Add(1)
+	case definite(err):
+		w.unexpectedAnswer("delete %s via n%d: %v", key, node, err)
+		return false
+	default:
+		op.Output, op.Return = kvOutput{Unknown: true}, endOfTime
+		op.Metadata = opMeta{Node: node, Err: err.Error()}
+		w.unknown.Add(1)
+	}
+	w.h.add(op)
+	return err == nil || errors.Is(err, client.ErrKeyNotFound)
+}
+
+// ackedWritesAfter counts writes called after ts that were acknowledged.
+func (w *workload) ackedWritesAfter(ts int64) int {
+	n := 0
+	for _, op := range w.h.operations() {
+		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		if in.Op != opGet && !out.Unknown && op.Call >= ts {
+			n++
+		}
+	}
+	return n
+}
+
+// readState is one key as one node answered it.
+type readState struct {
+	Found bool
+	Value string
+	Rev   int64
+}
+
+func (r readState) String() string {
+	if !r.Found {
+		return "<none>"
+	}
+	return fmt.Sprintf("%q@%d", r.Value, r.Rev)
+}
+
+// readAll reads every key through cl; linearizable reads are recorded in
+// the history under clientID.
+func (w *workload) readAll(ctx context.Context, cl *client.Client, node, clientID int, stale bool) (map[string]readState, error) {
+	out := map[string]readState{}
+	for _, key := range w.keys {
+		var opts []client.GetOption
+		if stale {
+			opts = append(opts, client.Stale())
+		}
+		call := w.h.now()
+		kv, err := cl.Get(ctx, key, opts...)
+		ret := w.h.now()
+		var st readState
+		switch {
+		case err == nil:
+			st = readState{Found: true, Value: string(kv.Value), Rev: kv.ModifyRevision}
+		case errors.Is(err, client.ErrKeyNotFound):
+		default:
+			return nil, fmt.Errorf("get %s via n%d (stale=%v): %w", key, node, stale, err)
+		}
+		out[key] = st
+		if !stale {
+			w.h.add(porcupine.Operation{ClientId: clientID, Input: kvInput{Op: opGet, Key: key}, Call: call,
+				Output: kvOutput{Found: st.Found, Value: st.Value, Rev: st.Rev}, Return: ret, Metadata: opMeta{Node: node}})
+		}
+	}
+	return out, nil
+}
+
+// verify runs after the traffic stopped and the faults healed: every node
+// converges on the same state, that state keeps every acknowledged write
+// (or a newer one), and the whole history is linearizable.
+func (w *workload) verify(t *testing.T) {
+	t.Helper()
+	c := w.c
+	c.WaitAllReady(30 * time.Second)
+
+	// Converge: a linearizable read through node 0, then every node's local
+	// copy must show the same state (a node may still be applying).
+	clients := make([]*client.Client, len(c.Nodes))
+	for i := range clients {
+		clients[i] = c.NodeClient(i, 5*time.Second)
+	}
+	var final map[string]readState
+	deadline := time.Now().Add(15 * time.Second)
+	var lastErr error
+	for {
+		lastErr = nil
+		lin, err := w.readAll(context.Background(), clients[0], 0, w.clients, false)
+		if err == nil {
+			for i := range c.Nodes {
+				st, err := w.readAll(context.Background(), clients[i], i, -1, true)
+				if err != nil {
+					lastErr = err
+					break
+				}
+				for _, k := range w.keys {
+					if st[k] != lin[k] {
+						lastErr = fmt.Errorf("n%d has %s = %v, the cluster %v", i, k, st[k], lin[k])
+						break
+					}
+				}
+				if lastErr != nil {
+					break
+				}
+			}
+			if lastErr == nil {
+				final = lin
+				break
+			}
+		} else {
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes did not converge within 15s after the faults healed: %v", lastErr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Linearizable reads through every node join the history.
+	for i := range c.Nodes {
+		st, err := w.readAll(context.Background(), clients[i], i, w.clients+1+i, false)
+		if err != nil {
+			t.Errorf("final linearizable read through n%d: %v", i, err)
+			continue
+		}
+		for _, k := range w.keys {
+			if st[k] != final[k] {
+				t.Errorf("final linearizable read through n%d: %s = %v, node 0 said %v", i, k, st[k], final[k])
+			}
+		}
+	}
+
+	w.checkNoAckedWriteLost(t, final)
+
+	w.mu.Lock()
+	for _, u := range w.unexpected {
+		t.Errorf("unexpected answer: %s", u)
+	}
+	w.mu.Unlock()
+
+	ops := w.h.operations()
+	res := checkLinearizable(ops, 2*time.Minute)
+	t.Logf("history: %d operations (%d acknowledged writes, %d unknown outcomes, %d reads, %d failed reads); porcupine %s in %s",
+		len(ops), w.acked.Load(), w.unknown.Load(), w.reads.Load(), w.readErrors.Load(), res.Result, res.Duration.Round(time.Millisecond))
+	if res.Result != porcupine.Ok {
+		t.Errorf("history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
+	}
+}
+
+// checkNoAckedWriteLost compares the final state of each key with the
+// acknowledged write of the highest revision: the final state must be that
+// write or a newer one.
+func (w *workload) checkNoAckedWriteLost(t *testing.T, final map[string]readState) {
+	t.Helper()
+	type write struct {
+		op  kvInput
+		out kvOutput
+	}
+	last := map[string]write{}
+	maybeDeleted := map[string]int64{} // key -> highest revision of a delete that may have happened (-1: unknown)
+	for _, op := range w.h.operations() {
+		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		if in.Op == opGet {
+			continue
+		}
+		if in.Op == opDelete && (out.Unknown || out.Found) {
+			rev := out.Rev
+			if out.Unknown {
+				rev = 1<<62 - 1
+			}
+			if rev > maybeDeleted[in.Key] {
+				maybeDeleted[in.Key] = rev
+			}
+		}
+		if out.Unknown || (in.Op == opDelete && !out.Found) {
+			continue
+		}
+		if cur, ok := last[in.Key]; !ok || out.Rev > cur.out.Rev {
+			last[in.Key] = write{in, out}
+		}
+	}
+	var lost []string
+	keys := make([]string, 0, len(last))
+	for k := range last {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		wr, st := last[k], final[k]
+		switch wr.op.Op {
+		case opPut:
+			if st.Found && st.Rev >= wr.out.Rev {
+				continue
+			}
+			if !st.Found && maybeDeleted[k] > wr.out.Rev {
+				continue
+			}
+			lost = append(lost, fmt.Sprintf("%s: last acknowledged put %q@%d, final state %v", k, wr.op.Value, wr.out.Rev, st))
+		case opDelete:
+			if !st.Found || st.Rev > wr.out.Rev {
+				continue
+			}
+			lost = append(lost, fmt.Sprintf("%s: last acknowledged delete @%d, final state %v", k, wr.out.Rev, st))
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("acknowledged writes lost:\n  %s", strings.Join(lost, "\n  "))
+	}
+}

@@ -1,0 +1,252 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
+)
+
+const readyTimeout = 30 * time.Second
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestWritesReplicateToEveryNode(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	_, err := c.Client(testcluster.UserAll, 0).Put(ctx, "pools/web-1", []byte("healthy"))
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		cl := c.Client(testcluster.UserAll, i)
+		require.Eventually(t, func() bool {
+			kv, err := cl.Get(ctx, "pools/web-1", client.Stale())
+			return err == nil && string(kv.Value) == "healthy"
+		}, 10*time.Second, 20*time.Millisecond, "node %d never got the write", i)
+	}
+}
+
+func TestFollowerForwardsWritesToTheLeader(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	f := c.Follower()
+	res, err := c.Client(testcluster.UserAll, f).Put(ctx, "k", []byte("from-follower"))
+	require.NoError(t, err)
+	require.Positive(t, res.Revision)
+	kv, err := c.Client(testcluster.UserAll, c.Leader()).Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "from-follower", string(kv.Value))
+}
+
+// A write acknowledged by one node is visible to a linearizable read on any
+// other node at once, with no polling.
+func TestLinearizableReadOnFollowerSeesWriteOnAnotherNode(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	leader, follower := c.Leader(), c.Follower()
+	w := c.Client(testcluster.UserAll, leader)
+	r := c.Client(testcluster.UserAll, follower)
+	for i := 0; i < 50; i++ {
+		v := fmt.Sprintf("v%d", i)
+		_, err := w.Put(ctx, "counter", []byte(v))
+		require.NoError(t, err)
+		kv, err := r.Get(ctx, "counter")
+		require.NoError(t, err)
+		require.Equal(t, v, string(kv.Value), "read %d on the follower missed the acknowledged write", i)
+	}
+}
+
+func TestStaleReadServesLocalCopyWithoutQuorum(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
+	require.NoError(t, err)
+	survivor := 2
+	require.Eventually(t, func() bool {
+		kv, err := c.Client(testcluster.UserAll, survivor).Get(ctx, "k", client.Stale())
+		return err == nil && string(kv.Value) == "v"
+	}, 10*time.Second, 20*time.Millisecond)
+	c.Kill(0)
+	c.Kill(1)
+
+	cl := c.Client(testcluster.UserAll, survivor)
+	kv, err := cl.Get(ctx, "k", client.Stale())
+	require.NoError(t, err, "a stale read needs no quorum")
+	require.Equal(t, "v", string(kv.Value))
+	_, err = cl.Get(ctx, "k")
+	require.ErrorIs(t, err, client.ErrNoQuorum, "a linearizable read without quorum must fail")
+	_, err = cl.Put(ctx, "k", []byte("w"))
+	require.ErrorIs(t, err, client.ErrNoQuorum)
+}
+
+func TestLeaderLossElectsANewLeaderAndKeepsData(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("before"))
+	require.NoError(t, err)
+	old := c.Leader()
+	c.Kill(old)
+	var rest []int
+	for i := 0; i < 3; i++ {
+		if i != old {
+			rest = append(rest, i)
+		}
+	}
+	c.WaitReady(readyTimeout, rest...)
+	cl := c.Client(testcluster.UserAll, rest...)
+	kv, err := cl.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "before", string(kv.Value))
+	_, err = cl.Put(ctx, "k", []byte("after"))
+	require.NoError(t, err)
+}
+
+// smallSnapshots makes the leader compact its log quickly, so that a node
+// restarted empty must be caught up through a snapshot.
+func smallSnapshots(_ int, c *config.Config) {
+	c.SnapshotThreshold = 64
+	c.TrailingLogs = 16
+}
+
+func TestRestartedNodeRejoinsAsNewIncarnationAndCatchesUp(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.WithConfig(smallSnapshots))
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	cl := c.Client(testcluster.UserAll)
+	const keys = 400
+	for i := 0; i < keys; i++ {
+		_, err := cl.Put(ctx, fmt.Sprintf("pools/k%04d", i), []byte(fmt.Sprint(i)))
+		require.NoError(t, err)
+	}
+	f := c.Follower()
+	oldID := string(c.Node(f).Server.Node().ID())
+	c.Kill(f)
+	c.Start(f)
+	c.WaitReady(readyTimeout)
+
+	st := c.Node(f).Server.Node().Status()
+	require.NotEqual(t, oldID, st.Self, "a restarted node must not come back as its old incarnation")
+	require.Len(t, st.Members, 3, "the old incarnation must be removed: %+v", st.Members)
+	for _, m := range st.Members {
+		require.NotEqual(t, oldID, m.ID)
+	}
+	all, err := c.Client(testcluster.UserAll, f).ListAll(ctx, "pools/")
+	require.NoError(t, err)
+	require.Len(t, all, keys)
+}
+
+func TestTwoNodesRestartedAtOnceRejoin(t *testing.T) {
+	c := testcluster.New(t, 5, testcluster.WithConfig(smallSnapshots))
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	cl := c.Client(testcluster.UserAll)
+	for i := 0; i < 100; i++ {
+		_, err := cl.Put(ctx, fmt.Sprintf("k%03d", i), []byte("v"))
+		require.NoError(t, err)
+	}
+	var down []int
+	for i := 0; i < 5 && len(down) < 2; i++ {
+		if i != c.Leader() {
+			down = append(down, i)
+		}
+	}
+	c.Kill(down[0])
+	c.Kill(down[1])
+	_, err := cl.Put(ctx, "during", []byte("outage"))
+	require.NoError(t, err, "three of five still form a majority")
+	c.Start(down[0])
+	c.Start(down[1])
+	c.WaitReady(readyTimeout)
+	for _, i := range down {
+		all, err := c.Client(testcluster.UserAll, i).ListAll(ctx, "")
+		require.NoError(t, err)
+		require.Len(t, all, 101, "node %d after restart", i)
+		require.Len(t, c.Node(i).Server.Node().Status().Members, 5)
+	}
+}
+
+func TestScaleFromThreeToFiveAndBack(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
+	require.NoError(t, err)
+	a, b := c.AddSlot(), c.AddSlot()
+	c.Start(a)
+	c.Start(b)
+	c.WaitReady(readyTimeout)
+	require.Len(t, c.Node(0).Server.Node().Status().Members, 5)
+	kv, err := c.Client(testcluster.UserAll, b).Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "v", string(kv.Value))
+
+	// Scale down as a StatefulSet does: highest ordinals, gracefully.
+	c.Stop(b)
+	c.Stop(a)
+	c.WaitReady(readyTimeout, 0, 1, 2)
+	require.Eventually(t, func() bool {
+		return len(c.Node(0).Server.Node().Status().Members) == 3
+	}, 10*time.Second, 50*time.Millisecond, "leaving nodes must leave the configuration")
+	_, err = c.Client(testcluster.UserAll, 0, 1, 2).Put(ctx, "k2", []byte("v2"))
+	require.NoError(t, err)
+}
+
+func TestGracefulStopOfTheLeaderHandsOver(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
+	require.NoError(t, err)
+	l := c.Leader()
+	start := time.Now()
+	c.Stop(l)
+	t.Logf("graceful stop of the leader took %s", time.Since(start))
+	var rest []int
+	for i := 0; i < 3; i++ {
+		if i != l {
+			rest = append(rest, i)
+		}
+	}
+	c.WaitReady(readyTimeout, rest...)
+	require.Len(t, c.Node(rest[0]).Server.Node().Status().Members, 2)
+	kv, err := c.Client(testcluster.UserAll, rest...).Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "v", string(kv.Value))
+}
+
+// The twin of the rejoin test: when a majority dies at once, the data is
+// gone and the cluster re-forms empty by itself.
+func TestMajorityLossReformsAnEmptyCluster(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
+	require.NoError(t, err)
+	l := c.Leader()
+	other := (l + 1) % 3
+	c.Kill(l)
+	c.Kill(other)
+	c.Start(l)
+	c.Start(other)
+	c.WaitReady(60 * time.Second)
+	_, err = c.Client(testcluster.UserAll).Get(ctx, "k")
+	require.True(t, errors.Is(err, client.ErrKeyNotFound), "after a majority loss the key must be gone, got %v", err)
+	_, err = c.Client(testcluster.UserAll).Put(ctx, "k", []byte("new life"))
+	require.NoError(t, err)
+	require.Len(t, c.Node(0).Server.Node().Status().Members, 3)
+}

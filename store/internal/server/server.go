@@ -1,0 +1,258 @@
+// Package server is the composition root of a store node: it builds the TLS
+// material, the users directory, the state machine, the Raft node and the
+// three listeners from a validated config.Config, starts them in order and
+// stops them in the reverse order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
+)
+
+// Listeners lets a caller (tests, `dev`) bind the ports before the server
+// starts, so addresses are known up front. Nil fields are bound from Config.
+type Listeners struct {
+	Client, Peer, Probe net.Listener
+}
+
+// Server is one running node.
+type Server struct {
+	cfg config.Config
+	log *slog.Logger
+
+	state *fsm.State
+	node  *cluster.Node
+	mux   *transport.Mux
+	users *auth.Directory
+	tls   *tlsMaterial
+
+	clientLn, peerLn, probeLn net.Listener
+	api, probe                *http.Server
+	registry                  *prometheus.Registry
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New builds a node from a validated config. Nothing is started.
+func New(cfg config.Config, ls Listeners, log *slog.Logger) (s *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s = &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.closeListeners()
+			s.closeMaterial()
+		}
+	}()
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if s.tls, err = loadTLS(&cfg, log); err != nil {
+		return nil, err
+	}
+	s.users, err = auth.OpenDirectory(cfg.UsersDir, cfg.ReloadInterval, log.With("component", "users"))
+	if err != nil {
+		return nil, fmt.Errorf("users directory: %w", err)
+	}
+
+	if s.clientLn, err = listen(ls.Client, cfg.Listen); err != nil {
+		return nil, err
+	}
+	if s.peerLn, err = listen(ls.Peer, cfg.PeerListen); err != nil {
+		return nil, err
+	}
+	if s.probeLn, err = listen(ls.Probe, cfg.ProbeListen); err != nil {
+		return nil, err
+	}
+
+	s.state = fsm.New(fsm.DefaultLimits())
+	s.mux = transport.NewMux(s.peerLn, cfg.PeerAddress(),
+		mtls.PeerServerConfig(s.tls.peerCert, s.tls.peerCAs, cfg.PeerCN),
+		mtls.PeerClientConfig(s.tls.peerCert, s.tls.peerCAs, cfg.PeerCN),
+		log.With("component", "peer"))
+
+	ordinal, _ := cfg.Ordinal()
+	var peers []cluster.Peer
+	for _, p := range cfg.DiscoveredPeers() {
+		peers = append(peers, cluster.Peer{Ordinal: p.Ordinal, Address: p.Address})
+	}
+	s.node, err = cluster.New(cluster.Options{
+		Name: cfg.NodeName, Address: cfg.PeerAddress(), Ordinal: ordinal, Peers: peers,
+		QuorumLossTimeout: cfg.QuorumLossTimeout, JoinRetry: cfg.JoinRetry,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
+		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs,
+		Mux: s.mux, State: s.state, Logger: log.With("component", "cluster"),
+		Metrics: cluster.NewMetrics(s.registry),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	api := httpapi.New(httpapi.Options{
+		Cluster: s.node, State: s.state, Users: s.users, UserOf: mtls.UserFromState,
+		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
+		Logger: log.With("component", "api"), Metrics: httpapi.NewMetrics(s.registry, s.state),
+	})
+	s.api = &http.Server{
+		Handler:           api,
+		TLSConfig:         mtls.ServerConfig(s.tls.serving, s.tls.clientCAs),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "tls").Handler(), slog.LevelDebug),
+	}
+	s.probe = &http.Server{Handler: s.probeHandler(), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+func listen(given net.Listener, addr string) (net.Listener, error) {
+	if given != nil {
+		return given, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Start runs the listeners and joins or forms the cluster. It returns at
+// once; Ready tells when the node serves.
+func (s *Server) Start() error {
+	s.goServe("peer", func() error { return s.mux.Serve() })
+	if err := s.node.Start(); err != nil {
+		return err
+	}
+	s.goServe("probe", func() error { return s.probe.Serve(s.probeLn) })
+	s.goServe("client", func() error { return s.api.ServeTLS(s.clientLn, "", "") })
+	s.log.Info("serving", "client", s.clientLn.Addr().String(), "peer", s.peerLn.Addr().String(),
+		"probe", s.probeLn.Addr().String(), "advertise", s.cfg.PeerAddress(), "id", s.node.ID())
+	return nil
+}
+
+func (s *Server) goServe(name string, f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener stopped", "listener", name, "err", err)
+		}
+	}()
+}
+
+// Ready: a voting member that knows its leader.
+func (s *Server) Ready() bool { return s.node.Ready() }
+
+// Node exposes the cluster node (tests, status).
+func (s *Server) Node() *cluster.Node { return s.node }
+
+// ClientAddr, PeerAddr and ProbeAddr are the bound addresses.
+func (s *Server) ClientAddr() net.Addr { return s.clientLn.Addr() }
+
+// PeerAddr is the bound peer address.
+func (s *Server) PeerAddr() net.Addr { return s.peerLn.Addr() }
+
+// ProbeAddr is the bound probe address.
+func (s *Server) ProbeAddr() net.Addr { return s.probeLn.Addr() }
+
+// Close stops the node gracefully within ctx: the client API stops taking
+// requests first (in-flight ones finish), then the node hands over
+// leadership and leaves, then the peer port closes.
+func (s *Server) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.log.Info("shutting down")
+		apiCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = s.api.Shutdown(apiCtx) // watch streams end when the deadline passes
+		cancel()
+		_ = s.api.Close()
+		err = s.node.Close(ctx)
+		_ = s.mux.Close()
+		_ = s.probe.Close()
+		s.wg.Wait()
+		s.closeMaterial()
+		s.log.Info("stopped")
+	})
+	return err
+}
+
+// Kill stops the node without leaving the cluster, as a crash would: tests
+// use it to simulate SIGKILL in process.
+func (s *Server) Kill() {
+	s.closeOnce.Do(func() {
+		_ = s.api.Close()
+		_ = s.probe.Close()
+		_ = s.mux.Close()
+		s.node.Kill()
+		s.wg.Wait()
+		s.closeMaterial()
+	})
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range []net.Listener{s.clientLn, s.peerLn, s.probeLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+func (s *Server) closeMaterial() {
+	if s.users != nil {
+		s.users.Close()
+	}
+	if s.tls != nil {
+		s.tls.close()
+	}
+}
+
+func (s *Server) probeHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Ready() {
+			st := s.node.Status()
+			http.Error(w, fmt.Sprintf("not ready: state=%s leader=%q members=%d\n", st.State, st.Leader, len(st.Members)), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// tlsMaterial holds the certificate sources, reloading from disk or minted.
+type tlsMaterial struct {
+	serving   mtls.CertSource
+	peerCert  mtls.CertSource
+	clientCAs mtls.PoolSource
+	peerCAs   mtls.PoolSource
+	closers   []func()
+}
+
+func (t *tlsMaterial) close() {
+	for _, c := range t.closers {
+		c()
+	}
+}
+

@@ -1,0 +1,318 @@
+// Package testcluster runs several store nodes in one test process over
+// real TLS on loopback, as hashicorp/raft's MakeCluster and rqlite's system
+// test helpers do. Ports are chosen once and kept across restarts, the way a
+// pod keeps its DNS name.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
+)
+
+// Users written to every test cluster's users directory.
+const (
+	// UserAll may read and write every key.
+	UserAll = "myuser"
+	// UserReader may only read keys under "pools/".
+	UserReader = "reader"
+	// UserUnknown has a valid certificate but no users entry.
+	UserUnknown = "stranger"
+)
+
+// Cluster is a set of nodes sharing a CA, a users directory and a peer list.
+type Cluster struct {
+	t     testing.TB
+	Dir   string
+	Peers []string
+
+	mu    sync.Mutex
+	nodes []*Node
+	// Tune adjusts each node's config before it starts.
+	tune func(i int, c *config.Config)
+}
+
+// Node is one member slot: its ports stay, its server is replaced on restart.
+type Node struct {
+	Index  int
+	Client string // host:port of the client API
+	Probe  string
+	Peer   string
+	Server *server.Server
+	Config config.Config
+}
+
+// Option changes a cluster before its nodes start.
+type Option func(*Cluster)
+
+// WithConfig adjusts every node's configuration.
+func WithConfig(f func(i int, c *config.Config)) Option { return func(c *Cluster) { c.tune = f } }
+
+// Logf-style output goes to the test log only on failure, through slog.
+func testLogger(t testing.TB, node string) *slog.Logger {
+	if os.Getenv("ES_TEST_LOG") == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", node)
+}
+
+// New prepares n nodes (certificates, users, ports) and starts them all.
+// They are stopped at the end of the test.
+func New(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Dir: t.TempDir()}
+	for _, o := range opts {
+		o(c)
+	}
+	if _, err := pki.WriteBundle(c.Dir, pki.BundleOptions{
+		Users: []string{UserAll, UserReader, UserUnknown}, Force: true,
+	}); err != nil {
+		t.Fatalf("certificates: %v", err)
+	}
+	users := filepath.Join(c.Dir, "users")
+	if err := os.MkdirAll(users, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(users, "myuser.json"), `{ "name": "myuser", "auth_mode": "certificate" }`)
+	writeFile(t, filepath.Join(users, "reader.json"),
+		`{ "name": "reader", "auth_mode": "certificate", "permissions": [{"prefix": "pools/", "access": "read"}] }`)
+
+	for i := 0; i < n; i++ {
+		c.nodes = append(c.nodes, &Node{Index: i, Client: freePort(t), Probe: freePort(t), Peer: freePort(t)})
+	}
+	for _, nd := range c.nodes {
+		c.Peers = append(c.Peers, nd.Peer)
+	}
+	t.Cleanup(c.Close)
+	for i := range c.nodes {
+		c.Start(i)
+	}
+	return c
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freePort reserves a loopback port by binding and releasing it.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Config is the configuration node i starts with.
+func (c *Cluster) config(i int) config.Config {
+	nd := c.nodes[i]
+	cfg := config.Default()
+	cfg.NodeName = fmt.Sprintf("node-%d", i)
+	cfg.Listen, cfg.PeerListen, cfg.ProbeListen = nd.Client, nd.Peer, nd.Probe
+	cfg.Advertise = nd.Peer
+	if len(c.Peers) > 1 {
+		cfg.Peers = append([]string(nil), c.Peers...)
+	}
+	cfg.TLSCert, cfg.TLSKey = filepath.Join(c.Dir, "server.crt"), filepath.Join(c.Dir, "server.key")
+	cfg.TLSCA = filepath.Join(c.Dir, "rootCA.crt")
+	cfg.UsersDir = filepath.Join(c.Dir, "users")
+	cfg.ReloadInterval = 200 * time.Millisecond
+	// Short timings keep tests fast; still long enough for -race on 2 cores.
+	cfg.HeartbeatTimeout = 500 * time.Millisecond
+	cfg.ElectionTimeout = 500 * time.Millisecond
+	cfg.JoinRetry = 200 * time.Millisecond
+	cfg.QuorumLossTimeout = 3 * time.Second
+	cfg.ShutdownTimeout = 5 * time.Second
+	if c.tune != nil {
+		c.tune(i, &cfg)
+	}
+	return cfg
+}
+
+// Start starts node i (again) as a new incarnation with an empty state.
+func (c *Cluster) Start(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nd := c.nodes[i]
+	cfg := c.config(i)
+	var (
+		srv *server.Server
+		err error
+	)
+	// A port just released by a killed node can take a moment to be free.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		srv, err = server.New(cfg, server.Listeners{}, testLogger(c.t, cfg.NodeName))
+		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatalf("node %d: %v", i, err)
+	}
+	if err := srv.Start(); err != nil {
+		c.t.Fatalf("node %d start: %v", i, err)
+	}
+	nd.Server, nd.Config = srv, cfg
+}
+
+// Kill stops node i as a crash would: no leave, no leadership transfer.
+func (c *Cluster) Kill(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.nodes[i].Server; s != nil {
+		s.Kill()
+		c.nodes[i].Server = nil
+	}
+}
+
+// Stop stops node i gracefully (leadership transfer and leave).
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.nodes[i].Server; s != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			c.t.Logf("node %d close: %v", i, err)
+		}
+		c.nodes[i].Server = nil
+	}
+}
+
+// Close stops every node.
+func (c *Cluster) Close() {
+	for i := range c.nodes {
+		c.Kill(i)
+	}
+}
+
+// Node returns slot i.
+func (c *Cluster) Node(i int) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// Size is the number of slots.
+func (c *Cluster) Size() int { return len(c.nodes) }
+
+// AddSlot adds a slot with fresh ports to the peer list (scale up). Running
+// nodes keep their old list; discovery needs only one member to answer.
+func (c *Cluster) AddSlot() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nd := &Node{Index: len(c.nodes), Client: freePort(c.t), Probe: freePort(c.t), Peer: freePort(c.t)}
+	c.nodes = append(c.nodes, nd)
+	c.Peers = append(c.Peers, nd.Peer)
+	return nd.Index
+}
+
+// WaitReady waits until the given nodes (all running ones when none given)
+// are ready voting members with one agreed leader.
+func (c *Cluster) WaitReady(timeout time.Duration, nodes ...int) {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		for i := range c.nodes {
+			if c.Node(i).Server != nil {
+				nodes = append(nodes, i)
+			}
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		ready, leaders := 0, map[string]bool{}
+		for _, i := range nodes {
+			if s := c.Node(i).Server; s != nil && s.Ready() {
+				ready++
+				leaders[s.Node().Status().Leader] = true
+			}
+		}
+		if ready == len(nodes) && len(leaders) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nodes %v not ready within %s: %s", nodes, timeout, c.describe())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) describe() string {
+	var b strings.Builder
+	for i := range c.nodes {
+		s := c.Node(i).Server
+		if s == nil {
+			fmt.Fprintf(&b, "\n  node %d: down", i)
+			continue
+		}
+		st := s.Node().Status()
+		fmt.Fprintf(&b, "\n  node %d: ready=%v state=%s leader=%q members=%d applied=%d", i, s.Ready(), st.State, st.Leader, len(st.Members), st.AppliedIndex)
+	}
+	return b.String()
+}
+
+// Leader returns the index of the leading node, or -1.
+func (c *Cluster) Leader() int {
+	for i := range c.nodes {
+		if s := c.Node(i).Server; s != nil && s.Node().IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+// Follower returns the index of a running node that does not lead.
+func (c *Cluster) Follower() int {
+	for i := range c.nodes {
+		if s := c.Node(i).Server; s != nil && !s.Node().IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+// CertPaths returns the certificate, key and CA file of a user.
+func (c *Cluster) CertPaths(user string) (cert, key, ca string) {
+	return filepath.Join(c.Dir, user+".crt"), filepath.Join(c.Dir, user+".key"), filepath.Join(c.Dir, "rootCA.crt")
+}
+
+// Client returns a client for user talking to the given nodes only (all
+// when none given).
+func (c *Cluster) Client(user string, nodes ...int) *client.Client {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		for i := range c.nodes {
+			nodes = append(nodes, i)
+		}
+	}
+	var eps []string
+	for _, i := range nodes {
+		eps = append(eps, "https://"+c.Node(i).Client)
+	}
+	cert, key, ca := c.CertPaths(user)
+	cl, err := client.NewFromFiles(eps, cert, key, ca)
+	if err != nil {
+		c.t.Fatalf("client: %v", err)
+	}
+	return cl
+}
