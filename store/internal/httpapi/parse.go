@@ -99,3 +99,4 @@ const (
 	defaultPage = 100
 	maxPage     = 1000
 )
+

@@ -53,11 +53,11 @@ type Server struct {
 }
 
 // New builds a node from a validated config. Nothing is started.
-func New(cfg config.Config, ls Listeners, log *slog.Logger) (s *Server, err error) {
+func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.closeListeners()
@@ -255,4 +255,3 @@ func (t *tlsMaterial) close() {
 		c()
 	}
 }
-

@@ -53,6 +53,10 @@ type Node struct {
 	Peer   string
 	Server *server.Server
 	Config config.Config
+
+	// bound holds listeners reserved at creation and handed to the first
+	// start, so no other process can take the ports in between.
+	bound *server.Listeners
 }
 
 // Option changes a cluster before its nodes start.
@@ -91,7 +95,7 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 		`{ "name": "reader", "auth_mode": "certificate", "permissions": [{"prefix": "pools/", "access": "read"}] }`)
 
 	for i := 0; i < n; i++ {
-		c.nodes = append(c.nodes, &Node{Index: i, Client: freePort(t), Probe: freePort(t), Peer: freePort(t)})
+		c.nodes = append(c.nodes, newSlot(t, i))
 	}
 	for _, nd := range c.nodes {
 		c.Peers = append(c.Peers, nd.Peer)
@@ -110,15 +114,19 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
-// freePort reserves a loopback port by binding and releasing it.
-func freePort(t testing.TB) string {
+// newSlot binds three loopback ports for a node and keeps them bound until
+// its first start.
+func newSlot(t testing.TB, i int) *Node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	bind := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	ls := &server.Listeners{Client: bind(), Peer: bind(), Probe: bind()}
+	return &Node{Index: i, Client: ls.Client.Addr().String(), Probe: ls.Probe.Addr().String(), Peer: ls.Peer.Addr().String(), bound: ls}
 }
 
 // Config is the configuration node i starts with.
@@ -158,9 +166,13 @@ func (c *Cluster) Start(i int) {
 		srv *server.Server
 		err error
 	)
+	ls := server.Listeners{}
+	if nd.bound != nil {
+		ls, nd.bound = *nd.bound, nil
+	}
 	// A port just released by a killed node can take a moment to be free.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		srv, err = server.New(cfg, server.Listeners{}, testLogger(c.t, cfg.NodeName))
+		srv, err = server.New(cfg, ls, testLogger(c.t, cfg.NodeName))
 		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
@@ -199,10 +211,15 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
-// Close stops every node.
+// Close stops every node and releases ports never started.
 func (c *Cluster) Close() {
 	for i := range c.nodes {
 		c.Kill(i)
+		if b := c.nodes[i].bound; b != nil {
+			_ = b.Client.Close()
+			_ = b.Peer.Close()
+			_ = b.Probe.Close()
+		}
 	}
 }
 
@@ -221,7 +238,7 @@ func (c *Cluster) Size() int { return len(c.nodes) }
 func (c *Cluster) AddSlot() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nd := &Node{Index: len(c.nodes), Client: freePort(c.t), Probe: freePort(c.t), Peer: freePort(c.t)}
+	nd := newSlot(c.t, len(c.nodes))
 	c.nodes = append(c.nodes, nd)
 	c.Peers = append(c.Peers, nd.Peer)
 	return nd.Index

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for FUZZTIME (default 30s). New failing inputs land
+# in the package's testdata/fuzz/ and become regression seeds: commit them.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+FUZZTIME=${FUZZTIME:-30s}
+targets=(
+  "./store/internal/httpapi FuzzRequest"
+  "./store/internal/httpapi FuzzParse"
+  "./store/internal/auth FuzzParseUser"
+)
+for t in "${targets[@]}"; do
+  read -r pkg name <<<"$t"
+  stage "fuzz $name ($FUZZTIME)" go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg"
+done
