@@ -74,10 +74,10 @@ func checkOutput(format string) error {
 }
 
 // kvJSON is a key as the -w json output prints it: the fields of the API's
-// list items, the value in base64.
+// list items, the value in base64 (left out when empty, and by --keys-only).
 type kvJSON struct {
 	Key            string `json:"key"`
-	Value          []byte `json:"value"`
+	Value          []byte `json:"value,omitempty"`
 	CreateRevision int64  `json:"create_revision"`
 	ModifyRevision int64  `json:"modify_revision"`
 	Revision       int64  `json:"revision"`

@@ -117,7 +117,7 @@ func (w *workload) unexpectedAnswer(format string, args ...any) {
 // out of the history). A failed read has no effect and is dropped.
 func (w *workload) get(id, node int, cl *client.Client, key string) bool {
 	call := w.h.now()
-	kv, err := cl.Get(context.Background(), key, client.Stale())
+	kv, err := cl.Get(context.Background(), key)
 	ret := w.h.now()
 	var out kvOutput
 	switch {

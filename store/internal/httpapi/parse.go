@@ -99,4 +99,3 @@ const (
 	defaultPage = 100
 	maxPage     = 1000
 )
-

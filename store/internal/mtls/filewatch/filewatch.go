@@ -44,6 +44,7 @@ type Config struct {
 
 // Watcher runs a check function; see Start.
 type Watcher struct {
+	l         *loop
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -74,6 +75,7 @@ func Start(cfg Config, check func()) *Watcher {
 	}
 	l := &loop{cfg: cfg, fsw: fsw, check: check, failing: map[string]bool{}}
 	l.ensureWatches()
+	w.l = l
 	go l.run(w)
 	return w
 }
