@@ -46,7 +46,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnauthorized, "unauthenticated"
 	case errors.Is(err, auth.ErrForbidden):
 		return http.StatusForbidden, "forbidden"
-	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrShutdown):
+	case errors.Is(err, cluster.ErrShutdown):
+		// Refused before any attempt: safe for a client to send elsewhere.
+		return http.StatusServiceUnavailable, "not_ready"
+	case errors.Is(err, cluster.ErrNoLeader):
 		return http.StatusServiceUnavailable, "no_quorum"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "no_quorum"
