@@ -697,7 +697,8 @@ func TestHelmTestPodWritesAndReadsWithAUserCertificate(t *testing.T) {
 		"--cacert=/etc/ephemeral-store/user/ca.crt",
 	}
 	assert.Equal(t, append(append([]string{"put"}, common...), "helm-test/ephemeral-store", "revision-1"), put.Args)
-	assert.Equal(t, append(append([]string{"get"}, common...), "helm-test/ephemeral-store"), get.Args)
+	assert.Equal(t, append(append([]string{"get"}, common...), "helm-test/ephemeral-store", "--expect=revision-1"), get.Args,
+		"the test pod has no shell: get compares the value itself")
 	for _, c := range []corev1.Container{put, get} {
 		assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
 		assert.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)

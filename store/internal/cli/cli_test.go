@@ -53,6 +53,20 @@ func TestPutThenGetPrintsTheRawValue(t *testing.T) {
 	}
 }
 
+func TestGetExpectFailsOnADifferentValue(t *testing.T) {
+	c := newCluster(t)
+	if code, _, errOut := run(t, "", c.cmd("put", "k", "v1")...); code != 0 {
+		t.Fatalf("put: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "", c.cmd("get", "k", "--expect", "v1")...); code != 0 {
+		t.Fatalf("get --expect with the stored value: exit %d: %s", code, errOut)
+	}
+	code, _, errOut := run(t, "", c.cmd("get", "k", "--expect", "v2")...)
+	if code != 1 || !strings.Contains(errOut, `value "v1" is not the expected "v2"`) {
+		t.Fatalf("get --expect with another value: exit %d, stderr %q; want 1 naming both values", code, errOut)
+	}
+}
+
 func TestPutReadsTheValueFromStdinOrAFile(t *testing.T) {
 	c := newCluster(t)
 	binary := "line 1\nline 2\x00\xff"

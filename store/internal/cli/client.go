@@ -136,13 +136,15 @@ func newGetCommand() *cobra.Command {
 		co     clientOptions
 		stale  bool
 		output string
+		expect string
 	)
 	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print the value of a key",
 		Long: `Print the value of KEY to stdout, byte for byte. The read is linearizable
 unless --stale. With -w json, print the key, its value (base64) and its
-revisions. A missing key fails with exit code 1.`,
+revisions. A missing key fails with exit code 1, and so does a value that
+differs from --expect (for probes and helm test pods, which have no shell).`,
 		Example: `  ephemeral-store get pools/web-1
   ephemeral-store get pools/web-1 -w json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -164,6 +166,9 @@ revisions. A missing key fails with exit code 1.`,
 			if err != nil {
 				return fmt.Errorf("get %s: %w", named(key), err)
 			}
+			if cmd.Flags().Changed("expect") && string(kv.Value) != expect {
+				return fmt.Errorf("get %s: value %q is not the expected %q", named(key), kv.Value, expect)
+			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				return printJSON(out, toJSON(*kv))
@@ -179,8 +184,9 @@ revisions. A missing key fails with exit code 1.`,
 	}
 	co.addFlags(cmd)
 	cmd.Flags().BoolVar(&stale, "stale", false, "read the answering node's copy without asking the leader (faster, may lag, works without quorum)")
+	cmd.Flags().StringVar(&expect, "expect", "", "fail (exit 1) unless the value is exactly this")
 	outputFlag(cmd, &output, "the raw value")
-	noEnv(cmd, "stale")
+	noEnv(cmd, "stale", "expect")
 	return cmd
 }
 
