@@ -255,13 +255,3 @@ func (c *Config) DiscoveredPeers() []Peer {
 		return []Peer{{Ordinal: 0, Address: c.PeerAddress()}}
 	}
 }
-
-// NameForOrdinal is the node name of a peer with DNS discovery, or its
-// address with static discovery: what identifies "the same pod" across
-// incarnations.
-func (c *Config) NameForOrdinal(p Peer) string {
-	if c.PeersDNS != "" {
-		return c.NodeName[:strings.LastIndex(c.NodeName, "-")] + "-" + strconv.Itoa(p.Ordinal)
-	}
-	return p.Address
-}
