@@ -33,7 +33,7 @@ image: ## Build the store image FROM scratch (needs Docker).
 ##@ Test
 
 .PHONY: test
-test: test-unit test-chart test-e2e ## Run every test tier (unit, chart templates, kind end-to-end).
+test: lint test-unit test-chart test-e2e ## Lint, then every test tier (unit, faults, chart templates, kind end-to-end).
 
 .PHONY: test-unit
 test-unit: ## Unit, in-process cluster and multi-process tests of the server.
