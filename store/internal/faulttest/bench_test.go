@@ -131,8 +131,8 @@ func BenchmarkClusterGet(b *testing.B) {
 }
 
 // load writes n keys named by format with 32 concurrent clients.
-func load(b *testing.B, c *Cluster, format string, n int) time.Duration {
-	b.Helper()
+func load(tb testing.TB, c *Cluster, format string, n int) time.Duration {
+	tb.Helper()
 	clients := clientsFor(c, 32)
 	var (
 		next atomic.Int64
@@ -158,7 +158,7 @@ func load(b *testing.B, c *Cluster, format string, n int) time.Duration {
 	}
 	wg.Wait()
 	if err, _ := fail.Load().(error); err != nil {
-		b.Fatalf("loading %d keys: %v", n, err)
+		tb.Fatalf("loading %d keys: %v", n, err)
 	}
 	return time.Since(start)
 }

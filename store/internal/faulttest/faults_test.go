@@ -50,9 +50,8 @@ func runFaultScenario(t *testing.T, f fault) {
 	if n := w.acked.Load(); n < 20 {
 		t.Errorf("only %d writes were acknowledged in %s of traffic", n, total)
 	}
-	if n := w.ackedWritesAfter(healedAt); n == 0 {
-		t.Errorf("no write was acknowledged after the fault healed")
-	}
+	t.Logf("%d writes acknowledged after the fault healed", w.ackedWritesAfter(healedAt))
+	w.writeAfterHeal(t)
 	w.verify(t)
 }
 
