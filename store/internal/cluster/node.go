@@ -295,6 +295,10 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	if err := cmd.Validate(); err != nil {
 		return fsm.Result{}, err
 	}
+	// A leader that is known but unreachable (this node is cut off) must
+	// not keep a client waiting forever.
+	ctx, cancel := context.WithTimeoutCause(ctx, n.opts.ApplyTimeout, ErrNoLeader)
+	defer cancel()
 	for {
 		if n.stopping.Load() {
 			return fsm.Result{}, ErrShutdown
@@ -343,7 +347,7 @@ func (n *Node) waitForLeader(ctx context.Context) error {
 			case <-time.After(20 * time.Millisecond):
 				return nil
 			case <-ctx.Done():
-				return ctx.Err()
+				return context.Cause(ctx)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -352,7 +356,7 @@ func (n *Node) waitForLeader(ctx context.Context) error {
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		}
 	}
 }
@@ -361,6 +365,8 @@ func (n *Node) waitForLeader(ctx context.Context) error {
 // acknowledged before the call: it learns the leader's commit index (the
 // leader confirms it still leads) and waits until it has applied that much.
 func (n *Node) LinearizableRead(ctx context.Context) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, n.opts.ApplyTimeout, ErrNoLeader)
+	defer cancel()
 	for {
 		if n.stopping.Load() {
 			return ErrShutdown
@@ -422,7 +428,7 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 		case <-ch:
 		case <-time.After(5 * time.Millisecond):
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		}
 	}
 }

@@ -53,6 +53,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusServiceUnavailable, "no_quorum"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "no_quorum"
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer, but metrics
+		// should not count it as a server error (nginx's 499).
+		return 499, "request_canceled"
 	default:
 		return http.StatusInternalServerError, "internal"
 	}
