@@ -23,7 +23,7 @@ build: ## Build the static ephemeral-store binary into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ephemeral-store ./store/cmd/ephemeral-store
 
 .PHONY: tools
-tools: ## Install the pinned tools (helm, kind, ct) into bin/.
+tools: ## Install the pinned tools (helm, kind, kubectl, ct) into bin/.
 	scripts/install-tools.sh
 
 .PHONY: image
@@ -44,14 +44,8 @@ test-chart: tools ## Chart template tests (no cluster).
 	$(GO) test -count=1 -short -timeout 10m ./tests/...
 
 .PHONY: test-e2e
-test-e2e: tools e2e-env ## End-to-end tests on a kind cluster (creates or reuses it).
+test-e2e: tools ## End-to-end tests on kind: the harness ensures Docker, images and the cluster (stage by stage).
 	$(GO) test -count=1 -timeout 40m -run 'E2E' -v ./tests/...
-
-.PHONY: e2e-env
-e2e-env: ## Docker engine, kind node image and store image, built offline when needed.
-	scripts/ensure-docker.sh
-	scripts/node-image.sh
-	scripts/store-image.sh
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
@@ -75,3 +69,14 @@ up: tools ## Bring the store up on a local kind cluster (builds everything offli
 .PHONY: down
 down: ## Delete the kind cluster; images stay.
 	scripts/down.sh
+
+.PHONY: cluster
+cluster: ## Create or reuse the kind cluster only (Docker, node image, store image loaded).
+	scripts/ensure-docker.sh
+	scripts/node-image.sh
+	scripts/store-image.sh
+	scripts/kind-cluster.sh
+
+.PHONY: egress-status
+egress-status: ## What the egress guard dropped (air-gapped mode).
+	scripts/egress-guard.sh status
