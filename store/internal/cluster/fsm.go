@@ -108,3 +108,14 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() {}
+
+// monotonicStore is Raft's in-memory log store, declared monotonic: when a
+// follower installs a snapshot, Raft then drops its whole log instead of
+// keeping entries past the snapshot. Kept entries made a restarted follower
+// refuse every append after the install (the previous entry fell inside the
+// snapshot but was not its last index), and the leader resent the snapshot
+// forever: the node never caught up.
+type monotonicStore struct{ *raft.InmemStore }
+
+// IsMonotonic implements raft.MonotonicLogStore.
+func (monotonicStore) IsMonotonic() bool { return true }

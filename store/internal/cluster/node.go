@@ -81,7 +81,7 @@ type Node struct {
 	id        raft.ServerID
 	r         *raft.Raft
 	fsm       *raftFSM
-	logs      *raft.InmemStore
+	logs      *monotonicStore
 	trans     *raft.NetworkTransport
 	member    atomic.Bool // part of a configuration (bootstrapped or added)
 	voter     atomic.Bool
@@ -90,7 +90,11 @@ type Node struct {
 	catchUpTo uint64 // commit index at join: promotion once applied
 	seenSelf  bool   // this incarnation has appeared in the configuration
 
-	leaderReady   atomic.Bool // leader whose term's first entry is committed
+	leaderReady atomic.Bool // leader whose term's first entry is committed
+
+	readMu        sync.Mutex
+	nextRead      *readRound    // the read barrier that has not started yet
+	readSem       chan struct{} // one read barrier in flight
 	noLeaderSince atomic.Int64
 
 	stopping atomic.Bool
@@ -128,6 +132,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{opts: opts, log: opts.Logger.With("node", opts.Name)}
 	n.peer = newPeerClient(opts.Mux)
+	n.readSem = make(chan struct{}, 1)
 	n.clusterID.Store("")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
@@ -193,7 +198,7 @@ func (n *Node) startRaft() error {
 	// A new incarnation is nobody's member yet; the guard reads these.
 	n.member.Store(false)
 	n.voter.Store(false)
-	store := raft.NewInmemStore()
+	store := &monotonicStore{raft.NewInmemStore()}
 	f := newRaftFSM(n.opts.State)
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.opts.Mux.StreamLayer(),
@@ -395,17 +400,56 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 	}
 }
 
-// readIndex is the leader's half of a linearizable read.
+// readIndex is the leader's half of a linearizable read: an index that
+// covers every write acknowledged before the call, proven to come from the
+// current leader.
+//
+// raft.VerifyLeader is not enough: a leader frozen (SIGSTOP, a long GC, a
+// stalled VM) and deposed meanwhile counts replication answers to requests
+// sent before the freeze as fresh acknowledgements, and would serve its old
+// state. Committing a barrier entry cannot be faked that way: followers in a
+// newer term refuse it. Reads that arrive while no barrier is pending share
+// the next one, so a burst of reads costs one round trip, not one each.
 func (n *Node) readIndex() (uint64, error) {
 	r := n.raft()
 	if !n.leaderReady.Load() {
 		return 0, errNotLeader
 	}
-	idx := r.CommitIndex()
-	if err := r.VerifyLeader().Error(); err != nil {
-		return 0, errNotLeader
+	n.readMu.Lock()
+	round := n.nextRead
+	if round == nil || round.r != r {
+		round = &readRound{r: r, done: make(chan struct{})}
+		n.nextRead = round
+		go n.runReadRound(round)
 	}
-	return idx, nil
+	n.readMu.Unlock()
+	<-round.done
+	return round.index, round.err
+}
+
+// readRound is one barrier shared by the reads that joined it before it
+// started.
+type readRound struct {
+	r     *raft.Raft
+	done  chan struct{}
+	index uint64
+	err   error
+}
+
+func (n *Node) runReadRound(round *readRound) {
+	n.readSem <- struct{}{} // one barrier in flight; the next round gathers meanwhile
+	defer func() { <-n.readSem }()
+	n.readMu.Lock()
+	if n.nextRead == round {
+		n.nextRead = nil // later reads must wait for a barrier started after them
+	}
+	n.readMu.Unlock()
+	if err := round.r.Barrier(n.opts.ApplyTimeout).Error(); err != nil {
+		round.err = errNotLeader
+	} else {
+		round.index = round.r.CommitIndex()
+	}
+	close(round.done)
 }
 
 // waitApplied blocks until every state machine entry up to idx is applied.
@@ -436,7 +480,7 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 // fsmEntryBetween reports whether a command or configuration entry lies in
 // (from, to]. An entry gone from the log was compacted into a snapshot,
 // which only happens after it was applied.
-func fsmEntryBetween(logs *raft.InmemStore, from, to uint64) bool {
+func fsmEntryBetween(logs *monotonicStore, from, to uint64) bool {
 	for i := to; i > from; i-- {
 		var l raft.Log
 		if err := logs.GetLog(i, &l); err != nil {
