@@ -93,13 +93,19 @@ func (n *Node) seekCluster(lowerSilentSince time.Time) time.Time {
 	if lowest < n.opts.Ordinal {
 		return time.Time{} // a lower ordinal answers: it bootstraps
 	}
-	if n.opts.Ordinal > 0 {
-		// Every lower ordinal is silent. It may only be slow to start, so
-		// wait a grace period before forming a cluster without it.
+	// Bootstrap at once only when every peer answered that it is not a
+	// member. A silent peer may be a member this node cannot reach yet (a
+	// slow network, a lagging NetworkPolicy): ordinal 0 waits a short grace,
+	// the others a long one, since a slow pod-0 is likelier than a dead one.
+	if silent := len(n.opts.Peers) - 1 - len(statuses); silent > 0 {
+		grace := n.opts.BootstrapGrace
+		if n.opts.Ordinal == 0 {
+			grace = min(grace, 5*n.opts.JoinRetry)
+		}
 		if lowerSilentSince.IsZero() {
 			return time.Now()
 		}
-		if time.Since(lowerSilentSince) < n.opts.BootstrapGrace {
+		if time.Since(lowerSilentSince) < grace {
 			return lowerSilentSince
 		}
 	}
@@ -146,6 +152,9 @@ func (n *Node) join(leaderAddr string) error {
 // tendMembership is one round of a member: notice removal, ask for
 // promotion once caught up, and detect a quorum lost for good.
 func (n *Node) tendMembership() {
+	if n.stopping.Load() {
+		return
+	}
 	r := n.raft()
 	id := n.ID()
 	if addr, _ := r.LeaderWithID(); addr != "" {
@@ -174,7 +183,7 @@ func (n *Node) tendMembership() {
 		// Removed from the configuration (by an operator, or as a stale
 		// incarnation): start over as a new incarnation and join again.
 		n.log.Warn("removed from the cluster configuration; rejoining as a new incarnation", "id", id)
-		n.restart(false, "removed")
+		n.restart("removed")
 		return
 	case self != nil && self.Suffrage == raft.Voter:
 		n.voter.Store(true)
@@ -192,8 +201,8 @@ func (n *Node) tendMembership() {
 		}
 	}
 
-	if since := time.Unix(0, n.noLeaderSince.Load()); time.Since(since) > n.opts.QuorumLossTimeout && cfg.Error() == nil {
-		n.checkQuorumLoss(cfg.Configuration())
+	if without := time.Since(time.Unix(0, n.noLeaderSince.Load())); without > n.opts.QuorumLossTimeout && cfg.Error() == nil {
+		n.checkQuorumLoss(cfg.Configuration(), without)
 	}
 }
 
@@ -201,12 +210,14 @@ func (n *Node) tendMembership() {
 // incarnations are confirmed gone: they answer with another incarnation or
 // not at all. Those incarnations can never vote again (a restarted pod has
 // forgotten its log), so waiting longer cannot help.
-func (n *Node) checkQuorumLoss(cfg raft.Configuration) {
-	statuses := n.probe()
-	byAddr := make(map[string]statusResponse, len(statuses))
-	for _, st := range statuses {
-		byAddr[st.Address] = st
-	}
+func (n *Node) checkQuorumLoss(cfg raft.Configuration, withoutLeader time.Duration) {
+	// Silence alone is not proof: a partition or a node busy installing a
+	// snapshot is silent too. A voter is gone when its address answers with
+	// another incarnation; a silent one counts as gone only after three
+	// quorum-loss timeouts without a leader.
+	silentIsGone := withoutLeader > 3*n.opts.QuorumLossTimeout
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+2*time.Second)
+	defer cancel()
 	voters, alive := 0, 0
 	for _, s := range cfg.Servers {
 		if s.Suffrage != raft.Voter {
@@ -217,30 +228,37 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration) {
 			alive++
 			continue
 		}
-		if st, ok := byAddr[string(s.Address)]; ok && st.ID == string(s.ID) {
+		st, err := n.peer.status(ctx, string(s.Address))
+		switch {
+		case err == nil && st.ID == string(s.ID):
 			alive++
+		case err != nil && !silentIsGone:
+			alive++ // unknown yet: give it the benefit of the doubt
 		}
 	}
 	if voters == 0 || alive > voters/2 {
-		n.log.Warn("no leader, but a majority of the voters is still alive; waiting", "voters", voters, "alive", alive)
+		n.log.Warn("no leader, but a majority of the voters may still be alive; waiting",
+			"voters", voters, "alive_or_silent", alive, "without_leader", withoutLeader.String())
 		return
 	}
 	n.log.Error("QUORUM LOST FOR GOOD: the data of this cluster is gone; re-forming an empty cluster",
 		"voters", voters, "alive", alive, "waited", n.opts.QuorumLossTimeout.String())
 	n.opts.Metrics.DataLossEvents.Inc()
-	n.restart(true, "quorum lost")
+	n.restart("quorum lost")
 }
 
-// restart replaces the Raft instance with a new incarnation. With wipe the
-// state machine is emptied too (quorum loss); otherwise the next join
-// brings the cluster's state back through a snapshot.
-func (n *Node) restart(wipe bool, reason string) {
+// restart replaces the Raft instance with a new incarnation and empties the
+// state machine: a new incarnation starts from nothing, and whatever the
+// cluster holds comes back through the log or a snapshot when it joins
+// (replaying a young log onto the old map would apply it twice).
+func (n *Node) restart(reason string) {
+	if n.stopping.Load() {
+		return // Close or Kill owns the Raft instance now
+	}
 	if err := n.raft().Shutdown().Error(); err != nil {
 		n.log.Warn("raft shutdown", "err", err)
 	}
-	if wipe {
-		n.opts.State.Reset()
-	}
+	n.opts.State.Reset()
 	if err := n.startRaft(); err != nil {
 		// Without Raft this node can do nothing useful; the probes fail and
 		// Kubernetes restarts the pod.

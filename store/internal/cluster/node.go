@@ -32,6 +32,10 @@ var (
 	ErrNoLeader = errors.New("no leader: the cluster has no quorum")
 	// ErrShutdown: the node is stopping.
 	ErrShutdown = errors.New("node is shutting down")
+	// ErrOutcomeUnknown: a write left this node but its fate is unknown (the
+	// leader lost leadership or the connection broke while it was in
+	// flight). It may still commit; retrying it blindly could apply it twice.
+	ErrOutcomeUnknown = errors.New("write outcome unknown: leadership changed or the leader became unreachable while it was in flight")
 )
 
 // Peer is a node discovery knows of.
@@ -98,6 +102,7 @@ type Node struct {
 	noLeaderSince atomic.Int64
 
 	stopping atomic.Bool
+	draining atomic.Bool // shutting down soon: not ready, still serving
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -283,12 +288,16 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool) {
 // rolling update waits for it before taking the next pod down.
 func (n *Node) Ready() bool {
 	r := n.raft()
-	if n.stopping.Load() || !n.member.Load() || !n.voter.Load() {
+	if n.stopping.Load() || n.draining.Load() || !n.member.Load() || !n.voter.Load() {
 		return false
 	}
 	addr, _ := r.LeaderWithID()
 	return addr != ""
 }
+
+// Drain makes the node report not ready while it keeps serving, so load
+// balancers stop sending clients before the API closes.
+func (n *Node) Drain() { n.draining.Store(true) }
 
 // IsLeader reports whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft().State() == raft.Leader }
@@ -308,10 +317,12 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 		if n.stopping.Load() {
 			return fsm.Result{}, ErrShutdown
 		}
+		// Retry only where the write provably never entered a log: the
+		// node was not the leader, or the leader could not be dialled.
 		r := n.raft()
 		if r.State() == raft.Leader {
 			res, err := n.applyLocal(r, cmd)
-			if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipLost) {
+			if !errors.Is(err, raft.ErrNotLeader) {
 				return res, err
 			}
 		} else if addr, _ := r.LeaderWithID(); addr != "" {
@@ -334,7 +345,10 @@ func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
 	}
 	f := r.Apply(b, n.opts.ApplyTimeout)
 	if err := f.Error(); err != nil {
-		return fsm.Result{}, fmt.Errorf("raft apply: %w", err)
+		if errors.Is(err, raft.ErrNotLeader) {
+			return fsm.Result{}, fmt.Errorf("raft apply: %w", err) // never appended: safe to retry
+		}
+		return fsm.Result{}, fmt.Errorf("raft apply: %w: %w", ErrOutcomeUnknown, err)
 	}
 	res, _ := f.Response().(fsm.Result)
 	return res, res.Err
@@ -391,7 +405,8 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 		if err == nil {
 			return n.waitApplied(ctx, idx)
 		}
-		if !errors.Is(err, errNotLeader) && !errors.Is(err, errPeerUnreachable) {
+		// A read index changes nothing: any failure may be retried.
+		if !errors.Is(err, errNotLeader) && !errors.Is(err, errPeerUnreachable) && !errors.Is(err, ErrOutcomeUnknown) {
 			return err
 		}
 		if err := n.waitForLeader(ctx); err != nil {

@@ -169,7 +169,25 @@ func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
 		return
 	}
-	if err := r.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.Address), 0, 0).Error(); err != nil {
+	// Promote only a non-voter that is still in the configuration at that
+	// address: a late request from a removed or leaving incarnation must not
+	// bring a dead voter back.
+	cfg := r.GetConfiguration()
+	if err := cfg.Error(); err != nil {
+		writeRPCError(w, http.StatusServiceUnavailable, "no_configuration", err)
+		return
+	}
+	found := false
+	for _, s := range cfg.Configuration().Servers {
+		if s.ID == raft.ServerID(j.ID) && string(s.Address) == j.Address && s.Suffrage == raft.Nonvoter {
+			found = true
+		}
+	}
+	if !found {
+		writeRPCError(w, http.StatusConflict, "not_a_nonvoter", fmt.Errorf("%s at %s is not a non-voter of the configuration", j.ID, j.Address))
+		return
+	}
+	if err := r.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.Address), cfg.Index(), 0).Error(); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "promote_failed", err)
 		return
 	}
@@ -208,14 +226,14 @@ func (n *Node) handleApply(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	res, err := n.applyLocal(r, cmd)
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err)
+	if errors.Is(err, raft.ErrNotLeader) {
+		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err) // never appended
 		return
 	}
 	out := applyResponse{Result: res}
 	if err != nil {
 		if out.Error = fsmErrorCode(err); out.Error == "" {
-			writeRPCError(w, http.StatusServiceUnavailable, "apply_failed", err)
+			writeRPCError(w, http.StatusServiceUnavailable, "outcome_unknown", err)
 			return
 		}
 	}
@@ -239,7 +257,11 @@ func newPeerClient(m *transport.Mux) *peerClient {
 	return &peerClient{hc: &http.Client{
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				return m.DialRPC(ctx, addr)
+				c, err := m.DialRPC(ctx, addr)
+				if err != nil {
+					return nil, &dialError{err}
+				}
+				return c, nil
 			},
 			MaxIdleConnsPerHost: 8,
 			IdleConnTimeout:     60 * time.Second,
@@ -248,8 +270,15 @@ func newPeerClient(m *transport.Mux) *peerClient {
 	}}
 }
 
-// call sends one RPC. Connection failures wrap errPeerUnreachable and a
-// 421 wraps errNotLeader, so callers retry elsewhere.
+// dialError marks a failure before any byte of a request was sent.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// call sends one RPC. A failure to connect wraps errPeerUnreachable and a
+// 421 wraps errNotLeader: the request was not acted on, callers may retry
+// elsewhere. Any other failure after sending wraps ErrOutcomeUnknown.
 func (p *peerClient) call(ctx context.Context, method, addr, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -265,7 +294,11 @@ func (p *peerClient) call(ctx context.Context, method, addr, path string, in, ou
 	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %s %s: %v", errPeerUnreachable, path, addr, err)
+		var de *dialError
+		if errors.As(err, &de) {
+			return fmt.Errorf("%w: %s %s: %v", errPeerUnreachable, path, addr, err)
+		}
+		return fmt.Errorf("%w: %s %s: %v", ErrOutcomeUnknown, path, addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -273,6 +306,9 @@ func (p *peerClient) call(ctx context.Context, method, addr, path string, in, ou
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		if resp.StatusCode == http.StatusMisdirectedRequest {
 			return fmt.Errorf("%w: %s", errNotLeader, addr)
+		}
+		if e.Code == "outcome_unknown" {
+			return fmt.Errorf("%w: peer %s: %s", ErrOutcomeUnknown, addr, e.Message)
 		}
 		return fmt.Errorf("peer %s %s: %d %s: %s", addr, path, resp.StatusCode, e.Code, e.Message)
 	}

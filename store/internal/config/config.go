@@ -62,8 +62,12 @@ type Config struct {
 	QuorumLossTimeout time.Duration
 	// JoinRetry is the pause between discovery rounds.
 	JoinRetry time.Duration
-	// ShutdownTimeout bounds the graceful exit (leadership transfer, leave).
+	// ShutdownTimeout bounds the graceful exit (drain, leadership transfer,
+	// leave).
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long a stopping node reports not ready while still
+	// serving, before its API closes.
+	DrainDelay time.Duration
 
 	// Raft timing. The defaults suit a LAN; tests shorten them.
 	HeartbeatTimeout time.Duration
@@ -94,10 +98,11 @@ func Default() Config {
 		QuorumLossTimeout: 30 * time.Second,
 		JoinRetry:         time.Second,
 		ShutdownTimeout:   10 * time.Second,
+		DrainDelay:        2 * time.Second,
 		HeartbeatTimeout:  time.Second,
 		ElectionTimeout:   time.Second,
-		SnapshotThreshold: 8192,
-		TrailingLogs:      1024,
+		SnapshotThreshold: 1024,
+		TrailingLogs:      256,
 		LogLevel:          "info",
 	}
 }
@@ -182,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QuorumLossTimeout < time.Second {
 		return invalid("--quorum-loss-timeout", "%s: at least 1s, or healthy elections would count as quorum loss", c.QuorumLossTimeout)
+	}
+	if c.DrainDelay < 0 || c.DrainDelay >= c.ShutdownTimeout {
+		return invalid("--drain-delay", "%s: must be at least 0 and below --shutdown-timeout %s", c.DrainDelay, c.ShutdownTimeout)
 	}
 	if c.ReloadInterval <= 0 {
 		return invalid("--reload-interval", "must be positive")

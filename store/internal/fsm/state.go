@@ -55,15 +55,18 @@ type Limits struct {
 	// HistoryEvents is how many past events are kept for watchers resuming
 	// from an older revision.
 	HistoryEvents int
+	// HistoryBytes bounds the key and value bytes of that history.
+	HistoryBytes int
 	// WatcherBuffer is how many events a watcher may have unread before it
 	// is cut off with ErrWatcherTooSlow.
 	WatcherBuffer int
 }
 
-// DefaultLimits keeps 10 000 events of history and lets a watcher fall 1 024
-// events behind: a few seconds of a busy pool, bounded memory per watcher.
+// DefaultLimits keeps 10 000 events (at most 64 MiB) of history and lets a
+// watcher fall 1 024 events behind: a few seconds of a busy pool, bounded
+// memory per watcher.
 func DefaultLimits() Limits {
-	return Limits{HistoryEvents: 10000, WatcherBuffer: 1024}
+	return Limits{HistoryEvents: 10000, HistoryBytes: 64 << 20, WatcherBuffer: 1024}
 }
 
 // State is the in-memory map. Apply is called by one goroutine (Raft's FSM
@@ -85,6 +88,9 @@ type State struct {
 func New(limits Limits) *State {
 	if limits.HistoryEvents <= 0 {
 		limits.HistoryEvents = DefaultLimits().HistoryEvents
+	}
+	if limits.HistoryBytes <= 0 {
+		limits.HistoryBytes = DefaultLimits().HistoryBytes
 	}
 	if limits.WatcherBuffer <= 0 {
 		limits.WatcherBuffer = DefaultLimits().WatcherBuffer

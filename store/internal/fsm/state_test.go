@@ -282,3 +282,20 @@ func TestCommandEncodingRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: %+v", got)
 	}
 }
+
+func TestHistoryIsBoundedByBytes(t *testing.T) {
+	s := New(Limits{HistoryEvents: 1000, HistoryBytes: 3000, WatcherBuffer: 8})
+	big := bytes.Repeat([]byte("x"), 1000)
+	for i := 0; i < 10; i++ {
+		s.Apply(Command{Op: OpPut, Key: "k", Value: big})
+	}
+	// 1001 bytes per event: only the last two fit in 3000 bytes.
+	if _, err := s.Watch("", 8); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("from=8: err = %v, want ErrCompacted", err)
+	}
+	w, err := s.Watch("", 9)
+	if err != nil {
+		t.Fatalf("from=9 should still be kept: %v", err)
+	}
+	w.Close()
+}

@@ -12,9 +12,10 @@ type hub struct {
 	limits Limits
 
 	mu       sync.Mutex
-	history  []Event // ring of the last limits.HistoryEvents events, oldest first
-	start    int     // index of the oldest event in history once it is full
-	compact  int64   // newest revision no longer in history; older resumes fail
+	history  []Event // kept events, oldest first, from index head on
+	head     int
+	bytes    int   // key and value bytes of the kept events
+	compact  int64 // newest revision no longer in history; older resumes fail
 	watchers map[*Watcher]struct{}
 }
 
@@ -29,12 +30,17 @@ func (h *hub) publish(events []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, e := range events {
-		if len(h.history) < h.limits.HistoryEvents {
-			h.history = append(h.history, e)
-		} else {
-			h.compact = h.history[h.start].Revision
-			h.history[h.start] = e
-			h.start = (h.start + 1) % len(h.history)
+		h.history = append(h.history, e)
+		h.bytes += eventBytes(e)
+		// Bounded by count and by bytes: a few large values must not hold
+		// gigabytes of history.
+		for len(h.history)-h.head > h.limits.HistoryEvents || (h.bytes > h.limits.HistoryBytes && len(h.history)-h.head > 1) {
+			old := h.history[h.head]
+			h.history[h.head] = Event{}
+			h.compact, h.bytes, h.head = old.Revision, h.bytes-eventBytes(old), h.head+1
+		}
+		if h.head > len(h.history)/2 {
+			h.history, h.head = append([]Event(nil), h.history[h.head:]...), 0
 		}
 		for w := range h.watchers {
 			w.offer(e)
@@ -42,12 +48,10 @@ func (h *hub) publish(events []Event) {
 	}
 }
 
+func eventBytes(e Event) int { return len(e.Key) + len(e.Value) }
+
 // ordered returns the history oldest first.
-func (h *hub) ordered() []Event {
-	out := make([]Event, 0, len(h.history))
-	out = append(out, h.history[h.start:]...)
-	return append(out, h.history[:h.start]...)
-}
+func (h *hub) ordered() []Event { return h.history[h.head:] }
 
 func (h *hub) subscribe(prefix string, from, current int64) (*Watcher, error) {
 	h.mu.Lock()
@@ -90,7 +94,7 @@ func (h *hub) count() int {
 func (h *hub) reset(rev int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.history, h.start, h.compact = nil, 0, rev
+	h.history, h.head, h.bytes, h.compact = nil, 0, 0, rev
 	for w := range h.watchers {
 		w.closeLocked(ErrCompacted)
 	}

@@ -45,6 +45,9 @@ type Authenticator interface {
 // UserFunc extracts the user from the verified TLS state.
 type UserFunc func(*tls.ConnectionState) (string, error)
 
+// maxPageBytes bounds the key and value bytes of one list page.
+const maxPageBytes = 4 << 20
+
 // Options wire the API.
 type Options struct {
 	Cluster       Replicator
@@ -55,6 +58,16 @@ type Options struct {
 	MaxValueBytes int
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// PermissionRecheck is how often an open watch re-checks its user
+	// (default 5s).
+	PermissionRecheck time.Duration
+}
+
+func (a *API) recheckEvery() time.Duration {
+	if a.o.PermissionRecheck > 0 {
+		return a.o.PermissionRecheck
+	}
+	return 5 * time.Second
 }
 
 // API is the client-facing HTTP handler.
@@ -345,6 +358,15 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		return err
 	}
 	kvs, more, rev := a.o.State.List(prefix, q.Get("after"), limit)
+	// A page also ends at maxPageBytes of values, so a page of large values
+	// cannot make the server build gigabytes of JSON.
+	size := 0
+	for i, kv := range kvs {
+		if size += len(kv.Key) + len(kv.Value); size > maxPageBytes && i > 0 {
+			kvs, more = kvs[:i], true
+			break
+		}
+	}
 	page := listPage{Revision: rev, Items: make([]listItem, len(kvs)), More: more}
 	now := time.Now()
 	for i, kv := range kvs {
@@ -398,10 +420,23 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		flusher.Flush()
 	}
 	enc := json.NewEncoder(w)
+	// Users change live: a stream ends when its user loses the right to it.
+	recheck := time.NewTicker(a.recheckEvery())
+	defer recheck.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-recheck.C:
+			cur, err := a.o.Users.Authenticate(u.Name)
+			if err == nil {
+				err = auth.AuthorizePrefix(cur, prefix, auth.AccessRead)
+			}
+			if err != nil {
+				_, code := statusOf(err)
+				_ = enc.Encode(map[string]any{"type": "error", "error": errorDetail{Code: code, Message: fmt.Sprintf("user %q may no longer watch %q", u.Name, prefix)}})
+				return nil
+			}
 		case ev, ok := <-wt.C():
 			if !ok {
 				if werr := wt.Err(); werr != nil {

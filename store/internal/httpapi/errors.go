@@ -49,7 +49,9 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, cluster.ErrShutdown):
 		// Refused before any attempt: safe for a client to send elsewhere.
 		return http.StatusServiceUnavailable, "not_ready"
-	case errors.Is(err, cluster.ErrNoLeader):
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrOutcomeUnknown):
+		// For a write, no_quorum means "may or may not have happened":
+		// clients must not resend it blindly.
 		return http.StatusServiceUnavailable, "no_quorum"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "no_quorum"

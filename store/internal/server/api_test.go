@@ -378,3 +378,16 @@ func TestWatchIsNewlineDelimitedJSON(t *testing.T) {
 	require.Equal(t, "p/x", ev.Key)
 	require.Equal(t, "hello", string(ev.Value))
 }
+
+// Users change live, open watch streams included: removing the user ends
+// the stream with an error event.
+func TestWatchEndsWhenItsUserIsRemoved(t *testing.T) {
+	c, _ := single(t)
+	ctx := ctxT(t)
+	w, err := c.Client(testcluster.UserReader).Watch(ctx, "pools/", 0)
+	require.NoError(t, err)
+	defer w.Close()
+	require.NoError(t, os.Remove(filepath.Join(c.Dir, "users", "reader.json")))
+	_, err = w.Next()
+	require.ErrorIs(t, err, client.ErrUnauthenticated, "the stream must end once its user is gone")
+}

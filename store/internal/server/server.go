@@ -180,6 +180,15 @@ func (s *Server) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.log.Info("shutting down")
+		// Report not ready first and keep serving a moment, so the Service
+		// stops routing clients here before the API closes.
+		s.node.Drain()
+		if d := s.cfg.DrainDelay; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
 		apiCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_ = s.api.Shutdown(apiCtx) // watch streams end when the deadline passes
 		cancel()

@@ -149,6 +149,7 @@ func (c *Cluster) config(i int) config.Config {
 	cfg.JoinRetry = 200 * time.Millisecond
 	cfg.QuorumLossTimeout = 3 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.DrainDelay = 0
 	if c.tune != nil {
 		c.tune(i, &cfg)
 	}
