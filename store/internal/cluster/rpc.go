@@ -118,18 +118,28 @@ func (n *Node) status() statusResponse {
 	return st
 }
 
-// handleJoin adds a new incarnation as a non-voter, first removing any
-// older incarnation of the same pod (same name or same address): that
-// member has forgotten everything and must never vote again.
-func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
+// membershipRequest decodes a join, promote or leave request and checks that
+// this node leads; on failure it has answered and returns ok=false.
+func (n *Node) membershipRequest(w http.ResponseWriter, req *http.Request, what string, needAddress bool) (joinRequest, *raft.Raft, bool) {
 	var j joinRequest
-	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" || j.Address == "" {
-		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("join needs id and address"))
-		return
+	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" || (needAddress && j.Address == "") {
+		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("%s needs id and address", what))
+		return j, nil, false
 	}
 	r := n.raft()
 	if r.State() != raft.Leader {
 		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
+		return j, nil, false
+	}
+	return j, r, true
+}
+
+// handleJoin adds a new incarnation as a non-voter, first removing any
+// older incarnation of the same pod (same name or same address): that
+// member has forgotten everything and must never vote again.
+func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
+	j, r, ok := n.membershipRequest(w, req, "join", true)
+	if !ok {
 		return
 	}
 	cfg := r.GetConfiguration()
@@ -159,14 +169,8 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 }
 
 func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
-	var j joinRequest
-	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" {
-		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("promote needs id and address"))
-		return
-	}
-	r := n.raft()
-	if r.State() != raft.Leader {
-		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
+	j, r, ok := n.membershipRequest(w, req, "promote", true)
+	if !ok {
 		return
 	}
 	// Promote only a non-voter that is still in the configuration at that
@@ -196,14 +200,8 @@ func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
 }
 
 func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
-	var j joinRequest
-	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" {
-		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("leave needs id"))
-		return
-	}
-	r := n.raft()
-	if r.State() != raft.Leader {
-		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
+	j, r, ok := n.membershipRequest(w, req, "leave", false)
+	if !ok {
 		return
 	}
 	if err := r.RemoveServer(raft.ServerID(j.ID), 0, 0).Error(); err != nil {

@@ -101,12 +101,7 @@ func TestLeaderLossElectsANewLeaderAndKeepsData(t *testing.T) {
 	require.NoError(t, err)
 	old := c.Leader()
 	c.Kill(old)
-	var rest []int
-	for i := 0; i < 3; i++ {
-		if i != old {
-			rest = append(rest, i)
-		}
-	}
+	rest := allBut(c.Size(), old)
 	c.WaitReady(readyTimeout, rest...)
 	cl := c.Client(testcluster.UserAll, rest...)
 	kv, err := cl.Get(ctx, "k")
@@ -114,6 +109,17 @@ func TestLeaderLossElectsANewLeaderAndKeepsData(t *testing.T) {
 	require.Equal(t, "before", string(kv.Value))
 	_, err = cl.Put(ctx, "k", []byte("after"))
 	require.NoError(t, err)
+}
+
+// allBut lists the node indexes below n except one.
+func allBut(n, except int) []int {
+	var out []int
+	for i := 0; i < n; i++ {
+		if i != except {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // smallSnapshots makes the leader compact its log quickly, so that a node
@@ -216,12 +222,7 @@ func TestGracefulStopOfTheLeaderHandsOver(t *testing.T) {
 	start := time.Now()
 	c.Stop(l)
 	t.Logf("graceful stop of the leader took %s", time.Since(start))
-	var rest []int
-	for i := 0; i < 3; i++ {
-		if i != l {
-			rest = append(rest, i)
-		}
-	}
+	rest := allBut(c.Size(), l)
 	c.WaitReady(readyTimeout, rest...)
 	require.Len(t, c.Node(rest[0]).Server.Node().Status().Members, 2)
 	kv, err := c.Client(testcluster.UserAll, rest...).Get(ctx, "k")
