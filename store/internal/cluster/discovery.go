@@ -128,6 +128,7 @@ func (n *Node) bootstrap() {
 	n.clusterID.Store(hex.EncodeToString(b[:]))
 	n.member.Store(true)
 	n.voter.Store(true)
+	n.needBase.Store(true)
 	n.log.Info("bootstrapped a new cluster", "id", id, "cluster", n.clusterID.Load())
 }
 

@@ -103,6 +103,7 @@ type Node struct {
 
 	stopping atomic.Bool
 	draining atomic.Bool // shutting down soon: not ready, still serving
+	needBase atomic.Bool // bootstrapped here: the first leader proposes fsm.OpBase
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -279,6 +280,11 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool) {
 			if r.State() == raft.Leader {
 				n.leaderReady.Store(true)
 				n.log.Info("leading", "id", n.ID())
+				if n.needBase.CompareAndSwap(true, false) {
+					if _, err := n.applyLocal(r, fsm.NewBase(time.Now())); err != nil {
+						n.log.Warn("base revision of the new cluster not set", "err", err)
+					}
+				}
 			}
 		}
 	}

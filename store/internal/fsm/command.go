@@ -22,6 +22,11 @@ const (
 	// entry names the modify revision it expires, so a key rewritten after
 	// the leader's decision survives.
 	OpExpire Op = "expire"
+	// OpBase starts a new cluster's revisions above every revision an
+	// earlier cluster (lost with its quorum) can have handed out, so a
+	// client's old revision never matches a new, unrelated version in a
+	// compare-and-swap, and resuming a watch from it is refused as compacted.
+	OpBase Op = "base"
 )
 
 // Command is one change to the state machine. Commands are applied in log
@@ -43,12 +48,22 @@ type Command struct {
 	PrevRevision *int64 `json:"prev_revision,omitempty"`
 	// Expire lists the keys an OpExpire removes.
 	Expire []Expiry `json:"expire,omitempty"`
+	// BaseRevision is the revision an OpBase raises the store to.
+	BaseRevision int64 `json:"base_revision,omitempty"`
 }
 
 // Expiry names one key an OpExpire removes and the version it removes.
 type Expiry struct {
 	Key            string `json:"key"`
 	ModifyRevision int64  `json:"modify_revision"`
+}
+
+// NewBase is the OpBase a newly bootstrapped cluster proposes first: the
+// leader's clock in microseconds. An earlier cluster started at its own
+// bootstrap instant and would have needed more than one write per
+// microsecond since then to reach it.
+func NewBase(now time.Time) Command {
+	return Command{Op: OpBase, BaseRevision: now.UnixMicro()}
 }
 
 // PrepareOnLeader fixes the inputs that must be decided once for all
@@ -67,7 +82,7 @@ func (c *Command) Validate() error {
 		if c.Key == "" {
 			return fmt.Errorf("%s: %w", c.Op, ErrEmptyKey)
 		}
-	case OpExpire:
+	case OpExpire, OpBase:
 	default:
 		return fmt.Errorf("%w: %q", ErrUnknownOp, c.Op)
 	}

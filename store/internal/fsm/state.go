@@ -123,6 +123,12 @@ func (s *State) Apply(c Command) Result {
 		res, events = s.del(c)
 	case OpExpire:
 		res, events = s.expire(c)
+	case OpBase:
+		if c.BaseRevision > s.revision {
+			s.revision = c.BaseRevision
+			s.hub.raiseCompact(c.BaseRevision)
+		}
+		res = Result{Revision: s.revision}
 	}
 	s.mu.Unlock()
 	// Publishing after unlocking keeps slow watcher bookkeeping out of the

@@ -299,3 +299,26 @@ func TestHistoryIsBoundedByBytes(t *testing.T) {
 	}
 	w.Close()
 }
+
+func TestBaseRevisionSeparatesANewClusterFromTheOldOne(t *testing.T) {
+	s := New(DefaultLimits())
+	base := NewBase(time.UnixMicro(1_000_000))
+	if res := s.Apply(base); res.Revision != 1_000_000 {
+		t.Fatalf("revision after base = %d", res.Revision)
+	}
+	put := s.Apply(Command{Op: OpPut, Key: "k", Value: []byte("v")})
+	if put.Revision != 1_000_001 {
+		t.Fatalf("first write after base = %d", put.Revision)
+	}
+	// A revision from the lost cluster matches nothing and resumes nothing.
+	if res := s.Apply(Command{Op: OpPut, Key: "k", Value: []byte("w"), PrevRevision: rev(5)}); !errors.Is(res.Err, ErrRevisionMismatch) {
+		t.Fatalf("old revision in CAS: %v", res.Err)
+	}
+	if _, err := s.Watch("", 5); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("watch from an old revision: %v, want ErrCompacted", err)
+	}
+	// A base never lowers the revision.
+	if res := s.Apply(NewBase(time.UnixMicro(10))); res.Revision != 1_000_001 {
+		t.Fatalf("lower base moved the revision to %d", res.Revision)
+	}
+}

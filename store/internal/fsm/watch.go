@@ -89,6 +89,16 @@ func (h *hub) count() int {
 	return len(h.watchers)
 }
 
+// raiseCompact refuses resumes from revisions at or below rev when the kept
+// history has none of them (a new cluster's base revision).
+func (h *hub) raiseCompact(rev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.history) == h.head && rev > h.compact {
+		h.compact = rev
+	}
+}
+
 // reset drops the history: everything up to rev is gone, and watchers are
 // told so.
 func (h *hub) reset(rev int64) {

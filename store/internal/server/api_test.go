@@ -299,13 +299,17 @@ func TestLimitsAndMalformedRequests(t *testing.T) {
 func TestGetCarriesRevisionAndTTLHeaders(t *testing.T) {
 	c, base := single(t)
 	hc := httpClient(t, c, testcluster.UserAll)
-	status, _, _ := do(t, hc, "PUT", base+"/v1/kv/k?ttl=30s", strings.NewReader("v"))
+	status, _, body := do(t, hc, "PUT", base+"/v1/kv/k?ttl=30s", strings.NewReader("v"))
 	require.Equal(t, 200, status)
+	var put struct{ Revision int64 }
+	require.NoError(t, json.Unmarshal(body, &put))
 	resp, err := hc.Get(base + "/v1/kv/k")
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	require.Equal(t, "1", resp.Header.Get("ES-Modify-Revision"))
-	require.Equal(t, "1", resp.Header.Get("ES-Create-Revision"))
+	rev := fmt.Sprint(put.Revision)
+	require.Equal(t, rev, resp.Header.Get("ES-Modify-Revision"))
+	require.Equal(t, rev, resp.Header.Get("ES-Create-Revision"))
+	require.Equal(t, rev, resp.Header.Get("ES-Revision"))
 	require.Equal(t, "30", resp.Header.Get("ES-TTL-Remaining"))
 	require.Equal(t, "HTTP/2.0", resp.Proto, "the client API speaks HTTP/2")
 }

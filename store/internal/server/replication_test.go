@@ -236,7 +236,7 @@ func TestMajorityLossReformsAnEmptyCluster(t *testing.T) {
 	c := testcluster.New(t, 3)
 	c.WaitReady(readyTimeout)
 	ctx := ctxT(t)
-	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
+	before, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	l := c.Leader()
 	other := (l + 1) % 3
@@ -247,7 +247,10 @@ func TestMajorityLossReformsAnEmptyCluster(t *testing.T) {
 	c.WaitReady(60 * time.Second)
 	_, err = c.Client(testcluster.UserAll).Get(ctx, "k")
 	require.True(t, errors.Is(err, client.ErrKeyNotFound), "after a majority loss the key must be gone, got %v", err)
-	_, err = c.Client(testcluster.UserAll).Put(ctx, "k", []byte("new life"))
+	after, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("new life"))
 	require.NoError(t, err)
+	require.Greater(t, after.Revision, before.Revision, "a new cluster's revisions start above the lost one's")
+	_, err = c.Client(testcluster.UserAll).Put(ctx, "k", []byte("stale cas"), client.WithPrevRevision(before.Revision))
+	require.ErrorIs(t, err, client.ErrRevisionMismatch, "a revision from the lost cluster must match nothing")
 	require.Len(t, c.Node(0).Server.Node().Status().Members, 3)
 }
