@@ -66,6 +66,7 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "Raft election timeout")
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots (bounds the in-memory log)")
+	f.Uint64Var(&cfg.SnapshotBytes, "raft-snapshot-bytes", cfg.SnapshotBytes, "bytes of commands between snapshots, whatever their count")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 }
 

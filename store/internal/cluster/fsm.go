@@ -19,6 +19,9 @@ import (
 type raftFSM struct {
 	state   *fsm.State
 	applied atomic.Uint64
+	// logBytes counts command bytes applied since the last snapshot: the
+	// in-memory log holds about that much, whatever the entry count.
+	logBytes atomic.Uint64
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced after every apply
@@ -37,6 +40,7 @@ var (
 // through ApplyFuture.Response.
 func (f *raftFSM) Apply(l *raft.Log) any {
 	defer f.advance(l.Index)
+	f.logBytes.Add(uint64(len(l.Data)))
 	cmd, err := fsm.DecodeCommand(l.Data)
 	if err != nil {
 		// A command that does not decode was written by an incompatible
@@ -69,6 +73,7 @@ func (f *raftFSM) changed() <-chan struct{} {
 
 // Snapshot captures the state and the index it reflects.
 func (f *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.logBytes.Store(0)
 	return &snapshot{index: f.applied.Load(), write: f.state.Snapshot()}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,11 @@ type Options struct {
 	ElectionTimeout   time.Duration
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// SnapshotBytes also triggers a snapshot once this many command bytes
+	// were applied since the last one, so large values cannot grow the
+	// in-memory log without bound between entry-count snapshots (default
+	// 64 MiB).
+	SnapshotBytes uint64
 	// ApplyTimeout bounds one write (default 10s).
 	ApplyTimeout time.Duration
 
@@ -127,6 +133,9 @@ func New(opts Options) (*Node, error) {
 	if opts.BootstrapGrace <= 0 {
 		opts.BootstrapGrace = opts.QuorumLossTimeout
 	}
+	if opts.SnapshotBytes == 0 {
+		opts.SnapshotBytes = 64 << 20
+	}
 	if opts.ApplyTimeout <= 0 {
 		opts.ApplyTimeout = 10 * time.Second
 	}
@@ -173,10 +182,11 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.rpc = &http.Server{Handler: n.rpcHandler(), ReadHeaderTimeout: 10 * time.Second}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go func() { defer n.wg.Done(); _ = n.rpc.Serve(n.opts.Mux.RPCListener()) }()
 	go func() { defer n.wg.Done(); n.discoveryLoop() }()
 	go func() { defer n.wg.Done(); n.expiryLoop() }()
+	go func() { defer n.wg.Done(); n.snapshotLoop() }()
 	return nil
 }
 
@@ -514,6 +524,29 @@ func fsmEntryBetween(logs *monotonicStore, from, to uint64) bool {
 	return false
 }
 
+// snapshotLoop takes a snapshot when the log holds SnapshotBytes of
+// commands, on every node: each one compacts its own log.
+func (n *Node) snapshotLoop() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.mu.RLock()
+		r, f := n.r, n.fsm
+		n.mu.RUnlock()
+		if f.logBytes.Load() < n.opts.SnapshotBytes {
+			continue
+		}
+		if err := r.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			n.log.Warn("snapshot by log size failed", "err", err)
+		}
+	}
+}
+
 // expiryLoop: while leading, propose the expiry of keys whose TTL is over.
 // Only the leader decides, so every replica agrees on when a key vanished.
 func (n *Node) expiryLoop() {
@@ -610,14 +643,16 @@ type Member struct {
 
 // Status describes the cluster as this node sees it.
 type Status struct {
-	Self         string   `json:"self"`
-	Leader       string   `json:"leader"`
-	State        string   `json:"state"`
-	ClusterID    string   `json:"cluster_id"`
-	Revision     int64    `json:"revision"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Members      []Member `json:"members"`
+	Self         string `json:"self"`
+	Leader       string `json:"leader"`
+	State        string `json:"state"`
+	ClusterID    string `json:"cluster_id"`
+	Revision     int64  `json:"revision"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// SnapshotIndex is the last log index this node's latest snapshot covers.
+	SnapshotIndex uint64   `json:"snapshot_index"`
+	Members       []Member `json:"members"`
 }
 
 // Status reports membership, leadership and progress.
@@ -632,6 +667,7 @@ func (n *Node) Status() Status {
 		ClusterID: n.clusterID.Load().(string), Revision: n.opts.State.Revision(),
 		CommitIndex: r.CommitIndex(), AppliedIndex: applied, Members: []Member{},
 	}
+	st.SnapshotIndex, _ = strconv.ParseUint(r.Stats()["last_snapshot_index"], 10, 64)
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			suffrage := "voter"

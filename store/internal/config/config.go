@@ -76,6 +76,9 @@ type Config struct {
 	// bounds the in-memory log.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// SnapshotBytes triggers a snapshot by the bytes of commands applied
+	// since the last one, whatever their count.
+	SnapshotBytes uint64
 
 	LogLevel string
 }
@@ -103,6 +106,7 @@ func Default() Config {
 		ElectionTimeout:   time.Second,
 		SnapshotThreshold: 1024,
 		TrailingLogs:      256,
+		SnapshotBytes:     64 << 20,
 		LogLevel:          "info",
 	}
 }

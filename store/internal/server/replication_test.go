@@ -254,3 +254,25 @@ func TestMajorityLossReformsAnEmptyCluster(t *testing.T) {
 	require.ErrorIs(t, err, client.ErrRevisionMismatch, "a revision from the lost cluster must match nothing")
 	require.Len(t, c.Node(0).Server.Node().Status().Members, 3)
 }
+
+// Large values trigger snapshots by bytes long before the entry count
+// would, so the in-memory log stays bounded.
+func TestLargeValuesTriggerSnapshotsByBytes(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.WithConfig(func(_ int, cfg *config.Config) {
+		cfg.SnapshotThreshold = 1 << 20 // never by count in this test
+		cfg.SnapshotBytes = 256 << 10
+	}))
+	c.WaitReady(readyTimeout)
+	ctx := ctxT(t)
+	cl := c.Client(testcluster.UserAll)
+	value := make([]byte, 64<<10)
+	for i := 0; i < 8; i++ {
+		_, err := cl.Put(ctx, fmt.Sprintf("big/%d", i), value)
+		require.NoError(t, err)
+	}
+	for i := 0; i < 3; i++ {
+		require.Eventually(t, func() bool {
+			return c.Node(i).Server.Node().Status().SnapshotIndex > 0
+		}, 10*time.Second, 50*time.Millisecond, "node %d never snapshotted 512 KiB of commands", i)
+	}
+}

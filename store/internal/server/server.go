@@ -99,7 +99,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 		Name: cfg.NodeName, Address: cfg.PeerAddress(), Ordinal: ordinal, Peers: peers,
 		QuorumLossTimeout: cfg.QuorumLossTimeout, JoinRetry: cfg.JoinRetry,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
-		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs,
+		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs, SnapshotBytes: cfg.SnapshotBytes,
 		Mux: s.mux, State: s.state, Logger: log.With("component", "cluster"),
 		Metrics: cluster.NewMetrics(s.registry),
 	})
