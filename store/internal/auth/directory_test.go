@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,30 +110,7 @@ func TestLoadDirLimits(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) Count(s string) int { return strings.Count(l.String(), s) }
-
-func newLog() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(b, nil)), b
-}
+func newLog() (*slog.Logger, *filewatchtest.LogBuffer) { return filewatchtest.NewLog(slog.LevelInfo) }
 
 // writer changes the directory's content: in place, or the way kubelet
 // updates a ConfigMap volume.

@@ -127,7 +127,6 @@ func (n *Node) bootstrap() {
 	_, _ = rand.Read(b[:])
 	n.clusterID.Store(hex.EncodeToString(b[:]))
 	n.member.Store(true)
-	n.voter.Store(true)
 	n.needBase.Store(true)
 	n.log.Info("bootstrapped a new cluster", "id", id, "cluster", n.clusterID.Load())
 }
@@ -161,16 +160,8 @@ func (n *Node) tendMembership() {
 	if addr, _ := r.LeaderWithID(); addr != "" {
 		n.noLeaderSince.Store(time.Now().UnixNano())
 	}
-	var self *raft.Server
+	self := n.self()
 	cfg := r.GetConfiguration()
-	if cfg.Error() == nil {
-		for _, s := range cfg.Configuration().Servers {
-			if s.ID == id {
-				s := s
-				self = &s
-			}
-		}
-	}
 	n.mu.Lock()
 	if self != nil {
 		n.seenSelf = true
@@ -186,10 +177,7 @@ func (n *Node) tendMembership() {
 		n.log.Warn("removed from the cluster configuration; rejoining as a new incarnation", "id", id)
 		n.restart("removed")
 		return
-	case self != nil && self.Suffrage == raft.Voter:
-		n.voter.Store(true)
-	case self != nil:
-		n.voter.Store(false)
+	case self != nil && self.Suffrage != raft.Voter:
 		if n.fsm.applied.Load() >= target {
 			if addr, _ := r.LeaderWithID(); addr != "" {
 				ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)

@@ -92,9 +92,7 @@ type Node struct {
 	r         *raft.Raft
 	fsm       *raftFSM
 	logs      *monotonicStore
-	trans     *raft.NetworkTransport
-	member    atomic.Bool // part of a configuration (bootstrapped or added)
-	voter     atomic.Bool
+	member    atomic.Bool  // part of a configuration (bootstrapped or added)
 	clusterID atomic.Value // string: random, chosen at bootstrap
 
 	catchUpTo uint64 // commit index at join: promotion once applied
@@ -213,7 +211,6 @@ func (n *Node) startRaft() error {
 
 	// A new incarnation is nobody's member yet; the guard reads these.
 	n.member.Store(false)
-	n.voter.Store(false)
 	store := &monotonicStore{raft.NewInmemStore()}
 	f := newRaftFSM(n.opts.State)
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -238,27 +235,34 @@ func (n *Node) startRaft() error {
 	return nil
 }
 
-// selfIsVoter: this incarnation is a voter of its own latest configuration.
-func (n *Node) selfIsVoter() bool {
-	if !n.member.Load() {
-		return false
-	}
+// self is this incarnation's entry in its own latest configuration, or nil.
+func (n *Node) self() *raft.Server {
 	n.mu.RLock()
 	r, id := n.r, n.id
 	n.mu.RUnlock()
 	if r == nil {
-		return false
+		return nil
 	}
-	f := r.GetConfiguration()
+	f := r.GetConfiguration() // an atomic read, not a round trip
 	if f.Error() != nil {
-		return false
+		return nil
 	}
 	for _, s := range f.Configuration().Servers {
 		if s.ID == id {
-			return s.Suffrage == raft.Voter
+			return &s
 		}
 	}
-	return false
+	return nil
+}
+
+// selfIsVoter: this incarnation is a member and a voter of its own latest
+// configuration.
+func (n *Node) selfIsVoter() bool {
+	if !n.member.Load() {
+		return false
+	}
+	s := n.self()
+	return s != nil && s.Suffrage == raft.Voter
 }
 
 func (n *Node) raft() *raft.Raft {
@@ -304,7 +308,7 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool) {
 // rolling update waits for it before taking the next pod down.
 func (n *Node) Ready() bool {
 	r := n.raft()
-	if n.stopping.Load() || n.draining.Load() || !n.member.Load() || !n.voter.Load() {
+	if n.stopping.Load() || n.draining.Load() || !n.selfIsVoter() {
 		return false
 	}
 	addr, _ := r.LeaderWithID()

@@ -40,16 +40,18 @@ func (s *State) Restore(r io.Reader) error {
 	}
 	kv := make(map[string]*KeyValue, len(snap.Items))
 	expiring := make(map[string]int64)
+	var bytes int64
 	for i := range snap.Items {
 		item := &snap.Items[i]
 		kv[item.Key] = item
+		bytes += item.size()
 		if item.ExpireAt != 0 {
 			expiring[item.Key] = item.ExpireAt
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.kv, s.expiring, s.revision = kv, expiring, snap.Revision
+	s.kv, s.expiring, s.revision, s.bytes = kv, expiring, snap.Revision, bytes
 	s.hub.reset(snap.Revision)
 	return nil
 }

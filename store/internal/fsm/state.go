@@ -76,6 +76,7 @@ type State struct {
 
 	mu       sync.RWMutex
 	kv       map[string]*KeyValue
+	bytes    int64 // key and value bytes held, kept as keys change
 	revision int64
 	// expiring indexes keys with a TTL by expiry instant, for the leader's
 	// expiry loop.
@@ -169,6 +170,10 @@ func (s *State) put(c Command) (Result, []Event) {
 		kv.CreateRevision = cur.CreateRevision
 	}
 	s.kv[c.Key] = kv
+	s.bytes += kv.size()
+	if cur != nil {
+		s.bytes -= cur.size()
+	}
 	if kv.ExpireAt != 0 {
 		s.expiring[c.Key] = kv.ExpireAt
 	} else {
@@ -187,6 +192,7 @@ func (s *State) del(c Command) (Result, []Event) {
 		return Result{Revision: s.revision, Err: err}, nil
 	}
 	s.revision++
+	s.bytes -= cur.size()
 	delete(s.kv, c.Key)
 	delete(s.expiring, c.Key)
 	return Result{Revision: s.revision}, []Event{{Type: EventDelete, Key: c.Key, Revision: s.revision}}
@@ -200,6 +206,7 @@ func (s *State) expire(c Command) (Result, []Event) {
 			continue // rewritten or deleted since the leader decided
 		}
 		s.revision++
+		s.bytes -= cur.size()
 		delete(s.kv, e.Key)
 		delete(s.expiring, e.Key)
 		events = append(events, Event{Type: EventExpire, Key: e.Key, Revision: s.revision})
@@ -245,15 +252,15 @@ func (s *State) Revision() int64 {
 	return s.revision
 }
 
-// Stats reports the number of keys and the bytes of keys and values held.
+// Stats reports the number of keys and the bytes of keys and values held,
+// in constant time (metrics scrape it).
 func (s *State) Stats() (keys int, bytes int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for k, kv := range s.kv {
-		bytes += int64(len(k) + len(kv.Value))
-	}
-	return len(s.kv), bytes
+	return len(s.kv), s.bytes
 }
+
+func (kv *KeyValue) size() int64 { return int64(len(kv.Key) + len(kv.Value)) }
 
 // Expired lists up to max keys whose expiry instant is at or before now, for
 // the leader to propose as one OpExpire.
@@ -295,6 +302,7 @@ func (s *State) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.kv = make(map[string]*KeyValue)
+	s.bytes = 0
 	s.expiring = make(map[string]int64)
 	s.revision = 0
 	s.hub.reset(0)

@@ -322,3 +322,33 @@ func TestBaseRevisionSeparatesANewClusterFromTheOldOne(t *testing.T) {
 		t.Fatalf("lower base moved the revision to %d", res.Revision)
 	}
 }
+
+func TestStatsFollowEveryChange(t *testing.T) {
+	s := New(DefaultLimits())
+	s.Apply(Command{Op: OpPut, Key: "ab", Value: []byte("123")})            // 5
+	s.Apply(Command{Op: OpPut, Key: "ab", Value: []byte("1")})              // 3
+	s.Apply(Command{Op: OpPut, Key: "c", Value: []byte("xy"), ExpireAt: 1}) // 3
+	if k, b := s.Stats(); k != 2 || b != 6 {
+		t.Fatalf("after puts: %d keys, %d bytes; want 2, 6", k, b)
+	}
+	s.Apply(Command{Op: OpExpire, Expire: s.Expired(time.Unix(0, 2), 10)})
+	s.Apply(Command{Op: OpDelete, Key: "missing"})
+	if k, b := s.Stats(); k != 1 || b != 3 {
+		t.Fatalf("after expiry: %d keys, %d bytes; want 1, 3", k, b)
+	}
+	var buf bytes.Buffer
+	if err := s.Snapshot()(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := New(DefaultLimits())
+	if err := r.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if k, b := r.Stats(); k != 1 || b != 3 {
+		t.Fatalf("after restore: %d keys, %d bytes; want 1, 3", k, b)
+	}
+	s.Apply(Command{Op: OpDelete, Key: "ab"})
+	if k, b := s.Stats(); k != 0 || b != 0 {
+		t.Fatalf("after delete: %d keys, %d bytes", k, b)
+	}
+}

@@ -2,7 +2,6 @@ package mtls
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch/filewatchtest"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
@@ -166,27 +166,4 @@ func poolOf(certs ...*x509.Certificate) *x509.CertPool {
 	return p
 }
 
-// logBuffer is a slog handler target that tests can search.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) Count(s string) int { return strings.Count(l.String(), s) }
-
-func newLog() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
+func newLog() (*slog.Logger, *filewatchtest.LogBuffer) { return filewatchtest.NewLog(slog.LevelDebug) }

@@ -164,14 +164,8 @@ func (s *Server) Ready() bool { return s.node.Ready() }
 // Node exposes the cluster node (tests, status).
 func (s *Server) Node() *cluster.Node { return s.node }
 
-// ClientAddr, PeerAddr and ProbeAddr are the bound addresses.
+// ClientAddr is the bound address of the client API.
 func (s *Server) ClientAddr() net.Addr { return s.clientLn.Addr() }
-
-// PeerAddr is the bound peer address.
-func (s *Server) PeerAddr() net.Addr { return s.peerLn.Addr() }
-
-// ProbeAddr is the bound probe address.
-func (s *Server) ProbeAddr() net.Addr { return s.probeLn.Addr() }
 
 // Close stops the node gracefully within ctx: the client API stops taking
 // requests first (in-flight ones finish), then the node hands over
