@@ -269,9 +269,6 @@ func reservePorts(n int) ([]int, error) {
 	return nil, errors.New("no free range of loopback ports after 50 attempts")
 }
 
-// Dir is where the node logs are.
-func (c *Cluster) Dir() string { return c.dir }
-
 // Options returns the cluster's options with defaults filled in.
 func (c *Cluster) Options() Options { return c.opts }
 
@@ -350,17 +347,6 @@ func (c *Cluster) Running(i int) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cmd != nil && !isClosed(n.exited)
-}
-
-// PID is the process id of node i's current process, 0 when none runs.
-func (c *Cluster) PID(i int) int {
-	n := c.Nodes[i]
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || isClosed(n.exited) {
-		return 0
-	}
-	return n.cmd.Process.Pid
 }
 
 func (c *Cluster) signal(i int, sig syscall.Signal) (exited chan struct{}, ok bool) {
@@ -459,14 +445,6 @@ func (c *Cluster) Resume(i int) {
 	if _, ok := c.signal(i, syscall.SIGCONT); !ok {
 		c.t.Fatalf("resume %s: not running", c.Nodes[i].Name)
 	}
-}
-
-// Restart kills node i (if it runs) and starts a new process at the same
-// addresses: a new incarnation that has forgotten everything.
-func (c *Cluster) Restart(i int) {
-	c.t.Helper()
-	c.Kill(i)
-	c.Start(i)
 }
 
 // Ready asks node i's /readyz once.
