@@ -1965,6 +1965,13 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 	if mlogs, ok := r.logs.(MonotonicLogStore); ok && mlogs.IsMonotonic() {
 		if err := r.removeOldLogs(); err != nil {
 			r.logger.Error("failed to reset logs", "error", err)
+		} else {
+			// ephemeral-store patch (hashicorp/raft issue #697, cf. PR #704):
+			// the store is now empty, so the cached last log must not keep
+			// pointing at an entry past the snapshot, or a later AppendEntries
+			// with that PrevLogEntry is accepted and processLogs panics with
+			// "log not found" at snapshot index + 1.
+			r.setLastLog(req.LastLogIndex, req.LastLogTerm)
 		}
 	} else if err := r.compactLogs(req.LastLogIndex); err != nil {
 		r.logger.Error("failed to compact logs", "error", err)
