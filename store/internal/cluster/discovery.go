@@ -2,26 +2,22 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// discoveryLoop brings the node into a cluster and keeps it there:
-// join a cluster some peer belongs to, or bootstrap one when none exists
-// and this node has the lowest ordinal that answers; once a member, watch
-// for removal, promotion and quorum loss.
+// discoveryLoop brings the node into a cluster and keeps it there: join a
+// cluster some peer belongs to, or take part in the bootstrap vote when no
+// peer is a member; once a member, watch for removal, promotion, forks and
+// quorum loss.
 func (n *Node) discoveryLoop() {
-	var lowerSilentSince time.Time
 	for {
 		if n.member.Load() {
-			lowerSilentSince = time.Time{}
 			n.tendMembership()
 		} else {
-			lowerSilentSince = n.seekCluster(lowerSilentSince)
+			n.seekCluster()
 		}
 		select {
 		case <-n.ctx.Done():
@@ -31,8 +27,8 @@ func (n *Node) discoveryLoop() {
 	}
 }
 
-// probe asks every other peer for its status, in parallel; silent peers are
-// left out.
+// probe asks every other configured peer for its status, in parallel;
+// silent peers are left out.
 func (n *Node) probe() map[Peer]statusResponse {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+time.Second)
 	defer cancel()
@@ -49,7 +45,7 @@ func (n *Node) probe() map[Peer]statusResponse {
 		go func(p Peer) {
 			defer wg.Done()
 			st, err := n.peer.status(ctx, p.Address)
-			if err != nil {
+			if err != nil || st.Address != p.Address {
 				return
 			}
 			mu.Lock()
@@ -61,15 +57,17 @@ func (n *Node) probe() map[Peer]statusResponse {
 	return out
 }
 
-// seekCluster is one discovery round of a node that is not a member.
-func (n *Node) seekCluster(lowerSilentSince time.Time) time.Time {
+// seekCluster is one discovery round of a node that is not a member: join
+// through a member that knows its leader; with no member in sight, the
+// lowest ordinal among the non-members that answer runs for bootstrap.
+func (n *Node) seekCluster() {
 	statuses := n.probe()
-	anyMember := false
+	members := 0
 	for _, st := range statuses {
 		if !st.Member {
 			continue
 		}
-		anyMember = true
+		members++
 		if st.LeaderAddr == "" {
 			continue
 		}
@@ -77,58 +75,25 @@ func (n *Node) seekCluster(lowerSilentSince time.Time) time.Time {
 			n.log.Info("join failed, will retry", "via", st.LeaderAddr, "err", err)
 			continue
 		}
-		return time.Time{}
-	}
-	if anyMember {
-		// A cluster exists but is electing or has lost quorum: its members
-		// decide. Never bootstrap while any peer answers as a member.
-		return time.Time{}
-	}
-	lowest := n.opts.Ordinal
-	for p := range statuses {
-		if p.Ordinal < lowest {
-			lowest = p.Ordinal
-		}
-	}
-	if lowest < n.opts.Ordinal {
-		return time.Time{} // a lower ordinal answers: it bootstraps
-	}
-	// Bootstrap at once only when every peer answered that it is not a
-	// member. A silent peer may be a member this node cannot reach yet (a
-	// slow network, a lagging NetworkPolicy): ordinal 0 waits a short grace,
-	// the others a long one, since a slow pod-0 is likelier than a dead one.
-	if silent := len(n.opts.Peers) - 1 - len(statuses); silent > 0 {
-		grace := n.opts.BootstrapGrace
-		if n.opts.Ordinal == 0 {
-			grace = min(grace, 5*n.opts.JoinRetry)
-		}
-		if lowerSilentSince.IsZero() {
-			return time.Now()
-		}
-		if time.Since(lowerSilentSince) < grace {
-			return lowerSilentSince
-		}
-	}
-	n.bootstrap()
-	return time.Time{}
-}
-
-func (n *Node) bootstrap() {
-	r := n.raft()
-	id := n.ID()
-	err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-		Suffrage: raft.Voter, ID: id, Address: raft.ServerAddress(n.opts.Address),
-	}}}).Error()
-	if err != nil {
-		n.log.Error("bootstrap failed", "err", err)
 		return
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	n.clusterID.Store(hex.EncodeToString(b[:]))
-	n.member.Store(true)
-	n.needBase.Store(true)
-	n.log.Info("bootstrapped a new cluster", "id", id, "cluster", n.clusterID.Load())
+	if members > 0 {
+		// A cluster exists but is electing or has lost its quorum: its
+		// members decide. Never bootstrap while any peer answers as one.
+		n.logWaiting("join", "members answer but know no leader; waiting to join", "members", members)
+		return
+	}
+	for p := range statuses {
+		if p.Ordinal < n.opts.Ordinal {
+			return // a lower ordinal answers: it runs, this node votes
+		}
+	}
+	if answered := 1 + len(statuses); answered < n.majority() {
+		n.logWaiting("bootstrap", "too few replicas answer to bootstrap a new cluster; waiting",
+			"answering", answered, "needed", n.majority(), "replicas", len(n.opts.Peers))
+		return
+	}
+	n.runCandidacy(statuses, false)
 }
 
 func (n *Node) join(leaderAddr string) error {
@@ -139,26 +104,34 @@ func (n *Node) join(leaderAddr string) error {
 	if err := n.peer.call(ctx, "POST", leaderAddr, "/peer/join", req, &resp); err != nil {
 		return err
 	}
-	n.clusterID.Store(resp.ClusterID)
+	n.bootMu.Lock()
+	defer n.bootMu.Unlock()
+	if n.member.Load() {
+		return nil // committed to a bootstrap meanwhile; the leader will find out
+	}
 	n.mu.Lock()
 	n.catchUpTo = resp.CommitIndex
 	n.seenSelf = false
 	n.mu.Unlock()
-	n.member.Store(true)
-	n.log.Info("joined as non-voter", "id", n.ID(), "via", leaderAddr, "catch_up_to", resp.CommitIndex)
+	n.becomeMember(resp.ClusterID)
+	n.log.Info("joined as non-voter", "id", n.ID(), "via", leaderAddr, "cluster", resp.ClusterID, "catch_up_to", resp.CommitIndex)
 	return nil
 }
 
 // tendMembership is one round of a member: notice removal, ask for
-// promotion once caught up, and detect a quorum lost for good.
+// promotion once caught up, look out for forks, and decide about a quorum
+// that may be lost.
 func (n *Node) tendMembership() {
 	if n.stopping.Load() {
 		return
 	}
 	r := n.raft()
 	id := n.ID()
-	if addr, _ := r.LeaderWithID(); addr != "" {
-		n.noLeaderSince.Store(time.Now().UnixNano())
+	leaderAddr, _ := r.LeaderWithID()
+	if leaderAddr != "" {
+		n.noLeaderSince.Store(int64(n.mono()))
+		n.sawLeader.Store(true)
+		n.setQuorum(QuorumReport{State: QuorumOK})
 	}
 	self := n.self()
 	cfg := r.GetConfiguration()
@@ -177,84 +150,46 @@ func (n *Node) tendMembership() {
 		n.log.Warn("removed from the cluster configuration; rejoining as a new incarnation", "id", id)
 		n.restart("removed")
 		return
-	case self != nil && self.Suffrage != raft.Voter:
+	case self != nil && self.Suffrage != raft.Voter && leaderAddr != "":
 		if n.fsm.applied.Load() >= target {
-			if addr, _ := r.LeaderWithID(); addr != "" {
-				ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-				err := n.peer.call(ctx, "POST", string(addr), "/peer/promote", joinRequest{ID: string(id), Address: n.opts.Address}, nil)
-				cancel()
-				if err != nil {
-					n.log.Info("promotion not yet possible", "err", err)
-				}
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			err := n.peer.call(ctx, "POST", string(leaderAddr), "/peer/promote", joinRequest{ID: string(id), Address: n.opts.Address}, nil)
+			cancel()
+			if err != nil {
+				n.log.Info("promotion not yet possible", "err", err)
 			}
 		}
 	}
 
-	if without := time.Since(time.Unix(0, n.noLeaderSince.Load())); without > n.opts.QuorumLossTimeout && cfg.Error() == nil {
-		n.checkQuorumLoss(cfg.Configuration(), without)
+	without := n.mono() - time.Duration(n.noLeaderSince.Load())
+	probeDue := n.mono()-time.Duration(n.lastForkProbe.Load()) >= forkProbeEvery
+	if (leaderAddr == "" && without > n.opts.QuorumLossTimeout) || probeDue {
+		n.lastForkProbe.Store(int64(n.mono()))
+		statuses := n.probe()
+		if n.resolveFork(statuses) {
+			return
+		}
+		if leaderAddr == "" && without > n.opts.QuorumLossTimeout && cfg.Error() == nil {
+			n.checkQuorumLoss(cfg.Configuration(), statuses, without)
+		}
 	}
 }
 
-// checkQuorumLoss re-forms the cluster when a majority of the voters'
-// incarnations are confirmed gone: they answer with another incarnation or
-// not at all. Those incarnations can never vote again (a restarted pod has
-// forgotten its log), so waiting longer cannot help.
-func (n *Node) checkQuorumLoss(cfg raft.Configuration, withoutLeader time.Duration) {
-	// Silence alone is not proof: a partition or a node busy installing a
-	// snapshot is silent too. A voter is gone when its address answers with
-	// another incarnation; a silent one counts as gone only after three
-	// quorum-loss timeouts without a leader.
-	silentIsGone := withoutLeader > 3*n.opts.QuorumLossTimeout
-	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+2*time.Second)
-	defer cancel()
-	voters, alive := 0, 0
-	for _, s := range cfg.Servers {
-		if s.Suffrage != raft.Voter {
-			continue
-		}
-		voters++
-		if s.ID == n.ID() {
-			alive++
-			continue
-		}
-		st, err := n.peer.status(ctx, string(s.Address))
-		switch {
-		case err == nil && st.ID == string(s.ID):
-			alive++
-		case err != nil && !silentIsGone:
-			alive++ // unknown yet: give it the benefit of the doubt
-		}
-	}
-	if voters == 0 || alive > voters/2 {
-		n.log.Warn("no leader, but a majority of the voters may still be alive; waiting",
-			"voters", voters, "alive_or_silent", alive, "without_leader", withoutLeader.String())
-		return
-	}
-	n.log.Error("QUORUM LOST FOR GOOD: the data of this cluster is gone; re-forming an empty cluster",
-		"voters", voters, "alive", alive, "waited", n.opts.QuorumLossTimeout.String())
-	n.opts.Metrics.DataLossEvents.Inc()
-	n.restart("quorum lost")
-}
+// forkProbeEvery is how often a healthy member asks its peers which
+// cluster they belong to.
+const forkProbeEvery = 5 * time.Second
 
-// restart replaces the Raft instance with a new incarnation and empties the
-// state machine: a new incarnation starts from nothing, and whatever the
-// cluster holds comes back through the log or a snapshot when it joins
-// (replaying a young log onto the old map would apply it twice).
-func (n *Node) restart(reason string) {
-	if n.stopping.Load() {
-		return // Close or Kill owns the Raft instance now
-	}
-	if err := n.raft().Shutdown().Error(); err != nil {
-		n.log.Warn("raft shutdown", "err", err)
-	}
-	n.opts.State.Reset()
-	if err := n.startRaft(); err != nil {
-		// Without Raft this node can do nothing useful; the probes fail and
-		// Kubernetes restarts the pod.
-		n.log.Error("cannot restart raft", "reason", reason, "err", err)
-		n.cancel()
+// logWaiting logs why a node waits, at most once per quorum-loss timeout
+// for each topic, so a long wait stays visible without flooding the log.
+func (n *Node) logWaiting(topic, msg string, args ...any) {
+	n.waitLogMu.Lock()
+	last, ok := n.waitLogAt[topic]
+	now := n.mono()
+	if ok && now-last < n.opts.QuorumLossTimeout {
+		n.waitLogMu.Unlock()
 		return
 	}
-	n.clusterID.Store("")
-	n.log.Info("raft restarted", "reason", reason, "id", n.ID())
+	n.waitLogAt[topic] = now
+	n.waitLogMu.Unlock()
+	n.log.Warn(msg, args...)
 }

@@ -13,6 +13,11 @@ type Metrics struct {
 	IsVoter        prometheus.Gauge
 	Members        prometheus.Gauge
 	CommitIndex    prometheus.Gauge
+	// WaitingForVoters is 1 while a member without a leader waits for
+	// silent voters (it never gives up on them by itself).
+	WaitingForVoters prometheus.Gauge
+	SilentVoters     prometheus.Gauge
+	ForksDetected    prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not
@@ -33,9 +38,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CommitIndex: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ephemeral_store_raft_commit_index", Help: "Raft commit index on this node.",
 		}),
+		WaitingForVoters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ephemeral_store_waiting_for_silent_voters",
+			Help: "1 while this member has had no leader past the quorum-loss timeout and waits for voters that do not answer; an operator may force a reform if they are dead.",
+		}),
+		SilentVoters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ephemeral_store_silent_voters",
+			Help: "Voters of this member's configuration that did not answer the last quorum probe.",
+		}),
+		ForksDetected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ephemeral_store_cluster_forks_detected_total",
+			Help: "Probes that found a peer in another cluster than this node's (should stay 0).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DataLossEvents, m.LeaderChanges, m.IsLeader, m.IsVoter, m.Members, m.CommitIndex)
+		reg.MustRegister(m.DataLossEvents, m.LeaderChanges, m.IsLeader, m.IsVoter, m.Members, m.CommitIndex,
+			m.WaitingForVoters, m.SilentVoters, m.ForksDetected)
 	}
 	return m
 }

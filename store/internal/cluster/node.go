@@ -56,12 +56,11 @@ type Options struct {
 	Ordinal int
 	Peers   []Peer
 
+	// QuorumLossTimeout is how long a member goes without a leader before
+	// it asks the voters whether they are gone. It only starts the asking:
+	// data is dropped on proof, never because time passed.
 	QuorumLossTimeout time.Duration
 	JoinRetry         time.Duration
-	// BootstrapGrace is how long a node other than ordinal 0 must see every
-	// lower ordinal silent before it bootstraps alone (default
-	// QuorumLossTimeout).
-	BootstrapGrace time.Duration
 
 	HeartbeatTimeout  time.Duration
 	ElectionTimeout   time.Duration
@@ -100,10 +99,27 @@ type Node struct {
 
 	leaderReady atomic.Bool // leader whose term's first entry is committed
 
-	readMu        sync.Mutex
-	nextRead      *readRound    // the read barrier that has not started yet
-	readSem       chan struct{} // one read barrier in flight
-	noLeaderSince atomic.Int64
+	readMu   sync.Mutex
+	nextRead *readRound    // the read barrier that has not started yet
+	readSem  chan struct{} // one read barrier in flight
+
+	// Ages are durations since start on the monotonic clock (mono), never
+	// wall-clock instants: a stepped clock must not age anything.
+	start         time.Time
+	noLeaderSince atomic.Int64 // mono() when a leader was last known
+	lastForkProbe atomic.Int64 // mono() of the last fork probe
+	sawLeader     atomic.Bool  // this incarnation has known a leader
+
+	// bootMu orders the bootstrap vote, commits, joins and candidacy of one
+	// incarnation: it bootstraps or joins at most once.
+	bootMu sync.Mutex
+	vote   *ballot // guarded by bootMu; nil for a new incarnation
+
+	restartMu sync.Mutex // one restart at a time
+	quorum    atomic.Pointer[QuorumReport]
+	forks     atomic.Pointer[[]Fork]
+	waitLogMu sync.Mutex
+	waitLogAt map[string]time.Duration // guarded by waitLogMu
 
 	stopping atomic.Bool
 	draining atomic.Bool // shutting down soon: not ready, still serving
@@ -128,9 +144,6 @@ func New(opts Options) (*Node, error) {
 	if opts.QuorumLossTimeout <= 0 {
 		opts.QuorumLossTimeout = 30 * time.Second
 	}
-	if opts.BootstrapGrace <= 0 {
-		opts.BootstrapGrace = opts.QuorumLossTimeout
-	}
 	if opts.SnapshotBytes == 0 {
 		opts.SnapshotBytes = 64 << 20
 	}
@@ -143,13 +156,19 @@ func New(opts Options) (*Node, error) {
 	if opts.ElectionTimeout <= 0 {
 		opts.ElectionTimeout = time.Second
 	}
-	n := &Node{opts: opts, log: opts.Logger.With("node", opts.Name)}
+	if len(opts.Peers) == 0 {
+		opts.Peers = []Peer{{Ordinal: opts.Ordinal, Address: opts.Address}}
+	}
+	n := &Node{opts: opts, log: opts.Logger.With("node", opts.Name), start: time.Now(), waitLogAt: map[string]time.Duration{}}
 	n.peer = newPeerClient(opts.Mux)
 	n.readSem = make(chan struct{}, 1)
 	n.clusterID.Store("")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
 }
+
+// mono is the time since the node was created, on the monotonic clock.
+func (n *Node) mono() time.Duration { return time.Since(n.start) }
 
 // ID is this incarnation's Raft server ID.
 func (n *Node) ID() raft.ServerID {
@@ -228,7 +247,14 @@ func (n *Node) startRaft() error {
 	n.id, n.r, n.fsm, n.logs = id, r, f, store
 	n.mu.Unlock()
 	n.leaderReady.Store(false)
-	n.noLeaderSince.Store(time.Now().UnixNano())
+	n.noLeaderSince.Store(int64(n.mono()))
+	n.sawLeader.Store(false)
+	n.clusterID.Store("")
+	n.forks.Store(nil)
+	n.setQuorum(QuorumReport{State: QuorumElecting})
+	n.bootMu.Lock()
+	n.vote = nil
+	n.bootMu.Unlock()
 	n.log.Info("raft started", "id", id, "address", n.opts.Address)
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watchLeadership(r, notify) }()
@@ -294,7 +320,9 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool) {
 			if r.State() == raft.Leader {
 				n.leaderReady.Store(true)
 				n.log.Info("leading", "id", n.ID())
-				if n.needBase.CompareAndSwap(true, false) {
+				// Every bootstrapper may lead first; only a leader that
+				// finds the state untouched raises the base.
+				if n.needBase.CompareAndSwap(true, false) && n.opts.State.Revision() == 0 {
 					if _, err := n.applyLocal(r, fsm.NewBase(time.Now())); err != nil {
 						n.log.Warn("base revision of the new cluster not set", "err", err)
 					}
@@ -594,13 +622,23 @@ func (n *Node) Close(ctx context.Context) error {
 				}
 			}
 		}
-		if others > 0 {
-			if r.State() == raft.Leader {
-				if err := r.LeadershipTransfer().Error(); err != nil {
-					n.log.Warn("leadership transfer failed", "err", err)
-				}
+		if others > 0 && r.State() == raft.Leader {
+			if err := r.LeadershipTransfer().Error(); err != nil {
+				n.log.Warn("leadership transfer failed", "err", err)
 			}
+		}
+		// Leave only while the voters left behind are still a majority of
+		// the replica count: a configuration smaller than that could commit
+		// with a minority of the replicas, and fresh incarnations on the
+		// other side of a partition could then bootstrap a second cluster.
+		// A voter that stays is replaced when its pod's next incarnation
+		// joins.
+		switch {
+		case others >= n.majority():
 			n.leave(ctx, r, id)
+		case others > 0:
+			n.log.Info("staying in the configuration: leaving would leave fewer voters than a majority of the replicas",
+				"voters_left", others, "replicas", len(n.opts.Peers))
 		}
 	}
 	n.cancel()
@@ -657,6 +695,10 @@ type Status struct {
 	// SnapshotIndex is the last log index this node's latest snapshot covers.
 	SnapshotIndex uint64   `json:"snapshot_index"`
 	Members       []Member `json:"members"`
+	// Quorum says why there is no leader, when there is none.
+	Quorum QuorumReport `json:"quorum"`
+	// Forks lists peers found in another cluster (it should stay empty).
+	Forks []Fork `json:"forks,omitempty"`
 }
 
 // Status reports membership, leadership and progress.
@@ -672,6 +714,15 @@ func (n *Node) Status() Status {
 		CommitIndex: r.CommitIndex(), AppliedIndex: applied, Members: []Member{},
 	}
 	st.SnapshotIndex, _ = strconv.ParseUint(r.Stats()["last_snapshot_index"], 10, 64)
+	if q := n.quorum.Load(); q != nil {
+		st.Quorum = *q
+	}
+	if lid != "" {
+		st.Quorum = QuorumReport{State: QuorumOK}
+	}
+	if f := n.forks.Load(); f != nil {
+		st.Forks = *f
+	}
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			suffrage := "voter"

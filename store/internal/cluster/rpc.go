@@ -37,6 +37,8 @@ type statusResponse struct {
 	LeaderAddr string   `json:"leader_address,omitempty"`
 	Voters     []string `json:"voters,omitempty"`
 	Applied    uint64   `json:"applied"`
+	// Vote is the candidate this non-member gave its bootstrap vote to.
+	Vote string `json:"vote,omitempty"`
 }
 
 type joinRequest struct {
@@ -86,6 +88,9 @@ func (n *Node) rpcHandler() http.Handler {
 	mux.HandleFunc("POST /peer/promote", n.handlePromote)
 	mux.HandleFunc("POST /peer/leave", n.handleLeave)
 	mux.HandleFunc("POST /peer/apply", n.handleApply)
+	mux.HandleFunc("POST /peer/bootstrap/vote", n.handleVote)
+	mux.HandleFunc("POST /peer/bootstrap/commit", n.handleCommit)
+	mux.HandleFunc("POST /peer/reform", n.handleReform)
 	mux.HandleFunc("GET /peer/readindex", func(w http.ResponseWriter, _ *http.Request) {
 		idx, err := n.readIndex()
 		if err != nil {
@@ -108,6 +113,11 @@ func (n *Node) status() statusResponse {
 	n.mu.RLock()
 	st.Applied = n.fsm.applied.Load()
 	n.mu.RUnlock()
+	n.bootMu.Lock()
+	if n.vote != nil {
+		st.Vote = string(n.vote.candidate)
+	}
+	n.bootMu.Unlock()
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
@@ -236,6 +246,10 @@ func (n *Node) handleApply(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func decodeJSON(req *http.Request, v any) error {
+	return json.NewDecoder(io.LimitReader(req.Body, 1<<20)).Decode(v)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

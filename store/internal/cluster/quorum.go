@@ -1,0 +1,293 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Quorum states /v1/cluster reports.
+const (
+	// QuorumOK: a leader is known.
+	QuorumOK = "ok"
+	// QuorumElecting: no leader yet, but not for longer than the
+	// quorum-loss timeout.
+	QuorumElecting = "electing"
+	// QuorumWaiting: no leader for longer than the quorum-loss timeout, and
+	// voters are silent: they may be alive behind a partition or a pause, so
+	// the node waits. An operator who knows they are dead may force a
+	// reform (ForceReform).
+	QuorumWaiting = "waiting_for_silent_voters"
+)
+
+// QuorumReport tells why a member has no leader, as /v1/cluster shows it.
+type QuorumReport struct {
+	State string `json:"state"`
+	// Silent voters did not answer; Gone voters' addresses answered with
+	// another incarnation or as non-members: they can never vote again.
+	Silent []string `json:"silent,omitempty"`
+	Gone   []string `json:"gone,omitempty"`
+	// WithoutLeaderSeconds is measured on the monotonic clock.
+	WithoutLeaderSeconds float64 `json:"without_leader_seconds,omitempty"`
+}
+
+// Fork is a peer found in another cluster than this node's.
+type Fork struct {
+	Peer      string `json:"peer"`
+	ClusterID string `json:"cluster_id"`
+	Voters    int    `json:"voters"`
+}
+
+// ErrReformRefused: a forced reform was asked of a node that must not do it
+// (it knows a leader, it is not a member, or the confirmation is wrong).
+var ErrReformRefused = errors.New("reform refused")
+
+func (n *Node) setQuorum(q QuorumReport) {
+	n.quorum.Store(&q)
+	waiting := 0.0
+	if q.State == QuorumWaiting {
+		waiting = 1
+	}
+	n.opts.Metrics.WaitingForVoters.Set(waiting)
+	n.opts.Metrics.SilentVoters.Set(float64(len(q.Silent)))
+}
+
+// checkQuorumLoss re-forms the cluster only on proof that a majority of
+// its voters can never vote again. A voter is gone when its address answers
+// with another incarnation ID, as a non-member, or as a member of another
+// cluster; a placeholder never had a process. Silence proves nothing (a
+// partition, a paused process and a frozen machine are all silent), so a
+// silent voter counts as alive however long it stays silent, and no timer
+// alone ever throws data away.
+func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusResponse, without time.Duration) {
+	byAddr := map[string]statusResponse{}
+	for p, st := range statuses {
+		byAddr[p.Address] = st
+	}
+	me := n.ID()
+	myCluster := n.clusterID.Load().(string)
+	for _, st := range statuses {
+		if st.Member && st.ClusterID == myCluster && st.LeaderID != "" {
+			// The cluster lives; this node is cut off from its leader or
+			// behind. Raft brings it back when the leader reaches it.
+			n.logWaiting("quorum", "no leader reaches this node, but a peer follows one; waiting",
+				"peer", st.ID, "leader", st.LeaderID, "without_leader", without.Round(time.Second).String())
+			n.setQuorum(QuorumReport{State: QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
+			return
+		}
+	}
+	voters, alive := 0, 0
+	var silent, gone []string
+	for _, s := range cfg.Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if s.ID == me {
+			alive++
+			continue
+		}
+		if isPlaceholder(s.ID) {
+			gone = append(gone, string(s.ID))
+			continue
+		}
+		st, answered := byAddr[string(s.Address)]
+		switch {
+		case !answered:
+			alive++ // silence is never proof
+			silent = append(silent, string(s.ID))
+		case st.ID == string(s.ID) && st.Member && st.ClusterID == myCluster:
+			alive++
+		default:
+			gone = append(gone, string(s.ID))
+		}
+	}
+	report := QuorumReport{State: QuorumWaiting, Silent: silent, Gone: gone, WithoutLeaderSeconds: without.Seconds()}
+	if voters == 0 || alive > voters/2 {
+		if len(silent) == 0 {
+			report.State = QuorumElecting
+		}
+		n.setQuorum(report)
+		n.logWaiting("quorum", "no leader, but a majority of the voters may still be alive; waiting (silent voters may be partitioned or paused; an operator who knows they are dead can run `ephemeral-store cluster reform`)",
+			"voters", voters, "alive_or_silent", alive, "silent", silent, "gone", gone,
+			"without_leader", without.Round(time.Second).String())
+		return
+	}
+	// The answers also show that a majority of the replicas agree: the gone
+	// voters' replicas answered as other incarnations, and together with
+	// this node they are a majority of the replica count.
+	if answered := 1 + len(statuses); answered < n.majority() {
+		n.setQuorum(report)
+		n.logWaiting("quorum", "a majority of the voters is gone, but too few replicas answer to agree; waiting",
+			"answering", answered, "needed", n.majority())
+		return
+	}
+	n.loseData("quorum lost", "QUORUM LOST FOR GOOD: the data of this cluster is gone; re-forming an empty cluster",
+		"voters", voters, "alive_or_silent", alive, "gone", gone, "without_leader", without.Round(time.Second).String())
+}
+
+// loseData empties this node and starts it over as a fresh incarnation,
+// counting a data-loss event when the cluster it leaves ever had a leader.
+func (n *Node) loseData(reason, msg string, args ...any) {
+	args = append(args, "id", n.ID(), "cluster", n.clusterID.Load())
+	n.log.Error(msg, args...)
+	if n.sawLeader.Load() {
+		n.opts.Metrics.DataLossEvents.Inc()
+	}
+	n.restart(reason)
+}
+
+// resolveFork looks for peers that are members of another cluster. It
+// should never happen; if it does, the documented rule decides which side
+// gives way: the cluster with fewer voters (then the smaller cluster ID)
+// empties itself and joins the other. It reports whether this node gave
+// way (it is no longer a member).
+func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
+	mine := n.clusterID.Load().(string)
+	if mine == "" {
+		return false
+	}
+	myVoters := 0
+	if f := n.raft().GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				myVoters++
+			}
+		}
+	}
+	var forks []Fork
+	var winner *Fork
+	for p, st := range statuses {
+		if !st.Member || st.ClusterID == "" || st.ClusterID == mine {
+			continue
+		}
+		f := Fork{Peer: p.Address, ClusterID: st.ClusterID, Voters: len(st.Voters)}
+		forks = append(forks, f)
+		if st.LeaderID != "" && (f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
+			winner = &f
+		}
+	}
+	sort.Slice(forks, func(i, j int) bool { return forks[i].Peer < forks[j].Peer })
+	n.forks.Store(&forks)
+	if len(forks) == 0 {
+		return false
+	}
+	n.opts.Metrics.ForksDetected.Inc()
+	n.log.Error("FORK DETECTED: peers are members of another cluster", "cluster", mine, "voters", myVoters, "forks", forks)
+	if winner == nil {
+		return false // the other side gives way
+	}
+	n.loseData("fork", "FORK: this cluster gives way to the larger one; emptying this node to join it",
+		"winner", winner.ClusterID, "winner_voters", winner.Voters, "via", winner.Peer)
+	return true
+}
+
+// ForceReform is the operator's way out when voters stay silent forever
+// (their nodes are dead and their pods are never rescheduled): every member
+// of this cluster that answers and knows no leader empties itself, and this
+// node bootstraps a new cluster from the replicas that answer, without the
+// majority rule. confirm must be this node's cluster ID. It loses data by
+// design and may split the cluster if the silent voters are in fact alive.
+func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
+	mine := n.clusterID.Load().(string)
+	switch {
+	case !n.member.Load():
+		return fmt.Errorf("%w: this node is not a member of a cluster", ErrReformRefused)
+	case confirm != mine:
+		return fmt.Errorf("%w: confirmation %q does not match this node's cluster id %q", ErrReformRefused, confirm, mine)
+	}
+	if addr, _ := n.raft().LeaderWithID(); addr != "" {
+		return fmt.Errorf("%w: the cluster has a leader (%s); nothing to reform", ErrReformRefused, addr)
+	}
+	n.log.Error("FORCED REFORM requested by an operator: every member of this cluster that answers empties itself", "user", by, "cluster", mine)
+	var wg = make(chan struct{}, len(n.opts.Peers))
+	for _, p := range n.opts.Peers {
+		if p.Address == n.opts.Address {
+			continue
+		}
+		go func(addr string) {
+			defer func() { wg <- struct{}{} }()
+			if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/reform", reformRequest{ClusterID: mine, By: by}, nil); err != nil {
+				n.log.Warn("reform not taken by peer", "peer", addr, "err", err)
+			}
+		}(p.Address)
+	}
+	for range len(n.opts.Peers) - 1 {
+		<-wg
+	}
+	n.loseData("forced reform", "FORCED REFORM: emptying this node and bootstrapping a new cluster from the replicas that answer", "user", by)
+	// Bootstrap at once from whoever answers as a non-member.
+	deadline := time.Now().Add(n.voteLease())
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		statuses := n.probe()
+		voters := map[Peer]statusResponse{}
+		for p, st := range statuses {
+			if !st.Member {
+				voters[p] = st
+			}
+		}
+		if n.runCandidacy(voters, true) {
+			return nil
+		}
+		if n.member.Load() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(n.opts.JoinRetry):
+		}
+	}
+	return fmt.Errorf("%w: emptied, but could not bootstrap a new cluster in time; discovery keeps trying", ErrReformRefused)
+}
+
+type reformRequest struct {
+	ClusterID string `json:"cluster_id"`
+	By        string `json:"by"`
+}
+
+func (n *Node) handleReform(w http.ResponseWriter, req *http.Request) {
+	var rr reformRequest
+	if err := decodeJSON(req, &rr); err != nil || rr.ClusterID == "" {
+		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("reform needs cluster_id"))
+		return
+	}
+	if !n.member.Load() || n.clusterID.Load().(string) != rr.ClusterID {
+		writeRPCError(w, http.StatusConflict, "other_cluster", fmt.Errorf("not a member of cluster %s", rr.ClusterID))
+		return
+	}
+	if addr, _ := n.raft().LeaderWithID(); addr != "" {
+		writeRPCError(w, http.StatusConflict, "has_leader", fmt.Errorf("this node follows leader %s", addr))
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	go n.loseData("forced reform", "FORCED REFORM: an operator declared the silent voters dead; emptying this node", "user", rr.By)
+}
+
+// restart replaces the Raft instance with a new incarnation and empties the
+// state machine: a new incarnation starts from nothing, and whatever the
+// cluster holds comes back through the log or a snapshot when it joins
+// (replaying a young log onto the old map would apply it twice).
+func (n *Node) restart(reason string) {
+	if n.stopping.Load() {
+		return // Close or Kill owns the Raft instance now
+	}
+	n.restartMu.Lock()
+	defer n.restartMu.Unlock()
+	if err := n.raft().Shutdown().Error(); err != nil {
+		n.log.Warn("raft shutdown", "err", err)
+	}
+	n.opts.State.Reset()
+	if err := n.startRaft(); err != nil {
+		// Without Raft this node can do nothing useful; the probes fail and
+		// Kubernetes restarts the pod.
+		n.log.Error("cannot restart raft", "reason", reason, "err", err)
+		n.cancel()
+		return
+	}
+	n.log.Info("raft restarted", "reason", reason, "id", n.ID())
+}
