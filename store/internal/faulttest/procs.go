@@ -12,12 +12,19 @@
 // Every process writes its stdout and stderr to a per-node log file; when a
 // test fails the tail of every log is printed and the logs are copied to a
 // directory that outlives the test.
+//
+// With Options.Network each node runs instead inside its own network
+// namespace of a netlab.Lab, at its own address with the usual ports, and
+// every connection the harness makes comes from the lab's hub namespace:
+// the test can then cut the network between nodes for real (Cluster.Lab)
+// while it still reaches every node.
 package faulttest
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +43,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/faulttest/netlab"
 )
 
 // MainPackage is the import path of the binary under test.
@@ -68,9 +76,22 @@ func Build(dir string) (*Binary, error) {
 		CertDir:  filepath.Join(dir, "certs"),
 		UsersDir: filepath.Join(dir, "users"),
 	}
-	build := exec.Command(goTool, "build", "-buildvcs=false", "-o", b.Path, MainPackage)
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build %s: %w\n%s", MainPackage, err, out)
+	if prebuilt := os.Getenv(ServerBinaryEnv); prebuilt != "" {
+		// Another build of the server, such as an older commit's, to
+		// show what the tests find in it.
+		abs, err := filepath.Abs(prebuilt)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("%s: %w", ServerBinaryEnv, err)
+		}
+		b.Path = abs
+	} else {
+		build := exec.Command(goTool, "build", "-buildvcs=false", "-o", b.Path, MainPackage)
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %w\n%s", MainPackage, err, out)
+		}
 	}
 	certs := exec.Command(b.Path, "certs", "--out", b.CertDir, "--user", User)
 	certs.Env = cleanEnv()
@@ -91,6 +112,10 @@ func Build(dir string) (*Binary, error) {
 	}
 	return b, nil
 }
+
+// ServerBinaryEnv names an environment variable: when set, the tests run
+// that server binary instead of building the one of this tree.
+const ServerBinaryEnv = "FAULTTEST_SERVER_BINARY"
 
 // cleanEnv is the test's environment without ES_ variables, which the
 // binary would read as flags.
@@ -119,6 +144,10 @@ type Options struct {
 	LogLevel string
 	// ExtraArgs are appended to every `serve` command line.
 	ExtraArgs []string
+	// Network runs every node in its own network namespace of a
+	// netlab.Lab (root only), so that Cluster.Lab can cut the network
+	// between nodes; clients connect from the lab's hub namespace.
+	Network bool
 }
 
 // DefaultOptions is a five-node cluster with short timeouts.
@@ -165,6 +194,7 @@ type Cluster struct {
 	peers []string
 	Nodes []*Node
 	probe *http.Client
+	lab   *netlab.Lab // with Options.Network
 
 	statusMu      sync.Mutex
 	statusClients map[int]*client.Client
@@ -176,7 +206,8 @@ type Node struct {
 	Index int
 	// Name is --node-name: "n<index>".
 	Name string
-	// ClientAddr, PeerAddr and ProbeAddr are host:port on 127.0.0.1.
+	// ClientAddr, PeerAddr and ProbeAddr are host:port on 127.0.0.1,
+	// or on the node's own address in the lab with Options.Network.
 	ClientAddr, PeerAddr, ProbeAddr string
 	// LogPath collects the output of every process of this slot.
 	LogPath string
@@ -211,17 +242,37 @@ func Prepare(t testing.TB, bin *Binary, opts Options) *Cluster {
 		t: t, bin: bin, opts: opts, dir: t.TempDir(),
 		probe: &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
-	ports, err := reservePorts(3 * opts.Nodes)
-	if err != nil {
-		t.Fatalf("reserving ports: %v", err)
+	var addr func(i, k int) string // node i's client (k=0), peer (1) and probe (2) address
+	if opts.Network {
+		lab, err := netlab.New(opts.Nodes)
+		if err != nil {
+			t.Fatalf("network lab of %d nodes (needs root; scripts/ensure-netlab.sh installs ip and iptables): %v", opts.Nodes, err)
+		}
+		// Registered before c.cleanup, so it runs after every process
+		// is dead.
+		t.Cleanup(func() {
+			if err := lab.Close(); err != nil {
+				t.Errorf("closing the network lab: %v", err)
+			}
+		})
+		c.lab = lab
+		c.probe.Transport = &http.Transport{DisableKeepAlives: true, DialContext: lab.DialContext}
+		// Every node has its own address: the usual ports.
+		addr = func(i, k int) string { return net.JoinHostPort(lab.IP(i), strconv.Itoa(8087+k)) }
+	} else {
+		ports, err := reservePorts(3 * opts.Nodes)
+		if err != nil {
+			t.Fatalf("reserving ports: %v", err)
+		}
+		addr = func(i, k int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+k])) }
 	}
 	for i := 0; i < opts.Nodes; i++ {
 		n := &Node{
 			Index:      i,
 			Name:       fmt.Sprintf("n%d", i),
-			ClientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i])),
-			PeerAddr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+1])),
-			ProbeAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+2])),
+			ClientAddr: addr(i, 0),
+			PeerAddr:   addr(i, 1),
+			ProbeAddr:  addr(i, 2),
 			LogPath:    filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
 		}
 		c.Nodes = append(c.Nodes, n)
@@ -230,6 +281,12 @@ func Prepare(t testing.TB, bin *Binary, opts Options) *Cluster {
 	t.Cleanup(c.cleanup)
 	return c
 }
+
+// Lab is the network of a cluster made with Options.Network, nil without.
+func (c *Cluster) Lab() *netlab.Lab { return c.lab }
+
+// LogDir is the directory of the nodes' log files.
+func (c *Cluster) LogDir() string { return c.dir }
 
 // reservePorts finds n consecutive free ports below the ephemeral range
 // (ip_local_port_range starts at 32768 by default): a port the kernel never
@@ -311,7 +368,14 @@ func (c *Cluster) Start(i int) {
 	defer logf.Close() // the child has its own descriptor
 	n.starts++
 	fmt.Fprintf(logf, "=== faulttest: %s start #%d at %s ===\n", n.Name, n.starts, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.bin.Path, c.args(n)...)
+	var cmd *exec.Cmd
+	if c.lab != nil {
+		// ip netns exec enters the namespace and executes the server
+		// in the same process: n.cmd's PID is the server's.
+		cmd = c.lab.Command(i, c.bin.Path, c.args(n)...)
+	} else {
+		cmd = exec.Command(c.bin.Path, c.args(n)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = cleanEnv()
 	cmd.SysProcAttr = sysProcAttr()
@@ -548,12 +612,38 @@ func (c *Cluster) newClient(eps []string, timeout time.Duration) *client.Client 
 	if err != nil {
 		c.t.Fatalf("client TLS: %v", err)
 	}
-	cl, err := client.New(client.Config{Endpoints: eps, TLS: tlsCfg, Timeout: timeout})
+	cfg := client.Config{Endpoints: eps, TLS: tlsCfg, Timeout: timeout}
+	if c.lab != nil {
+		// Connections come from the hub namespace. The server
+		// certificate names localhost, not the lab's addresses.
+		tlsCfg.ServerName = "localhost"
+		cfg.HTTPClient = &http.Client{Transport: labTransport(c.lab, tlsCfg)}
+	}
+	cl, err := client.New(cfg)
 	if err != nil {
 		c.t.Fatalf("client: %v", err)
 	}
 	c.t.Cleanup(func() { _ = cl.Close() })
 	return cl
+}
+
+// labTransport is the client package's own transport (HTTP/2, bounded
+// connection set-up, pings that notice a dead peer) dialing from the hub.
+func labTransport(lab *netlab.Lab, tlsCfg *tls.Config) *http.Transport {
+	return &http.Transport{
+		DialContext:           lab.DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: 5 * time.Second,
+			PingTimeout:     5 * time.Second,
+		},
+	}
 }
 
 // Leader asks every running node for /v1/cluster and returns the index of

@@ -40,6 +40,16 @@ type workload struct {
 	clients   int
 	opTimeout time.Duration
 
+	// unique, when set, is the prefix of keys written once each: part
+	// of the puts go to unique+"c<client>/<seq>", and every acknowledged
+	// one must be found on every node at the end (see uniqueWrites).
+	unique string
+	// pinned clients (every other one) talk to their node only, so both
+	// sides of a partition take requests.
+	pinned bool
+	// seed, when not zero, seeds the clients' choices.
+	seed uint64
+
 	acked      atomic.Int64 // writes with a definite answer
 	unknown    atomic.Int64 // writes with an unknown outcome
 	reads      atomic.Int64 // reads with an answer
@@ -59,7 +69,12 @@ func (w *workload) run(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
 	for id := 0; id < w.clients; id++ {
 		node := id % len(w.c.Nodes)
-		cl := w.c.Client(node, w.opTimeout)
+		var cl *client.Client
+		if w.pinned && id%2 == 1 {
+			cl = w.c.NodeClient(node, w.opTimeout)
+		} else {
+			cl = w.c.Client(node, w.opTimeout)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -70,11 +85,18 @@ func (w *workload) run(ctx context.Context) (wait func()) {
 }
 
 func (w *workload) client(ctx context.Context, id, node int, cl *client.Client) {
-	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
+	seed := w.seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	rng := rand.New(rand.NewPCG(uint64(id), seed))
 	for seq := 0; ctx.Err() == nil; seq++ {
 		key := w.keys[rng.IntN(len(w.keys))]
 		var ok bool
 		switch r := rng.IntN(100); {
+		case w.unique != "" && rng.IntN(10) < 3:
+			k := fmt.Sprintf("%sc%d/%d", w.unique, id, seq)
+			ok = w.put(id, node, cl, k, k)
 		case r < 50:
 			ok = w.get(id, node, cl, key)
 		case r < 90:
@@ -333,15 +355,27 @@ func (w *workload) verify(t *testing.T) {
 // write or a newer one.
 func (w *workload) checkNoAckedWriteLost(t *testing.T, final map[string]readState) {
 	t.Helper()
+	if lost := w.lostWrites(final); len(lost) > 0 {
+		t.Errorf("acknowledged writes lost:\n  %s", strings.Join(lost, "\n  "))
+	}
+}
+
+// lostWrites lists the keys of w.keys whose final state is older than
+// their last acknowledged write.
+func (w *workload) lostWrites(final map[string]readState) []string {
 	type write struct {
 		op  kvInput
 		out kvOutput
 	}
 	last := map[string]write{}
 	maybeDeleted := map[string]int64{} // key -> highest revision of a delete that may have happened (-1: unknown)
+	tracked := map[string]bool{}
+	for _, k := range w.keys {
+		tracked[k] = true
+	}
 	for _, op := range w.h.operations() {
 		in, out := op.Input.(kvInput), op.Output.(kvOutput)
-		if in.Op == opGet {
+		if in.Op == opGet || !tracked[in.Key] {
 			continue
 		}
 		if in.Op == opDelete && (out.Unknown || out.Found) {
@@ -384,9 +418,7 @@ func (w *workload) checkNoAckedWriteLost(t *testing.T, final map[string]readStat
 			lost = append(lost, fmt.Sprintf("%s: last acknowledged delete @%d, final state %v", k, wr.out.Rev, st))
 		}
 	}
-	if len(lost) > 0 {
-		t.Errorf("acknowledged writes lost:\n  %s", strings.Join(lost, "\n  "))
-	}
+	return lost
 }
 
 // writeAfterHeal proves the healed cluster takes writes again: one put

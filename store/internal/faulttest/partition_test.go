@@ -1,0 +1,644 @@
+package faulttest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/faulttest/netlab"
+)
+
+// The partition tier (DESIGN.md section 7.2, issue 8): five real processes,
+// each in its own network namespace of a netlab.Lab, cut apart by silent
+// iptables drops, frozen with SIGSTOP and killed with SIGKILL, along a
+// seeded random schedule of faults with healing in between. Clients write
+// unique values throughout, through every node (half of them pinned to one
+// node, so both sides of a partition take requests) and record a history.
+// At the end of a run:
+//
+//   - porcupine checks the history (linearizable reads through every node
+//     are part of it);
+//   - every acknowledged write is read back through every node's own
+//     endpoint with a linearizable read: the unique keys one by one (a
+//     list), and the last acknowledged write of each contended key;
+//   - every node reports the same cluster_id in /v1/cluster.
+//
+// Each run prints one summary line; TestPartitionSchedules prints the
+// totals last. FAULT_RUNS sets the number of runs (3), FAULT_SEED replays
+// one seed, FAULT_FAULTS sets the number of faults per run (3). A failing
+// run keeps its history, porcupine's visualization, the schedule and the
+// node logs in a directory that outlives the test, and prints its path.
+
+// partitionQuorumLoss is --quorum-loss-timeout in these runs: short, so
+// that faults longer than three of them fit in a test.
+const partitionQuorumLoss = 2 * time.Second
+
+// readyAfterHeal bounds the wait for every node to be ready after a fault
+// healed; beyond it the run fails.
+const readyAfterHeal = 90 * time.Second
+
+// partitionFault is one kind of fault: run injects it, holds it, undoes
+// what it did and returns a label naming the nodes it hit.
+type partitionFault struct {
+	name string
+	run  func(r *scheduleRun) string
+}
+
+var partitionFaults = []partitionFault{
+	{"leader-isolated", func(r *scheduleRun) string {
+		l := r.leader()
+		r.partition([]int{l}, r.others(l))
+		r.hold(3 * time.Second)
+		return fmt.Sprintf("leader-isolated(n%d)", l)
+	}},
+	{"leader-minority", func(r *scheduleRun) string {
+		l := r.leader()
+		rest := r.shuffled(r.others(l))
+		minority := []int{l, rest[0]}
+		r.partition(minority, rest[1:])
+		r.hold(3 * time.Second)
+		return fmt.Sprintf("leader-minority(%s|%s)", nodeList(minority), nodeList(rest[1:]))
+	}},
+	{"bridge", func(r *scheduleRun) string {
+		all := r.shuffled(r.all())
+		b, rest := all[0], all[1:]
+		half := len(rest) / 2
+		a, c := append([]int{b}, rest[:half]...), append([]int{b}, rest[half:]...)
+		r.partition(a, c)
+		r.hold(4 * time.Second)
+		return fmt.Sprintf("bridge(n%d sees %s|%s)", b, nodeList(rest[:half]), nodeList(rest[half:]))
+	}},
+	{"long-partition", func(r *scheduleRun) string {
+		all := r.shuffled(r.all())
+		minority, majority := all[:len(all)/2], all[len(all)/2:]
+		r.partition(minority, majority)
+		hold := 6 * r.c.Options().QuorumLossTimeout
+		r.hold(hold)
+		return fmt.Sprintf("long-partition(%s|%s %s)", nodeList(minority), nodeList(majority), hold)
+	}},
+	{"pause-all", func(r *scheduleRun) string {
+		hold := 4 * r.c.Options().QuorumLossTimeout
+		for i := range r.c.Nodes {
+			r.c.Pause(i)
+		}
+		r.hold(hold)
+		for i := range r.c.Nodes {
+			r.c.Resume(i)
+		}
+		return fmt.Sprintf("pause-all(%s)", hold)
+	}},
+	{"kill-1", func(r *scheduleRun) string {
+		n := r.rng.IntN(len(r.c.Nodes))
+		r.c.Kill(n)
+		r.hold(2 * time.Second)
+		r.c.Start(n)
+		return fmt.Sprintf("kill-1(n%d)", n)
+	}},
+	{"kill-2", func(r *scheduleRun) string {
+		two := r.shuffled(r.all())[:2]
+		sort.Ints(two)
+		r.c.KillAll(two...)
+		r.hold(2 * time.Second)
+		for _, n := range two {
+			r.c.Start(n)
+		}
+		return fmt.Sprintf("kill-2(%s)", nodeList(two))
+	}},
+	{"pause-leader", func(r *scheduleRun) string {
+		l := r.leader()
+		hold := 2 * r.c.Options().QuorumLossTimeout
+		r.c.Pause(l)
+		r.hold(hold)
+		r.c.Resume(l)
+		return fmt.Sprintf("pause-leader(n%d %s)", l, hold)
+	}},
+	{"pause-follower", func(r *scheduleRun) string {
+		l := r.leader()
+		f := r.shuffled(r.others(l))[0]
+		hold := 2 * r.c.Options().QuorumLossTimeout
+		r.c.Pause(f)
+		r.hold(hold)
+		r.c.Resume(f)
+		return fmt.Sprintf("pause-follower(n%d %s)", f, hold)
+	}},
+}
+
+func nodeList(idx []int) string {
+	parts := make([]string, len(idx))
+	for k, i := range idx {
+		parts[k] = fmt.Sprintf("n%d", i)
+	}
+	return strings.Join(parts, ",")
+}
+
+// partitionTotals adds up the runs of one TestPartitionSchedules.
+type partitionTotals struct {
+	mu          sync.Mutex
+	runs        int
+	violations  int // runs that failed
+	lost        int
+	longest     time.Duration
+	longestSeed uint64
+	failed      []string // seeds and where their files are
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+func TestPartitionSchedules(t *testing.T) {
+	runs := envInt(t, "FAULT_RUNS", 3)
+	faults := envInt(t, "FAULT_FAULTS", 3)
+	var seeds []uint64
+	if v := os.Getenv("FAULT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("FAULT_SEED=%q: %v", v, err)
+		}
+		seeds = append(seeds, s)
+		if os.Getenv("FAULT_RUNS") == "" {
+			runs = 1
+		}
+	}
+	for len(seeds) < runs {
+		seeds = append(seeds, rand.Uint64N(1_000_000_000))
+	}
+	tot := &partitionTotals{}
+	start := time.Now()
+	t.Cleanup(func() {
+		tot.mu.Lock()
+		defer tot.mu.Unlock()
+		for _, f := range tot.failed {
+			t.Logf("failed run: %s", f)
+		}
+		t.Logf("PARTITION TIER SUMMARY: runs=%d violations=%d lost-writes=%d longest-unavailability=%s (seed %d) elapsed=%s",
+			tot.runs, tot.violations, tot.lost, tot.longest.Round(10*time.Millisecond), tot.longestSeed,
+			time.Since(start).Round(time.Second))
+	})
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			runSchedule(t, seed, faults, tot)
+		})
+	}
+}
+
+// scheduleRun is the state of one seeded run.
+type scheduleRun struct {
+	t    *testing.T
+	seed uint64
+	rng  *rand.Rand
+	c    *Cluster
+	lab  *netlab.Lab
+	w    *workload
+
+	spans  []faultSpan
+	events []string // timeline, for the files of a failed run
+	errs   []string // why the run failed, in the words of the summary
+}
+
+// faultSpan is when one fault was in force (history timestamps), from its
+// injection to the moment every node was ready again.
+type faultSpan struct {
+	label      string
+	start, end int64
+}
+
+func (r *scheduleRun) logf(format string, args ...any) {
+	r.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	r.events = append(r.events, fmt.Sprintf("%9.3fs %s", float64(r.w.h.now())/1e9, msg))
+	r.t.Log(msg)
+}
+
+// fail marks the run failed with a reason that also goes to its files.
+func (r *scheduleRun) fail(format string, args ...any) {
+	r.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	r.errs = append(r.errs, msg)
+	r.events = append(r.events, fmt.Sprintf("%9.3fs FAIL %s", float64(r.w.h.now())/1e9, msg))
+	r.t.Error(msg)
+}
+
+func (r *scheduleRun) all() []int {
+	idx := make([]int, len(r.c.Nodes))
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+func (r *scheduleRun) others(n int) []int {
+	var idx []int
+	for i := range r.c.Nodes {
+		if i != n {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+func (r *scheduleRun) shuffled(idx []int) []int {
+	out := append([]int(nil), idx...)
+	r.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// leader is the node that says it leads, asked for up to 20s; when none
+// does (an election that does not settle is itself reported by the ready
+// checks), a random node stands in.
+func (r *scheduleRun) leader() int {
+	r.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		l := r.c.Leader(ctx)
+		cancel()
+		if l >= 0 {
+			return l
+		}
+		if time.Now().After(deadline) {
+			n := r.rng.IntN(len(r.c.Nodes))
+			r.logf("no node says it leads after 20s; n%d stands in for the leader", n)
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (r *scheduleRun) partition(groups ...[]int) {
+	r.t.Helper()
+	if err := r.lab.Partition(groups...); err != nil {
+		r.t.Fatalf("partition: %v", err)
+	}
+	r.logf("network: %s", r.lab.Cuts())
+}
+
+// hold lets the clients run against the cluster as it is for d: the length
+// of a fault or of healthy traffic, not a wait for a condition.
+func (r *scheduleRun) hold(d time.Duration) { time.Sleep(d) }
+
+// settle removes every cut, resumes every paused process, starts every
+// stopped one and waits until every node is ready.
+func (r *scheduleRun) settle(after string) bool {
+	r.t.Helper()
+	if err := r.lab.Heal(); err != nil {
+		r.t.Fatalf("heal: %v", err)
+	}
+	for i := range r.c.Nodes {
+		switch {
+		case !r.c.Running(i):
+			r.logf("n%d is not running after %s: starting it", i, after)
+			r.c.Start(i)
+		case r.c.isPaused(i):
+			r.c.Resume(i)
+		}
+	}
+	start := time.Now()
+	if err := r.c.WaitReadyErr(r.all(), readyAfterHeal); err != nil {
+		r.fail("after %s healed: %v", after, err)
+		return false
+	}
+	r.logf("healed after %s: every node ready in %s", after, time.Since(start).Round(10*time.Millisecond))
+	return true
+}
+
+func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
+	opts := DefaultOptions()
+	opts.Network = true
+	opts.QuorumLossTimeout = partitionQuorumLoss
+	t.Logf("seed %d: replay with FAULT_SEED=%d", seed, seed)
+	c := NewCluster(t, bin, opts)
+	r := &scheduleRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), c: c, lab: c.Lab()}
+	r.w = newWorkload(c, 10, "k0", "k1", "k2", "k3", "k4", "k5")
+	r.w.unique, r.w.pinned, r.w.seed = "u/", true, seed
+
+	var labels []string
+	sum := runSummary{seed: seed}
+	var info *porcupine.LinearizationInfo
+	defer func() {
+		sum.faults = labels
+		sum.ops = len(r.w.h.operations())
+		line := sum.String()
+		if t.Failed() {
+			dir := r.keep(line, info)
+			line += " files=" + dir
+			tot.mu.Lock()
+			tot.failed = append(tot.failed, fmt.Sprintf("seed %d: %s", seed, dir))
+			tot.mu.Unlock()
+		}
+		t.Log(line)
+		tot.mu.Lock()
+		tot.runs++
+		if t.Failed() {
+			tot.violations++
+		}
+		tot.lost += sum.lost
+		if sum.longest > tot.longest {
+			tot.longest, tot.longestSeed = sum.longest, seed
+		}
+		tot.mu.Unlock()
+	}()
+
+	ctx, stop := context.WithCancel(context.Background())
+	wait := r.w.run(ctx)
+	stopped := false
+	stopTraffic := func() {
+		if !stopped {
+			stopped = true
+			stop()
+			wait()
+		}
+	}
+	t.Cleanup(stopTraffic) // before the processes are killed
+	trafficStart := r.w.h.now()
+	r.hold(time.Second)
+
+	// Draw the faults without repeating one within a run (while there
+	// are kinds left).
+	order := r.rng.Perm(len(partitionFaults))
+	for k := 0; k < nfaults; k++ {
+		f := partitionFaults[order[k%len(order)]]
+		span := faultSpan{start: r.w.h.now()}
+		r.logf("fault %d/%d: %s", k+1, nfaults, f.name)
+		span.label = f.run(r)
+		labels = append(labels, span.label)
+		ok := r.settle(span.label)
+		span.end = r.w.h.now()
+		r.spans = append(r.spans, span)
+		if !ok {
+			break
+		}
+		r.hold(1500 * time.Millisecond) // healthy traffic between faults
+	}
+	stopTraffic()
+	trafficEnd := r.w.h.now()
+	sum.longest, sum.longestDuring = r.longestUnavailability(trafficStart, trafficEnd)
+	r.logf("traffic stopped: %d acknowledged writes, %d unknown outcomes, %d reads",
+		r.w.acked.Load(), r.w.unknown.Load(), r.w.reads.Load())
+
+	r.w.writeAfterHeal(t)
+	sum.clusterIDs = r.checkClusterIDs()
+	lost := r.checkContendedKeys()
+	lost += r.checkUniqueWrites()
+	sum.lost = lost
+
+	r.w.mu.Lock()
+	for _, u := range r.w.unexpected {
+		r.fail("unexpected answer: %s", u)
+	}
+	r.w.mu.Unlock()
+
+	ops := r.w.h.operations()
+	checkStart := time.Now()
+	res := porcupine.CheckOperationsTimeout(kvModel, ops, 90*time.Second)
+	sum.linearizable = res
+	r.logf("porcupine: %s on %d operations in %s", res, len(ops), time.Since(checkStart).Round(time.Millisecond))
+	if res != porcupine.Ok {
+		r.fail("history is not linearizable: porcupine says %s", res)
+	}
+	if t.Failed() {
+		_, li := porcupine.CheckOperationsVerbose(kvModel, ops, 90*time.Second)
+		info = &li
+	}
+}
+
+// runSummary is one run's line.
+type runSummary struct {
+	seed          uint64
+	faults        []string
+	ops           int
+	linearizable  porcupine.CheckResult
+	lost          int
+	longest       time.Duration
+	longestDuring string
+	clusterIDs    int
+}
+
+func (s runSummary) String() string {
+	lin := "not-checked"
+	switch s.linearizable {
+	case porcupine.Ok:
+		lin = "yes"
+	case porcupine.Illegal:
+		lin = "NO"
+	case porcupine.Unknown:
+		lin = "unknown(timeout)"
+	}
+	during := ""
+	if s.longestDuring != "" {
+		during = " during " + s.longestDuring
+	}
+	return fmt.Sprintf("RUN seed=%d faults=[%s] ops=%d linearizable=%s lost=%d longest-unavailability=%s%s cluster-ids=%d",
+		s.seed, strings.Join(s.faults, " "), s.ops, lin, s.lost, s.longest.Round(10*time.Millisecond), during, s.clusterIDs)
+}
+
+// longestUnavailability is the longest interval of the traffic in which no
+// client's write was acknowledged, and the fault in force when it began.
+func (r *scheduleRun) longestUnavailability(from, to int64) (time.Duration, string) {
+	times := []int64{from}
+	for _, op := range r.w.h.operations() {
+		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		if in.Op == opGet || out.Unknown || op.Return < from || op.Return > to {
+			continue
+		}
+		times = append(times, op.Return)
+	}
+	times = append(times, to)
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	var longest, at int64
+	for k := 1; k < len(times); k++ {
+		if gap := times[k] - times[k-1]; gap > longest {
+			longest, at = gap, times[k-1]
+		}
+	}
+	during := "healthy traffic"
+	for _, s := range r.spans {
+		if at >= s.start && at <= s.end {
+			during = s.label
+		}
+	}
+	return time.Duration(longest), during
+}
+
+// checkClusterIDs asks every node for /v1/cluster until each answers and
+// they agree, for up to 30s; it returns how many cluster IDs it saw last.
+func (r *scheduleRun) checkClusterIDs() int {
+	r.t.Helper()
+	var last string
+	var distinct int
+	ok, _ := waitFor(30*time.Second, func() (bool, string) {
+		ids := map[string][]int{}
+		for i := range r.c.Nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			st, err := r.c.Status(ctx, i)
+			cancel()
+			if err != nil {
+				last = fmt.Sprintf("n%d: %v", i, err)
+				return false, last
+			}
+			ids[st.ClusterID] = append(ids[st.ClusterID], i)
+		}
+		var parts []string
+		for id, nodes := range ids {
+			parts = append(parts, fmt.Sprintf("%q on %s", id, nodeList(nodes)))
+		}
+		sort.Strings(parts)
+		last, distinct = strings.Join(parts, "; "), len(ids)
+		return len(ids) == 1, last
+	})
+	if !ok {
+		r.fail("SPLIT BRAIN or no answer: the nodes do not agree on one cluster_id after 30s: %s", last)
+	} else {
+		r.logf("every node reports cluster_id %s", last)
+	}
+	return distinct
+}
+
+// checkContendedKeys reads the contended keys through each node with
+// linearizable reads (they join the history) and returns how many keys
+// lost their last acknowledged write on some node.
+func (r *scheduleRun) checkContendedKeys() int {
+	r.t.Helper()
+	lostKeys := map[string]bool{}
+	for i := range r.c.Nodes {
+		cl := r.c.NodeClient(i, 5*time.Second)
+		var st map[string]readState
+		if ok, why := waitFor(20*time.Second, func() (bool, string) {
+			var err error
+			st, err = r.w.readAll(context.Background(), cl, i, 1000+i, false)
+			if err != nil {
+				return false, err.Error()
+			}
+			return true, ""
+		}); !ok {
+			r.fail("final linearizable reads through n%d: %s", i, why)
+			continue
+		}
+		for _, l := range r.w.lostWrites(st) {
+			r.fail("acknowledged write lost on n%d: %s", i, l)
+			lostKeys[strings.SplitN(l, ":", 2)[0]] = true
+		}
+	}
+	return len(lostKeys)
+}
+
+// checkUniqueWrites lists the unique keys through every node (a
+// linearizable list, page by page) and returns how many acknowledged
+// unique writes some node lacks.
+func (r *scheduleRun) checkUniqueWrites() int {
+	r.t.Helper()
+	acked := map[string]string{}
+	for _, op := range r.w.h.operations() {
+		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		if in.Op == opPut && !out.Unknown && strings.HasPrefix(in.Key, r.w.unique) {
+			acked[in.Key] = in.Value
+		}
+	}
+	missing := map[string][]string{}
+	for i := range r.c.Nodes {
+		cl := r.c.NodeClient(i, 10*time.Second)
+		var items []client.KeyValue
+		if ok, why := waitFor(30*time.Second, func() (bool, string) {
+			var err error
+			items, err = cl.ListAll(context.Background(), r.w.unique, client.WithLimit(1000))
+			if err != nil {
+				return false, err.Error()
+			}
+			return true, ""
+		}); !ok {
+			r.fail("listing %s through n%d: %s", r.w.unique, i, why)
+			continue
+		}
+		have := make(map[string]string, len(items))
+		for _, kv := range items {
+			have[kv.Key] = string(kv.Value)
+		}
+		for k, v := range acked {
+			if got, ok := have[k]; !ok || got != v {
+				missing[k] = append(missing[k], fmt.Sprintf("n%d", i))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		keys := make([]string, 0, len(missing))
+		for k := range missing {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var ex []string
+		for _, k := range keys[:min(10, len(keys))] {
+			ex = append(ex, fmt.Sprintf("%s missing on %s", k, strings.Join(missing[k], ",")))
+		}
+		r.fail("%d of %d acknowledged unique writes lost on some node, e.g.:\n  %s", len(missing), len(acked), strings.Join(ex, "\n  "))
+	} else {
+		r.logf("all %d acknowledged unique writes read back through every node", len(acked))
+	}
+	return len(missing)
+}
+
+// keep writes the files of a failed run to a directory that outlives the
+// test and returns its path.
+func (r *scheduleRun) keep(line string, info *porcupine.LinearizationInfo) string {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("faulttest-partition-seed%d-", r.seed))
+	if err != nil {
+		return fmt.Sprintf("(cannot keep the files: %v)", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\nreplay: FAULT_SEED=%d go test -count=1 -run 'TestPartitionSchedules' -v ./store/internal/faulttest/\n\n", line, r.seed)
+	fmt.Fprintf(&b, "failures:\n  %s\n\ntimeline (seconds since the history began):\n", strings.Join(r.errs, "\n  "))
+	for _, e := range r.events {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(b.String()), 0o644)
+
+	ops := r.w.h.operations()
+	sort.Slice(ops, func(i, j int) bool { return ops[i].Call < ops[j].Call })
+	var h strings.Builder
+	for _, op := range ops {
+		ret := "never"
+		if op.Return != endOfTime {
+			ret = fmt.Sprintf("%.6f", float64(op.Return)/1e9)
+		}
+		fmt.Fprintf(&h, "%.6f %s client=%d %s %v\n", float64(op.Call)/1e9, ret, op.ClientId,
+			kvModel.DescribeOperation(op.Input, op.Output), op.Metadata)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "history.txt"), []byte(h.String()), 0o644)
+	if js, err := json.MarshalIndent(ops, "", " "); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "history.json"), js, 0o644)
+	}
+	if info == nil {
+		_, li := porcupine.CheckOperationsVerbose(kvModel, ops, time.Minute)
+		info = &li
+	}
+	{
+		if err := porcupine.VisualizePath(kvModel, *info, filepath.Join(dir, "visualization.html")); err != nil {
+			_ = os.WriteFile(filepath.Join(dir, "visualization-error.txt"), []byte(err.Error()), 0o644)
+		}
+	}
+	for _, n := range r.c.Nodes {
+		if data, err := os.ReadFile(n.LogPath); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, filepath.Base(n.LogPath)), data, 0o644)
+		}
+	}
+	return dir
+}
