@@ -36,8 +36,17 @@ image: ## Build the store image FROM scratch (needs Docker).
 test: lint test-unit test-chart test-e2e ## Lint, then every test tier (unit, faults, chart templates, kind end-to-end).
 
 .PHONY: test-unit
-test-unit: ## Unit, in-process cluster and multi-process tests of the server.
+test-unit: netlab ## Unit, in-process cluster and multi-process tests of the server.
 	$(GO) test -race -count=1 -timeout 20m ./store/...
+
+.PHONY: netlab
+netlab: ## Ensure ip and iptables for the network lab of the fault tests (apt-get only if missing).
+	scripts/ensure-netlab.sh
+
+RUNS ?= 50
+.PHONY: test-faults
+test-faults: netlab ## Partition/fault tier only: RUNS (50) seeded schedules, then one summary line (root).
+	FAULT_RUNS=$(RUNS) $(GO) test -count=1 -timeout 6h -v -run '^TestPartitionSchedules$$' ./store/internal/faulttest/
 
 .PHONY: test-chart
 test-chart: tools ## Chart template tests (no cluster).
