@@ -322,6 +322,27 @@ type ClusterStatus struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	Members      []Member `json:"members"`
+	// Quorum says why there is no leader: "ok", "electing", or
+	// "waiting_for_silent_voters" with the voters that stay silent.
+	Quorum QuorumReport `json:"quorum"`
+	// Forks lists peers in another cluster than the answering node's; it
+	// should always be empty.
+	Forks []Fork `json:"forks,omitempty"`
+}
+
+// QuorumReport is the answering node's view of its quorum.
+type QuorumReport struct {
+	State                string   `json:"state"`
+	Silent               []string `json:"silent,omitempty"`
+	Gone                 []string `json:"gone,omitempty"`
+	WithoutLeaderSeconds float64  `json:"without_leader_seconds,omitempty"`
+}
+
+// Fork is a peer found in another cluster.
+type Fork struct {
+	Peer      string `json:"peer"`
+	ClusterID string `json:"cluster_id"`
+	Voters    int    `json:"voters"`
 }
 
 // Member is one server of the Raft configuration.
@@ -338,6 +359,18 @@ type Member struct {
 func (c *Client) Cluster(ctx context.Context) (*ClusterStatus, error) {
 	var st ClusterStatus
 	if err := c.doJSON(ctx, call{method: http.MethodGet, path: "/v1/cluster"}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Reform forces the answering node's leaderless cluster to re-form empty:
+// the operator's way out when voters stay silent because they are dead.
+// confirm must be the cluster_id the node reports. Every key is lost.
+func (c *Client) Reform(ctx context.Context, confirm string) (*ClusterStatus, error) {
+	var st ClusterStatus
+	q := url.Values{"confirm": {confirm}}
+	if err := c.doJSON(ctx, call{method: http.MethodPost, path: "/v1/cluster/reform", query: q, body: []byte{}}, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil

@@ -81,32 +81,7 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusR
 			return
 		}
 	}
-	voters, alive := 0, 0
-	var silent, gone []string
-	for _, s := range cfg.Servers {
-		if s.Suffrage != raft.Voter {
-			continue
-		}
-		voters++
-		if s.ID == me {
-			alive++
-			continue
-		}
-		if isPlaceholder(s.ID) {
-			gone = append(gone, string(s.ID))
-			continue
-		}
-		st, answered := byAddr[string(s.Address)]
-		switch {
-		case !answered:
-			alive++ // silence is never proof
-			silent = append(silent, string(s.ID))
-		case st.ID == string(s.ID) && st.Member && st.ClusterID == myCluster:
-			alive++
-		default:
-			gone = append(gone, string(s.ID))
-		}
-	}
+	voters, alive, silent, gone := classifyVoters(cfg, me, myCluster, byAddr)
 	report := QuorumReport{State: QuorumWaiting, Silent: silent, Gone: gone, WithoutLeaderSeconds: without.Seconds()}
 	if voters == 0 || alive > voters/2 {
 		if len(silent) == 0 {
@@ -129,6 +104,38 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusR
 	}
 	n.loseData("quorum lost", "QUORUM LOST FOR GOOD: the data of this cluster is gone; re-forming an empty cluster",
 		"voters", voters, "alive_or_silent", alive, "gone", gone, "without_leader", without.Round(time.Second).String())
+}
+
+// classifyVoters sorts the voters of cfg by what the answers in byAddr
+// (keyed by address) prove. alive counts this node, the voters that answer
+// as themselves in this cluster, and the silent ones: silence is never
+// proof. gone lists voters proven unable to vote again.
+func classifyVoters(cfg raft.Configuration, me raft.ServerID, myCluster string, byAddr map[string]statusResponse) (voters, alive int, silent, gone []string) {
+	for _, s := range cfg.Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if s.ID == me {
+			alive++
+			continue
+		}
+		if isPlaceholder(s.ID) {
+			gone = append(gone, string(s.ID))
+			continue
+		}
+		st, answered := byAddr[string(s.Address)]
+		switch {
+		case !answered:
+			alive++
+			silent = append(silent, string(s.ID))
+		case st.ID == string(s.ID) && st.Member && st.ClusterID == myCluster:
+			alive++
+		default:
+			gone = append(gone, string(s.ID))
+		}
+	}
+	return voters, alive, silent, gone
 }
 
 // loseData empties this node and starts it over as a fresh incarnation,

@@ -28,6 +28,10 @@ type Replicator interface {
 	Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 	LinearizableRead(ctx context.Context) error
 	Status() cluster.Status
+	// ForceReform empties every leaderless member of the cluster whose ID
+	// is confirm and bootstraps a new one (an operator's decision that the
+	// silent voters are dead).
+	ForceReform(ctx context.Context, confirm, by string) error
 }
 
 // Reader serves reads from the local replica.
@@ -135,6 +139,8 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 		route = "watch"
 	case path == "/v1/cluster":
 		route = "cluster"
+	case path == "/v1/cluster/reform":
+		route = "reform"
 	default:
 		writeError(w, newError(http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s", path)))
 		return "unknown"
@@ -154,6 +160,8 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 		a.handle(w, r, func() error { return a.kv(w, r, user) })
 	case "watch":
 		a.handle(w, r, func() error { return a.watch(w, r, user) })
+	case "reform":
+		a.handle(w, r, func() error { return a.reform(w, r, user) })
 	case "cluster":
 		a.handle(w, r, func() error {
 			if r.Method != http.MethodGet {
@@ -164,6 +172,30 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 		})
 	}
 	return route
+}
+
+// reform is the operator's forced re-forming after a quorum loss whose
+// silent voters are known dead. It throws the cluster's data away, so it
+// takes a user with read/write on every key and the cluster ID as
+// confirmation, and it is logged with the user's name.
+func (a *API) reform(w http.ResponseWriter, r *http.Request, u auth.User) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(r, "POST")
+	}
+	if !u.AllKeys {
+		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
+		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not reform the cluster: it takes read/write on every key", u.Name))
+	}
+	confirm := r.URL.Query().Get("confirm")
+	if confirm == "" {
+		return newError(http.StatusBadRequest, "confirmation_required", "reform throws every key away: repeat the cluster_id of /v1/cluster as ?confirm=")
+	}
+	a.o.Logger.Warn("forced reform requested", "user", u.Name, "remote", r.RemoteAddr, "confirm", confirm)
+	if err := a.o.Cluster.ForceReform(r.Context(), confirm, u.Name); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a.o.Cluster.Status())
+	return nil
 }
 
 func (a *API) handle(w http.ResponseWriter, r *http.Request, f func() error) {

@@ -46,6 +46,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnauthorized, "unauthenticated"
 	case errors.Is(err, auth.ErrForbidden):
 		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, cluster.ErrReformRefused):
+		return http.StatusConflict, "reform_refused"
 	case errors.Is(err, cluster.ErrShutdown):
 		// Refused before any attempt: safe for a client to send elsewhere.
 		return http.StatusServiceUnavailable, "not_ready"

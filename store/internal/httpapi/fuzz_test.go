@@ -28,6 +28,9 @@ func (l localCluster) Apply(_ context.Context, c fsm.Command) (fsm.Result, error
 }
 func (localCluster) LinearizableRead(context.Context) error { return nil }
 func (localCluster) Status() cluster.Status                 { return cluster.Status{} }
+func (localCluster) ForceReform(context.Context, string, string) error {
+	return cluster.ErrReformRefused
+}
 
 type oneUser struct{ u auth.User }
 
