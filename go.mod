@@ -141,3 +141,6 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.2 // indirect
 )
+
+// Patched copy of v1.8.0 (InstallSnapshot fix, hashicorp/raft#697); see store/third_party/raft/PATCH.md.
+replace github.com/hashicorp/raft => ./store/third_party/raft
