@@ -214,6 +214,22 @@ type scheduleRun struct {
 	spans  []faultSpan
 	events []string // timeline, for the files of a failed run
 	errs   []string // why the run failed, in the words of the summary
+	dead   map[int]bool
+}
+
+// reportDeaths fails the run for every node whose process ended and was
+// not reported yet.
+func (r *scheduleRun) reportDeaths() {
+	r.t.Helper()
+	for i := range r.c.Nodes {
+		if !r.c.Running(i) && !r.dead[i] {
+			if r.dead == nil {
+				r.dead = map[int]bool{}
+			}
+			r.dead[i] = true
+			r.fail("n%d is not running at the end: %s", i, r.deathReason(i))
+		}
+	}
 }
 
 // faultSpan is when one fault was in force (history timestamps), from its
@@ -331,9 +347,13 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	r := &scheduleRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), c: c, lab: c.Lab()}
 	r.w = newWorkload(c, 10, "k0", "k1", "k2", "k3", "k4", "k5")
 	r.w.unique, r.w.pinned, r.w.seed = "u/", true, seed
+	// A client on the cut-off side gets quick no_quorum answers, each an
+	// unknown outcome that porcupine must place; fewer of them keep the
+	// check fast.
+	r.w.backoff = 250 * time.Millisecond
 
 	var labels []string
-	sum := runSummary{seed: seed}
+	sum := runSummary{seed: seed, nodes: opts.Nodes}
 	var info *porcupine.LinearizationInfo
 	defer func() {
 		sum.faults = labels
@@ -396,11 +416,13 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	r.logf("traffic stopped: %d acknowledged writes, %d unknown outcomes, %d reads",
 		r.w.acked.Load(), r.w.unknown.Load(), r.w.reads.Load())
 
-	r.w.writeAfterHeal(t)
-	sum.clusterIDs = r.checkClusterIDs()
+	r.reportDeaths()
+	r.writeAfterHeal()
+	sum.clusterIDs, sum.answering = r.checkClusterIDs()
 	lost := r.checkContendedKeys()
 	lost += r.checkUniqueWrites()
 	sum.lost = lost
+	r.reportDeaths()
 
 	r.w.mu.Lock()
 	for _, u := range r.w.unexpected {
@@ -432,6 +454,8 @@ type runSummary struct {
 	longest       time.Duration
 	longestDuring string
 	clusterIDs    int
+	answering     int
+	nodes         int
 }
 
 func (s runSummary) String() string {
@@ -448,8 +472,9 @@ func (s runSummary) String() string {
 	if s.longestDuring != "" {
 		during = " during " + s.longestDuring
 	}
-	return fmt.Sprintf("RUN seed=%d faults=[%s] ops=%d linearizable=%s lost=%d longest-unavailability=%s%s cluster-ids=%d",
-		s.seed, strings.Join(s.faults, " "), s.ops, lin, s.lost, s.longest.Round(10*time.Millisecond), during, s.clusterIDs)
+	return fmt.Sprintf("RUN seed=%d faults=[%s] ops=%d linearizable=%s lost=%d longest-unavailability=%s%s cluster-ids=%d (of %d/%d nodes answering)",
+		s.seed, strings.Join(s.faults, " "), s.ops, lin, s.lost, s.longest.Round(10*time.Millisecond), during,
+		s.clusterIDs, s.answering, s.nodes)
 }
 
 // longestUnavailability is the longest interval of the traffic in which no
@@ -480,21 +505,87 @@ func (r *scheduleRun) longestUnavailability(from, to int64) (time.Duration, stri
 	return time.Duration(longest), during
 }
 
+// deathReason is how node i's last process ended: its wait status and
+// the panic or the last line of its log.
+func (r *scheduleRun) deathReason(i int) string {
+	n := r.c.Nodes[i]
+	n.mu.Lock()
+	exit := n.exit
+	n.mu.Unlock()
+	last := ""
+	if b, err := os.ReadFile(n.LogPath); err == nil {
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		last = lines[len(lines)-1]
+		for _, l := range lines {
+			if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
+				last = l
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%v: %s (log %s)", exit, last, n.LogPath)
+}
+
+// writeAfterHeal proves the healed cluster takes writes again: one unique
+// put through each running node must be acknowledged within 30s
+// (retrying while an election settles). The puts join the history and
+// are read back like the others.
+func (r *scheduleRun) writeAfterHeal() {
+	r.t.Helper()
+	for i := range r.c.Nodes {
+		if !r.c.Running(i) {
+			continue
+		}
+		cl := r.c.NodeClient(i, 5*time.Second)
+		id := 2000 + i
+		seq := 0
+		var last string
+		if ok, _ := waitFor(30*time.Second, func() (bool, string) {
+			if !r.c.Running(i) {
+				last = "the process ended"
+				return true, last // reported by reportDeaths
+			}
+			seq++
+			k := fmt.Sprintf("%shealed-n%d-%d", r.w.unique, i, seq)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			call := r.w.h.now()
+			res, err := cl.Put(ctx, k, []byte(k))
+			op := porcupine.Operation{ClientId: id, Input: kvInput{Op: opPut, Key: k, Value: k}, Call: call,
+				Return: r.w.h.now(), Metadata: opMeta{Node: i}}
+			if err != nil {
+				last = err.Error()
+				op.Output, op.Return, op.Metadata = kvOutput{Unknown: true}, endOfTime, opMeta{Node: i, Err: last}
+			} else {
+				op.Output = kvOutput{Rev: res.ModifyRevision}
+			}
+			r.w.h.add(op)
+			return err == nil, last
+		}); !ok {
+			r.fail("the healed cluster does not take a write through n%d within 30s: %s", i, last)
+		}
+	}
+}
+
 // checkClusterIDs asks every node for /v1/cluster until each answers and
 // they agree, for up to 30s; it returns how many cluster IDs it saw last.
-func (r *scheduleRun) checkClusterIDs() int {
+func (r *scheduleRun) checkClusterIDs() (distinct, answering int) {
 	r.t.Helper()
 	var last string
-	var distinct int
 	ok, _ := waitFor(30*time.Second, func() (bool, string) {
 		ids := map[string][]int{}
+		var silent []string
 		for i := range r.c.Nodes {
+			if !r.c.Running(i) {
+				silent = append(silent, fmt.Sprintf("n%d (not running)", i))
+				continue
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			st, err := r.c.Status(ctx, i)
 			cancel()
 			if err != nil {
-				last = fmt.Sprintf("n%d: %v", i, err)
-				return false, last
+				silent = append(silent, fmt.Sprintf("n%d (%v)", i, err))
+				continue
 			}
 			ids[st.ClusterID] = append(ids[st.ClusterID], i)
 		}
@@ -503,15 +594,21 @@ func (r *scheduleRun) checkClusterIDs() int {
 			parts = append(parts, fmt.Sprintf("%q on %s", id, nodeList(nodes)))
 		}
 		sort.Strings(parts)
-		last, distinct = strings.Join(parts, "; "), len(ids)
-		return len(ids) == 1, last
+		if len(silent) > 0 {
+			parts = append(parts, "no answer from "+strings.Join(silent, ", "))
+		}
+		last, distinct, answering = strings.Join(parts, "; "), len(ids), len(r.c.Nodes)-len(silent)
+		return len(ids) == 1 && len(silent) == 0, last
 	})
-	if !ok {
-		r.fail("SPLIT BRAIN or no answer: the nodes do not agree on one cluster_id after 30s: %s", last)
-	} else {
+	switch {
+	case distinct > 1:
+		r.fail("SPLIT BRAIN: %d cluster_ids after 30s: %s", distinct, last)
+	case !ok:
+		r.fail("not every node reports its cluster_id after 30s: %s", last)
+	default:
 		r.logf("every node reports cluster_id %s", last)
 	}
-	return distinct
+	return distinct, answering
 }
 
 // checkContendedKeys reads the contended keys through each node with
@@ -521,6 +618,9 @@ func (r *scheduleRun) checkContendedKeys() int {
 	r.t.Helper()
 	lostKeys := map[string]bool{}
 	for i := range r.c.Nodes {
+		if !r.c.Running(i) {
+			continue
+		}
 		cl := r.c.NodeClient(i, 5*time.Second)
 		var st map[string]readState
 		if ok, why := waitFor(20*time.Second, func() (bool, string) {
@@ -556,6 +656,9 @@ func (r *scheduleRun) checkUniqueWrites() int {
 	}
 	missing := map[string][]string{}
 	for i := range r.c.Nodes {
+		if !r.c.Running(i) {
+			continue
+		}
 		cl := r.c.NodeClient(i, 10*time.Second)
 		var items []client.KeyValue
 		if ok, why := waitFor(30*time.Second, func() (bool, string) {

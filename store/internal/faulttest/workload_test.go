@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -49,6 +50,8 @@ type workload struct {
 	pinned bool
 	// seed, when not zero, seeds the clients' choices.
 	seed uint64
+	// backoff is a client's pause after a failed operation (100ms).
+	backoff time.Duration
 
 	acked      atomic.Int64 // writes with a definite answer
 	unknown    atomic.Int64 // writes with an unknown outcome
@@ -60,7 +63,8 @@ type workload struct {
 }
 
 func newWorkload(c *Cluster, clients int, keys ...string) *workload {
-	return &workload{c: c, h: newHistory(), keys: keys, clients: clients, opTimeout: 5 * time.Second}
+	return &workload{c: c, h: newHistory(), keys: keys, clients: clients, opTimeout: 5 * time.Second,
+		backoff: 100 * time.Millisecond}
 }
 
 // run starts the clients; they stop when ctx ends and wait returns once
@@ -109,7 +113,7 @@ func (w *workload) client(ctx context.Context, id, node int, cl *client.Client) 
 			// turn into a storm of unknown outcomes.
 			select {
 			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(w.backoff):
 			}
 		}
 	}
@@ -125,6 +129,25 @@ func definite(err error) bool {
 		}
 	}
 	return false
+}
+
+// notSent reports whether a write error proves the write was not
+// attempted: every attempt failed to open a connection (the transport
+// never writes a request, nor replays a written one, before it has
+// connected) or was refused as not_ready (refused before any attempt).
+// Such a write has no effect; any other failure leaves its outcome unknown.
+func notSent(err error) bool {
+	var ee *client.EndpointsError
+	if errors.As(err, &ee) {
+		for _, a := range ee.Attempts {
+			if !notSent(a) {
+				return false
+			}
+		}
+		return len(ee.Attempts) > 0
+	}
+	var op *net.OpError
+	return errors.Is(err, client.ErrNotReady) || (errors.As(err, &op) && op.Op == "dial")
 }
 
 func (w *workload) unexpectedAnswer(format string, args ...any) {
@@ -173,6 +196,8 @@ func (w *workload) put(id, node int, cl *client.Client, key, value string) bool 
 	case definite(err):
 		w.unexpectedAnswer("put %s via n%d: %v", key, node, err)
 		return false
+	case notSent(err):
+		return false // it reached no server: no effect, nothing to record
 	default:
 		op.Output, op.Return = kvOutput{Unknown: true}, endOfTime
 		op.Metadata = opMeta{Node: node, Err: err.Error()}
@@ -197,6 +222,8 @@ func (w *workload) delete(id, node int, cl *client.Client, key string) bool {
 		w.acked.Add(1)
 	case definite(err):
 		w.unexpectedAnswer("delete %s via n%d: %v", key, node, err)
+		return false
+	case notSent(err):
 		return false
 	default:
 		op.Output, op.Return = kvOutput{Unknown: true}, endOfTime
