@@ -22,16 +22,19 @@ type Config struct {
 	// ProbeListen serves /healthz, /readyz and /metrics: plain HTTP, no data.
 	ProbeListen string
 
-	// NodeName is the stable name of this node (the pod name). Its trailing
-	// "-<ordinal>" (or its position in Peers) decides who bootstraps.
+	// NodeName is the stable name of this node (the pod name). With PeersDNS
+	// its trailing "-<ordinal>" is the ordinal that decides who bootstraps;
+	// with Peers a "-<n>" suffix must agree with the position (see Ordinal).
 	NodeName string
-	// Advertise is the DNS name (never an IP in Kubernetes) peers reach
-	// this node by; the peer port is appended.
+	// Advertise is the address (a DNS name, never an IP in Kubernetes) peers
+	// reach this node by: host or host:port; without a port, Validate adds
+	// the port of PeerListen.
 	Advertise string
 	// PeersDNS + Replicas: Kubernetes discovery through the headless Service.
 	PeersDNS string
 	Replicas int
-	// Peers: static discovery, host:port of every node; the first is ordinal 0.
+	// Peers: static discovery, host:port of every node in ordinal order; a
+	// node's ordinal is the position of its Advertise in the list.
 	Peers []string
 
 	TLSCert, TLSKey, TLSCA string
@@ -146,21 +149,21 @@ func (c *Config) Validate() error {
 			c.Advertise = c.NodeName + "." + c.PeersDNS
 		}
 	}
-	if len(c.Peers) > 0 {
-		for _, p := range c.Peers {
-			if _, _, err := net.SplitHostPort(p); err != nil {
-				return invalid("--peers", "%q is not host:port", p)
-			}
-		}
-		if c.Advertise == "" {
-			return invalid("--advertise", "required with --peers: the name this node has in the list")
-		}
-		if _, err := c.Ordinal(); err != nil {
-			return invalid("--advertise", "%v", err)
-		}
+	if len(c.Peers) > 0 && c.Advertise == "" {
+		return invalid("--advertise", "required with --peers: this node's address as the list gives it")
 	}
 	if c.Advertise == "" {
 		c.Advertise = "127.0.0.1"
+	}
+	adv, err := advertiseAddress(c.Advertise, c.PeerListen)
+	if err != nil {
+		return invalid("--advertise", "%v", err)
+	}
+	c.Advertise = adv
+	if len(c.Peers) > 0 {
+		if err := c.checkStaticPeers(); err != nil {
+			return err
+		}
 	}
 	if c.TLSCert == "" && c.TLSCAKey == "" {
 		return invalid("--tls-cert", "required (or --tls-ca with --tls-ca-key to mint one)")
@@ -201,17 +204,104 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// PeerAddress is the Raft address of this node: advertised name and peer port.
+// PeerAddress is the Raft address of this node: the advertised host and
+// port. After Validate, Advertise always carries a port.
 func (c *Config) PeerAddress() string {
-	if len(c.Peers) > 0 {
-		return c.Advertise // already host:port in the static list
+	if _, _, err := net.SplitHostPort(c.Advertise); err == nil {
+		return c.Advertise
 	}
 	_, port, _ := net.SplitHostPort(c.PeerListen)
-	return net.JoinHostPort(c.Advertise, port)
+	return net.JoinHostPort(strings.Trim(c.Advertise, "[]"), port)
 }
 
-// Ordinal is this node's rank for bootstrapping: its position in Peers, or
-// the number after the last '-' of its name with DNS discovery, or 0 alone.
+// advertiseAddress is --advertise as host:port: a value without a port
+// takes the port of --peer-listen ("pod-0.info.ns.svc" with --peer-listen
+// :8088 is "pod-0.info.ns.svc:8088"); a value with a port keeps it. A bare
+// IPv6 address ("::1", "[::1]") counts as a host without a port.
+func advertiseAddress(adv, peerListen string) (string, error) {
+	host, port, err := net.SplitHostPort(adv)
+	switch {
+	case err == nil:
+		if err := checkPort(port); err != nil {
+			return "", fmt.Errorf("%q: %v", adv, err)
+		}
+	case net.ParseIP(strings.Trim(adv, "[]")) != nil:
+		host = strings.Trim(adv, "[]")
+	case strings.Contains(adv, ":"):
+		return "", fmt.Errorf("%q is neither a host nor host:port", adv)
+	default:
+		host = adv
+	}
+	if host == "" {
+		return "", fmt.Errorf("%q has an empty host", adv)
+	}
+	if strings.ContainsAny(host, "/ \t\n") {
+		return "", fmt.Errorf("%q: host %q is not a DNS name or IP address", adv, host)
+	}
+	if err == nil {
+		return adv, nil
+	}
+	_, port, _ = net.SplitHostPort(peerListen)
+	if checkPort(port) != nil {
+		return "", fmt.Errorf("%q has no port, and --peer-listen %q has none to lend: give --advertise as host:port", adv, peerListen)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func checkPort(port string) error {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || !allDigits(port) {
+		return fmt.Errorf("port %q is not a number between 1 and 65535", port)
+	}
+	return nil
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkStaticPeers validates --peers against --advertise and --node-name.
+//
+// With --peers, a node's ordinal is the position of its --advertise address
+// in the list (0 first); the list is therefore the same, in the same order,
+// on every node. --node-name does not decide the ordinal, but when it ends
+// in -<n> (StatefulSet style) n must equal that position: a contradiction is
+// refused rather than silently resolved, since it means the lists differ
+// between nodes or a node advertises another node's address. (With
+// --peers-dns the ordinal is the -<n> suffix of --node-name instead.)
+func (c *Config) checkStaticPeers() error {
+	seen := map[string]bool{}
+	for _, p := range c.Peers {
+		host, port, err := net.SplitHostPort(p)
+		if err != nil || host == "" || checkPort(port) != nil {
+			return invalid("--peers", "%q is not host:port", p)
+		}
+		if seen[p] {
+			return invalid("--peers", "%q is listed twice", p)
+		}
+		seen[p] = true
+	}
+	pos, err := c.Ordinal()
+	if err != nil {
+		return invalid("--advertise", "%v: with --peers, --advertise must be this node's entry in the list (its position is the node's ordinal)", err)
+	}
+	if n, err := ordinalOf(c.NodeName); err == nil && n != pos {
+		return invalid("--node-name", "%q ends in -%d, but --advertise %q is at position %d of --peers %v, and with --peers the position is the ordinal: "+
+			"list the peers in ordinal order on every node, or fix --advertise", c.NodeName, n, c.Advertise, pos, c.Peers)
+	}
+	return nil
+}
+
+// Ordinal is this node's rank for bootstrapping (0 bootstraps first).
+// With --peers it is the position of --advertise in the list; with
+// --peers-dns it is the number after the last '-' of --node-name (the
+// StatefulSet pod ordinal); a single node is 0. Call it after Validate, which
+// gives Advertise its port.
 func (c *Config) Ordinal() (int, error) {
 	if len(c.Peers) > 0 {
 		for i, p := range c.Peers {
@@ -233,7 +323,7 @@ func ordinalOf(name string) (int, error) {
 		return 0, fmt.Errorf("%q has no -<ordinal> suffix", name)
 	}
 	n, err := strconv.Atoi(name[i+1:])
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || !allDigits(name[i+1:]) {
 		return 0, fmt.Errorf("%q has no -<ordinal> suffix", name)
 	}
 	return n, nil

@@ -104,3 +104,128 @@ func TestSingleNodeByDefault(t *testing.T) {
 		t.Fatalf("without discovery flags the node is alone, got %+v", p)
 	}
 }
+
+func TestValidateRefusalsNameTheFlagAndTheValues(t *testing.T) {
+	peers := []string{"store-0.info:8088", "store-1.info:8088", "store-2.info:8088"}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   []string // substrings of the message, the flag first
+	}{
+		{"advertise with an empty host", func(c *Config) { c.Advertise = ":8088" }, []string{"--advertise", `":8088"`, "empty host"}},
+		{"advertise with a non-numeric port", func(c *Config) { c.Advertise = "pod-0.info:peer" }, []string{"--advertise", `port "peer"`}},
+		{"advertise with port 0", func(c *Config) { c.Advertise = "pod-0.info:0" }, []string{"--advertise", `port "0"`}},
+		{"advertise with a port too large", func(c *Config) { c.Advertise = "pod-0.info:70000" }, []string{"--advertise", `port "70000"`}},
+		{"advertise with an empty port", func(c *Config) { c.Advertise = "pod-0.info:" }, []string{"--advertise", `port ""`}},
+		{"advertise that is not an address", func(c *Config) { c.Advertise = "a:b:c" }, []string{"--advertise", `"a:b:c"`}},
+		{"advertise that is a URL", func(c *Config) { c.Advertise = "https://pod-0.info" }, []string{"--advertise", "https://pod-0.info"}},
+		{"advertise without a port and no peer port to lend", func(c *Config) { c.Advertise = "pod-0.info"; c.PeerListen = ":0" },
+			[]string{"--advertise", `"pod-0.info" has no port`, "--peer-listen"}},
+		{"peer without a numeric port", func(c *Config) { c.Peers = []string{"a:x", "b:1"}; c.Advertise = "b:1" }, []string{"--peers", `"a:x"`}},
+		{"peer without a host", func(c *Config) { c.Peers = []string{":8088"}; c.Advertise = "a:8088" }, []string{"--peers", `":8088"`}},
+		{"peer listed twice", func(c *Config) { c.Peers = []string{"a:1", "b:1", "a:1"}; c.Advertise = "a:1" }, []string{"--peers", `"a:1" is listed twice`}},
+		{"advertise not in peers", func(c *Config) { c.Peers = peers; c.NodeName = "n0"; c.Advertise = "store-9.info:8088" },
+			[]string{"--advertise", `"store-9.info:8088" is not in --peers`}},
+		{"advertise host not in peers with the peer port", func(c *Config) {
+			c.Peers = peers
+			c.NodeName = "n0"
+			c.Advertise = "store-1.info"
+			c.PeerListen = ":9000"
+		},
+			[]string{"--advertise", `"store-1.info:9000" is not in --peers`}},
+		{"node name contradicts the position in peers", func(c *Config) { c.Peers = peers; c.NodeName = "store-2"; c.Advertise = "store-1.info:8088" },
+			[]string{"--node-name", `"store-2" ends in -2`, `"store-1.info:8088" is at position 1 of --peers`}},
+		{"node name contradicts the position, advertise without port", func(c *Config) { c.Peers = peers; c.NodeName = "store-0"; c.Advertise = "store-2.info" },
+			[]string{"--node-name", `"store-0" ends in -0`, "position 2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.change(&c)
+			err := c.Validate()
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Validate() = %v, want an ErrInvalid", err)
+			}
+			if !strings.HasPrefix(err.Error(), "invalid configuration: "+tt.want[0]+":") {
+				t.Errorf("Validate() = %q, want it to be about %s", err, tt.want[0])
+			}
+			for _, w := range tt.want[1:] {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestAdvertiseTakesThePeerPortWhenItHasNone(t *testing.T) {
+	tests := []struct {
+		advertise, peerListen, want string
+	}{
+		{"pod-0.info.ns.svc", ":8088", "pod-0.info.ns.svc:8088"},
+		{"pod-0.info.ns.svc", "0.0.0.0:9000", "pod-0.info.ns.svc:9000"},
+		{"pod-0.info.ns.svc:7000", ":8088", "pod-0.info.ns.svc:7000"},
+		{"10.1.2.3", ":8088", "10.1.2.3:8088"},
+		{"::1", ":8088", "[::1]:8088"},
+		{"[::1]", ":8088", "[::1]:8088"},
+		{"[::1]:7000", ":8088", "[::1]:7000"},
+		{"", ":8088", "127.0.0.1:8088"}, // single node default
+	}
+	for _, tt := range tests {
+		c := valid()
+		c.Advertise, c.PeerListen = tt.advertise, tt.peerListen
+		if err := c.Validate(); err != nil {
+			t.Fatalf("--advertise %q --peer-listen %q: %v", tt.advertise, tt.peerListen, err)
+		}
+		if got := c.PeerAddress(); got != tt.want {
+			t.Errorf("--advertise %q --peer-listen %q: PeerAddress = %q, want %q", tt.advertise, tt.peerListen, got, tt.want)
+		}
+		if c.Advertise != tt.want {
+			t.Errorf("--advertise %q: Advertise after Validate = %q, want %q", tt.advertise, c.Advertise, tt.want)
+		}
+	}
+}
+
+func TestStaticOrdinalIsThePositionOfAdvertise(t *testing.T) {
+	peers := []string{"store-0.info:8088", "store-1.info:8088", "store-2.info:8088"}
+	tests := []struct {
+		name, nodeName, advertise string
+		want                      int
+	}{
+		{"advertise with port, name agrees", "store-1", "store-1.info:8088", 1},
+		{"advertise without port, name agrees", "store-2", "store-2.info", 2},
+		{"name without -<n> (the fault harness's n0..n4)", "n1", "store-1.info:8088", 1},
+		{"name whose suffix is not a number", "my-host", "store-0.info:8088", 0},
+		{"name with a signed suffix is no ordinal", "store-+1", "store-0.info:8088", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			c.Peers, c.NodeName, c.Advertise = peers, tt.nodeName, tt.advertise
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := c.Ordinal(); err != nil || n != tt.want {
+				t.Fatalf("Ordinal = %d, %v; want %d", n, err, tt.want)
+			}
+			if got := c.PeerAddress(); got != peers[tt.want] {
+				t.Fatalf("PeerAddress = %q, want %q", got, peers[tt.want])
+			}
+		})
+	}
+}
+
+func TestDNSDiscoveryOrdinalIsTheNameSuffix(t *testing.T) {
+	c := valid()
+	c.NodeName, c.PeersDNS, c.Replicas = "store-3", "store-info.ns.svc", 5
+	c.Advertise = "store-3.store-info.ns.svc" // given without port: the peer port is added
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Ordinal(); n != 3 {
+		t.Fatalf("Ordinal = %d, want 3", n)
+	}
+	if got, want := c.PeerAddress(), c.DiscoveredPeers()[3].Address; got != want {
+		t.Fatalf("PeerAddress = %q, discovery lists this node as %q", got, want)
+	}
+}

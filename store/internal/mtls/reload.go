@@ -43,6 +43,15 @@ type Option func(*options)
 type options struct {
 	events, polling bool
 	onReload        func()
+	checkCert       func(*tls.Certificate) error
+}
+
+func newOptions(opts []Option) options {
+	o := options{events: true, polling: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // WithoutEvents turns off filesystem events: changes are seen by polling
@@ -56,6 +65,22 @@ func WithoutPolling() Option { return func(o *options) { o.polling = false } }
 // WithOnReload calls f after each successful reload (not after the initial
 // load), from the reloader's goroutine. f must not block.
 func WithOnReload(f func()) Option { return func(o *options) { o.onReload = f } }
+
+// WithCertificateCheck makes a KeyPairReloader refuse a certificate that f
+// returns an error for (f sees it parsed, Leaf set): at construction
+// NewKeyPairReloader fails with f's error as it is; on a reload the refusal
+// is logged as a warning and the previous certificate stays in use, as for
+// a pair that does not load. PoolReloader ignores it.
+func WithCertificateCheck(f func(*tls.Certificate) error) Option {
+	return func(o *options) { o.checkCert = f }
+}
+
+// refusedError marks an error of a WithCertificateCheck function, which the
+// constructor returns without wrapping: it describes the files itself.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
 
 // reloader holds a value parsed from files and replaces it when the
 // files' content changes and parses; a failed parse keeps the old value.
@@ -77,11 +102,7 @@ type reloader[T any] struct {
 
 // start loads the files once (an error here is returned) and then watches
 // them. Static material never calls it.
-func (r *reloader[T]) start(interval time.Duration, log *slog.Logger, opts []Option) error {
-	o := options{events: true, polling: true}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func (r *reloader[T]) start(interval time.Duration, log *slog.Logger, o options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -195,12 +216,27 @@ var _ CertSource = (*KeyPairReloader)(nil)
 // volumes work: kubelet swaps a ..data symlink and never writes the files
 // that certFile and keyFile name.
 func NewKeyPairReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger, opts ...Option) (*KeyPairReloader, error) {
+	o := newOptions(opts)
 	k := &KeyPairReloader{r: reloader[tls.Certificate]{
 		what:  "certificate",
 		files: []string{certFile, keyFile},
-		parse: func(c [][]byte) (*tls.Certificate, error) { return parseKeyPair(c[0], c[1]) },
+		parse: func(c [][]byte) (*tls.Certificate, error) {
+			kp, err := parseKeyPair(c[0], c[1])
+			if err != nil {
+				return nil, err
+			}
+			if o.checkCert != nil {
+				if err := o.checkCert(kp); err != nil {
+					return nil, &refusedError{err}
+				}
+			}
+			return kp, nil
+		},
 	}}
-	if err := k.r.start(interval, log, opts); err != nil {
+	if err := k.r.start(interval, log, o); err != nil {
+		if refused := (*refusedError)(nil); errors.As(err, &refused) {
+			return nil, refused.err
+		}
 		return nil, fmt.Errorf("load key pair %s, %s: %w", certFile, keyFile, err)
 	}
 	return k, nil
@@ -274,7 +310,7 @@ func NewPoolReloader(caFile string, interval time.Duration, log *slog.Logger, op
 		files: []string{caFile},
 		parse: func(c [][]byte) (*x509.CertPool, error) { return ParsePool(c[0]) },
 	}}
-	if err := p.r.start(interval, log, opts); err != nil {
+	if err := p.r.start(interval, log, newOptions(opts)); err != nil {
 		return nil, fmt.Errorf("load CA bundle %s: %w", caFile, err)
 	}
 	return p, nil

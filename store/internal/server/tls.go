@@ -1,6 +1,9 @@
 package server
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +21,13 @@ const mintedValidity = 365 * 24 * time.Hour
 
 // loadTLS builds the certificate sources: files that reload when they
 // change, or (mint mode) a serving certificate issued in memory from the CA.
+//
+// The peer certificate (--peer-cert, by default the serving one) must carry
+// --peer-cn and chain to --peer-ca, or every peer refuses it with a bare
+// "tls: bad certificate". A node with discovery (--peers or --peers-dns)
+// therefore refuses to start with such a certificate, and refuses (logs and
+// keeps the old one) a rotated one with another CN. A node without
+// discovery never uses its peer certificate, so it only warns.
 func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 	m := &tlsMaterial{}
 	defer func() {
@@ -26,6 +36,34 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 		}
 	}()
 	rlog := log.With("component", "tls")
+	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, cfg.ReloadInterval, rlog)
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	m.clientCAs = clientCAs
+	m.closers = append(m.closers, func() { _ = clientCAs.Close() })
+	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, cfg.ReloadInterval, rlog)
+	if err != nil {
+		return nil, fmt.Errorf("peer CA: %w", err)
+	}
+	m.peerCAs = peerCAs
+	m.closers = append(m.closers, func() { _ = peerCAs.Close() })
+
+	clustered := cfg.PeersDNS != "" || len(cfg.Peers) > 0
+	peerSource := describePeerCert(cfg)
+	// Only the name is checked on reload: the peer CA bundle reloads on its
+	// own, in no set order with the certificate, so a chain check there
+	// could refuse a correct rotation that the CA file has not caught up with.
+	var servingOpts, peerOpts []mtls.Option
+	if clustered {
+		check := mtls.WithCertificateCheck(func(c *tls.Certificate) error { return checkPeerCN(c, cfg.PeerCN, peerSource) })
+		if cfg.PeerCert == "" {
+			servingOpts = append(servingOpts, check)
+		} else {
+			peerOpts = append(peerOpts, check)
+		}
+	}
+
 	if cfg.TLSCert == "" {
 		ca, err := pki.LoadCA(cfg.TLSCA, cfg.TLSCAKey)
 		if err != nil {
@@ -46,35 +84,100 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 		m.serving = kp
 		log.Info("minted serving and peer certificate from the CA", "names", mintedNames(cfg))
 	} else {
-		kp, err := mtls.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, cfg.ReloadInterval, rlog)
+		kp, err := mtls.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, cfg.ReloadInterval, rlog, servingOpts...)
 		if err != nil {
-			return nil, fmt.Errorf("serving certificate: %w", err)
+			return nil, wrapLoad("serving certificate", err)
 		}
 		m.serving = kp
 		m.closers = append(m.closers, func() { _ = kp.Close() })
 	}
 	m.peerCert = m.serving
 	if cfg.PeerCert != "" {
-		kp, err := mtls.NewKeyPairReloader(cfg.PeerCert, cfg.PeerKey, cfg.ReloadInterval, rlog)
+		kp, err := mtls.NewKeyPairReloader(cfg.PeerCert, cfg.PeerKey, cfg.ReloadInterval, rlog, peerOpts...)
 		if err != nil {
-			return nil, fmt.Errorf("peer certificate: %w", err)
+			return nil, wrapLoad("peer certificate", err)
 		}
 		m.peerCert = kp
 		m.closers = append(m.closers, func() { _ = kp.Close() })
 	}
-	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, cfg.ReloadInterval, rlog)
-	if err != nil {
-		return nil, fmt.Errorf("client CA: %w", err)
+
+	cert, err := m.peerCert.GetCertificate(nil)
+	if err == nil {
+		err = checkPeerCN(cert, cfg.PeerCN, peerSource)
 	}
-	m.clientCAs = clientCAs
-	m.closers = append(m.closers, func() { _ = clientCAs.Close() })
-	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, cfg.ReloadInterval, rlog)
-	if err != nil {
-		return nil, fmt.Errorf("peer CA: %w", err)
+	if err == nil {
+		err = checkPeerChain(cert, peerCAs.Pool(), cfg.PeerCA, peerSource)
 	}
-	m.peerCAs = peerCAs
-	m.closers = append(m.closers, func() { _ = peerCAs.Close() })
+	if err != nil {
+		if clustered {
+			return nil, err
+		}
+		log.Warn("the peer certificate would not work with peers; harmless for a node without --peers or --peers-dns", "err", err)
+	}
 	return m, nil
+}
+
+// peerCertError is a refusal by checkPeerCN or checkPeerChain: its message
+// names the file, the flags and the fix.
+type peerCertError struct{ msg string }
+
+func (e *peerCertError) Error() string { return e.msg }
+
+// wrapLoad prefixes a key pair load error with what was being loaded,
+// except for a peerCertError, which says so itself.
+func wrapLoad(what string, err error) error {
+	if pe := (*peerCertError)(nil); errors.As(err, &pe) {
+		return pe
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// describePeerCert names the peer certificate for error messages: its file
+// and the flag it came from.
+func describePeerCert(cfg *config.Config) string {
+	switch {
+	case cfg.PeerCert != "":
+		return fmt.Sprintf("%s (--peer-cert)", cfg.PeerCert)
+	case cfg.TLSCert != "":
+		return fmt.Sprintf("%s (--tls-cert, the peer certificate since --peer-cert is not set)", cfg.TLSCert)
+	default:
+		return fmt.Sprintf("minted from %s (--tls-ca, --tls-ca-key)", cfg.TLSCA)
+	}
+}
+
+// checkPeerCN refuses a peer certificate whose Common Name is not peerCN:
+// every peer would refuse it in the handshake.
+func checkPeerCN(c *tls.Certificate, peerCN, source string) error {
+	if c == nil || c.Leaf == nil {
+		return &peerCertError{fmt.Sprintf("peer certificate %s: not loaded", source)}
+	}
+	if cn := c.Leaf.Subject.CommonName; cn != peerCN {
+		return &peerCertError{fmt.Sprintf("peer certificate %s has CN %q, but --peer-cn is %q: every peer would refuse it (tls: bad certificate). "+
+			"Give this node a peer certificate with CN=%s, signed by the peer CA, with --peer-cert and --peer-key "+
+			"(`ephemeral-store certs` writes one: peer.crt, peer.key)", source, cn, peerCN, peerCN)}
+	}
+	return nil
+}
+
+// checkPeerChain refuses a peer certificate that does not verify against
+// the peer CA pool for both server and client authentication, as peers
+// verify it when it dials them and when they dial it.
+func checkPeerChain(c *tls.Certificate, roots *x509.CertPool, caFile, source string) error {
+	inter := x509.NewCertPool()
+	for _, der := range c.Certificate[1:] {
+		if ic, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(ic)
+		}
+	}
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := c.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			return &peerCertError{fmt.Sprintf("peer certificate %s, CN %q, does not verify against the peer CA %s (--peer-ca, default --tls-ca) "+
+				"for server and client authentication: %v. Every peer would refuse it: use a peer certificate signed by that CA "+
+				"with both usages (`ephemeral-store certs` writes one), or point --peer-ca at the CA that signed it",
+				source, c.Leaf.Subject.CommonName, caFile, err)}
+		}
+	}
+	return nil
 }
 
 // mintedNames are the DNS names a minted certificate covers: the node and

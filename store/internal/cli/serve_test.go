@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
+)
+
+// serveFails runs `serve` with args and returns its exit code and stderr;
+// a serve that starts is stopped after a while and fails the test.
+func serveFails(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	withEnv(t, map[string]string{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := execute(ctx, append([]string{"serve"}, args...), strings.NewReader(""), &out, &errb)
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("serve started and ran until stopped (exit %d); stderr:\n%s", code, errb.String())
+	}
+	return code, errb.String()
+}
+
+func TestServeRefusesToStartWithABadPeerSetup(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := pki.WriteBundle(dir, pki.BundleOptions{Users: []string{"myuser"}}); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadCA(filepath.Join(dir, pki.CACertFile), filepath.Join(dir, pki.CAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One serving certificate, as an operator might have for the client
+	// Service, given to every node: its CN is not the peer CN.
+	certPEM, keyPEM, err := ca.Issue(pki.IssueRequest{
+		CommonName: "store.example.com", DNSNames: []string{"store.example.com"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ServerAuth: true, ClientAuth: true, Validity: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeCert, storeKey := filepath.Join(dir, "store.crt"), filepath.Join(dir, "store.key")
+	if err := os.WriteFile(storeCert, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(storeKey, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{
+		"--listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:18088", "--probe-listen", "127.0.0.1:0",
+		"--tls-ca", filepath.Join(dir, pki.CACertFile), "--users-dir", dir,
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"a serving certificate with another CN as the peer certificate",
+			[]string{"--node-name", "store-0", "--advertise", "store-0.info", "--peers", "store-0.info:18088,store-1.info:18088",
+				"--tls-cert", storeCert, "--tls-key", storeKey},
+			[]string{"ephemeral-store: peer certificate " + storeCert, `CN "store.example.com"`, `--peer-cn is "ephemeral-store-peer"`,
+				"CN=ephemeral-store-peer", "ephemeral-store certs"}},
+		{"advertise not in peers",
+			[]string{"--node-name", "store-0", "--advertise", "store-9.info", "--peers", "store-0.info:18088,store-1.info:18088",
+				"--tls-cert", filepath.Join(dir, "peer.crt"), "--tls-key", filepath.Join(dir, "peer.key")},
+			[]string{"--advertise", `"store-9.info:18088" is not in --peers`}},
+		{"node name contradicts the position in peers",
+			[]string{"--node-name", "store-1", "--advertise", "store-0.info", "--peers", "store-0.info:18088,store-1.info:18088",
+				"--tls-cert", filepath.Join(dir, "peer.crt"), "--tls-key", filepath.Join(dir, "peer.key")},
+			[]string{"--node-name", `"store-1" ends in -1`, "position 0 of --peers"}},
+		{"advertise with a bad port",
+			[]string{"--advertise", "store-0.info:http", "--tls-cert", filepath.Join(dir, "peer.crt"), "--tls-key", filepath.Join(dir, "peer.key")},
+			[]string{"--advertise", `port "http"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stderr := serveFails(t, append(tt.args, common...)...)
+			if code != exitError {
+				t.Errorf("exit code %d, want %d", code, exitError)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
