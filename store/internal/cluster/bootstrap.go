@@ -102,11 +102,11 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 		n.bootMu.Unlock()
 		return false
 	}
-	if v := n.vote; v != nil && v.candidate != me && n.mono()-v.at < n.voteLease() {
+	if v := n.vote.Load(); v != nil && v.candidate != me && n.mono()-v.at < n.voteLease() {
 		n.bootMu.Unlock()
 		return false // bound to another candidate until its vote lapses
 	}
-	n.vote = &ballot{candidate: me, ordinal: n.opts.Ordinal, at: n.mono()}
+	n.vote.Store(&ballot{candidate: me, ordinal: n.opts.Ordinal, at: n.mono()})
 	n.bootMu.Unlock()
 
 	grants := n.requestVotes(voters)
@@ -133,7 +133,7 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 
 	n.bootMu.Lock()
 	// A lower ordinal may have taken this node's vote while it gathered.
-	if n.member.Load() || n.vote == nil || n.vote.candidate != me {
+	if v := n.vote.Load(); n.member.Load() || v == nil || v.candidate != me {
 		n.bootMu.Unlock()
 		return false
 	}
@@ -230,7 +230,7 @@ func (n *Node) handleVote(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusConflict, "member", fmt.Errorf("%s is a member of cluster %q", me, n.clusterID.Load()))
 		return
 	}
-	v := n.vote
+	v := n.vote.Load()
 	switch {
 	case v == nil, raft.ServerID(g.Candidate) == v.candidate:
 	case v.candidate == me && ordinal < n.opts.Ordinal:
@@ -240,7 +240,7 @@ func (n *Node) handleVote(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusConflict, "voted", fmt.Errorf("%s voted for %s", me, v.candidate))
 		return
 	}
-	n.vote = &ballot{candidate: raft.ServerID(g.Candidate), ordinal: ordinal, at: n.mono()}
+	n.vote.Store(&ballot{candidate: raft.ServerID(g.Candidate), ordinal: ordinal, at: n.mono()})
 	writeJSON(w, http.StatusOK, grantResponse{ID: string(me), Address: n.opts.Address})
 }
 
@@ -264,7 +264,7 @@ func (n *Node) handleCommit(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusConflict, "member", fmt.Errorf("%s is a member of cluster %q", me, n.clusterID.Load()))
 		return
 	}
-	v := n.vote
+	v := n.vote.Load()
 	if v == nil || v.candidate != raft.ServerID(c.Candidate) || n.mono()-v.at >= n.voteLease() {
 		writeRPCError(w, http.StatusConflict, "vote_lapsed", fmt.Errorf("%s holds no live vote for %s", me, c.Candidate))
 		return

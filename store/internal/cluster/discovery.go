@@ -96,7 +96,15 @@ func (n *Node) seekCluster() {
 	n.runCandidacy(statuses, false)
 }
 
+// join asks the leader at leaderAddr to add this incarnation. It holds
+// bootMu throughout, so a bootstrap commit cannot make this node a member of
+// another cluster while the leader adds it to its own.
 func (n *Node) join(leaderAddr string) error {
+	n.bootMu.Lock()
+	defer n.bootMu.Unlock()
+	if n.member.Load() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 	defer cancel()
 	var resp joinResponse
@@ -104,14 +112,14 @@ func (n *Node) join(leaderAddr string) error {
 	if err := n.peer.call(ctx, "POST", leaderAddr, "/peer/join", req, &resp); err != nil {
 		return err
 	}
-	n.bootMu.Lock()
-	defer n.bootMu.Unlock()
-	if n.member.Load() {
-		return nil // committed to a bootstrap meanwhile; the leader will find out
+	joined := map[raft.ServerID]bool{}
+	for _, id := range resp.Servers {
+		joined[raft.ServerID(id)] = true
 	}
 	n.mu.Lock()
 	n.catchUpTo = resp.CommitIndex
 	n.seenSelf = false
+	n.joinedVia = joined
 	n.mu.Unlock()
 	n.becomeMember(resp.ClusterID)
 	n.log.Info("joined as non-voter", "id", n.ID(), "via", leaderAddr, "cluster", resp.ClusterID, "catch_up_to", resp.CommitIndex)

@@ -23,18 +23,22 @@ var errAmnesiac = errors.New("this incarnation is not a member of that configura
 //   - votes (RequestVote, RequestPreVote, TimeoutNow) are answered only by a
 //     voter of its own latest configuration;
 //   - replication (AppendEntries, heartbeats, InstallSnapshot) is accepted
-//     only once this incarnation has bootstrapped or been added by a leader.
+//     only once this incarnation has bootstrapped or been added by a leader,
+//     and only from a server of its own cluster: its configuration, or the
+//     servers the leader named when it added this node. A leader of another
+//     cluster that happens to list this address (a fork, a stale join) must
+//     not write its log here.
 type guardedTransport struct {
 	*raft.NetworkTransport
 	canVote      func() bool
-	canReplicate func() bool
+	canReplicate func(sender raft.ServerID) bool
 
 	out      chan raft.RPC
 	done     chan struct{}
 	doneOnce sync.Once
 }
 
-func newGuardedTransport(inner *raft.NetworkTransport, canVote, canReplicate func() bool) *guardedTransport {
+func newGuardedTransport(inner *raft.NetworkTransport, canVote func() bool, canReplicate func(raft.ServerID) bool) *guardedTransport {
 	g := &guardedTransport{
 		NetworkTransport: inner, canVote: canVote, canReplicate: canReplicate,
 		out: make(chan raft.RPC), done: make(chan struct{}),
@@ -44,11 +48,13 @@ func newGuardedTransport(inner *raft.NetworkTransport, canVote, canReplicate fun
 }
 
 func (g *guardedTransport) allowed(rpc raft.RPC) bool {
-	switch rpc.Command.(type) {
+	switch c := rpc.Command.(type) {
 	case *raft.RequestVoteRequest, *raft.RequestPreVoteRequest, *raft.TimeoutNowRequest:
 		return g.canVote()
-	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest:
-		return g.canReplicate()
+	case *raft.AppendEntriesRequest:
+		return g.canReplicate(raft.ServerID(c.ID))
+	case *raft.InstallSnapshotRequest:
+		return g.canReplicate(raft.ServerID(c.ID))
 	}
 	return true
 }

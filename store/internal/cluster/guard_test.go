@@ -13,8 +13,9 @@ func TestGuardRefusesWhatAnIncarnationMayNotDo(t *testing.T) {
 		"vote":      &raft.RequestVoteRequest{},
 		"pre-vote":  &raft.RequestPreVoteRequest{},
 		"timeout":   &raft.TimeoutNowRequest{},
-		"append":    &raft.AppendEntriesRequest{},
-		"snapshot":  &raft.InstallSnapshotRequest{},
+		"append":    &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("n0/a")}},
+		"snapshot":  &raft.InstallSnapshotRequest{RPCHeader: raft.RPCHeader{ID: []byte("n0/a")}},
+		"stranger":  &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("n9/z")}},
 		"unrelated": struct{}{},
 	}
 	tests := []struct {
@@ -22,13 +23,17 @@ func TestGuardRefusesWhatAnIncarnationMayNotDo(t *testing.T) {
 		voter, member   bool
 		allowed, denied []string
 	}{
-		{"fresh incarnation", false, false, []string{"unrelated"}, []string{"vote", "pre-vote", "timeout", "append", "snapshot"}},
-		{"joined non-voter", false, true, []string{"append", "snapshot", "unrelated"}, []string{"vote", "pre-vote", "timeout"}},
-		{"voter", true, true, []string{"vote", "pre-vote", "timeout", "append", "snapshot", "unrelated"}, nil},
+		{"fresh incarnation", false, false, []string{"unrelated"}, []string{"vote", "pre-vote", "timeout", "append", "snapshot", "stranger"}},
+		{"joined non-voter", false, true, []string{"append", "snapshot", "unrelated"}, []string{"vote", "pre-vote", "timeout", "stranger"}},
+		{"voter", true, true, []string{"vote", "pre-vote", "timeout", "append", "snapshot", "unrelated"}, []string{"stranger"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := &guardedTransport{canVote: func() bool { return tt.voter }, canReplicate: func() bool { return tt.member }}
+			known := map[raft.ServerID]bool{"n0/a": true}
+			g := &guardedTransport{
+				canVote:      func() bool { return tt.voter },
+				canReplicate: func(sender raft.ServerID) bool { return tt.member && known[sender] },
+			}
 			for _, name := range tt.allowed {
 				if !g.allowed(raft.RPC{Command: rpcs[name]}) {
 					t.Errorf("%s refused", name)
@@ -63,5 +68,28 @@ func TestFsmEntryBetweenSkipsNoOps(t *testing.T) {
 	_ = logs.DeleteRange(1, 4)
 	if fsmEntryBetween(logs, 0, 4) {
 		t.Error("compacted entries were applied before compaction")
+	}
+}
+
+// Replication is taken from servers of this node's own configuration, or,
+// before the log has brought one, from the servers the leader named when it
+// added this node.
+func TestSenderKnownOnlyInOwnCluster(t *testing.T) {
+	cfg := raft.Configuration{Servers: []raft.Server{voter("n0/a", "n0:8088"), voter("n1/b", "n1:8088")}}
+	joined := map[raft.ServerID]bool{"n2/c": true}
+	tests := []struct {
+		sender raft.ServerID
+		want   bool
+	}{
+		{"n0/a", true},
+		{"n1/b", true},
+		{"n2/c", true},
+		{"n3/other-cluster", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := senderKnown(cfg, joined, tt.sender); got != tt.want {
+			t.Errorf("senderKnown(%q) = %v, want %v", tt.sender, got, tt.want)
+		}
 	}
 }

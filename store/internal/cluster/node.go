@@ -91,11 +91,15 @@ type Node struct {
 	r         *raft.Raft
 	fsm       *raftFSM
 	logs      *monotonicStore
-	member    atomic.Bool  // part of a configuration (bootstrapped or added)
-	clusterID atomic.Value // string: random, chosen at bootstrap
+	stream    raft.StreamLayer // closed to cut a shutdown short
+	member    atomic.Bool      // part of a configuration (bootstrapped or added)
+	clusterID atomic.Value     // string: random, chosen at bootstrap
 
 	catchUpTo uint64 // commit index at join: promotion once applied
 	seenSelf  bool   // this incarnation has appeared in the configuration
+	// joinedVia are the servers the leader named when it added this node:
+	// replication is taken from them until the log brings a configuration.
+	joinedVia map[raft.ServerID]bool
 
 	leaderReady atomic.Bool // leader whose term's first entry is committed
 
@@ -113,7 +117,7 @@ type Node struct {
 	// bootMu orders the bootstrap vote, commits, joins and candidacy of one
 	// incarnation: it bootstraps or joins at most once.
 	bootMu sync.Mutex
-	vote   *ballot // guarded by bootMu; nil for a new incarnation
+	vote   atomic.Pointer[ballot] // written under bootMu; nil for a new incarnation
 
 	restartMu sync.Mutex // one restart at a time
 	quorum    atomic.Pointer[QuorumReport]
@@ -232,19 +236,21 @@ func (n *Node) startRaft() error {
 	n.member.Store(false)
 	store := &monotonicStore{raft.NewInmemStore()}
 	f := newRaftFSM(n.opts.State)
+	stream := n.opts.Mux.StreamLayer()
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.opts.Mux.StreamLayer(),
+		Stream:  stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  cfg.Logger,
 	})
-	guarded := newGuardedTransport(trans, n.selfIsVoter, n.member.Load)
+	guarded := newGuardedTransport(trans, n.selfIsVoter, n.replicationAllowed)
 	r, err := raft.NewRaft(cfg, f, store, store, raft.NewInmemSnapshotStore(), guarded)
 	if err != nil {
 		return fmt.Errorf("start raft %s: %w", id, err)
 	}
 	n.mu.Lock()
-	n.id, n.r, n.fsm, n.logs = id, r, f, store
+	n.id, n.r, n.fsm, n.logs, n.stream = id, r, f, store, stream
+	n.joinedVia = nil
 	n.mu.Unlock()
 	n.leaderReady.Store(false)
 	n.noLeaderSince.Store(int64(n.mono()))
@@ -252,9 +258,7 @@ func (n *Node) startRaft() error {
 	n.clusterID.Store("")
 	n.forks.Store(nil)
 	n.setQuorum(QuorumReport{State: QuorumElecting})
-	n.bootMu.Lock()
-	n.vote = nil
-	n.bootMu.Unlock()
+	n.vote.Store(nil)
 	n.log.Info("raft started", "id", id, "address", n.opts.Address)
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watchLeadership(r, notify) }()
@@ -289,6 +293,39 @@ func (n *Node) selfIsVoter() bool {
 	}
 	s := n.self()
 	return s != nil && s.Suffrage == raft.Voter
+}
+
+// replicationAllowed: this incarnation is a member, and sender is a server
+// of its own cluster.
+func (n *Node) replicationAllowed(sender raft.ServerID) bool {
+	if !n.member.Load() {
+		return false
+	}
+	n.mu.RLock()
+	r, joined := n.r, n.joinedVia
+	n.mu.RUnlock()
+	var cfg raft.Configuration
+	if r != nil {
+		if f := r.GetConfiguration(); f.Error() == nil {
+			cfg = f.Configuration()
+		}
+	}
+	return senderKnown(cfg, joined, sender)
+}
+
+func senderKnown(cfg raft.Configuration, joined map[raft.ServerID]bool, sender raft.ServerID) bool {
+	if sender == "" {
+		return false
+	}
+	if joined[sender] {
+		return true
+	}
+	for _, s := range cfg.Servers {
+		if s.ID == sender {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) raft() *raft.Raft {

@@ -139,11 +139,13 @@ func classifyVoters(cfg raft.Configuration, me raft.ServerID, myCluster string, 
 }
 
 // loseData empties this node and starts it over as a fresh incarnation,
-// counting a data-loss event when the cluster it leaves ever had a leader.
+// counting a data-loss event when the cluster it leaves ever had a leader
+// (this node saw one, or applied state a leader wrote: a new cluster's
+// first leader always writes its base revision).
 func (n *Node) loseData(reason, msg string, args ...any) {
 	args = append(args, "id", n.ID(), "cluster", n.clusterID.Load())
 	n.log.Error(msg, args...)
-	if n.sawLeader.Load() {
+	if n.sawLeader.Load() || n.opts.State.Revision() > 0 {
 		n.opts.Metrics.DataLossEvents.Inc()
 	}
 	n.restart(reason)
@@ -151,8 +153,9 @@ func (n *Node) loseData(reason, msg string, args ...any) {
 
 // resolveFork looks for peers that are members of another cluster. It
 // should never happen; if it does, the documented rule decides which side
-// gives way: the cluster with fewer voters (then the smaller cluster ID)
-// empties itself and joins the other. It reports whether this node gave
+// gives way: a side without a leader to a side with one, else the cluster
+// with fewer voters (then the smaller cluster ID); it empties itself and
+// joins the other. It reports whether this node gave
 // way (it is no longer a member).
 func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	mine := n.clusterID.Load().(string)
@@ -167,6 +170,8 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 			}
 		}
 	}
+	addr, _ := n.raft().LeaderWithID()
+	haveLeader := addr != ""
 	var forks []Fork
 	var winner *Fork
 	for p, st := range statuses {
@@ -175,7 +180,7 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 		}
 		f := Fork{Peer: p.Address, ClusterID: st.ClusterID, Voters: len(st.Voters)}
 		forks = append(forks, f)
-		if st.LeaderID != "" && (f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
+		if st.LeaderID != "" && (!haveLeader || f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
 			winner = &f
 		}
 	}
@@ -212,6 +217,10 @@ func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
 		return fmt.Errorf("%w: the cluster has a leader (%s); nothing to reform", ErrReformRefused, addr)
 	}
 	n.log.Error("FORCED REFORM requested by an operator: every member of this cluster that answers empties itself", "user", by, "cluster", mine)
+	// Peers behind a partition would hold the operator's request for the
+	// whole HTTP timeout: ask each for one discovery round at most.
+	pctx, cancel := context.WithTimeout(ctx, n.opts.JoinRetry+2*time.Second)
+	defer cancel()
 	var wg = make(chan struct{}, len(n.opts.Peers))
 	for _, p := range n.opts.Peers {
 		if p.Address == n.opts.Address {
@@ -219,7 +228,7 @@ func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
 		}
 		go func(addr string) {
 			defer func() { wg <- struct{}{} }()
-			if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/reform", reformRequest{ClusterID: mine, By: by}, nil); err != nil {
+			if err := n.peer.call(pctx, http.MethodPost, addr, "/peer/reform", reformRequest{ClusterID: mine, By: by}, nil); err != nil {
 				n.log.Warn("reform not taken by peer", "peer", addr, "err", err)
 			}
 		}(p.Address)
@@ -285,7 +294,14 @@ func (n *Node) restart(reason string) {
 	}
 	n.restartMu.Lock()
 	defer n.restartMu.Unlock()
-	if err := n.raft().Shutdown().Error(); err != nil {
+	n.mu.RLock()
+	r, stream := n.r, n.stream
+	n.mu.RUnlock()
+	// Closing the stream layer aborts the RPCs Raft's shutdown waits for:
+	// behind a partition each would wait out its whole timeout.
+	shutdown := r.Shutdown()
+	_ = stream.Close()
+	if err := shutdown.Error(); err != nil {
 		n.log.Warn("raft shutdown", "err", err)
 	}
 	n.opts.State.Reset()

@@ -49,6 +49,10 @@ type joinRequest struct {
 type joinResponse struct {
 	ClusterID   string `json:"cluster_id"`
 	CommitIndex uint64 `json:"commit_index"`
+	// Servers are the IDs of the leader's configuration, the leader among
+	// them: the joiner takes replication from these until its log brings
+	// it the configuration.
+	Servers []string `json:"servers"`
 }
 
 type applyResponse struct {
@@ -113,11 +117,9 @@ func (n *Node) status() statusResponse {
 	n.mu.RLock()
 	st.Applied = n.fsm.applied.Load()
 	n.mu.RUnlock()
-	n.bootMu.Lock()
-	if n.vote != nil {
-		st.Vote = string(n.vote.candidate)
+	if v := n.vote.Load(); v != nil {
+		st.Vote = string(v.candidate)
 	}
-	n.bootMu.Unlock()
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
@@ -175,7 +177,13 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	n.log.Info("added non-voter", "id", id, "address", j.Address)
-	writeJSON(w, http.StatusOK, joinResponse{ClusterID: n.clusterID.Load().(string), CommitIndex: r.CommitIndex()})
+	resp := joinResponse{ClusterID: n.clusterID.Load().(string), CommitIndex: r.CommitIndex()}
+	if f := r.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			resp.Servers = append(resp.Servers, string(s.ID))
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {

@@ -118,23 +118,76 @@ func (m *Mux) RPCListener() net.Listener { return m.rpc }
 // shutdown, so each instance gets its own. Its Addr is the advertised name,
 // never a resolved IP: Raft stores whatever string it is given, and a
 // restarted pod comes back with a new IP but the same DNS name.
+//
+// Closing it also aborts its dials in flight and closes the connections it
+// dialed: Raft's shutdown waits for its RPCs, and behind a partition each of
+// them would otherwise wait out its whole timeout.
 func (m *Mux) StreamLayer() raft.StreamLayer {
 	l := newChanListener(advertiseAddr(m.advertise))
 	if old := m.raft.Swap(l); old != nil {
 		old.Close()
 	}
-	return &streamLayer{chanListener: l, mux: m}
+	return &streamLayer{chanListener: l, mux: m, conns: map[net.Conn]struct{}{}}
 }
 
 type streamLayer struct {
 	*chanListener
 	mux *Mux
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // dialed and not yet closed
 }
 
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return s.mux.dial(ctx, string(address), protoRaft)
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c, err := s.mux.dial(ctx, string(address), protoRaft)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		_ = c.Close()
+		return nil, ErrClosed
+	default:
+	}
+	tc := &trackedConn{Conn: c, layer: s}
+	s.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+// Close stops accepting and ends every connection this layer dialed.
+func (s *streamLayer) Close() error {
+	_ = s.chanListener.Close()
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = map[net.Conn]struct{}{}
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.(*trackedConn).Conn.Close()
+	}
+	return nil
+}
+
+type trackedConn struct {
+	net.Conn
+	layer *streamLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.layer.mu.Lock()
+	delete(c.layer.conns, c)
+	c.layer.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // DialRPC opens a connection to a peer's RPC server; used as the
