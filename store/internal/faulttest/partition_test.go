@@ -84,7 +84,11 @@ var partitionFaults = []partitionFault{
 		all := r.shuffled(r.all())
 		minority, majority := all[:len(all)/2], all[len(all)/2:]
 		r.partition(minority, majority)
-		hold := 6 * r.c.Options().QuorumLossTimeout
+		// Six to ten quorum-loss timeouts: long enough for a side that
+		// counts silence as death to give up on the other and re-form.
+		qlt := r.c.Options().QuorumLossTimeout
+		hold := 6*qlt + time.Duration(r.rng.Int64N(int64(4*qlt)))
+		hold = hold.Round(100 * time.Millisecond)
 		r.hold(hold)
 		return fmt.Sprintf("long-partition(%s|%s %s)", nodeList(minority), nodeList(majority), hold)
 	}},
@@ -496,10 +500,11 @@ func (r *scheduleRun) longestUnavailability(from, to int64) (time.Duration, stri
 			longest, at = gap, times[k-1]
 		}
 	}
-	during := "healthy traffic"
+	// Name the fault that overlaps the gap most.
+	during, most := "healthy traffic", int64(0)
 	for _, s := range r.spans {
-		if at >= s.start && at <= s.end {
-			during = s.label
+		if o := min(at+longest, s.end) - max(at, s.start); o > most {
+			during, most = s.label, o
 		}
 	}
 	return time.Duration(longest), during
