@@ -347,6 +347,17 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	opts.Network = true
 	opts.QuorumLossTimeout = partitionQuorumLoss
 	t.Logf("seed %d: replay with FAULT_SEED=%d", seed, seed)
+	counted := false
+	defer func() {
+		if !counted { // the cluster never started
+			t.Logf("RUN seed=%d did not start a cluster", seed)
+			tot.mu.Lock()
+			tot.runs++
+			tot.violations++
+			tot.failed = append(tot.failed, fmt.Sprintf("seed %d: the cluster did not start", seed))
+			tot.mu.Unlock()
+		}
+	}()
 	c := NewCluster(t, bin, opts)
 	r := &scheduleRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), c: c, lab: c.Lab()}
 	r.w = newWorkload(c, 10, "k0", "k1", "k2", "k3", "k4", "k5")
@@ -359,6 +370,7 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	var labels []string
 	sum := runSummary{seed: seed, nodes: opts.Nodes}
 	var info *porcupine.LinearizationInfo
+	counted = true
 	defer func() {
 		sum.faults = labels
 		sum.ops = len(r.w.h.operations())
