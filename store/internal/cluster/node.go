@@ -244,7 +244,7 @@ func (n *Node) startRaft() error {
 		Logger:  cfg.Logger,
 	})
 	guarded := newGuardedTransport(trans, n.selfIsVoter, n.replicationAllowed)
-	r, err := raft.NewRaft(cfg, f, store, store, raft.NewInmemSnapshotStore(), guarded)
+	r, err := raft.NewRaft(cfg, f, store, store, newSnapshotStore(), guarded)
 	if err != nil {
 		return fmt.Errorf("start raft %s: %w", id, err)
 	}
@@ -684,10 +684,10 @@ func (n *Node) Close(ctx context.Context) error {
 		_ = n.rpc.Shutdown(sctx)
 		cancel()
 	}
-	err := r.Shutdown().Error()
+	n.shutdownRaft()
 	n.wg.Wait()
 	n.log.Info("raft stopped", "id", id)
-	return err
+	return nil
 }
 
 func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
@@ -785,6 +785,20 @@ func (n *Node) Kill() {
 	if n.rpc != nil {
 		_ = n.rpc.Close()
 	}
-	_ = n.raft().Shutdown().Error()
+	n.shutdownRaft()
 	n.wg.Wait()
+}
+
+// shutdownRaft stops the current Raft instance. Closing its stream layer
+// first aborts the RPCs Raft's shutdown waits for: behind a partition, or
+// in a pipeline to a dead follower, each would wait out its whole timeout.
+func (n *Node) shutdownRaft() {
+	n.mu.RLock()
+	r, stream := n.r, n.stream
+	n.mu.RUnlock()
+	shutdown := r.Shutdown()
+	_ = stream.Close()
+	if err := shutdown.Error(); err != nil {
+		n.log.Warn("raft shutdown", "err", err)
+	}
 }

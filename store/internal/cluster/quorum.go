@@ -294,16 +294,7 @@ func (n *Node) restart(reason string) {
 	}
 	n.restartMu.Lock()
 	defer n.restartMu.Unlock()
-	n.mu.RLock()
-	r, stream := n.r, n.stream
-	n.mu.RUnlock()
-	// Closing the stream layer aborts the RPCs Raft's shutdown waits for:
-	// behind a partition each would wait out its whole timeout.
-	shutdown := r.Shutdown()
-	_ = stream.Close()
-	if err := shutdown.Error(); err != nil {
-		n.log.Warn("raft shutdown", "err", err)
-	}
+	n.shutdownRaft()
 	n.opts.State.Reset()
 	if err := n.startRaft(); err != nil {
 		// Without Raft this node can do nothing useful; the probes fail and

@@ -167,7 +167,20 @@ func load(tb testing.TB, c *Cluster, format string, n int) time.Duration {
 // succeeds again through the survivors. At most three failovers per run
 // of the function, whatever b.N; ns/op is the mean failover time.
 func BenchmarkClusterFailover(b *testing.B) {
-	c := NewCluster(b, bin, DefaultOptions())
+	benchmarkFailover(b, DefaultOptions())
+}
+
+// BenchmarkClusterFailoverDefaultTimings is the same with the Raft timings
+// `serve` uses by default (1s heartbeat and election timeouts), the ones
+// operators run.
+func BenchmarkClusterFailoverDefaultTimings(b *testing.B) {
+	opts := DefaultOptions()
+	opts.HeartbeatTimeout, opts.ElectionTimeout = time.Second, time.Second
+	benchmarkFailover(b, opts)
+}
+
+func benchmarkFailover(b *testing.B, opts Options) {
+	c := NewCluster(b, bin, opts)
 	rounds := min(b.N, 3)
 	var times []time.Duration
 	for r := 0; r < rounds; r++ {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,15 +48,12 @@ type ackedWrite struct{ key, value string }
 // node at the end, and nothing may panic (a panic in any node's Raft
 // goroutine kills this whole test process).
 //
-// Opt-in (ES_TEST_CATCHUP=1) for now: with the patch it still fails about one
-// run in three for reasons outside #697: raft's InmemSnapshotStore lets the
-// leader send a snapshot that is still being written (a data race, and a
-// follower that waits for missing bytes), and Kill of a leader can block in
-// raft's Shutdown. Make it unconditional once those are fixed.
+// It also caught two faults outside #697, fixed in the cluster package:
+// raft's InmemSnapshotStore let a leader send a snapshot still being written
+// (cluster.snapshotStore publishes only complete ones), and Kill of a leader
+// blocked in raft's Shutdown behind a pipelined append (shutdownRaft closes
+// the stream layer first).
 func TestRestartsUnderLoadCatchUpThroughSnapshots(t *testing.T) {
-	if os.Getenv("ES_TEST_CATCHUP") == "" {
-		t.Skip("opt-in until the InmemSnapshotStore race and the leader Kill hang are fixed; set ES_TEST_CATCHUP=1")
-	}
 	const (
 		nodes     = 3
 		rounds    = 16 // alternately a follower and the leader
