@@ -41,20 +41,9 @@ type ballot struct {
 	at        time.Duration // n.mono() when granted or renewed
 }
 
-// placeholderSuffix marks the server ID standing for a replica that did
-// not vote when the cluster was bootstrapped. No process ever holds such an
-// ID, so it can never vote; the replica's first incarnation that joins
-// replaces it (same address).
+// placeholderSuffix marks the server ID standing for a replica that has no
+// voting incarnation (see membership.go). No process ever holds such an ID.
 const placeholderSuffix = "/placeholder"
-
-func placeholderID(address string) raft.ServerID {
-	return raft.ServerID(address + placeholderSuffix)
-}
-
-func isPlaceholder(id raft.ServerID) bool {
-	s := string(id)
-	return len(s) > len(placeholderSuffix) && s[len(s)-len(placeholderSuffix):] == placeholderSuffix
-}
 
 // voteLease is how long a bootstrap vote binds a voter that has not been
 // asked to commit. Only liveness depends on it: a lapsed vote is also
@@ -125,7 +114,7 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 	if !force {
 		for _, p := range n.opts.Peers {
 			if !voted[p.Address] {
-				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: placeholderID(p.Address), Address: raft.ServerAddress(p.Address)})
+				servers = append(servers, placeholderFor(p.Address))
 			}
 		}
 	}

@@ -83,9 +83,12 @@ func (n *Node) seekCluster() {
 		n.logWaiting("join", "members answer but know no leader; waiting to join", "members", members)
 		return
 	}
-	for p := range statuses {
-		if p.Ordinal < n.opts.Ordinal {
-			return // a lower ordinal answers: it runs, this node votes
+	n.answering.Store(int32(1 + len(statuses)))
+	for p, st := range statuses {
+		// A lower ordinal that answers runs and this node votes, unless it
+		// sees too few replicas to run (one side of a bridge partition).
+		if p.Ordinal < n.opts.Ordinal && st.Answering >= n.majority() {
+			return
 		}
 	}
 	if answered := 1 + len(statuses); answered < n.majority() {
@@ -156,10 +159,15 @@ func (n *Node) tendMembership() {
 		// Removed from the configuration (by an operator, or as a stale
 		// incarnation): start over as a new incarnation and join again.
 		n.log.Warn("removed from the cluster configuration; rejoining as a new incarnation", "id", id)
-		n.restart("removed")
+		n.restart("removed", id)
 		return
+	case self != nil && r.State() == raft.Leader:
+		n.pruneForeignPlaceholders(r)
 	case self != nil && self.Suffrage != raft.Voter && leaderAddr != "":
-		if n.fsm.applied.Load() >= target {
+		n.mu.RLock()
+		applied := n.fsm.applied.Load()
+		n.mu.RUnlock()
+		if applied >= target {
 			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 			err := n.peer.call(ctx, "POST", string(leaderAddr), "/peer/promote", joinRequest{ID: string(id), Address: n.opts.Address}, nil)
 			cancel()
@@ -174,6 +182,7 @@ func (n *Node) tendMembership() {
 	if (leaderAddr == "" && without > n.opts.QuorumLossTimeout) || probeDue {
 		n.lastForkProbe.Store(int64(n.mono()))
 		statuses := n.probe()
+		n.trustPeersOfThisCluster(statuses)
 		if n.resolveFork(statuses) {
 			return
 		}
@@ -200,4 +209,24 @@ func (n *Node) logWaiting(topic, msg string, args ...any) {
 	n.waitLogAt[topic] = now
 	n.waitLogMu.Unlock()
 	n.log.Warn(msg, args...)
+}
+
+// trustPeersOfThisCluster records the voters and leaders that members of
+// this node's cluster report, so the replication guard takes entries from
+// a leader that joined while this node was cut off.
+func (n *Node) trustPeersOfThisCluster(statuses map[Peer]statusResponse) {
+	mine := n.clusterID.Load().(string)
+	trusted := map[raft.ServerID]bool{}
+	for _, st := range statuses {
+		if !st.Member || st.ClusterID != mine || mine == "" {
+			continue
+		}
+		if st.LeaderID != "" {
+			trusted[raft.ServerID(st.LeaderID)] = true
+		}
+		for _, v := range st.Voters {
+			trusted[raft.ServerID(v)] = true
+		}
+	}
+	n.peerTrusted.Store(&trusted)
 }

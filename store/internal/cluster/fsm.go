@@ -124,3 +124,29 @@ type monotonicStore struct{ *raft.InmemStore }
 
 // IsMonotonic implements raft.MonotonicLogStore.
 func (monotonicStore) IsMonotonic() bool { return true }
+
+// DeleteRange deletes the stored entries in [lo, hi], clamped to what the
+// store holds. raft.InmemStore sets its last index to lo-1 when the range
+// covers it, so a range starting at 0 (Raft compacting a log that
+// installing a snapshot had just emptied: FirstIndex is 0) wrapped its last
+// index to 2^64-1; the next removeOldLogs then looped over the whole range
+// on Raft's main goroutine, and the node never caught up nor shut down
+// (the catch-up test caught it).
+func (s *monotonicStore) DeleteRange(lo, hi uint64) error {
+	first, err := s.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return err
+	}
+	if first == 0 && last == 0 {
+		return nil // empty
+	}
+	lo, hi = max(lo, first), min(hi, last)
+	if lo > hi {
+		return nil
+	}
+	return s.InmemStore.DeleteRange(lo, hi)
+}

@@ -93,3 +93,28 @@ func TestSenderKnownOnlyInOwnCluster(t *testing.T) {
 		}
 	}
 }
+
+func TestDeleteRangeOnAnEmptyLogKeepsItsIndexes(t *testing.T) {
+	logs := &monotonicStore{raft.NewInmemStore()}
+	if err := logs.DeleteRange(0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := logs.LastIndex(); last != 0 {
+		t.Fatalf("last index of an empty log after DeleteRange(0, 1000) = %d, want 0", last)
+	}
+	_ = logs.StoreLogs([]*raft.Log{{Index: 5}, {Index: 6}, {Index: 7}})
+	if err := logs.DeleteRange(0, 6); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := logs.FirstIndex()
+	last, _ := logs.LastIndex()
+	if first != 7 || last != 7 {
+		t.Fatalf("after DeleteRange(0, 6) of 5..7: first %d last %d, want 7 7", first, last)
+	}
+	if err := logs.DeleteRange(7, ^uint64(0)); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := logs.LastIndex(); last != 0 {
+		t.Fatalf("a range to 2^64-1 must empty the log, last index %d", last)
+	}
+}

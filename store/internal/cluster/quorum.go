@@ -143,12 +143,13 @@ func classifyVoters(cfg raft.Configuration, me raft.ServerID, myCluster string, 
 // (this node saw one, or applied state a leader wrote: a new cluster's
 // first leader always writes its base revision).
 func (n *Node) loseData(reason, msg string, args ...any) {
-	args = append(args, "id", n.ID(), "cluster", n.clusterID.Load())
+	id := n.ID()
+	args = append(args, "id", id, "cluster", n.clusterID.Load())
 	n.log.Error(msg, args...)
-	if n.sawLeader.Load() || n.opts.State.Revision() > 0 {
+	hadData := n.sawLeader.Load() || n.opts.State.Revision() > 0
+	if n.restart(reason, id) && hadData {
 		n.opts.Metrics.DataLossEvents.Inc()
 	}
-	n.restart(reason)
 }
 
 // resolveFork looks for peers that are members of another cluster. It
@@ -170,8 +171,14 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 			}
 		}
 	}
-	addr, _ := n.raft().LeaderWithID()
-	haveLeader := addr != ""
+	// "This side has no leader" must mean more than a moment of election or
+	// this node being cut off from a leader the rest of its cluster follows.
+	lostLeader := n.leaderlessTooLong()
+	for _, st := range statuses {
+		if st.Member && st.ClusterID == mine && st.LeaderID != "" {
+			lostLeader = false
+		}
+	}
 	var forks []Fork
 	var winner *Fork
 	for p, st := range statuses {
@@ -180,7 +187,7 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 		}
 		f := Fork{Peer: p.Address, ClusterID: st.ClusterID, Voters: len(st.Voters)}
 		forks = append(forks, f)
-		if st.LeaderID != "" && (!haveLeader || f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
+		if st.LeaderID != "" && (lostLeader || f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
 			winner = &f
 		}
 	}
@@ -199,6 +206,15 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	return true
 }
 
+// leaderlessTooLong: this member has known no leader for longer than the
+// quorum-loss timeout (an election takes far less).
+func (n *Node) leaderlessTooLong() bool {
+	if addr, _ := n.raft().LeaderWithID(); addr != "" {
+		return false
+	}
+	return n.mono()-time.Duration(n.noLeaderSince.Load()) > n.opts.QuorumLossTimeout
+}
+
 // ForceReform is the operator's way out when voters stay silent forever
 // (their nodes are dead and their pods are never rescheduled): every member
 // of this cluster that answers and knows no leader empties itself, and this
@@ -215,6 +231,9 @@ func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
 	}
 	if addr, _ := n.raft().LeaderWithID(); addr != "" {
 		return fmt.Errorf("%w: the cluster has a leader (%s); nothing to reform", ErrReformRefused, addr)
+	}
+	if !n.leaderlessTooLong() {
+		return fmt.Errorf("%w: this node has not been without a leader for the quorum-loss timeout (%s); an election may be under way", ErrReformRefused, n.opts.QuorumLossTimeout)
 	}
 	n.log.Error("FORCED REFORM requested by an operator: every member of this cluster that answers empties itself", "user", by, "cluster", mine)
 	// Peers behind a partition would hold the operator's request for the
@@ -280,6 +299,10 @@ func (n *Node) handleReform(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusConflict, "has_leader", fmt.Errorf("this node follows leader %s", addr))
 		return
 	}
+	if !n.leaderlessTooLong() {
+		writeRPCError(w, http.StatusConflict, "electing", fmt.Errorf("this node lost its leader less than %s ago", n.opts.QuorumLossTimeout))
+		return
+	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	go n.loseData("forced reform", "FORCED REFORM: an operator declared the silent voters dead; emptying this node", "user", rr.By)
 }
@@ -288,12 +311,15 @@ func (n *Node) handleReform(w http.ResponseWriter, req *http.Request) {
 // state machine: a new incarnation starts from nothing, and whatever the
 // cluster holds comes back through the log or a snapshot when it joins
 // (replaying a young log onto the old map would apply it twice).
-func (n *Node) restart(reason string) {
-	if n.stopping.Load() {
-		return // Close or Kill owns the Raft instance now
-	}
+//
+// It restarts only the incarnation id: a second decision about one that
+// another goroutine has already replaced must not wipe its successor.
+func (n *Node) restart(reason string, id raft.ServerID) bool {
 	n.restartMu.Lock()
 	defer n.restartMu.Unlock()
+	if n.stopping.Load() || n.ID() != id {
+		return false // Close or Kill owns the Raft instance now, or it was restarted
+	}
 	n.shutdownRaft()
 	n.opts.State.Reset()
 	if err := n.startRaft(); err != nil {
@@ -301,7 +327,8 @@ func (n *Node) restart(reason string) {
 		// Kubernetes restarts the pod.
 		n.log.Error("cannot restart raft", "reason", reason, "err", err)
 		n.cancel()
-		return
+		return true
 	}
 	n.log.Info("raft restarted", "reason", reason, "id", n.ID())
+	return true
 }

@@ -39,6 +39,9 @@ type statusResponse struct {
 	Applied    uint64   `json:"applied"`
 	// Vote is the candidate this non-member gave its bootstrap vote to.
 	Vote string `json:"vote,omitempty"`
+	// Answering is how many replicas (itself included) answered this
+	// non-member's last discovery probe: a candidate needs a majority.
+	Answering int `json:"answering,omitempty"`
 }
 
 type joinRequest struct {
@@ -120,6 +123,7 @@ func (n *Node) status() statusResponse {
 	if v := n.vote.Load(); v != nil {
 		st.Vote = string(v.candidate)
 	}
+	st.Answering = int(n.answering.Load())
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
@@ -146,14 +150,17 @@ func (n *Node) membershipRequest(w http.ResponseWriter, req *http.Request, what 
 	return j, r, true
 }
 
-// handleJoin adds a new incarnation as a non-voter, first removing any
+// handleJoin adds a new incarnation as a non-voter, first retiring any
 // older incarnation of the same pod (same name or same address): that
-// member has forgotten everything and must never vote again.
+// member has forgotten everything and must never vote again; a voter is
+// replaced by its replica's placeholder until the new one is promoted.
 func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 	j, r, ok := n.membershipRequest(w, req, "join", true)
 	if !ok {
 		return
 	}
+	n.membershipMu.Lock()
+	defer n.membershipMu.Unlock()
 	cfg := r.GetConfiguration()
 	if err := cfg.Error(); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "no_configuration", err)
@@ -161,12 +168,12 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 	}
 	id := raft.ServerID(j.ID)
 	for _, s := range cfg.Configuration().Servers {
-		if s.ID == id {
+		if s.ID == id || isPlaceholder(s.ID) {
 			continue
 		}
 		if nameOf(s.ID) == nameOf(id) || string(s.Address) == j.Address {
-			n.log.Info("removing old incarnation", "old", s.ID, "new", id)
-			if err := r.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+			n.log.Info("retiring old incarnation", "old", s.ID, "new", id)
+			if err := n.retire(r, s); err != nil {
 				writeRPCError(w, http.StatusServiceUnavailable, "remove_failed", err)
 				return
 			}
@@ -186,11 +193,15 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// handlePromote makes a caught-up non-voter a voter in its replica's
+// placeholder's place.
 func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
 	j, r, ok := n.membershipRequest(w, req, "promote", true)
 	if !ok {
 		return
 	}
+	n.membershipMu.Lock()
+	defer n.membershipMu.Unlock()
 	// Promote only a non-voter that is still in the configuration at that
 	// address: a late request from a removed or leaving incarnation must not
 	// bring a dead voter back.
@@ -199,35 +210,63 @@ func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusServiceUnavailable, "no_configuration", err)
 		return
 	}
-	found := false
+	found, placeholder := false, false
 	for _, s := range cfg.Configuration().Servers {
 		if s.ID == raft.ServerID(j.ID) && string(s.Address) == j.Address && s.Suffrage == raft.Nonvoter {
 			found = true
+		}
+		if s.ID == placeholderID(j.Address) {
+			placeholder = true
 		}
 	}
 	if !found {
 		writeRPCError(w, http.StatusConflict, "not_a_nonvoter", fmt.Errorf("%s at %s is not a non-voter of the configuration", j.ID, j.Address))
 		return
 	}
-	if err := r.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.Address), cfg.Index(), 0).Error(); err != nil {
+	if placeholder {
+		if err := r.RemoveServer(placeholderID(j.Address), 0, 0).Error(); err != nil {
+			writeRPCError(w, http.StatusServiceUnavailable, "promote_failed", err)
+			return
+		}
+	}
+	if err := r.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.Address), 0, 0).Error(); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "promote_failed", err)
 		return
 	}
-	n.log.Info("promoted to voter", "id", j.ID)
+	n.log.Info("promoted to voter", "id", j.ID, "replaced_placeholder", placeholder)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
+// handleLeave retires a member that is shutting down: a voter's place is
+// kept by its replica's placeholder.
 func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
 	j, r, ok := n.membershipRequest(w, req, "leave", false)
 	if !ok {
 		return
 	}
-	if err := r.RemoveServer(raft.ServerID(j.ID), 0, 0).Error(); err != nil {
+	if err := n.retireByID(r, raft.ServerID(j.ID)); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "remove_failed", err)
 		return
 	}
 	n.log.Info("member left", "id", j.ID)
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// retireByID retires the server with that ID, if it is in the
+// configuration.
+func (n *Node) retireByID(r *raft.Raft, id raft.ServerID) error {
+	n.membershipMu.Lock()
+	defer n.membershipMu.Unlock()
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == id {
+			return n.retire(r, s)
+		}
+	}
+	return nil
 }
 
 func (n *Node) handleApply(w http.ResponseWriter, req *http.Request) {

@@ -22,6 +22,9 @@ import (
 type snapshotStore struct {
 	mu     sync.RWMutex
 	latest *memSnapshot // nil until the first snapshot is complete
+	// previous stays open-able: Raft may open a snapshot by the ID it just
+	// listed while a newer one is published.
+	previous *memSnapshot
 }
 
 type memSnapshot struct {
@@ -64,11 +67,13 @@ func (s *snapshotStore) List() ([]*raft.SnapshotMeta, error) {
 func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.latest == nil || s.latest.meta.ID != id {
-		return nil, nil, fmt.Errorf("open snapshot %s: not the latest snapshot", id)
+	for _, snap := range []*memSnapshot{s.latest, s.previous} {
+		if snap != nil && snap.meta.ID == id {
+			meta := snap.meta
+			return &meta, io.NopCloser(bytes.NewReader(snap.data)), nil
+		}
 	}
-	meta := s.latest.meta
-	return &meta, io.NopCloser(bytes.NewReader(s.latest.data)), nil
+	return nil, nil, fmt.Errorf("open snapshot %s: not among the retained snapshots", id)
 }
 
 type snapshotSink struct {
@@ -94,8 +99,15 @@ func (k *snapshotSink) Close() error {
 	k.meta.Size = int64(k.buf.Len())
 	snap := &memSnapshot{meta: k.meta, data: k.buf.Bytes()}
 	k.store.mu.Lock()
-	k.store.latest = snap
-	k.store.mu.Unlock()
+	defer k.store.mu.Unlock()
+	// A local snapshot can finish after a newer one was installed from the
+	// leader: it must not replace it.
+	if l := k.store.latest; l != nil && (l.meta.Term > snap.meta.Term ||
+		(l.meta.Term == snap.meta.Term && l.meta.Index > snap.meta.Index)) {
+		k.store.previous = snap
+		return nil
+	}
+	k.store.previous, k.store.latest = k.store.latest, snap
 	return nil
 }
 

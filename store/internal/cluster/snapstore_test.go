@@ -40,6 +40,22 @@ func TestSnapshotIsInvisibleUntilClosedAndCancelKeepsThePrevious(t *testing.T) {
 
 	_, _, err = s.Open("2-20")
 	assert.Error(t, err)
+
+	// A newer snapshot installed from the leader wins over an older local
+	// one that finishes after it; the older one can still be opened.
+	newer, _ := s.Create(1, 500, 3, cfg, 1, nil)
+	older, _ := s.Create(1, 100, 3, cfg, 1, nil)
+	_, _ = newer.Write([]byte("newer"))
+	_, _ = older.Write([]byte("older"))
+	require.NoError(t, newer.Close())
+	require.NoError(t, older.Close())
+	list, err = s.List()
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, uint64(500), list[0].Index, "an older snapshot closed later must not become the latest")
+	_, rc, err = s.Open(older.ID())
+	require.NoError(t, err, "the older one stays open-able")
+	_ = rc.Close()
 	_, err = s.Create(2, 30, 2, cfg, 1, nil)
 	assert.Error(t, err, "only version 1 snapshots")
 }

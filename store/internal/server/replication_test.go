@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,15 +220,40 @@ func TestGracefulStopOfTheLeaderHandsOver(t *testing.T) {
 	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	l := c.Leader()
+	leaverID := c.Node(l).Server.Node().Status().Self
 	start := time.Now()
 	c.Stop(l)
 	t.Logf("graceful stop of the leader took %s", time.Since(start))
 	rest := allBut(c.Size(), l)
 	c.WaitReady(readyTimeout, rest...)
-	require.Len(t, c.Node(rest[0]).Server.Node().Status().Members, 2)
+	// The leaver's incarnation is gone; its replica keeps its voting place
+	// through a placeholder until its next incarnation is promoted, so a
+	// quorum stays a majority of the replicas.
+	members := c.Node(rest[0]).Server.Node().Status().Members
+	require.Len(t, members, 3)
+	placeholders := 0
+	for _, m := range members {
+		require.NotEqual(t, leaverID, m.ID, "the leaver's incarnation must be out of the configuration")
+		if strings.HasSuffix(m.ID, "/placeholder") {
+			placeholders++
+		}
+	}
+	require.Equal(t, 1, placeholders)
 	kv, err := c.Client(testcluster.UserAll, rest...).Get(ctx, "k")
 	require.NoError(t, err)
 	require.Equal(t, "v", string(kv.Value))
+
+	// Its next incarnation takes the placeholder's place.
+	c.Start(l)
+	c.WaitReady(readyTimeout)
+	require.Eventually(t, func() bool {
+		for _, m := range c.Node(rest[0]).Server.Node().Status().Members {
+			if strings.HasSuffix(m.ID, "/placeholder") || m.Suffrage != "voter" {
+				return false
+			}
+		}
+		return len(c.Node(rest[0]).Server.Node().Status().Members) == 3
+	}, readyTimeout, 50*time.Millisecond, "the restarted node replaces its placeholder as a voter")
 }
 
 // The twin of the rejoin test: when a majority dies at once, the data is

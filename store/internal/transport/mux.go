@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,7 +197,15 @@ func (m *Mux) DialRPC(ctx context.Context, address string) (net.Conn, error) {
 	return m.dial(ctx, address, protoRPC)
 }
 
+// errReservedName refuses addresses under the ".invalid" top-level domain,
+// which RFC 6761 reserves as never resolvable: the cluster gives them to
+// placeholder voters, which must never reach a process.
+var errReservedName = errors.New("address under the reserved .invalid domain is never dialled")
+
 func (m *Mux) dial(ctx context.Context, address string, proto byte) (net.Conn, error) {
+	if host, _, err := net.SplitHostPort(address); err == nil && strings.HasSuffix(strings.TrimSuffix(host, "."), ".invalid") {
+		return nil, fmt.Errorf("dial peer %s: %w", address, errReservedName)
+	}
 	d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}, Config: m.tlsClient}
 	c, err := d.DialContext(ctx, "tcp", address)
 	if err != nil {
