@@ -157,6 +157,8 @@ func TestErrorsNameTheProblemAndSetTheExitCode(t *testing.T) {
 		{"bad output format", c.cmd("get", "k", "-w", "yaml"), 2, `--output "yaml"`},
 		{"bad endpoint", []string{"get", "k", "--endpoints", "ftp://x", "--cert", c.certs.certFile, "--key", c.certs.keyFile}, 2, "scheme must be https"},
 		{"certs without --out", []string{"certs"}, 2, "--out DIR is required"},
+		{"reform without --confirm", c.cmd("cluster", "reform"), 2, "--confirm <cluster-id> is required"},
+		{"reform through two endpoints", append([]string{"cluster", "reform", "--confirm", "x", "--endpoints", c.url + "," + c.url}, c.certs.flags("")[2:]...), 2, "exactly one --endpoints"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -100,10 +100,10 @@ be the cluster_id that "ephemeral-store cluster" shows.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if confirm == "" {
-				return fmt.Errorf("reform: --confirm <cluster-id> is required (see \"ephemeral-store cluster\")")
+				return usageErrorf("reform: --confirm <cluster-id> is required: the cluster_id that \"ephemeral-store cluster\" shows")
 			}
 			if len(co.endpoints) != 1 {
-				return fmt.Errorf("reform: give exactly one --endpoints: the node to re-form through")
+				return usageErrorf("reform: give exactly one --endpoints, the node to re-form through (got %d)", len(co.endpoints))
 			}
 			c, err := co.client()
 			if err != nil {
