@@ -109,8 +109,10 @@ func TestKeyPairReloaderFollowsChanges(t *testing.T) {
 			w.write(map[string][]byte{"tls.key": keyB, "tls.crt": certB})
 			require.Eventually(t, func() bool { return serial(k).Cmp(leafSerial(t, certB)) == 0 }, waitFor, tick,
 				"certificate b never loaded; log:\n%s", logs)
-			assert.EqualValues(t, 1, k.Reloads())
-			assert.EqualValues(t, 1, hooked.Load())
+			// The new certificate is served before the reload is counted and
+			// the hook runs, so wait for those too rather than race them.
+			require.Eventually(t, func() bool { return k.Reloads() == 1 && hooked.Load() == 1 }, waitFor, tick,
+				"reloads %d, hook calls %d; log:\n%s", k.Reloads(), hooked.Load(), logs)
 
 			got, err := k.GetCertificate(nil)
 			require.NoError(t, err)
@@ -145,7 +147,7 @@ func TestPoolReloaderFollowsChanges(t *testing.T) {
 
 			w.write(map[string][]byte{"ca.crt": append(append([]byte{}, ca1.CertPEM...), ca2.CertPEM...)})
 			require.Eventually(t, func() bool { return trusts(p) }, waitFor, tick, "bundle never reloaded; log:\n%s", logs)
-			assert.EqualValues(t, 1, p.Reloads())
+			require.Eventually(t, func() bool { return p.Reloads() == 1 }, waitFor, tick, "reloads %d", p.Reloads())
 		})
 	}
 }
@@ -178,8 +180,7 @@ func TestFailedReloadKeepsThePreviousMaterial(t *testing.T) {
 		assert.Equal(t, "a", k.Certificate().Leaf.Subject.CommonName)
 	}
 	a.Update(map[string][]byte{"tls.crt": certB, "tls.key": keyB})
-	require.Eventually(t, func() bool { return k.Certificate().Leaf.Subject.CommonName == "b" }, waitFor, tick)
-	assert.EqualValues(t, 1, k.Reloads())
+	require.Eventually(t, func() bool { return k.Certificate().Leaf.Subject.CommonName == "b" && k.Reloads() == 1 }, waitFor, tick)
 	assert.Equal(t, len(broken), logs.Count("reloading certificate failed"), "each broken content is logged once:\n%s", logs)
 }
 
