@@ -27,7 +27,12 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
 	level := slog.LevelWarn
-	if bytes.Contains(p, []byte("[ERROR]")) {
+	switch {
+	case bytes.Contains(p, []byte(placeholderSuffix)), bytes.Contains(p, []byte(".invalid:")):
+		// Raft failing to reach a placeholder voter is expected: nobody is
+		// there by design (membership.go). Not an operator's concern.
+		level = slog.LevelDebug
+	case bytes.Contains(p, []byte("[ERROR]")):
 		level = slog.LevelError
 	}
 	w.l.Log(context.Background(), level, line)
