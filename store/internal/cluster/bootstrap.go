@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -37,7 +36,6 @@ import (
 // ballot is the bootstrap vote of this incarnation.
 type ballot struct {
 	candidate raft.ServerID
-	ordinal   int
 	at        time.Duration // n.mono() when granted or renewed
 }
 
@@ -95,7 +93,7 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 		n.bootMu.Unlock()
 		return false // bound to another candidate until its vote lapses
 	}
-	n.vote.Store(&ballot{candidate: me, ordinal: n.opts.Ordinal, at: n.mono()})
+	n.vote.Store(&ballot{candidate: me, at: n.mono()})
 	n.bootMu.Unlock()
 
 	grants := n.requestVotes(voters)
@@ -146,56 +144,38 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 func (n *Node) requestVotes(voters map[Peer]statusResponse) map[string]grantResponse {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+2*time.Second)
 	defer cancel()
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		out = map[string]grantResponse{}
-	)
-	req := grantRequest{Candidate: string(n.ID()), Address: n.opts.Address}
+	var addrs []string
 	for p := range voters {
-		wg.Add(1)
-		go func(addr string) {
-			defer wg.Done()
-			var g grantResponse
-			if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/bootstrap/vote", req, &g); err != nil {
-				n.log.Debug("bootstrap vote refused", "peer", addr, "err", err)
-				return
-			}
-			if g.Address != addr || g.ID == "" {
-				return // answered from elsewhere: not the replica at that address
-			}
-			mu.Lock()
-			out[addr] = g
-			mu.Unlock()
-		}(p.Address)
+		addrs = append(addrs, p.Address)
 	}
-	wg.Wait()
-	return out
+	req := grantRequest{Candidate: string(n.ID()), Address: n.opts.Address}
+	return fanOut(addrs, func(addr string) (grantResponse, bool) {
+		var g grantResponse
+		if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/bootstrap/vote", req, &g); err != nil {
+			n.log.Debug("bootstrap vote refused", "peer", addr, "err", err)
+			return g, false
+		}
+		// An answer from elsewhere is not the replica at that address.
+		return g, g.Address == addr && g.ID != ""
+	})
 }
 
+// sendCommits asks every voter to commit to the bootstrapped
+// configuration and returns how many did.
 func (n *Node) sendCommits(grants map[string]grantResponse, req commitRequest) int {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+2*time.Second)
 	defer cancel()
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-		ok int
-	)
+	var addrs []string
 	for addr := range grants {
-		wg.Add(1)
-		go func(addr string) {
-			defer wg.Done()
-			if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/bootstrap/commit", req, nil); err != nil {
-				n.log.Warn("bootstrap commit refused", "peer", addr, "err", err)
-				return
-			}
-			mu.Lock()
-			ok++
-			mu.Unlock()
-		}(addr)
+		addrs = append(addrs, addr)
 	}
-	wg.Wait()
-	return ok
+	return len(fanOut(addrs, func(addr string) (struct{}, bool) {
+		if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/bootstrap/commit", req, nil); err != nil {
+			n.log.Warn("bootstrap commit refused", "peer", addr, "err", err)
+			return struct{}{}, false
+		}
+		return struct{}{}, true
+	}))
 }
 
 // handleVote grants this incarnation's bootstrap vote: to anyone while it
@@ -229,7 +209,7 @@ func (n *Node) handleVote(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusConflict, "voted", fmt.Errorf("%s voted for %s", me, v.candidate))
 		return
 	}
-	n.vote.Store(&ballot{candidate: raft.ServerID(g.Candidate), ordinal: ordinal, at: n.mono()})
+	n.vote.Store(&ballot{candidate: raft.ServerID(g.Candidate), at: n.mono()})
 	writeJSON(w, http.StatusOK, grantResponse{ID: string(me), Address: n.opts.Address})
 }
 

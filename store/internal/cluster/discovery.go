@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -32,28 +31,16 @@ func (n *Node) discoveryLoop() {
 func (n *Node) probe() map[Peer]statusResponse {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+time.Second)
 	defer cancel()
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		out = make(map[Peer]statusResponse)
-	)
+	answers := fanOut(n.otherPeers(), func(addr string) (statusResponse, bool) {
+		st, err := n.peer.status(ctx, addr)
+		return st, err == nil && st.Address == addr
+	})
+	out := make(map[Peer]statusResponse, len(answers))
 	for _, p := range n.opts.Peers {
-		if p.Address == n.opts.Address {
-			continue
-		}
-		wg.Add(1)
-		go func(p Peer) {
-			defer wg.Done()
-			st, err := n.peer.status(ctx, p.Address)
-			if err != nil || st.Address != p.Address {
-				return
-			}
-			mu.Lock()
+		if st, ok := answers[p.Address]; ok {
 			out[p] = st
-			mu.Unlock()
-		}(p)
+		}
 	}
-	wg.Wait()
 	return out
 }
 

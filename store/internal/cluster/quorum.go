@@ -71,15 +71,13 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusR
 	}
 	me := n.ID()
 	myCluster := n.clusterID.Load().(string)
-	for _, st := range statuses {
-		if st.Member && st.ClusterID == myCluster && st.LeaderID != "" {
-			// The cluster lives; this node is cut off from its leader or
-			// behind. Raft brings it back when the leader reaches it.
-			n.logWaiting("quorum", "no leader reaches this node, but a peer follows one; waiting",
-				"peer", st.ID, "leader", st.LeaderID, "without_leader", without.Round(time.Second).String())
-			n.setQuorum(QuorumReport{State: QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
-			return
-		}
+	if st, ok := peerFollowingLeader(statuses, myCluster); ok {
+		// The cluster lives; this node is cut off from its leader or
+		// behind. Raft brings it back when the leader reaches it.
+		n.logWaiting("quorum", "no leader reaches this node, but a peer follows one; waiting",
+			"peer", st.ID, "leader", st.LeaderID, "without_leader", without.Round(time.Second).String())
+		n.setQuorum(QuorumReport{State: QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
+		return
 	}
 	voters, alive, silent, gone := classifyVoters(cfg, me, myCluster, byAddr)
 	report := QuorumReport{State: QuorumWaiting, Silent: silent, Gone: gone, WithoutLeaderSeconds: without.Seconds()}
@@ -173,12 +171,8 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	}
 	// "This side has no leader" must mean more than a moment of election or
 	// this node being cut off from a leader the rest of its cluster follows.
-	lostLeader := n.leaderlessTooLong()
-	for _, st := range statuses {
-		if st.Member && st.ClusterID == mine && st.LeaderID != "" {
-			lostLeader = false
-		}
-	}
+	_, othersFollow := peerFollowingLeader(statuses, mine)
+	lostLeader := n.leaderlessTooLong() && !othersFollow
 	var forks []Fork
 	var winner *Fork
 	for p, st := range statuses {
@@ -240,21 +234,12 @@ func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
 	// whole HTTP timeout: ask each for one discovery round at most.
 	pctx, cancel := context.WithTimeout(ctx, n.opts.JoinRetry+2*time.Second)
 	defer cancel()
-	var wg = make(chan struct{}, len(n.opts.Peers))
-	for _, p := range n.opts.Peers {
-		if p.Address == n.opts.Address {
-			continue
+	fanOut(n.otherPeers(), func(addr string) (struct{}, bool) {
+		if err := n.peer.call(pctx, http.MethodPost, addr, "/peer/reform", reformRequest{ClusterID: mine, By: by}, nil); err != nil {
+			n.log.Warn("reform not taken by peer", "peer", addr, "err", err)
 		}
-		go func(addr string) {
-			defer func() { wg <- struct{}{} }()
-			if err := n.peer.call(pctx, http.MethodPost, addr, "/peer/reform", reformRequest{ClusterID: mine, By: by}, nil); err != nil {
-				n.log.Warn("reform not taken by peer", "peer", addr, "err", err)
-			}
-		}(p.Address)
-	}
-	for range len(n.opts.Peers) - 1 {
-		<-wg
-	}
+		return struct{}{}, true
+	})
 	n.loseData("forced reform", "FORCED REFORM: emptying this node and bootstrapping a new cluster from the replicas that answer", "user", by)
 	// Bootstrap at once from whoever answers as a non-member.
 	deadline := time.Now().Add(n.voteLease())
