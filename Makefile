@@ -54,8 +54,9 @@ test-chart: tools ## Chart template tests (no cluster).
 	$(GO) test -count=1 -short -timeout 10m ./tests/...
 
 .PHONY: test-e2e
-test-e2e: tools ## End-to-end tests on kind: the harness ensures Docker, images and the cluster (stage by stage).
-	$(GO) test -count=1 -timeout 40m -run 'E2E' -v ./tests/...
+E2E_RUN ?= E2E
+test-e2e: tools ## End-to-end suites on kind (E2E_RUN selects): the harness ensures Docker, images and the cluster.
+	$(GO) test -tags e2e -count=1 -timeout 75m -run '$(E2E_RUN)' -v ./tests/e2e/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
@@ -68,6 +69,7 @@ bench: ## Benchmarks of the server (TLS GET/PUT, replicated cluster).
 .PHONY: lint
 lint: tools ## go vet, helm lint --strict on every values file, ct lint.
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./tests/...
 	scripts/lint-chart.sh
 
 ##@ Cluster
