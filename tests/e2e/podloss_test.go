@@ -31,6 +31,7 @@ func TestE2EPodLossAndNonPersistence(t *testing.T) {
 	scenario(t, "pod loss and non-persistence")
 	c := kindcluster.Ensure(t)
 	r := install(t, c, installOptions{Label: "loss", Replicas: 5})
+	requireObjectNames(t, r, defaultRelease) // the default release keeps the old object names
 	prefix := "e2e/" + strings.ToLower(random.UniqueID())
 
 	cl, closeCl := r.podClient(t, 0)
