@@ -1,11 +1,20 @@
 package chart
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -317,4 +326,325 @@ func TestCertManagerCertificates(t *testing.T) {
 	m.get(t, "Certificate", "ephemeral-store-ca-keypair", &root)
 	assert.True(t, root.Spec.IsCA)
 	assert.Equal(t, "ephemeral-store-selfsigned", root.Spec.IssuerRef.Name)
+}
+
+// fakeSecret is a Secret that the chart's lookup finds in the release namespace.
+type fakeSecret struct {
+	Type string            `json:"type,omitempty"`
+	Data map[string][]byte `json:"data"` // base64 in JSON, as the API server returns it
+}
+
+// renderWithSecrets renders the chart as `helm install` would against a
+// namespace holding secrets. `helm template` cannot read a cluster, so the
+// chart is copied and its one lookup of Secrets (ephemeral-store.lookupSecret
+// in _tls.tpl) is redefined by a template that Helm parses after _tls.tpl
+// (same directory, sorted first by name: the later definition wins).
+// TestTLSLookupIsOneTemplate keeps that seam the only lookup of TLS Secrets.
+func renderWithSecrets(t *testing.T, o opts, secrets map[string]fakeSecret) (string, error) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ephemeral-store")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(chartDir)))
+	objects := map[string]any{}
+	for name, s := range secrets {
+		obj := map[string]any{
+			"apiVersion": "v1", "kind": "Secret",
+			"metadata": map[string]any{"name": name, "namespace": namespace},
+			"data":     s.Data,
+		}
+		if s.Type != "" {
+			obj["type"] = s.Type
+		}
+		objects[name] = obj
+	}
+	js, err := json.Marshal(objects)
+	require.NoError(t, err)
+	require.NotContains(t, string(js), "`")
+	fake := "{{- define \"ephemeral-store.lookupSecret\" -}}\n" +
+		"{{- $secrets := `" + string(js) + "` | fromJson }}\n" +
+		"{{- if eq .root.Release.Namespace \"" + namespace + "\" }}{{ get $secrets .name | default (dict) | toJson }}{{ else }}{}{{ end }}\n" +
+		"{{- end }}\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "templates", "_0-test-lookup.tpl"), []byte(fake), 0o644))
+	o.chart = dir
+	return renderE(t, o)
+}
+
+// testCA is a root CA made the way openssl 3 makes the old docs' one: RSA
+// 2048, the key in PKCS#8 ("BEGIN PRIVATE KEY").
+type testCA struct {
+	certPEM, keyPEM []byte
+	cert            *x509.Certificate
+}
+
+func newTestCA(t *testing.T, cn string) testCA {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return testCA{
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
+		cert:    cert,
+	}
+}
+
+// legacy is the Secret of the old docs' `kubectl create secret tls
+// ephemeral-store-secret --cert=rootCA.crt --key=rootCA.key`.
+func (ca testCA) legacy() fakeSecret {
+	return fakeSecret{Type: "kubernetes.io/tls", Data: map[string][]byte{"tls.crt": ca.certPEM, "tls.key": ca.keyPEM}}
+}
+
+// generic is the Secret of `kubectl create secret generic ... --from-file=rootCA.crt --from-file=rootCA.key`.
+func (ca testCA) generic() fakeSecret {
+	return fakeSecret{Type: "Opaque", Data: map[string][]byte{"rootCA.crt": ca.certPEM, "rootCA.key": ca.keyPEM}}
+}
+
+// TestRootCASecretKeysFallBackToKubectlTLSSecret checks which keys of an
+// existing root CA Secret the chart reads (tls.mode caSecret and generate,
+// and tls.existing.caSecret): the configured ones; with the defaults, also
+// tls.crt/tls.key as `kubectl create secret tls` writes them (the old docs'
+// command), in the pod's Secret volume and wherever the chart signs with
+// the CA; explicit keys stay strict; a Secret with neither fails the render
+// with the Secret's name and the keys looked for.
+func TestRootCASecretKeysFallBackToKubectlTLSSecret(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t, "rootCA")
+	other := newTestCA(t, "other")
+	both := fakeSecret{Data: map[string][]byte{
+		"rootCA.crt": ca.certPEM, "rootCA.key": ca.keyPEM, "tls.crt": other.certPEM, "tls.key": other.keyPEM,
+	}}
+	caSecretMode := map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"}
+	with := func(base map[string]string, kv ...string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i]] = kv[i+1]
+		}
+		return out
+	}
+	existingMode := map[string]string{
+		"tls.mode": "existing", "tls.existing.serverSecret": "srv", "tls.existing.caSecret": "ephemeral-store-secret",
+		"users[0].name": "myuser", "users[0].createSecret": "false", "tests.existingSecret": "client",
+	}
+
+	cases := []struct {
+		name    string
+		set     map[string]string
+		secrets map[string]fakeSecret
+		volume  string            // Secret volume to check
+		items   map[string]string // its items: key -> path
+		signer  *testCA           // the CA the chart signs with (server and user Secrets); nil: signs nothing
+		caOut   map[string]string // rendered root CA Secret: key -> certificate PEM of
+		errs    []string          // the render fails with all of these
+	}{
+		{
+			name:    "caSecret: kubectl create secret tls (tls.crt, tls.key), default keys",
+			set:     caSecretMode,
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			volume:  "ca", items: map[string]string{"tls.crt": "rootCA.crt", "tls.key": "rootCA.key"},
+			signer: &ca,
+		},
+		{
+			name:    "caSecret: kubectl create secret generic (rootCA.crt, rootCA.key)",
+			set:     caSecretMode,
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.generic()},
+			volume:  "ca", items: map[string]string{"rootCA.crt": "rootCA.crt", "rootCA.key": "rootCA.key"},
+			signer: &ca,
+		},
+		{
+			name:    "caSecret: both pairs present, the configured keys win",
+			set:     caSecretMode,
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": both},
+			volume:  "ca", items: map[string]string{"rootCA.crt": "rootCA.crt", "rootCA.key": "rootCA.key"},
+			signer: &ca,
+		},
+		{
+			name:    "caSecret: explicit keys that match the kubectl tls Secret",
+			set:     with(caSecretMode, "tls.ca.certKey", "tls.crt", "tls.ca.keyKey", "tls.key"),
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			volume:  "ca", items: map[string]string{"tls.crt": "rootCA.crt", "tls.key": "rootCA.key"},
+			signer: &ca,
+		},
+		{
+			name:    "caSecret: explicit keys stay strict",
+			set:     with(caSecretMode, "tls.ca.certKey", "ca.pem", "tls.ca.keyKey", "ca-key.pem"),
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			errs: []string{
+				"tls.ca.certKey, tls.ca.keyKey", `"ephemeral-store-secret"`, `namespace "store-ns"`,
+				"looked up for the keys ca.pem, ca-key.pem", "lacks ca.pem, ca-key.pem", "it has tls.crt, tls.key",
+			},
+		},
+		{
+			name:    "caSecret: one explicit key is not the defaults: no fallback",
+			set:     with(caSecretMode, "tls.ca.certKey", "ca.pem"),
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			errs:    []string{`"ephemeral-store-secret"`, "looked up for the keys ca.pem, rootCA.key", "lacks ca.pem, rootCA.key"},
+		},
+		{
+			name:    "caSecret: a Secret with neither pair",
+			set:     caSecretMode,
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.pem": ca.certPEM, "rootCA.crt": ca.certPEM}}},
+			errs: []string{
+				`the CA Secret "ephemeral-store-secret" in namespace "store-ns"`,
+				"neither the keys rootCA.crt, rootCA.key", "nor tls.crt, tls.key", "it has ca.pem, rootCA.crt",
+				"kubectl create secret tls ephemeral-store-secret --cert=rootCA.crt --key=rootCA.key",
+			},
+		},
+		{
+			name:    "caSecret: an empty Secret",
+			set:     with(caSecretMode, "tls.ca.secretName", "old-ca"),
+			secrets: map[string]fakeSecret{"old-ca": {Data: map[string][]byte{}}},
+			errs:    []string{`the CA Secret "old-ca"`, "it has no keys at all"},
+		},
+		{
+			name:    "caSecret: another release's Secret name is not looked at",
+			set:     with(caSecretMode, "tls.ca.secretName", "old-ca"),
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"junk": nil}}},
+			volume:  "ca", items: map[string]string{"rootCA.crt": "rootCA.crt", "rootCA.key": "rootCA.key"},
+		},
+		{
+			name:    "generate, tls.ca.create=false: the server and user certificates are signed by the kubectl tls Secret's CA",
+			set:     map[string]string{"tls.ca.create": "false"},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			volume:  "tls", items: map[string]string{"tls.crt": "tls.crt", "tls.key": "tls.key", "ca.crt": "ca.crt"},
+			signer: &ca,
+		},
+		{
+			name: "generate, tls.ca.create=false, no Secret: the error names both forms",
+			set:  map[string]string{"tls.ca.create": "false"},
+			errs: []string{
+				`root CA Secret "ephemeral-store-secret"`, "rootCA.crt/rootCA.key",
+				"or tls.crt/tls.key (kubectl create secret tls ephemeral-store-secret --cert=rootCA.crt --key=rootCA.key)",
+			},
+		},
+		{
+			name:    "generate, tls.ca.create=true: the CA read back from tls.crt/tls.key keeps its keys",
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			volume:  "tls", items: map[string]string{"tls.crt": "tls.crt", "tls.key": "tls.key", "ca.crt": "ca.crt"},
+			signer: &ca,
+			caOut:  map[string]string{"tls.crt": string(ca.certPEM), "tls.key": string(ca.keyPEM)},
+		},
+		{
+			name:    "generate, tls.ca.create=true, a Secret with neither pair is not silently replaced",
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.crt": ca.certPEM}}},
+			errs:    []string{`"ephemeral-store-secret"`, "neither the keys rootCA.crt, rootCA.key", "it has ca.crt"},
+		},
+		{
+			name:    "existing: tls.existing.caSecret made by kubectl create secret tls",
+			set:     existingMode,
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			volume:  "ca", items: map[string]string{"tls.crt": "rootCA.crt"},
+		},
+		{
+			name:    "existing: tls.existing.caSecret with rootCA.crt",
+			set:     existingMode,
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.generic()},
+			volume:  "ca", items: map[string]string{"rootCA.crt": "rootCA.crt"},
+		},
+		{
+			name:    "existing: an explicit tls.existing.caSecretKey stays strict",
+			set:     with(existingMode, "tls.existing.caSecretKey", "ca.pem"),
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			errs:    []string{"tls.existing.caSecretKey", `"ephemeral-store-secret"`, "lacks ca.pem", "it has tls.crt, tls.key"},
+		},
+		{
+			name:    "existing: tls.existing.caSecret with neither",
+			set:     existingMode,
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.crt": ca.certPEM}}},
+			errs:    []string{"tls.existing.caSecretKey", `"ephemeral-store-secret"`, "neither the keys rootCA.crt", "nor tls.crt", "it has ca.crt"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := renderWithSecrets(t, opts{set: tc.set}, tc.secrets)
+			if tc.errs != nil {
+				require.Error(t, err, "the render must fail")
+				for _, want := range tc.errs {
+					assert.Contains(t, err.Error(), want)
+				}
+				t.Logf("refused as expected: %s", longestLine(err.Error()))
+				return
+			}
+			require.NoError(t, err, "helm template")
+			m := decode(t, out)
+			sts := m.statefulSet(t)
+			if tc.volume != "" {
+				assert.Equal(t, tc.items, itemPaths(volume(sts.Spec.Template.Spec, tc.volume)), "items of volume %s", tc.volume)
+			}
+			if tc.caOut != nil {
+				got := m.secret(t, "ephemeral-store-secret")
+				have := map[string]string{}
+				for k, v := range got.Data {
+					have[k] = string(v)
+				}
+				assert.Equal(t, tc.caOut, have, "the rendered root CA Secret")
+			}
+			if tc.signer == nil {
+				return
+			}
+			roots := x509.NewCertPool()
+			roots.AddCert(tc.signer.cert)
+			user := m.secret(t, "ephemeral-store-user-myuser")
+			assert.Equal(t, string(tc.signer.certPEM), string(user.Data["ca.crt"]), "user Secret ca.crt")
+			_, err = parseCert(t, user.Data["tls.crt"]).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			assert.NoError(t, err, "the user certificate chains to the Secret's CA")
+			if server := m.find("Secret", "ephemeral-store-tls"); server != nil {
+				s := m.secret(t, "ephemeral-store-tls")
+				assert.Equal(t, string(tc.signer.certPEM), string(s.Data["ca.crt"]), "server Secret ca.crt")
+				_, err = parseCert(t, s.Data["tls.crt"]).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+				assert.NoError(t, err, "the server certificate chains to the Secret's CA")
+			}
+			if caOnly := m.find("Secret", "ephemeral-store-ca"); caOnly != nil {
+				assert.Equal(t, string(tc.signer.certPEM), string(m.secret(t, "ephemeral-store-ca").Data["ca.crt"]), "CA-only Secret")
+			}
+		})
+	}
+}
+
+// longestLine returns the longest line of a helm error: the chart's message.
+func longestLine(s string) string {
+	longest := ""
+	for _, l := range strings.Split(s, "\n") {
+		if len(l) > len(longest) {
+			longest = l
+		}
+	}
+	return longest
+}
+
+// TestTLSLookupIsOneTemplate keeps the seam of renderWithSecrets honest: the
+// TLS templates read Secrets only through ephemeral-store.lookupSecret, and
+// the fake really replaces it (a render with a fake Secret differs from one
+// without).
+func TestTLSLookupIsOneTemplate(t *testing.T) {
+	t.Parallel()
+	for _, f := range []string{"_tls.tpl", "tls-secrets.yaml"} {
+		b, err := os.ReadFile(filepath.Join(chartDir, "templates", f))
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int{"_tls.tpl": 1, "tls-secrets.yaml": 0}[f], strings.Count(string(b), "lookup \"v1\" \"Secret\""),
+			"%s: lookups of Secrets outside ephemeral-store.lookupSecret escape the chart tests", f)
+	}
+	ca := newTestCA(t, "rootCA")
+	set := map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"}
+	without := render(t, opts{set: set})
+	assert.Nil(t, without.find("Secret", "ephemeral-store-user-myuser"), "no CA readable: no user Secret")
+	out, err := renderWithSecrets(t, opts{set: set}, map[string]fakeSecret{"ephemeral-store-secret": ca.generic()})
+	require.NoError(t, err)
+	assert.NotNil(t, decode(t, out).find("Secret", "ephemeral-store-user-myuser"), "the fake lookup is in force")
 }
