@@ -4,10 +4,15 @@
 // It honours the contract of kind's default CNI manifest unchanged: it runs as a
 // hostNetwork DaemonSet with env HOST_IP / POD_SUBNET, NET_ADMIN+NET_RAW, and
 // /etc/cni/net.d + /run/xtables.lock mounted. Every 10 seconds it:
-//  1. finds its own Node (InternalIP == HOST_IP) and writes
-//     /etc/cni/net.d/10-kindnet.conflist (ptp + host-local IPAM for the node's
-//     podCIDR, + portmap), which is what makes the node Ready;
-//  2. keeps a route to every other node's podCIDR via that node's InternalIP;
+//  1. finds its own Node and writes /etc/cni/net.d/10-kindnet.conflist (ptp +
+//     host-local IPAM for the node's podCIDR, + portmap), which is what makes the
+//     node Ready. The own Node is the one named $NODE_NAME, else the one named like
+//     this host (a hostNetwork pod's hostname is the node name in kind); only when no
+//     Node has that name, the one whose InternalIP is $HOST_IP. Not HOST_IP first: a
+//     dockerd restart gives the node containers new IPs, shuffled among them, while
+//     HOST_IP keeps the value of the pod's start, which may by then be another node's
+//     InternalIP (and that node's podCIDR would be handed out here);
+//  2. keeps a route to every other node's podCIDR via that node's current InternalIP;
 //  3. masquerades pod traffic that leaves the pod subnet (iptables nat table);
 //  4. keeps an "unreachable" route for the whole pod subnet, so that traffic to a pod IP
 //     that no longer exists (a deleted pod, still dialled by its peers) fails at once on
@@ -66,10 +71,15 @@ const cniTemplate = `{
 `
 
 func main() {
-	hostIP := net.ParseIP(os.Getenv("HOST_IP"))
-	if hostIP == nil {
-		log.Fatalf("HOST_IP not set or invalid: %q", os.Getenv("HOST_IP"))
+	nodeName := os.Getenv("NODE_NAME")
+	if nodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			log.Fatalf("no NODE_NAME and no hostname: %v", err)
+		}
+		nodeName = h
 	}
+	hostIP := net.ParseIP(os.Getenv("HOST_IP")) // the fallback only; may be stale or unset
 	podSubnet := os.Getenv("POD_SUBNET")
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
@@ -79,24 +89,27 @@ func main() {
 	if err != nil {
 		log.Fatalf("clientset: %v", err)
 	}
-	mtu := mtuFor(hostIP)
-	log.Printf("kindnetd-lite: host %s, pod subnet %q, mtu %d", hostIP, podSubnet, mtu)
+	log.Printf("kindnetd-lite: node %q (fallback HOST_IP %s), pod subnet %q", nodeName, hostIP, podSubnet)
 	waitForServiceRouting(os.Getenv("KUBERNETES_SERVICE_HOST"))
 
 	for {
-		if err := syncOnce(cs, hostIP, podSubnet, mtu); err != nil {
+		if err := syncOnce(cs, nodeName, hostIP, podSubnet); err != nil {
 			log.Printf("sync: %v", err)
 		}
 		time.Sleep(10 * time.Second)
 	}
 }
 
-func syncOnce(cs kubernetes.Interface, hostIP net.IP, podSubnet string, mtu int) error {
+func syncOnce(cs kubernetes.Interface, nodeName string, hostIP net.IP, podSubnet string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
+	}
+	self := ownNode(nodes.Items, nodeName, hostIP)
+	if self == nil {
+		return fmt.Errorf("no Node named %q, nor with InternalIP %s", nodeName, hostIP)
 	}
 	wanted := map[string]bool{}
 	for i := range nodes.Items {
@@ -106,8 +119,8 @@ func syncOnce(cs kubernetes.Interface, hostIP net.IP, podSubnet string, mtu int)
 		if ip == nil || cidr == nil {
 			continue
 		}
-		if ip.Equal(hostIP) {
-			if err := writeCNIConfig(cidr.String(), mtu); err != nil {
+		if n == self {
+			if err := writeCNIConfig(cidr.String(), mtuFor(ip)); err != nil {
 				log.Printf("write cni config: %v", err)
 			}
 			continue
@@ -134,6 +147,23 @@ func syncOnce(cs kubernetes.Interface, hostIP net.IP, podSubnet string, mtu int)
 				log.Printf("deleting stale route %s", routes[i].Dst)
 				_ = netlink.RouteDel(&routes[i])
 			}
+		}
+	}
+	return nil
+}
+
+// ownNode is the Node named nodeName; only when there is none, the Node whose
+// InternalIP is hostIP (nil when neither exists).
+func ownNode(nodes []corev1.Node, nodeName string, hostIP net.IP) *corev1.Node {
+	for i := range nodes {
+		if nodes[i].Name == nodeName {
+			return &nodes[i]
+		}
+	}
+	for i := range nodes {
+		if ip := internalIPv4(&nodes[i]); hostIP != nil && ip != nil && ip.Equal(hostIP) {
+			log.Printf("no Node named %q: using %s, whose InternalIP is HOST_IP %s", nodeName, nodes[i].Name, hostIP)
+			return &nodes[i]
 		}
 	}
 	return nil
