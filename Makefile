@@ -55,8 +55,9 @@ test-chart: tools ## Chart template tests (no cluster).
 
 .PHONY: test-e2e
 E2E_RUN ?= E2E
+E2E_PARALLEL ?= 3
 test-e2e: tools ## End-to-end suites on kind (E2E_RUN selects): the harness ensures Docker, images and the cluster.
-	$(GO) test -tags e2e -count=1 -timeout 75m -run '$(E2E_RUN)' -v ./tests/e2e/
+	$(GO) test -tags e2e -count=1 -timeout 75m -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' -v ./tests/e2e/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).

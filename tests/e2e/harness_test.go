@@ -64,6 +64,16 @@ const (
 	pollTries = 150
 )
 
+// suite starts a suite: it runs in parallel with the other suites (each has
+// its own namespace; `-parallel` bounds how many at once), logs its scenario,
+// and returns the kind cluster.
+func suite(t *testing.T, name string) *kindcluster.Cluster {
+	t.Helper()
+	t.Parallel()
+	scenario(t, name)
+	return kindcluster.Ensure(t)
+}
+
 // scenario logs the suite's name now and its outcome and duration when the
 // test ends (registered first, so it is logged last, after the cleanup).
 func scenario(t *testing.T, name string) {
@@ -118,7 +128,9 @@ func (r *release) pod(i int) string { return fmt.Sprintf("%s-%d", r.fullname, i)
 
 // serviceDNS is the client Service's cluster DNS name, a SAN of the server
 // certificate the chart generates (templates/_helpers.tpl serverSANs).
-func (r *release) serviceDNS() string { return fmt.Sprintf("%s.%s.svc.cluster.local", r.fullname, r.ns) }
+func (r *release) serviceDNS() string {
+	return fmt.Sprintf("%s.%s.svc.cluster.local", r.fullname, r.ns)
+}
 
 // podDNS is a store pod's name under the headless Service (<fullname>-info), also a SAN.
 func (r *release) podDNS(i int) string {

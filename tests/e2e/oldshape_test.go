@@ -10,8 +10,6 @@ import (
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ephemeral-store/ephemeral-store/tests/internal/kindcluster"
 )
 
 // TestE2EOldDocsShape: the old documentation's deployment, five pods, under
@@ -20,8 +18,7 @@ import (
 // release's fullname, and a client inside the cluster writes and reads
 // through the client Service by its DNS name.
 func TestE2EOldDocsShape(t *testing.T) {
-	scenario(t, "old docs shape: five replicas, another release name and namespace")
-	c := kindcluster.Ensure(t)
+	c := suite(t, "old docs shape: five replicas, another release name and namespace")
 	r := install(t, c, installOptions{Release: "kvcache", Label: "docs", Replicas: 5})
 	require.Equal(t, "kvcache-ephemeral-store", r.fullname)
 	requireObjectNames(t, r, r.fullname)

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
-	"github.com/ephemeral-store/ephemeral-store/tests/internal/kindcluster"
 )
 
 const dataLossMetric = "ephemeral_store_data_loss_events_total"
@@ -28,8 +27,7 @@ const dataLossMetric = "ephemeral_store_data_loss_events_total"
 // counts the loss in ephemeral_store_data_loss_events_total. Nothing is on
 // disk, so nothing comes back.
 func TestE2EPodLossAndNonPersistence(t *testing.T) {
-	scenario(t, "pod loss and non-persistence")
-	c := kindcluster.Ensure(t)
+	c := suite(t, "pod loss and non-persistence")
 	r := install(t, c, installOptions{Label: "loss", Replicas: 5})
 	requireObjectNames(t, r, defaultRelease) // the default release keeps the old object names
 	prefix := "e2e/" + strings.ToLower(random.UniqueID())

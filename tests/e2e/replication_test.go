@@ -10,8 +10,6 @@ import (
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ephemeral-store/ephemeral-store/tests/internal/kindcluster"
 )
 
 // TestE2EReplication: a write through one pod is read, linearizably, through
@@ -19,8 +17,7 @@ import (
 // forwards) and from a client pod inside the cluster (pod DNS names); a
 // watch opened on pod 0 sees a write made through pod 2.
 func TestE2EReplication(t *testing.T) {
-	scenario(t, "replication")
-	c := kindcluster.Ensure(t)
+	c := suite(t, "replication")
 	r := install(t, c, installOptions{Label: "repl"})
 	run := strings.ToLower(random.UniqueID())
 	prefix := "e2e/" + run

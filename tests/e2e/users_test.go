@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
-	"github.com/ephemeral-store/ephemeral-store/tests/internal/kindcluster"
 )
 
 // usersValues is values-kind.yaml's users plus extra ones, as a values file.
@@ -42,8 +41,7 @@ const usersValues = `users:
 // restarting; removed, they are refused; a user limited to a prefix is
 // refused outside it.
 func TestE2EUsersLive(t *testing.T) {
-	scenario(t, "users live")
-	c := kindcluster.Ensure(t)
+	c := suite(t, "users live")
 	usersFile := filepath.Join(t.TempDir(), "users.yaml")
 	writeUsers := func(extra string) {
 		require.NoError(t, os.WriteFile(usersFile, []byte(fmt.Sprintf(usersValues, extra)), 0o600))
