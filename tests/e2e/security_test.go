@@ -27,8 +27,6 @@ import (
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/gruntwork-io/terratest/modules/retry"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ephemeral-store/ephemeral-store/tests/internal/kindcluster"
 )
 
 // peerCommonName is the CN a peer certificate must carry (values tls.peerCommonName).
@@ -54,8 +52,7 @@ const (
 // rotated by rewriting its Secret with a new certificate of the same CA: every
 // pod serves it on both ports, and no pod restarted.
 func TestE2ESecurity(t *testing.T) {
-	scenario(t, "Security on the cluster")
-	c := kindcluster.Ensure(t)
+	c := suite(t, "Security on the cluster")
 	r := install(t, c, installOptions{Label: "security"})
 	run := strings.ToLower(random.UniqueID())
 	ca := r.releaseCA(t)
