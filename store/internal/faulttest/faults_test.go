@@ -34,9 +34,9 @@ func runFaultScenario(t *testing.T, f fault) {
 	// Let the clients run against the healthy cluster first. This is the
 	// length of the traffic, not a wait for a condition.
 	time.Sleep(warmup)
-	faultAt := w.h.now()
+	faultAt := w.h.Now()
 	f(t, c)
-	healedAt := w.h.now()
+	healedAt := w.h.Now()
 	healedAfter := time.Duration(healedAt - faultAt)
 
 	// Traffic continues on the healed cluster for the rest of the run, at

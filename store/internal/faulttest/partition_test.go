@@ -18,6 +18,7 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/faulttest/netlab"
+	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
 )
 
 // The partition tier (DESIGN.md section 7.2, issue 8): five real processes,
@@ -246,7 +247,7 @@ type faultSpan struct {
 func (r *scheduleRun) logf(format string, args ...any) {
 	r.t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	r.events = append(r.events, fmt.Sprintf("%9.3fs %s", float64(r.w.h.now())/1e9, msg))
+	r.events = append(r.events, fmt.Sprintf("%9.3fs %s", float64(r.w.h.Now())/1e9, msg))
 	r.t.Log(msg)
 }
 
@@ -255,7 +256,7 @@ func (r *scheduleRun) fail(format string, args ...any) {
 	r.t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	r.errs = append(r.errs, msg)
-	r.events = append(r.events, fmt.Sprintf("%9.3fs FAIL %s", float64(r.w.h.now())/1e9, msg))
+	r.events = append(r.events, fmt.Sprintf("%9.3fs FAIL %s", float64(r.w.h.Now())/1e9, msg))
 	r.t.Error(msg)
 }
 
@@ -373,7 +374,7 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	counted = true
 	defer func() {
 		sum.faults = labels
-		sum.ops = len(r.w.h.operations())
+		sum.ops = len(r.w.h.Operations())
 		line := sum.String()
 		if t.Failed() {
 			dir := r.keep(line, info)
@@ -406,7 +407,7 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 		}
 	}
 	t.Cleanup(stopTraffic) // before the processes are killed
-	trafficStart := r.w.h.now()
+	trafficStart := r.w.h.Now()
 	r.hold(time.Second)
 
 	// Draw the faults without repeating one within a run (while there
@@ -414,12 +415,12 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	order := r.rng.Perm(len(partitionFaults))
 	for k := 0; k < nfaults; k++ {
 		f := partitionFaults[order[k%len(order)]]
-		span := faultSpan{start: r.w.h.now()}
+		span := faultSpan{start: r.w.h.Now()}
 		r.logf("fault %d/%d: %s", k+1, nfaults, f.name)
 		span.label = f.run(r)
 		labels = append(labels, span.label)
 		ok := r.settle(span.label)
-		span.end = r.w.h.now()
+		span.end = r.w.h.Now()
 		r.spans = append(r.spans, span)
 		if !ok {
 			break
@@ -427,7 +428,7 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 		r.hold(1500 * time.Millisecond) // healthy traffic between faults
 	}
 	stopTraffic()
-	trafficEnd := r.w.h.now()
+	trafficEnd := r.w.h.Now()
 	sum.longest, sum.longestDuring = r.longestUnavailability(trafficStart, trafficEnd)
 	r.logf("traffic stopped: %d acknowledged writes, %d unknown outcomes, %d reads",
 		r.w.acked.Load(), r.w.unknown.Load(), r.w.reads.Load())
@@ -446,16 +447,16 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	}
 	r.w.mu.Unlock()
 
-	ops := r.w.h.operations()
+	ops := r.w.h.Operations()
 	checkStart := time.Now()
-	res := porcupine.CheckOperationsTimeout(kvModel, ops, 90*time.Second)
+	res := porcupine.CheckOperationsTimeout(kvhistory.Model, ops, 90*time.Second)
 	sum.linearizable = res
 	r.logf("porcupine: %s on %d operations in %s", res, len(ops), time.Since(checkStart).Round(time.Millisecond))
 	if res != porcupine.Ok {
 		r.fail("history is not linearizable: porcupine says %s", res)
 	}
 	if t.Failed() {
-		_, li := porcupine.CheckOperationsVerbose(kvModel, ops, 90*time.Second)
+		_, li := porcupine.CheckOperationsVerbose(kvhistory.Model, ops, 90*time.Second)
 		info = &li
 	}
 }
@@ -497,9 +498,9 @@ func (s runSummary) String() string {
 // client's write was acknowledged, and the fault in force when it began.
 func (r *scheduleRun) longestUnavailability(from, to int64) (time.Duration, string) {
 	times := []int64{from}
-	for _, op := range r.w.h.operations() {
-		in, out := op.Input.(kvInput), op.Output.(kvOutput)
-		if in.Op == opGet || out.Unknown || op.Return < from || op.Return > to {
+	for _, op := range r.w.h.Operations() {
+		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
+		if in.Op == kvhistory.Get || out.Unknown || op.Return < from || op.Return > to {
 			continue
 		}
 		times = append(times, op.Return)
@@ -566,17 +567,17 @@ func (r *scheduleRun) writeAfterHeal() {
 			k := fmt.Sprintf("%shealed-n%d-%d", r.w.unique, i, seq)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			call := r.w.h.now()
+			call := r.w.h.Now()
 			res, err := cl.Put(ctx, k, []byte(k))
-			op := porcupine.Operation{ClientId: id, Input: kvInput{Op: opPut, Key: k, Value: k}, Call: call,
-				Return: r.w.h.now(), Metadata: opMeta{Node: i}}
+			op := porcupine.Operation{ClientId: id, Input: kvhistory.Input{Op: kvhistory.Put, Key: k, Value: k}, Call: call,
+				Return: r.w.h.Now(), Metadata: opMeta{Node: i}}
 			if err != nil {
 				last = err.Error()
-				op.Output, op.Return, op.Metadata = kvOutput{Unknown: true}, endOfTime, opMeta{Node: i, Err: last}
+				op.Output, op.Return, op.Metadata = kvhistory.Output{Unknown: true}, kvhistory.EndOfTime, opMeta{Node: i, Err: last}
 			} else {
-				op.Output = kvOutput{Rev: res.ModifyRevision}
+				op.Output = kvhistory.Output{Rev: res.ModifyRevision}
 			}
-			r.w.h.add(op)
+			r.w.h.Add(op)
 			return err == nil, last
 		}); !ok {
 			r.fail("the healed cluster does not take a write through n%d within 30s: %s", i, last)
@@ -665,9 +666,9 @@ func (r *scheduleRun) checkContendedKeys() int {
 func (r *scheduleRun) checkUniqueWrites() int {
 	r.t.Helper()
 	acked := map[string]string{}
-	for _, op := range r.w.h.operations() {
-		in, out := op.Input.(kvInput), op.Output.(kvOutput)
-		if in.Op == opPut && !out.Unknown && strings.HasPrefix(in.Key, r.w.unique) {
+	for _, op := range r.w.h.Operations() {
+		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
+		if in.Op == kvhistory.Put && !out.Unknown && strings.HasPrefix(in.Key, r.w.unique) {
 			acked[in.Key] = in.Value
 		}
 	}
@@ -731,27 +732,27 @@ func (r *scheduleRun) keep(line string, info *porcupine.LinearizationInfo) strin
 	}
 	_ = os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(b.String()), 0o644)
 
-	ops := r.w.h.operations()
+	ops := r.w.h.Operations()
 	sort.Slice(ops, func(i, j int) bool { return ops[i].Call < ops[j].Call })
 	var h strings.Builder
 	for _, op := range ops {
 		ret := "never"
-		if op.Return != endOfTime {
+		if op.Return != kvhistory.EndOfTime {
 			ret = fmt.Sprintf("%.6f", float64(op.Return)/1e9)
 		}
 		fmt.Fprintf(&h, "%.6f %s client=%d %s %v\n", float64(op.Call)/1e9, ret, op.ClientId,
-			kvModel.DescribeOperation(op.Input, op.Output), op.Metadata)
+			kvhistory.Model.DescribeOperation(op.Input, op.Output), op.Metadata)
 	}
 	_ = os.WriteFile(filepath.Join(dir, "history.txt"), []byte(h.String()), 0o644)
 	if js, err := json.MarshalIndent(ops, "", " "); err == nil {
 		_ = os.WriteFile(filepath.Join(dir, "history.json"), js, 0o644)
 	}
 	if info == nil {
-		_, li := porcupine.CheckOperationsVerbose(kvModel, ops, time.Minute)
+		_, li := porcupine.CheckOperationsVerbose(kvhistory.Model, ops, time.Minute)
 		info = &li
 	}
 	{
-		if err := porcupine.VisualizePath(kvModel, *info, filepath.Join(dir, "visualization.html")); err != nil {
+		if err := porcupine.VisualizePath(kvhistory.Model, *info, filepath.Join(dir, "visualization.html")); err != nil {
 			_ = os.WriteFile(filepath.Join(dir, "visualization-error.txt"), []byte(err.Error()), 0o644)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
 )
 
 // trafficDuration is how long clients run in a fault test: long enough for
@@ -36,7 +36,7 @@ func trafficDuration() time.Duration {
 // conflict, and records every operation for the linearizability check.
 type workload struct {
 	c         *Cluster
-	h         *history
+	h         *kvhistory.Recorder
 	keys      []string
 	clients   int
 	opTimeout time.Duration
@@ -62,8 +62,22 @@ type workload struct {
 	unexpected []string // answers a correct store never gives to these requests
 }
 
+// opMeta annotates an operation in the visualization: the node it went
+// through, and the error that left its outcome unknown.
+type opMeta struct {
+	Node int
+	Err  string
+}
+
+func (m opMeta) String() string {
+	if m.Err == "" {
+		return fmt.Sprintf("via n%d", m.Node)
+	}
+	return fmt.Sprintf("via n%d: %s", m.Node, m.Err)
+}
+
 func newWorkload(c *Cluster, clients int, keys ...string) *workload {
-	return &workload{c: c, h: newHistory(), keys: keys, clients: clients, opTimeout: 5 * time.Second,
+	return &workload{c: c, h: kvhistory.NewRecorder(), keys: keys, clients: clients, opTimeout: 5 * time.Second,
 		backoff: 100 * time.Millisecond}
 }
 
@@ -119,37 +133,6 @@ func (w *workload) client(ctx context.Context, id, node int, cl *client.Client) 
 	}
 }
 
-// definite reports whether a write error proves the write did not happen:
-// the store refused it before it could enter the log (a 4xx).
-func definite(err error) bool {
-	for _, e := range []error{client.ErrRevisionMismatch, client.ErrBadRequest, client.ErrTooLarge,
-		client.ErrForbidden, client.ErrUnauthenticated} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// notSent reports whether a write error proves the write was not
-// attempted: every attempt failed to open a connection (the transport
-// never writes a request, nor replays a written one, before it has
-// connected) or was refused as not_ready (refused before any attempt).
-// Such a write has no effect; any other failure leaves its outcome unknown.
-func notSent(err error) bool {
-	var ee *client.EndpointsError
-	if errors.As(err, &ee) {
-		for _, a := range ee.Attempts {
-			if !notSent(a) {
-				return false
-			}
-		}
-		return len(ee.Attempts) > 0
-	}
-	var op *net.OpError
-	return errors.Is(err, client.ErrNotReady) || (errors.As(err, &op) && op.Op == "dial")
-}
-
 func (w *workload) unexpectedAnswer(format string, args ...any) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -161,85 +144,85 @@ func (w *workload) unexpectedAnswer(format string, args ...any) {
 // get is a linearizable read (stale reads are not linearizable and stay
 // out of the history). A failed read has no effect and is dropped.
 func (w *workload) get(id, node int, cl *client.Client, key string) bool {
-	call := w.h.now()
+	call := w.h.Now()
 	kv, err := cl.Get(context.Background(), key)
-	ret := w.h.now()
-	var out kvOutput
+	ret := w.h.Now()
+	var out kvhistory.Output
 	switch {
 	case err == nil:
-		out = kvOutput{Found: true, Value: string(kv.Value), Rev: kv.ModifyRevision}
+		out = kvhistory.Output{Found: true, Value: string(kv.Value), Rev: kv.ModifyRevision}
 	case errors.Is(err, client.ErrKeyNotFound):
-		out = kvOutput{}
+		out = kvhistory.Output{}
 	default:
 		w.readErrors.Add(1)
-		if definite(err) {
+		if kvhistory.Rejected(err) {
 			w.unexpectedAnswer("get %s via n%d: %v", key, node, err)
 		}
 		return false
 	}
 	w.reads.Add(1)
-	w.h.add(porcupine.Operation{ClientId: id, Input: kvInput{Op: opGet, Key: key}, Call: call, Output: out, Return: ret,
+	w.h.Add(porcupine.Operation{ClientId: id, Input: kvhistory.Input{Op: kvhistory.Get, Key: key}, Call: call, Output: out, Return: ret,
 		Metadata: opMeta{Node: node}})
 	return true
 }
 
 func (w *workload) put(id, node int, cl *client.Client, key, value string) bool {
-	call := w.h.now()
+	call := w.h.Now()
 	res, err := cl.Put(context.Background(), key, []byte(value))
-	ret := w.h.now()
-	op := porcupine.Operation{ClientId: id, Input: kvInput{Op: opPut, Key: key, Value: value}, Call: call, Return: ret,
+	ret := w.h.Now()
+	op := porcupine.Operation{ClientId: id, Input: kvhistory.Input{Op: kvhistory.Put, Key: key, Value: value}, Call: call, Return: ret,
 		Metadata: opMeta{Node: node}}
 	switch {
 	case err == nil:
-		op.Output = kvOutput{Rev: res.ModifyRevision}
+		op.Output = kvhistory.Output{Rev: res.ModifyRevision}
 		w.acked.Add(1)
-	case definite(err):
+	case kvhistory.Rejected(err):
 		w.unexpectedAnswer("put %s via n%d: %v", key, node, err)
 		return false
-	case notSent(err):
+	case kvhistory.NotSent(err):
 		return false // it reached no server: no effect, nothing to record
 	default:
-		op.Output, op.Return = kvOutput{Unknown: true}, endOfTime
+		op.Output, op.Return = kvhistory.Output{Unknown: true}, kvhistory.EndOfTime
 		op.Metadata = opMeta{Node: node, Err: err.Error()}
 		w.unknown.Add(1)
 	}
-	w.h.add(op)
+	w.h.Add(op)
 	return err == nil
 }
 
 func (w *workload) delete(id, node int, cl *client.Client, key string) bool {
-	call := w.h.now()
+	call := w.h.Now()
 	res, err := cl.Delete(context.Background(), key)
-	ret := w.h.now()
-	op := porcupine.Operation{ClientId: id, Input: kvInput{Op: opDelete, Key: key}, Call: call, Return: ret,
+	ret := w.h.Now()
+	op := porcupine.Operation{ClientId: id, Input: kvhistory.Input{Op: kvhistory.Delete, Key: key}, Call: call, Return: ret,
 		Metadata: opMeta{Node: node}}
 	switch {
 	case err == nil:
-		op.Output = kvOutput{Found: true, Rev: res.Revision}
+		op.Output = kvhistory.Output{Found: true, Rev: res.Revision}
 		w.acked.Add(1)
 	case errors.Is(err, client.ErrKeyNotFound):
-		op.Output = kvOutput{}
+		op.Output = kvhistory.Output{}
 		w.acked.Add(1)
-	case definite(err):
+	case kvhistory.Rejected(err):
 		w.unexpectedAnswer("delete %s via n%d: %v", key, node, err)
 		return false
-	case notSent(err):
+	case kvhistory.NotSent(err):
 		return false
 	default:
-		op.Output, op.Return = kvOutput{Unknown: true}, endOfTime
+		op.Output, op.Return = kvhistory.Output{Unknown: true}, kvhistory.EndOfTime
 		op.Metadata = opMeta{Node: node, Err: err.Error()}
 		w.unknown.Add(1)
 	}
-	w.h.add(op)
+	w.h.Add(op)
 	return err == nil || errors.Is(err, client.ErrKeyNotFound)
 }
 
 // ackedWritesAfter counts writes called after ts that were acknowledged.
 func (w *workload) ackedWritesAfter(ts int64) int {
 	n := 0
-	for _, op := range w.h.operations() {
-		in, out := op.Input.(kvInput), op.Output.(kvOutput)
-		if in.Op != opGet && !out.Unknown && op.Call >= ts {
+	for _, op := range w.h.Operations() {
+		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
+		if in.Op != kvhistory.Get && !out.Unknown && op.Call >= ts {
 			n++
 		}
 	}
@@ -269,9 +252,9 @@ func (w *workload) readAll(ctx context.Context, cl *client.Client, node, clientI
 		if stale {
 			opts = append(opts, client.Stale())
 		}
-		call := w.h.now()
+		call := w.h.Now()
 		kv, err := cl.Get(ctx, key, opts...)
-		ret := w.h.now()
+		ret := w.h.Now()
 		var st readState
 		switch {
 		case err == nil:
@@ -282,8 +265,8 @@ func (w *workload) readAll(ctx context.Context, cl *client.Client, node, clientI
 		}
 		out[key] = st
 		if !stale {
-			w.h.add(porcupine.Operation{ClientId: clientID, Input: kvInput{Op: opGet, Key: key}, Call: call,
-				Output: kvOutput{Found: st.Found, Value: st.Value, Rev: st.Rev}, Return: ret, Metadata: opMeta{Node: node}})
+			w.h.Add(porcupine.Operation{ClientId: clientID, Input: kvhistory.Input{Op: kvhistory.Get, Key: key}, Call: call,
+				Output: kvhistory.Output{Found: st.Found, Value: st.Value, Rev: st.Rev}, Return: ret, Metadata: opMeta{Node: node}})
 		}
 	}
 	return out, nil
@@ -368,8 +351,8 @@ func (w *workload) verify(t *testing.T) {
 	}
 	w.mu.Unlock()
 
-	ops := w.h.operations()
-	res := checkLinearizable(ops, 2*time.Minute)
+	ops := w.h.Operations()
+	res := kvhistory.Check(ops, 2*time.Minute, "faulttest-linearizability-*.html")
 	t.Logf("history: %d operations (%d acknowledged writes, %d unknown outcomes, %d reads, %d failed reads); porcupine %s in %s",
 		len(ops), w.acked.Load(), w.unknown.Load(), w.reads.Load(), w.readErrors.Load(), res.Result, res.Duration.Round(time.Millisecond))
 	if res.Result != porcupine.Ok {
@@ -391,8 +374,8 @@ func (w *workload) checkNoAckedWriteLost(t *testing.T, final map[string]readStat
 // their last acknowledged write.
 func (w *workload) lostWrites(final map[string]readState) []string {
 	type write struct {
-		op  kvInput
-		out kvOutput
+		op  kvhistory.Input
+		out kvhistory.Output
 	}
 	last := map[string]write{}
 	maybeDeleted := map[string]int64{} // key -> highest revision of a delete that may have happened (-1: unknown)
@@ -400,12 +383,12 @@ func (w *workload) lostWrites(final map[string]readState) []string {
 	for _, k := range w.keys {
 		tracked[k] = true
 	}
-	for _, op := range w.h.operations() {
-		in, out := op.Input.(kvInput), op.Output.(kvOutput)
-		if in.Op == opGet || !tracked[in.Key] {
+	for _, op := range w.h.Operations() {
+		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
+		if in.Op == kvhistory.Get || !tracked[in.Key] {
 			continue
 		}
-		if in.Op == opDelete && (out.Unknown || out.Found) {
+		if in.Op == kvhistory.Delete && (out.Unknown || out.Found) {
 			rev := out.Rev
 			if out.Unknown {
 				rev = 1<<62 - 1
@@ -414,7 +397,7 @@ func (w *workload) lostWrites(final map[string]readState) []string {
 				maybeDeleted[in.Key] = rev
 			}
 		}
-		if out.Unknown || (in.Op == opDelete && !out.Found) {
+		if out.Unknown || (in.Op == kvhistory.Delete && !out.Found) {
 			continue
 		}
 		if cur, ok := last[in.Key]; !ok || out.Rev > cur.out.Rev {
@@ -430,7 +413,7 @@ func (w *workload) lostWrites(final map[string]readState) []string {
 	for _, k := range keys {
 		wr, st := last[k], final[k]
 		switch wr.op.Op {
-		case opPut:
+		case kvhistory.Put:
 			if st.Found && st.Rev >= wr.out.Rev {
 				continue
 			}
@@ -438,7 +421,7 @@ func (w *workload) lostWrites(final map[string]readState) []string {
 				continue
 			}
 			lost = append(lost, fmt.Sprintf("%s: last acknowledged put %q@%d, final state %v", k, wr.op.Value, wr.out.Rev, st))
-		case opDelete:
+		case kvhistory.Delete:
 			if !st.Found || st.Rev > wr.out.Rev {
 				continue
 			}
