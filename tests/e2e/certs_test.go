@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -14,14 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gruntwork-io/terratest/modules/helm"
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/gruntwork-io/terratest/modules/retry"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/ephemeral-store/ephemeral-store/tests/internal/kindcluster"
 )
 
 // TestE2ECertsGenerateModeKeptAcrossUpgrades: in generate mode the chart
@@ -120,13 +116,13 @@ func TestE2ECertsOldDocsCASecret(t *testing.T) {
 	t.Logf("openssl made %s (v%d) and %s.crt: X.509 v%d, %d extensions, issuer %q", "rootCA.crt", root.Version, testUser, v1.Version, len(v1.Extensions), v1.Issuer.CommonName)
 
 	caSecret := defaultRelease + "-secret"
-	r := installPrepared(t, c, installOptions{Label: "oldca", Set: map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"}},
-		func(r *release) {
+	r := install(t, c, installOptions{Label: "oldca", Set: map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"},
+		BeforeInstall: func(r *release) {
 			// The old docs' command, as they wrote it.
 			require.NoError(t, k8s.RunKubectlContextE(t, t.Context(), r.kubectl, "create", "secret", "tls", caSecret,
 				"--cert="+filepath.Join(dir, "rootCA.crt"), "--key="+filepath.Join(dir, "rootCA.key")))
 			t.Logf("$ kubectl -n %s create secret tls %s --cert=rootCA.crt --key=rootCA.key", r.ns, caSecret)
-		})
+		}})
 	require.Equal(t, caSecret, r.fullname+"-secret", "the chart's root CA Secret is the old docs' name")
 
 	// The Secret is the operator's: the chart reads it as it is.
@@ -198,86 +194,6 @@ func TestE2ECertsOldDocsCASecret(t *testing.T) {
 	require.NoError(t, err, "get %s with the openssl v1 certificate after helm upgrade", key)
 	require.Equal(t, "v1 certificate", string(kv.Value))
 	t.Logf("after helm upgrade: %s untouched (not the chart's), the chart's user Secret the same, the openssl v1 user still reads %s", caSecret, key)
-}
-
-// installPrepared is install with prepare run in the new namespace before
-// `helm install`, for objects the chart expects to exist already (the old
-// docs' CA Secret). It mirrors install: cleanup, readiness, helm test.
-func installPrepared(t *testing.T, c *kindcluster.Cluster, o installOptions, prepare func(r *release)) *release {
-	t.Helper()
-	ctx := t.Context()
-	if o.Release == "" {
-		o.Release = defaultRelease
-	}
-	if o.Label == "" {
-		o.Label = "suite"
-	}
-	if o.Namespace == "" {
-		o.Namespace = "e2e-" + o.Label + "-" + strings.ToLower(random.UniqueID())
-	}
-	if o.Replicas == 0 {
-		o.Replicas = 3
-	}
-	if o.User == "" {
-		o.User = testUser
-	}
-	set := map[string]string{"replicaCount": fmt.Sprint(o.Replicas)}
-	for k, v := range o.Set {
-		set[k] = v
-	}
-	r := &release{cluster: c, name: o.Release, fullname: fullname(o.Release), ns: o.Namespace, replicas: o.Replicas,
-		kubectl: c.KubectlOptions(o.Namespace)}
-	r.helm = &helm.Options{
-		KubectlOptions: r.kubectl,
-		ValuesFiles:    append([]string{filepath.Join(c.ChartDir(), "values-kind.yaml")}, o.ValuesFiles...),
-		SetValues:      set,
-		SetStrValues:   o.SetString,
-		ExtraArgs: map[string][]string{
-			"install": {"--wait", "--timeout", "10m"},
-			"upgrade": {"--wait", "--timeout", "15m"},
-			"delete":  {"--wait", "--timeout", "3m"},
-		},
-	}
-	t.Logf("creating namespace %s", r.ns)
-	require.NoError(t, k8s.CreateNamespaceContextE(t, ctx, r.kubectl, r.ns))
-	t.Cleanup(func() {
-		if keep(t) {
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		t.Logf("cleanup: deleting namespace %s", r.ns)
-		if err := k8s.DeleteNamespaceContextE(t, cctx, r.kubectl, r.ns); err != nil {
-			t.Errorf("cleanup: delete namespace %s: %v", r.ns, err)
-		}
-	})
-	t.Cleanup(func() {
-		if keep(t) {
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		defer cancel()
-		t.Logf("cleanup: helm delete %s in %s", r.name, r.ns)
-		if err := helm.DeleteContextE(t, cctx, r.helm, r.name, true); err != nil {
-			t.Logf("cleanup: helm delete %s: %v", r.name, err)
-		}
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			r.dumpDiagnostics(t)
-		}
-	})
-
-	prepare(r)
-	t.Logf("helm install %s (%d replicas, namespace %s, values-kind.yaml %v, set %v %v) --wait",
-		r.name, r.replicas, r.ns, o.ValuesFiles, set, o.SetString)
-	start := time.Now()
-	require.NoError(t, helm.InstallContextE(t, ctx, r.helm, c.ChartDir(), r.name), "helm install")
-	t.Logf("helm install done in %s", time.Since(start).Round(time.Second))
-	r.waitHealthy(t)
-	r.tls = r.userTLS(t, o.User)
-	r.helmTest(t)
-	return r
 }
 
 // secretsData reads the data of each named Secret.

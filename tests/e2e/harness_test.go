@@ -106,6 +106,9 @@ type installOptions struct {
 	SetString map[string]string
 	// User is the user whose certificate Secret the host's clients use (default myuser).
 	User string
+	// BeforeInstall runs in the new namespace before helm install (for
+	// objects an operator creates first, such as a CA Secret).
+	BeforeInstall func(r *release)
 }
 
 // release is one installed chart in its own namespace.
@@ -217,6 +220,9 @@ func install(t *testing.T, c *kindcluster.Cluster, o installOptions) *release {
 		}
 	})
 
+	if o.BeforeInstall != nil {
+		o.BeforeInstall(r)
+	}
 	t.Logf("helm install %s (%d replicas, namespace %s, values-kind.yaml %v, set %v %v) --wait",
 		r.name, r.replicas, r.ns, o.ValuesFiles, set, o.SetString)
 	start := time.Now()
