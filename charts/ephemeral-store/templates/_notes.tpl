@@ -22,11 +22,11 @@ Wait until every pod is ready:
 1. The Secrets
 {{- if eq $mode "generate" }}
 
-  {{ include "ephemeral-store.caSecretName" . }}  root CA (rootCA.crt, rootCA.key): signs user certificates. Keep it private.
+  {{ include "ephemeral-store.caSecretName" . }}  root CA ({{ include "ephemeral-store.caKeys" . | fromJson | dig "keys" (list) | join ", " }}): signs user certificates. Keep it private.
   {{ include "ephemeral-store.serverSecretName" . }}  the store's server and peer certificate (tls.crt, tls.key, ca.crt)
 {{- else if eq $mode "caSecret" }}
 
-  {{ include "ephemeral-store.caSecretName" . }}  root CA (rootCA.crt, rootCA.key): the store pods mint their own
+  {{ include "ephemeral-store.caSecretName" . }}  root CA ({{ include "ephemeral-store.caKeys" . | fromJson | dig "keys" (list) | join ", " }}): the store pods mint their own
       certificates from it{{ if not .Values.tls.ca.create }} (you created it; the chart does not manage it){{ end }}.
 {{- else if eq $mode "existing" }}
 
