@@ -150,6 +150,7 @@ func (n *Node) tendMembership() {
 		return
 	case self != nil && r.State() == raft.Leader:
 		n.pruneForeignPlaceholders(r)
+		n.restorePlaceholders(r)
 	case self != nil && self.Suffrage != raft.Voter && leaderAddr != "":
 		n.mu.RLock()
 		applied := n.fsm.applied.Load()

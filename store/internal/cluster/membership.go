@@ -104,3 +104,51 @@ func (n *Node) pruneForeignPlaceholders(r *raft.Raft) {
 		n.log.Info("dropped the placeholder of a replica no longer configured", "placeholder", s.ID)
 	}
 }
+
+// restorePlaceholders, on the leader, gives back its placeholder to every
+// configured replica that has no voter. retire removes a voter and adds the
+// placeholder in two configuration changes; a leader that loses its lease
+// between the two (seen on kind: the new leader of a rolling restart
+// retiring the old one while the third pod was still starting) commits the
+// removal but never the placeholder, and the configuration is left with
+// fewer voters than replicas. This repairs it on the next tick.
+func (n *Node) restorePlaceholders(r *raft.Raft) {
+	n.membershipMu.Lock()
+	defer n.membershipMu.Unlock()
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	for _, ph := range missingPlaceholders(f.Configuration(), n.opts.Peers) {
+		if err := r.AddVoter(ph.ID, ph.Address, 0, 0).Error(); err != nil {
+			n.log.Warn("could not restore the placeholder of a replica without a voter", "placeholder", ph.ID, "err", err)
+			return
+		}
+		n.log.Warn("restored the placeholder of a replica that had no voter (a retirement was cut short)", "placeholder", ph.ID)
+	}
+}
+
+// missingPlaceholders lists the placeholders of the configured replicas
+// that no voter stands for (a live incarnation or a placeholder). It
+// restores none while the configuration has as many voters as there are
+// replicas: then every replica has its vote, whatever its address looks like.
+func missingPlaceholders(cfg raft.Configuration, peers []Peer) []raft.Server {
+	voters := map[string]bool{}
+	n := 0
+	for _, s := range cfg.Servers {
+		if s.Suffrage == raft.Voter {
+			voters[replicaOf(s)] = true
+			n++
+		}
+	}
+	if n >= len(peers) {
+		return nil
+	}
+	var out []raft.Server
+	for _, p := range peers {
+		if !voters[p.Address] {
+			out = append(out, placeholderFor(p.Address))
+		}
+	}
+	return out
+}

@@ -460,6 +460,11 @@ func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return fsm.Result{}, fmt.Errorf("raft apply: %w", err) // never appended: safe to retry
 		}
+		if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			// Refused before it was appended, like ErrNotLeader: the
+			// callers retry it once the new leader is known.
+			return fsm.Result{}, fmt.Errorf("raft apply: %w (%w)", raft.ErrNotLeader, err)
+		}
 		return fsm.Result{}, fmt.Errorf("raft apply: %w: %w", ErrOutcomeUnknown, err)
 	}
 	res, _ := f.Response().(fsm.Result)
@@ -715,6 +720,11 @@ func (n *Node) Close(ctx context.Context) error {
 	return nil
 }
 
+// leave asks the leader to retire this incarnation, until it has or ctx
+// ends. When this node knows no leader it asks every peer: a leader that
+// already removed it (its answer was lost when that leader stepped down
+// mid-retirement) no longer sends it anything, so it would never learn one;
+// that leader answers at once, and only a leader acts on the request.
 func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
 	for ctx.Err() == nil {
 		if r.State() == raft.Leader {
@@ -726,6 +736,20 @@ func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
 			if err := n.peer.leave(ctx, string(addr), id); err == nil {
 				n.log.Info("left the cluster", "id", id)
 				return
+			}
+		} else {
+			for _, p := range n.opts.Peers {
+				if p.Address == n.opts.Address {
+					continue
+				}
+				// A paused or unreachable peer must not use up the deadline.
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				err := n.peer.leave(pctx, p.Address, id)
+				cancel()
+				if err == nil {
+					n.log.Info("left the cluster", "id", id, "via", p.Address)
+					return
+				}
 			}
 		}
 		select {

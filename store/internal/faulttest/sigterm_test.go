@@ -65,3 +65,75 @@ func TestSIGTERMOfTheLeaderHandsOverAndLeaves(t *testing.T) {
 		t.Fatalf("the key written before the stop is not on every node: %s", why)
 	}
 }
+
+// A retirement cut short: the leader hands over on SIGTERM and asks the new
+// leader to retire it, but the third node is paused, so the new leader
+// loses its lease between removing the leaver and adding its placeholder
+// (seen on kind in a rolling upgrade). The configuration must not stay with
+// fewer voters than replicas: once the paused node is back, the leader
+// restores the placeholder, and the leaver learns it has left (it asks
+// every peer when it knows no leader) instead of waiting out its deadline.
+func TestSIGTERMRetirementCutShortByAStepDownRestoresThePlaceholder(t *testing.T) {
+	o := DefaultOptions()
+	o.Nodes = 3
+	c := NewCluster(t, bin, o)
+	writeMarker(t, c, "marker", "before")
+	l := c.WaitLeader(10 * time.Second)
+	f := others(c, []int{l})
+	y, z := f[0], f[1]
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 3*time.Second)
+	st0, err := c.Status(ctx0, l)
+	cancel0()
+	if err != nil {
+		t.Fatalf("status of the leader: %v", err)
+	}
+	leaver := st0.Self
+
+	// With z paused, one write puts y ahead of z, so the transfer picks y.
+	c.Pause(z)
+	if _, err := c.NodeClient(y, 5*time.Second).Put(context.Background(), "after-pause", []byte("x")); err != nil {
+		t.Fatalf("put with n%d paused: %v", z, err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); c.Stop(l) }()
+	if ok, why := waitFor(20*time.Second, func() (bool, string) {
+		return strings.Contains(c.LogTail(y, 400), "stepping down"), fmt.Sprintf("n%d has not stepped down", y)
+	}); !ok {
+		t.Fatalf("the new leader n%d never lost its lease with n%d paused: %s", y, z, why)
+	}
+	c.Resume(z)
+	<-done
+
+	if ok, why := waitFor(20*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		st, err := c.Status(ctx, y)
+		if err != nil {
+			return false, err.Error()
+		}
+		voters, placeholders, leader, gone := 0, 0, false, true
+		for _, m := range st.Members {
+			if m.Suffrage == "voter" {
+				voters++
+			}
+			if strings.HasSuffix(m.ID, "/placeholder") {
+				placeholders++
+			}
+			leader = leader || m.Leader
+			gone = gone && m.ID != leaver
+		}
+		return voters == 3 && placeholders == 1 && leader && gone,
+			fmt.Sprintf("%d voters, %d placeholders, leader %v, leaver %s gone %v", voters, placeholders, leader, leaver, gone)
+	}); !ok {
+		t.Fatalf("one voter per replica after the cut-short retirement: %s", why)
+	}
+	if tail := c.LogTail(l, 200); !strings.Contains(tail, "left the cluster") {
+		t.Fatalf("n%d never learnt that it left:\n%s", l, tail)
+	}
+	for _, i := range []int{y, z} {
+		kv, err := c.NodeClient(i, 5*time.Second).Get(context.Background(), "marker")
+		if err != nil || string(kv.Value) != "before" {
+			t.Fatalf("the key written before the stop, read through n%d: %v %v", i, kv, err)
+		}
+	}
+}
