@@ -42,8 +42,8 @@ func TestE2ECertsGenerateModeKeptAcrossUpgrades(t *testing.T) {
 	hostTLS := r.tls
 	cl, closeCl := r.tunnel(t, k8s.ResourceTypeService, r.fullname, hostTLS)
 	want := writeKeys(t, cl, "the Service (host client built before the upgrades)", "certs/"+run+"/before", 5)
+	inside := r.startClientPod(t, "client-"+run, testUser, r.serviceURL(), "certs/", revision(t, cl))
 	closeCl()
-	inside := r.startClientPod(t, "client-"+run, testUser, fmt.Sprintf("https://%s:%d", r.serviceDNS(), clientPort), "certs/")
 	inside.mustRun(t, "put", "certs/"+run+"/inside", "before")
 	pods := r.identities(t)
 
@@ -129,7 +129,7 @@ func TestE2ECertsOldDocsCASecret(t *testing.T) {
 	s, err := k8s.GetSecretContextE(t, t.Context(), r.kubectl, caSecret)
 	require.NoError(t, err)
 	require.Equal(t, corev1.SecretTypeTLS, s.Type)
-	require.ElementsMatch(t, []string{"tls.crt", "tls.key"}, mapKeys(s.Data), "Secret %s keeps the keys kubectl gave it", caSecret)
+	require.ElementsMatch(t, []string{"tls.crt", "tls.key"}, sortedKeys(s.Data), "Secret %s keeps the keys kubectl gave it", caSecret)
 	items, err := k8s.RunKubectlAndGetOutputContextE(t, t.Context(), r.kubectl, "get", "statefulset", r.fullname,
 		"-o", `jsonpath={range .spec.template.spec.volumes[?(@.name=="ca")].secret.items[*]}{.key}={.path} {end}`)
 	require.NoError(t, err)
@@ -218,7 +218,7 @@ func (r *release) requireSecretsData(t *testing.T, before map[string]map[string]
 	}
 	now := r.secretsData(t, names)
 	for _, name := range names {
-		require.ElementsMatch(t, mapKeys(before[name]), mapKeys(now[name]), "Secret %s keys %s", name, when)
+		require.ElementsMatch(t, sortedKeys(before[name]), sortedKeys(now[name]), "Secret %s keys %s", name, when)
 		for k, v := range before[name] {
 			require.Equal(t, string(v), string(now[name][k]), "Secret %s key %s changed %s", name, k, when)
 		}
@@ -284,12 +284,4 @@ func (r *release) waitRolled(t *testing.T, before map[string]string) {
 	})
 	require.NoError(t, err)
 	t.Logf("the upgrade rolled every store pod: before %v, now %v", before, r.identities(t))
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

@@ -48,7 +48,7 @@ spec:
     - name: client
       image: %[3]s
       imagePullPolicy: IfNotPresent
-      args: [watch, %[4]q, -w, json]
+      args: [watch, %[4]q, -w, json, --from, "%[7]d"]
       env:
         - {name: ES_ENDPOINTS, value: %[5]q}
         - {name: ES_CERT, value: /etc/ephemeral-store/user/tls.crt}
@@ -80,11 +80,15 @@ func (r *release) storeImage(t *testing.T) string {
 }
 
 // startClientPod creates the client pod name as user, watching prefix
-// through endpoint (a URL inside the cluster), and waits until it runs.
-func (r *release) startClientPod(t *testing.T, name, user, endpoint, prefix string) *clientPod {
+// through endpoint (a URL inside the cluster) from revision from on, and
+// waits until it runs. Starting from a revision known to precede the writes
+// a suite waits for, the watch cannot miss them, however late its stream
+// opens or often its container restarts.
+func (r *release) startClientPod(t *testing.T, name, user, endpoint, prefix string, from int64) *clientPod {
 	t.Helper()
+	require.Positive(t, from, "the watch of a client pod starts at a known revision")
 	secret := fmt.Sprintf("%s-user-%s", r.fullname, user)
-	spec := fmt.Sprintf(clientPodSpec, name, r.clientLabel(), r.storeImage(t), prefix, endpoint, secret)
+	spec := fmt.Sprintf(clientPodSpec, name, r.clientLabel(), r.storeImage(t), prefix, endpoint, secret, from)
 	require.NoError(t, k8s.KubectlApplyFromStringContextE(t, t.Context(), r.kubectl, spec), "create client pod %s", name)
 	require.NoError(t, k8s.WaitUntilPodAvailableContextE(t, t.Context(), r.kubectl, name, pollTries, pollEvery),
 		"client pod %s never ran", name)
@@ -99,12 +103,20 @@ func (c *clientPod) run(t *testing.T, args ...string) (string, error) {
 	return k8s.ExecPodContextE(t, t.Context(), c.r.kubectl, c.name, "client", append([]string{"/ephemeral-store"}, args...)...)
 }
 
-// mustRun is run, retried while the API server or the pod hiccups (an exec
-// is not a store request: a store refusal is an exit status 1 with the
-// store's message, and fails at once).
+// mustRun is run, retried while kubectl exec itself fails (the API server
+// or the kubelet hiccups); a command that ran and failed (kubectl reports
+// its exit code: a store refusal, a usage error) fails the test at once.
 func (c *clientPod) mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := c.run(t, args...)
+	var out string
+	_, err := retry.DoWithRetryContextE(t, t.Context(), "kubectl exec in "+c.name, 10, pollEvery, func() (string, error) {
+		var err error
+		out, err = c.run(t, args...)
+		if err != nil && strings.Contains(out+err.Error(), "command terminated with exit code") {
+			return "", retry.FatalError{Underlying: err}
+		}
+		return out, err
+	})
 	require.NoError(t, err, "in pod %s: ephemeral-store %s\n%s", c.name, strings.Join(args, " "), out)
 	return out
 }

@@ -9,7 +9,7 @@
 // run, or reused).
 //
 //	make test-e2e                       every suite
-//	go test -tags e2e -count=1 -timeout 60m -run 'E2E.*Replication' -v ./tests/e2e/
+//	go test -tags e2e -count=1 -timeout 75m -run 'E2EReplication' -v ./tests/e2e/
 //
 // The package is behind the e2e build tag, so that a plain `go test ./...`
 // never starts Docker. ES_E2E_KEEP=1 keeps the namespace of a failed suite
@@ -121,8 +121,10 @@ type release struct {
 	fullname string
 	ns       string
 	replicas int
-	kubectl  *k8s.KubectlOptions
-	helm     *helm.Options
+	// user is the user of tls.
+	user    string
+	kubectl *k8s.KubectlOptions
+	helm    *helm.Options
 	// tls is the host's client configuration for the user of installOptions.
 	tls *tls.Config
 }
@@ -138,6 +140,24 @@ func (r *release) serviceDNS() string {
 // podDNS is a store pod's name under the headless Service (<fullname>-info), also a SAN.
 func (r *release) podDNS(i int) string {
 	return fmt.Sprintf("%s.%s-info.%s.svc.cluster.local", r.pod(i), r.fullname, r.ns)
+}
+
+// podURL is pod i's client endpoint inside the cluster.
+func (r *release) podURL(i int) string { return fmt.Sprintf("https://%s:%d", r.podDNS(i), clientPort) }
+
+// serviceURL is the client Service's endpoint inside the cluster.
+func (r *release) serviceURL() string {
+	return fmt.Sprintf("https://%s:%d", r.serviceDNS(), clientPort)
+}
+
+// revision is the store's current revision as cl's node reports it: a
+// watch from it sees every later write.
+func revision(t *testing.T, cl *client.Client) int64 {
+	t.Helper()
+	st, err := cl.Cluster(t.Context())
+	require.NoError(t, err, "GET /v1/cluster")
+	require.Positive(t, st.Revision)
+	return st.Revision
 }
 
 // clientLabel is the label that lets a pod through the NetworkPolicy to the client port.
@@ -175,7 +195,7 @@ func install(t *testing.T, c *kindcluster.Cluster, o installOptions) *release {
 		set[k] = v
 	}
 	r := &release{cluster: c, name: o.Release, fullname: fullname(o.Release), ns: o.Namespace, replicas: o.Replicas,
-		kubectl: c.KubectlOptions(o.Namespace)}
+		user: o.User, kubectl: c.KubectlOptions(o.Namespace)}
 	r.helm = &helm.Options{
 		KubectlOptions: r.kubectl,
 		ValuesFiles:    append([]string{filepath.Join(c.ChartDir(), "values-kind.yaml")}, o.ValuesFiles...),
@@ -229,7 +249,6 @@ func install(t *testing.T, c *kindcluster.Cluster, o installOptions) *release {
 	require.NoError(t, helm.InstallContextE(t, ctx, r.helm, c.ChartDir(), r.name), "helm install")
 	t.Logf("helm install done in %s", time.Since(start).Round(time.Second))
 	r.waitHealthy(t)
-	r.tls = r.userTLS(t, o.User)
 	r.helmTest(t)
 	return r
 }
@@ -242,12 +261,16 @@ func fullname(release string) string {
 	return release + "-" + defaultRelease
 }
 
-// upgrade runs `helm upgrade --wait` with extra --set values (on top of the
-// install's), then waits until the cluster is whole again and runs `helm test`.
+// upgrade runs `helm upgrade --wait` with extra --set-string values (on top
+// of the install's), then waits until the cluster is whole again and runs
+// `helm test`. Strings, so that a random ID of digits stays a string.
 func (r *release) upgrade(t *testing.T, set map[string]string) {
 	t.Helper()
+	if r.helm.SetStrValues == nil {
+		r.helm.SetStrValues = map[string]string{}
+	}
 	for k, v := range set {
-		r.helm.SetValues[k] = v
+		r.helm.SetStrValues[k] = v
 	}
 	t.Logf("helm upgrade %s --set %v --wait", r.name, set)
 	start := time.Now()
@@ -274,7 +297,7 @@ func (r *release) helmTest(t *testing.T) {
 }
 
 // waitHealthy waits until every store pod is Ready and GET /v1/cluster
-// through the client Service shows one voter per pod and a leader.
+// through pod 0 shows one voter per pod (no placeholder) and a leader.
 func (r *release) waitHealthy(t *testing.T) {
 	t.Helper()
 	ctx := t.Context()
@@ -283,6 +306,13 @@ func (r *release) waitHealthy(t *testing.T) {
 			"store pod %s never became Ready", r.pod(i))
 	}
 	t.Logf("all %d store pods Ready", r.replicas)
+	if r.tls == nil {
+		r.tls = r.userTLS(t, r.user)
+	}
+	cl, closeFn := r.podClient(t, 0)
+	defer closeFn()
+	ids := r.members(t, cl)
+	t.Logf("one voter per pod and a leader: %v", ids)
 }
 
 // members waits until status (through cl) shows exactly one voter per pod,
@@ -291,7 +321,9 @@ func (r *release) members(t *testing.T, cl *client.Client) map[string]string {
 	t.Helper()
 	var ids map[string]string
 	_, err := retry.DoWithRetryContextE(t, t.Context(), "one voter per pod and a leader", pollTries, pollEvery, func() (string, error) {
-		st, err := cl.Cluster(t.Context())
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		st, err := cl.Cluster(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -380,9 +412,13 @@ func (r *release) tlsConfig(t *testing.T, certPEM, keyPEM, caPEM []byte) *tls.Co
 // Service; it is closed by cleanup, or earlier by the returned function.
 func (r *release) forward(t *testing.T, kind k8s.KubeResourceType, name string, port int) (endpoint string, closeFn func()) {
 	t.Helper()
-	tun := k8s.NewTunnel(r.kubectl, kind, name, 0, port)
+	var tun *k8s.Tunnel
+	// A new Tunnel per attempt: a failed one keeps the local port it chose.
 	_, err := retry.DoWithRetryContextE(t, t.Context(), fmt.Sprintf("port-forward to %s/%s:%d", kind, name, port), 30, pollEvery,
-		func() (string, error) { return "", tun.ForwardPortE(t) })
+		func() (string, error) {
+			tun = k8s.NewTunnel(r.kubectl, kind, name, 0, port)
+			return "", tun.ForwardPortE(t)
+		})
 	require.NoError(t, err)
 	closed := false
 	closeFn = func() {
@@ -428,7 +464,11 @@ func (r *release) metrics(t *testing.T, i int, name string) map[string]float64 {
 	defer closeFn()
 	var body []byte
 	_, err := retry.DoWithRetryContextE(t, t.Context(), "GET /metrics of "+r.pod(i), 15, pollEvery, func() (string, error) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+endpoint+"/metrics", nil)
+		// Each attempt is bounded: a tunnel that accepts and then stalls
+		// must not hold the suite until the go test timeout.
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+endpoint+"/metrics", nil)
 		if err != nil {
 			return "", err
 		}
@@ -541,7 +581,8 @@ func writeKeys(t *testing.T, cl *client.Client, via, prefix string, n int) map[s
 	return want
 }
 
-func sortedKeys(m map[string][]byte) []string {
+// sortedKeys is the keys of m, sorted.
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

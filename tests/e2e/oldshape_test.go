@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -28,7 +27,7 @@ func TestE2EOldDocsShape(t *testing.T) {
 	t.Logf("five voters: %v", ids)
 
 	run := strings.ToLower(random.UniqueID())
-	inside := r.startClientPod(t, "client-"+run, testUser, fmt.Sprintf("https://%s:%d", r.serviceDNS(), clientPort), "pools/")
+	inside := r.startClientPod(t, "client-"+run, testUser, r.serviceURL(), "pools/", revision(t, cl))
 	inside.mustRun(t, "put", "pools/"+run, "healthy")
 	out := inside.mustRun(t, "get", "pools/"+run, "--expect", "healthy")
 	t.Logf("in-cluster put and get through %s: %s", r.serviceDNS(), strings.TrimSpace(out))

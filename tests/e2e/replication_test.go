@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -38,14 +37,14 @@ func TestE2EReplication(t *testing.T) {
 
 	// Inside the cluster: a client pod watches through pod 0 and reads through
 	// every pod by its DNS name and through the Service.
-	watcher := r.startClientPod(t, "client-"+run, testUser, fmt.Sprintf("https://%s:%d", r.podDNS(0), clientPort), prefix+"/")
+	watcher := r.startClientPod(t, "client-"+run, testUser, r.podURL(0), prefix+"/", revision(t, pod0))
 	probe := prefix + "/key-007"
 	for i := range r.replicas {
-		out := watcher.mustRun(t, "get", probe, "--endpoints", fmt.Sprintf("https://%s:%d", r.podDNS(i), clientPort),
+		out := watcher.mustRun(t, "get", probe, "--endpoints", r.podURL(i),
 			"--expect", string(want[probe]))
 		t.Logf("in-cluster get %s through %s: %s", probe, r.podDNS(i), strings.TrimSpace(out))
 	}
-	watcher.mustRun(t, "get", probe, "--endpoints", fmt.Sprintf("https://%s:%d", r.serviceDNS(), clientPort),
+	watcher.mustRun(t, "get", probe, "--endpoints", r.serviceURL(),
 		"--expect", string(want[probe]))
 	t.Logf("in-cluster get %s through the Service %s: ok", probe, r.serviceDNS())
 
@@ -57,7 +56,7 @@ func TestE2EReplication(t *testing.T) {
 	ev := watcher.waitEvent(t, prefix+"/watched", "written through "+r.pod(r.replicas-1))
 	require.Equal(t, res.Revision, ev.Revision, "the watch reports the write's revision")
 	t.Logf("the watch through %s saw the put through %s at revision %d", r.pod(0), r.pod(r.replicas-1), ev.Revision)
-	watcher.mustRun(t, "put", prefix+"/watched-2", "from inside", "--endpoints", fmt.Sprintf("https://%s:%d", r.podDNS(1), clientPort))
+	watcher.mustRun(t, "put", prefix+"/watched-2", "from inside", "--endpoints", r.podURL(1))
 	watcher.waitEvent(t, prefix+"/watched-2", "from inside")
 	t.Logf("the watch through %s saw the in-cluster put through %s", r.pod(0), r.pod(1))
 }

@@ -448,7 +448,7 @@ func dialProbe(ctx context.Context, endpoint string, cfg *tls.Config, mode probe
 	case mode == probeAlert && st.Version == tls.VersionTLS12:
 		return out // the server accepted the certificate before its Finished
 	case mode == probeAlert:
-		_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second)) // a frozen VM must not pass for acceptance
 		_, err := conn.Read(make([]byte, 1))
 		var ne net.Error
 		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {

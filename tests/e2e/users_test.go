@@ -142,15 +142,7 @@ func applyUsers(t *testing.T, r *release, cm *corev1.ConfigMap, add map[string]s
 	doc, err := json.Marshal(out)
 	require.NoError(t, err)
 	require.NoError(t, k8s.KubectlApplyFromStringContextE(t, t.Context(), r.kubectl, string(doc)), "kubectl apply ConfigMap %s", cm.Name)
-	t.Logf("kubectl apply ConfigMap %s: added %v, removed %v", cm.Name, keysOf(add), remove)
-}
-
-func keysOf(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
+	t.Logf("kubectl apply ConfigMap %s: added %v, removed %v", cm.Name, sortedKeys(add), remove)
 }
 
 // The kubelet brings a ConfigMap change into the pods within its sync
