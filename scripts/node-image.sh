@@ -9,15 +9,19 @@
 #                            Dockerfile, containerd + crictl built from the proxy, kind's base
 #                            files (entrypoint, containerd config, units) from the kind module,
 #                            the runc wrapper and a /sbin/init shim for cgroup v1 hosts
-#   3. component binaries    etcd, coredns, local-path-provisioner, and our own kindnetd-lite
-#                            and pause (scripts/kind-node/src)
-#   4. component images      tagged exactly as kubeadm and kind expect (11 images)
+#   3. component binaries    etcd, coredns, local-path-provisioner, kube-network-policies (the
+#                            NetworkPolicy agent, patched: scripts/kind-node/README.md), and our
+#                            own kindnetd-lite and pause (scripts/kind-node/src)
+#   4. component images      tagged exactly as kubeadm and kind expect (11 images), plus the
+#                            policy agent and busybox under our own names (13 in all)
 #   5. node image            the tarball, then kind's builder, which finds every image in the
 #                            archives and so never fetches one
 # Each stage is skipped when its output exists with a matching version stamp; the node image
 # carries its stamp as a label, so a second run with nothing changed returns in about a second.
 # Why each odd step is there: shared/kind-offline/README.md ("pitfalls", numbered below).
 #
+# `node-image.sh --stamp` prints the stamp this checkout's node image carries, and builds nothing
+# (scripts/kind-cluster.sh compares it with the stamp of a running cluster's nodes).
 # Env: ES_WORK (work dir, default /var/tmp/ephemeral-store), logs in $ES_WORK/logs.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -30,6 +34,7 @@ CBIN=$ES_WORK/bin               # component binaries (etcd, coredns, ...)
 ROOTFS=$ES_WORK/rootfs/base     # the base image's Debian root
 IMAGES_TXT=$ES_WORK/images.txt  # every image the node must contain
 LOGS=$ES_WORK/logs
+KNP_PATCH=$KIND_NODE_DIR/kube-network-policies-xt-nfqueue.patch
 K8S_CMDS=(kubelet kubeadm kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl)
 # The packages kind's images/base/Dockerfile installs, plus Debian's runc and CNI plugins.
 BASE_PKGS=(
@@ -42,9 +47,9 @@ BASE_PKGS=(
 node_key() {
   key_of "rev=$KIND_NODE_REV" "$K8S_VERSION" "$KIND_VERSION" "$CONTAINERD_VERSION" \
     "$CRICTL_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$LPP_VERSION" "$DEBIAN_SUITE" \
-    "$BUSYBOX_VERSION" "${BASE_PKGS[*]}" \
+    "$BUSYBOX_VERSION" "$KNP_VERSION" "${BASE_PKGS[*]}" \
     "$(files_key "$KIND_NODE_DIR/runc-wrapper.sh" "$KIND_NODE_DIR/archive-repack.py" \
-      "$KIND_NODE_DIR/check-archives.py" "$KIND_NODE_DIR"/src/*/main.go)"
+      "$KIND_NODE_DIR/check-archives.py" "$KNP_PATCH" "$KIND_NODE_DIR"/src/*/main.go)"
 }
 
 # ---- 1. kubernetes binaries ---------------------------------------------------------------
@@ -236,6 +241,18 @@ component_binaries() {
     (cd "$d" && go build -trimpath -ldflags='-s -w' -o "$CBIN/kindnetd" .)
     stamp_set kindnetd "$key"
   fi
+  # kube-network-policies, the NetworkPolicy agent that kind's real kindnetd embeds, with our
+  # patch: it queues packets through xtables' NFQUEUE target instead of the nft queue
+  # expression, which kernels without CONFIG_NFT_QUEUE refuse (scripts/kind-node/README.md).
+  key=$(key_of knp "$KNP_VERSION" "$(files_key "$KNP_PATCH")")
+  if [[ ! -x $CBIN/kube-network-policies ]] || ! stamp_ok kube-network-policies "$key"; then
+    log "building kube-network-policies $KNP_VERSION with ${KNP_PATCH#"$ROOT"/}"
+    local d=$ES_WORK/go/kube-network-policies
+    rm -rf "$d"; cp -r "$(go_mod_dir sigs.k8s.io/kube-network-policies "$KNP_VERSION")" "$d"; chmod -R u+w "$d"
+    patch -p1 -d "$d" < "$KNP_PATCH" >/dev/null || die "${KNP_PATCH#"$ROOT"/} does not apply to $KNP_VERSION"
+    (cd "$d" && go build -trimpath -ldflags='-s -w' -o "$CBIN/kube-network-policies" ./cmd)
+    stamp_set kube-network-policies "$key"
+  fi
   key=$(key_of pause "$(files_key "$KIND_NODE_DIR/src/pause/main.go")")
   if [[ ! -x $CBIN/pause ]] || ! stamp_ok pause "$key"; then
     log "building pause"
@@ -354,8 +371,12 @@ component_images() {
   build_image "$lpp" "$STATIC_BASE" "$CBIN/local-path-provisioner" /usr/local/bin/local-path-provisioner \
     'ENTRYPOINT ["/usr/local/bin/local-path-provisioner"]'
   docker tag "$BUSYBOX_IMAGE" "$lph"
-  # what the node image must hold (kind's builder swaps kubeadm's pause for the sandbox image)
-  printf '%s\n' "${kubeadm_images[@]}" "$sandbox" "$kindnetd" "$lpp" "$lph" | sort -u > "$IMAGES_TXT"
+  build_image "$KNP_IMAGE" "$STATIC_BASE" "$CBIN/kube-network-policies" /bin/netpol 'ENTRYPOINT ["/bin/netpol"]'
+  # What the node image must hold (kind's builder swaps kubeadm's pause for the sandbox image),
+  # plus the policy agent (deployed by scripts/kind-cluster.sh) and busybox under its own name
+  # (the end-to-end tests' probe pods; the same image ID as the local-path helper).
+  printf '%s\n' "${kubeadm_images[@]}" "$sandbox" "$kindnetd" "$lpp" "$lph" "$KNP_IMAGE" "$BUSYBOX_IMAGE" |
+    sort -u > "$IMAGES_TXT"
   log "$(wc -l < "$IMAGES_TXT") images for the node: $(tr '\n' ' ' < "$IMAGES_TXT")"
 }
 
@@ -405,6 +426,7 @@ node_image() {
 }
 
 main() {
+  if [[ ${1:-} == --stamp ]]; then node_key; return 0; fi
   docker info >/dev/null 2>&1 || die "no Docker engine: run scripts/ensure-docker.sh first"
   if docker image inspect "kindest/node:$K8S_VERSION" >/dev/null 2>&1; then
     log "using the local stock image kindest/node:$K8S_VERSION"
@@ -416,7 +438,7 @@ main() {
     return 0
   fi
   log "building $KIND_NODE_IMAGE (stamp $key); logs in $LOGS"
-  local pkgs=(debootstrap busybox-static pigz jq)
+  local pkgs=(debootstrap busybox-static pigz jq patch)
   command -v python3 >/dev/null || pkgs+=(python3)
   stage "host packages" apt_install "${pkgs[@]}"
   stage "kind CLI" "$ROOT/scripts/install-tools.sh" kind

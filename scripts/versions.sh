@@ -12,10 +12,11 @@ export COREDNS_VERSION=v1.12.1      # kubeadm 1.34 -> registry.k8s.io/coredns/co
 export LPP_VERSION=v0.0.30          # local-path-provisioner: the only version the proxy serves
 export DEBIAN_SUITE=trixie
 export BUSYBOX_VERSION=1.35         # Debian bookworm's busybox-static: local-path helper image
+export KNP_VERSION=v0.8.0           # sigs.k8s.io/kube-network-policies: the NetworkPolicy agent kind's kindnetd embeds
 
 # The kind node image built offline by scripts/node-image.sh (a `localhost/` name: kind's
 # builder always tries `docker pull <base>`, which then fails at once on 127.0.0.1 instead of
 # asking a registry). Bump KIND_NODE_REV when the recipe in scripts/kind-node/ changes in a
 # way its inputs' versions do not show; the image is then rebuilt.
-export KIND_NODE_REV=1
+export KIND_NODE_REV=2
 export KIND_NODE_IMAGE=localhost/ephemeral-store/kind-node:${K8S_VERSION}

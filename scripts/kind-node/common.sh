@@ -18,6 +18,7 @@ export BASE_IMAGE=$ES_IMAGE_PREFIX/kind-base:$DEBIAN_SUITE      # kind base: Deb
 export STATIC_BASE=$ES_IMAGE_PREFIX/static-base:1               # /tmp, passwd, CA bundle
 export IPTABLES_BASE=$ES_IMAGE_PREFIX/iptables-base:1           # + busybox, iptables (nft+legacy), conntrack
 export BUSYBOX_IMAGE=$ES_IMAGE_PREFIX/busybox:$BUSYBOX_VERSION  # smoke tests, local-path helper
+export KNP_IMAGE=$ES_IMAGE_PREFIX/kube-network-policies:$KNP_VERSION  # NetworkPolicy agent (patched)
 export STAMP_LABEL=org.ephemeral-store.stamp                    # image label holding its version stamp
 
 # --- version stamps ----------------------------------------------------------------------
