@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Create, or reuse, the kind cluster $KIND_CLUSTER (default ephemeral-store) from
 # tests/e2e/kind-config.yaml (1 control plane + 2 workers) and the node image of
-# scripts/node-image.sh; wait until every node is Ready and CoreDNS is up; load the store image.
+# scripts/node-image.sh; wait until every node is Ready, the NetworkPolicy agent and CoreDNS are
+# up; load the store image.
+#
+# The node image is built first (scripts/node-image.sh) when it is missing or is not the one this
+# checkout builds. An existing cluster whose nodes were made from another node image than this
+# checkout's is deleted and created anew: a cluster left in Docker by an earlier session must
+# not silently lack what the node image brings now (the policy agent, kindnetd-lite fixes).
+# ES_KEEP_STALE_CLUSTER=1 keeps and reuses such a cluster, with a warning (the policy agent then
+# runs only if its image is on every node).
 #
 # In air-gapped mode the egress guard is put in place first, and CoreDNS loses its `forward`
 # block: with no upstream DNS it would only send queries that the guard drops, and keep
 # health-checking the dead upstream. Cluster names resolve as before; others get SERVFAIL.
 #
 # kubeconfig: $ES_WORK/kubeconfig (context kind-$KIND_CLUSTER). Env: KIND_CLUSTER, ES_WORK,
-# ES_AIRGAPPED=0/1 (skip the probe), STORE_IMAGE, KIND_CONFIG (another kind config file).
+# ES_AIRGAPPED=0/1 (skip the probe), STORE_IMAGE, KIND_CONFIG (another kind config file),
+# ES_KEEP_STALE_CLUSTER=1.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=scripts/kind-node/common.sh
@@ -26,12 +35,36 @@ dropped() { # packets the egress guard dropped so far
 
 cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; }
 
+# node_stamp: the stamp of the node image the cluster's control plane was made from (Docker
+# copies an image's labels into its containers), "" for a stock kindest/node.
+node_stamp() {
+  docker inspect -f "{{index .Config.Labels \"$STAMP_LABEL\"}}" "$KIND_CLUSTER-control-plane" 2>/dev/null || true
+}
+
 cluster() {
-  local image; image=$(node_image)
+  local image want=""; image=$(node_image)
+  if [[ $image == "$KIND_NODE_IMAGE" ]]; then
+    want=$("$ROOT/scripts/node-image.sh" --stamp)
+    if ! image_ok "$image" "$want"; then
+      log "node image $image is missing or not this checkout's (stamp $want): building it"
+      "$ROOT/scripts/node-image.sh"
+    fi
+  fi
   docker image inspect "$image" >/dev/null 2>&1 || die "no node image $image: run scripts/node-image.sh first"
   if cluster_exists; then
-    if reuse "$image"; then return 0; fi
-    log "cluster $KIND_CLUSTER does not come back healthy: deleting it, to create it anew"
+    local used have
+    used=$(docker inspect -f '{{.Config.Image}}' "$KIND_CLUSTER-control-plane" 2>/dev/null || true)
+    have=$(node_stamp)
+    if [[ $used == "$image" && $have == "$want" ]]; then
+      if reuse; then return 0; fi
+      log "cluster $KIND_CLUSTER does not come back healthy: deleting it, to create it anew"
+    elif [[ ${ES_KEEP_STALE_CLUSTER:-0} == 1 ]]; then
+      log "WARNING: cluster $KIND_CLUSTER runs $used (stamp ${have:-none}), not this checkout's $image (stamp ${want:-none}); reusing it as ES_KEEP_STALE_CLUSTER=1 asks"
+      if reuse; then return 0; fi
+      log "cluster $KIND_CLUSTER does not come back healthy: deleting it, to create it anew"
+    else
+      log "cluster $KIND_CLUSTER runs $used (stamp ${have:-none}), not this checkout's $image (stamp ${want:-none}): deleting it, to create it anew (ES_KEEP_STALE_CLUSTER=1 would keep it)"
+    fi
     kind delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KUBECONFIG"
   fi
   log "kind create cluster --name $KIND_CLUSTER --image $image --config ${CONFIG#"$ROOT"/}"
@@ -39,10 +72,10 @@ cluster() {
     --kubeconfig "$KUBECONFIG" --wait 5m
 }
 
-# reuse IMAGE: the existing cluster, its stopped nodes started again (after a reboot or a
-# dockerd restart); fails when it does not come back healthy.
+# reuse: the existing cluster, its stopped nodes started again (after a reboot or a dockerd
+# restart); fails when it does not come back healthy.
 reuse() {
-  local stopped used
+  local stopped
   stopped=$(docker ps -a --filter "label=io.x-k8s.kind.cluster=$KIND_CLUSTER" --filter status=exited \
     --filter status=created -q)
   if [[ -n $stopped ]]; then
@@ -50,8 +83,6 @@ reuse() {
     # shellcheck disable=SC2086 # one ID per word
     docker start $stopped >/dev/null || return 1
   fi
-  used=$(docker inspect -f '{{.Config.Image}}' "$KIND_CLUSTER-control-plane" 2>/dev/null || true)
-  [[ $used == "$1" ]] || log "note: $KIND_CLUSTER runs $used, not $1 (make down && make up to renew)"
   kind export kubeconfig --name "$KIND_CLUSTER" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || return 1
   wait_for "the API server of $KIND_CLUSTER" 120 "${K[@]}" get --raw /readyz || return 1
   "${K[@]}" wait --for=condition=Ready nodes --all --timeout=180s >/dev/null || return 1
@@ -62,6 +93,25 @@ nodes_ready() {
   wait_for "the API server" 120 "${K[@]}" get --raw /readyz
   "${K[@]}" wait --for=condition=Ready nodes --all --timeout=300s >/dev/null
   "${K[@]}" get nodes -o wide
+}
+
+# policy_agent: the NetworkPolicy agent (kube-network-policies) as a DaemonSet, when the nodes
+# hold its image (our node image; a stock kindest/node's kindnetd enforces policies itself).
+policy_agent() {
+  local node missing=()
+  for node in $(kind get nodes --name "$KIND_CLUSTER"); do
+    docker exec "$node" crictl inspecti "$KNP_IMAGE" >/dev/null 2>&1 || missing+=("$node")
+  done
+  if (( ${#missing[@]} )); then
+    if [[ $(node_image) == "$KIND_NODE_IMAGE" ]]; then
+      log "WARNING: $KNP_IMAGE is not on ${missing[*]} (an older node image): NetworkPolicies are NOT enforced"
+    else
+      log "$(node_image): its kindnetd enforces NetworkPolicies; no separate agent"
+    fi
+    return 0
+  fi
+  sed "s#__KNP_IMAGE__#$KNP_IMAGE#" "$KIND_NODE_DIR/kube-network-policies.yaml" | "${K[@]}" apply -f - >/dev/null
+  "${K[@]}" -n kube-system rollout status ds/kube-network-policies --timeout=180s
 }
 
 # offline_dns: remove the `forward` block from the Corefile (once), then restart CoreDNS.
@@ -104,6 +154,7 @@ if airgapped; then stage "egress guard" "$ROOT/scripts/egress-guard.sh" apply; f
 before=$(dropped)
 stage "kind cluster $KIND_CLUSTER" cluster
 stage "nodes Ready" nodes_ready
+stage "NetworkPolicy agent" policy_agent
 if airgapped; then stage "CoreDNS without upstream" offline_dns; fi
 stage "CoreDNS ready" coredns_ready
 stage "load store image" load_store_image
