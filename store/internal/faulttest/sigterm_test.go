@@ -16,13 +16,7 @@ func TestSIGTERMOfTheLeaderHandsOverAndLeaves(t *testing.T) {
 	c := NewCluster(t, bin, DefaultOptions())
 	writeMarker(t, c, "marker", "before")
 	l := c.WaitLeader(10 * time.Second)
-	ctx0, cancel0 := context.WithTimeout(context.Background(), 3*time.Second)
-	st0, err := c.Status(ctx0, l)
-	cancel0()
-	if err != nil {
-		t.Fatalf("status of the leader: %v", err)
-	}
-	leaver := st0.Self
+	leaver := memberID(t, c, l)
 
 	start := time.Now()
 	c.Stop(l)
@@ -81,13 +75,7 @@ func TestSIGTERMRetirementCutShortByAStepDownRestoresThePlaceholder(t *testing.T
 	l := c.WaitLeader(10 * time.Second)
 	f := others(c, []int{l})
 	y, z := f[0], f[1]
-	ctx0, cancel0 := context.WithTimeout(context.Background(), 3*time.Second)
-	st0, err := c.Status(ctx0, l)
-	cancel0()
-	if err != nil {
-		t.Fatalf("status of the leader: %v", err)
-	}
-	leaver := st0.Self
+	leaver := memberID(t, c, l)
 
 	// With z paused, one write puts y ahead of z, so the transfer picks y.
 	c.Pause(z)
@@ -136,4 +124,16 @@ func TestSIGTERMRetirementCutShortByAStepDownRestoresThePlaceholder(t *testing.T
 			t.Fatalf("the key written before the stop, read through n%d: %v %v", i, kv, err)
 		}
 	}
+}
+
+// memberID is node i's member ID (its incarnation), from its /v1/cluster.
+func memberID(t *testing.T, c *Cluster, i int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	st, err := c.Status(ctx, i)
+	if err != nil {
+		t.Fatalf("status of n%d: %v", i, err)
+	}
+	return st.Self
 }
