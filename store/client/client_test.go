@@ -452,12 +452,14 @@ func TestWatchOutlivesTheCallTimeout(t *testing.T) {
 	_, u := serveFake(t, p)
 	cert, key := p.userFiles("myuser")
 	tc := must(TLSConfigFromFiles(cert, key, p.caFile()))(t)
-	c := must(New(Config{Endpoints: []string{u}, TLS: tc, Timeout: 100 * time.Millisecond}))(t)
+	// A timeout the opening of the watch meets even on a loaded machine (a
+	// TLS handshake alone took over 100 ms under CI load), outlived below.
+	c := must(New(Config{Endpoints: []string{u}, TLS: tc, Timeout: 2 * time.Second}))(t)
 	defer c.Close()
 	ctx := ctxT(t)
 	w := must(c.Watch(ctx, "", 0))(t)
 	defer w.Close()
-	time.Sleep(300 * time.Millisecond) // longer than Timeout, on purpose
+	time.Sleep(3 * time.Second) // longer than Timeout, on purpose
 	must(c.Put(ctx, "k", []byte("v")))(t)
 	if ev := must(w.Next())(t); ev.Key != "k" {
 		t.Fatalf("event %+v", ev)

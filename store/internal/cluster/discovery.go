@@ -138,6 +138,9 @@ func (n *Node) tendMembership() {
 		n.seenSelf = true
 	}
 	seen, target := n.seenSelf, n.catchUpTo
+	if cfg.Error() == nil {
+		n.noteVotersLocked(cfg.Configuration())
+	}
 	n.mu.Unlock()
 	n.opts.Metrics.observe(r, self != nil && self.Suffrage == raft.Voter)
 
@@ -150,7 +153,7 @@ func (n *Node) tendMembership() {
 		return
 	case self != nil && r.State() == raft.Leader:
 		n.pruneForeignPlaceholders(r)
-		n.restorePlaceholders(r)
+		n.restoreLostPlaceholders(r)
 	case self != nil && self.Suffrage != raft.Voter && leaderAddr != "":
 		n.mu.RLock()
 		applied := n.fsm.applied.Load()

@@ -105,50 +105,91 @@ func (n *Node) pruneForeignPlaceholders(r *raft.Raft) {
 	}
 }
 
-// restorePlaceholders, on the leader, gives back its placeholder to every
-// configured replica that has no voter. retire removes a voter and adds the
-// placeholder in two configuration changes; a leader that loses its lease
-// between the two (seen on kind: the new leader of a rolling restart
-// retiring the old one while the third pod was still starting) commits the
-// removal but never the placeholder, and the configuration is left with
-// fewer voters than replicas. This repairs it on the next tick.
-func (n *Node) restorePlaceholders(r *raft.Raft) {
-	n.membershipMu.Lock()
-	defer n.membershipMu.Unlock()
+// restorePlaceholder gives the replica at address its placeholder back
+// when no voter stands for it (neither an incarnation nor a placeholder).
+// retire removes a voter and adds the placeholder in two configuration
+// changes; a leader that loses its lease between the two (seen on kind: the
+// new leader of a rolling restart retiring the old one while the third pod
+// was still starting) commits the removal but never the placeholder. The
+// leaver, still asking to leave, tells the next leader its address, and that
+// leader repairs the configuration here; if the leaver gave up first, the
+// leader's tick does (restoreLostPlaceholders). A replica with no server at
+// all is otherwise normal (a forced reform bootstraps with the replicas that
+// answered, without placeholders). The caller holds n.membershipMu.
+func (n *Node) restorePlaceholder(r *raft.Raft, address string) error {
+	configured := false
+	for _, p := range n.opts.Peers {
+		configured = configured || p.Address == address
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	if !configured || hasVoterFor(f.Configuration(), address) {
+		return nil
+	}
+	ph := placeholderFor(address)
+	if err := r.AddVoter(ph.ID, ph.Address, 0, 0).Error(); err != nil {
+		return fmt.Errorf("restore the placeholder of %s: %w", address, err)
+	}
+	n.log.Warn("restored the placeholder of a replica left without a voter (its retirement was cut short)", "placeholder", ph.ID)
+	return nil
+}
+
+// noteVotersLocked records the replicas a voter of cfg stands for, in this
+// node's current cluster (a new cluster starts a new record). n.mu is held.
+func (n *Node) noteVotersLocked(cfg raft.Configuration) {
+	cid, _ := n.clusterID.Load().(string)
+	if n.voted == nil || n.votedCluster != cid {
+		n.voted, n.votedCluster = map[string]bool{}, cid
+	}
+	for _, s := range cfg.Servers {
+		if s.Suffrage == raft.Voter {
+			n.voted[replicaOf(s)] = true
+		}
+	}
+}
+
+// restoreLostPlaceholders, on the leader, restores the placeholder of every
+// configured replica that had a voter in this cluster and has none now: a
+// retirement cut short whose leaver gave up before it reached a leader. A
+// replica that never had a voter here is left alone (after a forced reform
+// the replicas that did not answer have none, by design; a scale-up adds
+// replicas through promotion).
+func (n *Node) restoreLostPlaceholders(r *raft.Raft) {
+	n.mu.RLock()
+	var lost []string
+	for _, p := range n.opts.Peers {
+		if n.voted[p.Address] {
+			lost = append(lost, p.Address)
+		}
+	}
+	n.mu.RUnlock()
 	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
-	for _, ph := range missingPlaceholders(f.Configuration(), n.opts.Peers) {
-		if err := r.AddVoter(ph.ID, ph.Address, 0, 0).Error(); err != nil {
-			n.log.Warn("could not restore the placeholder of a replica without a voter", "placeholder", ph.ID, "err", err)
+	for _, addr := range lost {
+		if hasVoterFor(f.Configuration(), addr) {
+			continue
+		}
+		n.membershipMu.Lock()
+		err := n.restorePlaceholder(r, addr)
+		n.membershipMu.Unlock()
+		if err != nil {
+			n.log.Warn("could not restore a lost placeholder", "replica", addr, "err", err)
 			return
 		}
-		n.log.Warn("restored the placeholder of a replica that had no voter (a retirement was cut short)", "placeholder", ph.ID)
 	}
 }
 
-// missingPlaceholders lists the placeholders of the configured replicas
-// that no voter stands for (a live incarnation or a placeholder). It
-// restores none while the configuration has as many voters as there are
-// replicas: then every replica has its vote, whatever its address looks like.
-func missingPlaceholders(cfg raft.Configuration, peers []Peer) []raft.Server {
-	voters := map[string]bool{}
-	n := 0
+// hasVoterFor reports whether a voter of cfg stands for the replica at
+// address: a live incarnation there, or its placeholder.
+func hasVoterFor(cfg raft.Configuration, address string) bool {
 	for _, s := range cfg.Servers {
-		if s.Suffrage == raft.Voter {
-			voters[replicaOf(s)] = true
-			n++
+		if s.Suffrage == raft.Voter && replicaOf(s) == address {
+			return true
 		}
 	}
-	if n >= len(peers) {
-		return nil
-	}
-	var out []raft.Server
-	for _, p := range peers {
-		if !voters[p.Address] {
-			out = append(out, placeholderFor(p.Address))
-		}
-	}
-	return out
+	return false
 }

@@ -98,6 +98,12 @@ type Node struct {
 
 	catchUpTo uint64 // commit index at join: promotion once applied
 	seenSelf  bool   // this incarnation has appeared in the configuration
+	// voted are the replicas (addresses) this node has seen stand for by
+	// a voter in cluster votedCluster's configuration: a replica among them
+	// that no voter stands for any more lost its placeholder
+	// (restoreLostPlaceholders).
+	voted        map[string]bool
+	votedCluster string
 	// joinedVia are the servers the leader named when it added this node:
 	// replication is taken from them until the log brings a configuration.
 	joinedVia map[raft.ServerID]bool
@@ -728,12 +734,12 @@ func (n *Node) Close(ctx context.Context) error {
 func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
 	for ctx.Err() == nil {
 		if r.State() == raft.Leader {
-			if err := n.retireByID(r, id); err == nil {
+			if err := n.retireByID(r, id, n.opts.Address); err == nil {
 				n.log.Info("left the cluster", "id", id)
 				return
 			}
 		} else if addr, _ := r.LeaderWithID(); addr != "" {
-			if err := n.peer.leave(ctx, string(addr), id); err == nil {
+			if err := n.peer.leave(ctx, string(addr), id, n.opts.Address); err == nil {
 				n.log.Info("left the cluster", "id", id)
 				return
 			}
@@ -744,7 +750,7 @@ func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
 				}
 				// A paused or unreachable peer must not use up the deadline.
 				pctx, cancel := context.WithTimeout(ctx, time.Second)
-				err := n.peer.leave(pctx, p.Address, id)
+				err := n.peer.leave(pctx, p.Address, id, n.opts.Address)
 				cancel()
 				if err == nil {
 					n.log.Info("left the cluster", "id", id, "via", p.Address)

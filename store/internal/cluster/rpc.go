@@ -244,7 +244,7 @@ func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	if err := n.retireByID(r, raft.ServerID(j.ID)); err != nil {
+	if err := n.retireByID(r, raft.ServerID(j.ID), j.Address); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "remove_failed", err)
 		return
 	}
@@ -253,8 +253,10 @@ func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
 }
 
 // retireByID retires the server with that ID, if it is in the
-// configuration.
-func (n *Node) retireByID(r *raft.Raft, id raft.ServerID) error {
+// configuration. When it is not, it was removed already: if the leaver gave
+// its address and its replica was left without a voter, its placeholder is
+// restored (restorePlaceholder).
+func (n *Node) retireByID(r *raft.Raft, id raft.ServerID, address string) error {
 	n.membershipMu.Lock()
 	defer n.membershipMu.Unlock()
 	f := r.GetConfiguration()
@@ -266,7 +268,10 @@ func (n *Node) retireByID(r *raft.Raft, id raft.ServerID) error {
 			return n.retire(r, s)
 		}
 	}
-	return nil
+	if address == "" {
+		return nil
+	}
+	return n.restorePlaceholder(r, address)
 }
 
 func (n *Node) handleApply(w http.ResponseWriter, req *http.Request) {
@@ -404,6 +409,8 @@ func (p *peerClient) readIndex(ctx context.Context, addr string) (uint64, error)
 	return out["index"], nil
 }
 
-func (p *peerClient) leave(ctx context.Context, addr string, id raft.ServerID) error {
-	return p.call(ctx, http.MethodPost, addr, "/peer/leave", joinRequest{ID: string(id)}, nil)
+// leave asks the node at addr, if it leads, to retire incarnation id of the
+// replica at self (its peer address).
+func (p *peerClient) leave(ctx context.Context, addr string, id raft.ServerID, self string) error {
+	return p.call(ctx, http.MethodPost, addr, "/peer/leave", joinRequest{ID: string(id), Address: self}, nil)
 }
