@@ -44,6 +44,8 @@ spec:
     fsGroup: 65532
     seccompProfile: {type: RuntimeDefault}
   terminationGracePeriodSeconds: 2
+  dnsConfig:
+    options: [{name: ndots, value: "2"}]  # as the chart's test pod: FQDNs resolve at the first query
   containers:
     - name: client
       image: %[3]s
