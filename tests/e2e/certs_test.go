@@ -32,7 +32,7 @@ func TestE2ECertsGenerateModeKeptAcrossUpgrades(t *testing.T) {
 	c := suite(t, "Certificates across upgrades: generate mode keeps the CA, server and user certificates")
 	r := install(t, c, installOptions{Label: "certs"})
 	run := strings.ToLower(random.UniqueID())
-	names := []string{r.fullname + "-secret", r.fullname + "-tls", r.fullname + "-user-myuser", r.fullname + "-user-reader", r.fullname + "-ca"}
+	names := []string{r.caSecretName(), r.fullname + "-tls", r.userSecretName(testUser), r.userSecretName("reader"), r.fullname + "-ca"}
 	before := r.secretsData(t, names)
 	served := r.servedSerials(t)
 	t.Logf("before the upgrades: Secrets %v; every pod serves serial %s", names, served[r.pod(0)])
@@ -123,7 +123,7 @@ func TestE2ECertsOldDocsCASecret(t *testing.T) {
 				"--cert="+filepath.Join(dir, "rootCA.crt"), "--key="+filepath.Join(dir, "rootCA.key")))
 			t.Logf("$ kubectl -n %s create secret tls %s --cert=rootCA.crt --key=rootCA.key", r.ns, caSecret)
 		}})
-	require.Equal(t, caSecret, r.fullname+"-secret", "the chart's root CA Secret is the old docs' name")
+	require.Equal(t, caSecret, r.caSecretName(), "the chart's root CA Secret is the old docs' name")
 
 	// The Secret is the operator's: the chart reads it as it is.
 	s, err := k8s.GetSecretContextE(t, t.Context(), r.kubectl, caSecret)
@@ -177,7 +177,7 @@ func TestE2ECertsOldDocsCASecret(t *testing.T) {
 	t.Logf("the openssl v1 certificate of %s (not a user) is refused: %s", stranger, out)
 
 	// helm upgrade reads the operator's Secret again and changes nothing in it.
-	kept := r.secretsData(t, []string{caSecret, r.fullname + "-user-" + testUser, r.fullname + "-ca"})
+	kept := r.secretsData(t, []string{caSecret, r.userSecretName(testUser), r.fullname + "-ca"})
 	pods := r.identities(t)
 	r.upgrade(t, map[string]string{"commonAnnotations.e2e-upgrade": run})
 	r.requireSecretsData(t, kept, "after helm upgrade")

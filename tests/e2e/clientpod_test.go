@@ -89,7 +89,7 @@ func (r *release) storeImage(t *testing.T) string {
 func (r *release) startClientPod(t *testing.T, name, user, endpoint, prefix string, from int64) *clientPod {
 	t.Helper()
 	require.Positive(t, from, "the watch of a client pod starts at a known revision")
-	secret := fmt.Sprintf("%s-user-%s", r.fullname, user)
+	secret := r.userSecretName(user)
 	spec := fmt.Sprintf(clientPodSpec, name, r.clientLabel(), r.storeImage(t), prefix, endpoint, secret, from)
 	require.NoError(t, k8s.KubectlApplyFromStringContextE(t, t.Context(), r.kubectl, spec), "create client pod %s", name)
 	require.NoError(t, k8s.WaitUntilPodAvailableContextE(t, t.Context(), r.kubectl, name, pollTries, pollEvery),

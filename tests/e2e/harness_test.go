@@ -160,6 +160,12 @@ func revision(t *testing.T, cl *client.Client) int64 {
 	return st.Revision
 }
 
+// userSecretName is the user's client certificate Secret the chart makes.
+func (r *release) userSecretName(user string) string { return r.fullname + "-user-" + user }
+
+// caSecretName is the root CA Secret (generate and caSecret modes).
+func (r *release) caSecretName() string { return r.fullname + "-secret" }
+
 // clientLabel is the label that lets a pod through the NetworkPolicy to the client port.
 func (r *release) clientLabel() string { return r.fullname + "-client" }
 
@@ -373,7 +379,7 @@ func (r *release) membership(st *client.ClusterStatus) (map[string]string, error
 // (<release>-user-<name>: tls.crt, tls.key, ca.crt).
 func (r *release) userSecret(t *testing.T, user string) *corev1.Secret {
 	t.Helper()
-	name := fmt.Sprintf("%s-user-%s", r.fullname, user)
+	name := r.userSecretName(user)
 	secret, err := k8s.GetSecretContextE(t, t.Context(), r.kubectl, name)
 	require.NoError(t, err, "user certificate Secret %s", name)
 	for _, k := range []string{"tls.crt", "tls.key", "ca.crt"} {

@@ -31,7 +31,7 @@ type caPair struct {
 // <fullname>-secret, keys rootCA.crt and rootCA.key).
 func (r *release) releaseCA(t *testing.T) *caPair {
 	t.Helper()
-	name := r.fullname + "-secret"
+	name := r.caSecretName()
 	secret, err := k8s.GetSecretContextE(t, t.Context(), r.kubectl, name)
 	require.NoError(t, err, "root CA Secret %s", name)
 	return parseCA(t, secret.Data["rootCA.crt"], secret.Data["rootCA.key"])
@@ -73,18 +73,24 @@ func newCA(t *testing.T, cn string) *caPair {
 // it returns the certificate and key as PEM.
 func (ca *caPair) clientCert(t *testing.T, cn string, notBefore, notAfter time.Time) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
+	return ca.sign(t, &x509.Certificate{
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
+	})
+}
+
+// sign issues tmpl for a new P-256 key; it returns the certificate and the
+// key (PKCS #8) as PEM.
+func (ca *caPair) sign(t *testing.T, tmpl *x509.Certificate) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	require.NoError(t, err, "sign a client certificate for %s", cn)
+	require.NoError(t, err, "sign a certificate for %s", tmpl.Subject.CommonName)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	require.NoError(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),

@@ -5,9 +5,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -220,13 +217,11 @@ func (r *release) rotateServerCertificate(t *testing.T, ca *caPair, pods map[str
 // shows which one is served by its NotBefore as well as its serial.
 func (ca *caPair) serverCert(t *testing.T, old *x509.Certificate) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
 	notBefore := time.Now().Truncate(time.Second)
 	if !notBefore.After(old.NotBefore) {
 		notBefore = old.NotBefore.Add(time.Second)
 	}
-	tmpl := &x509.Certificate{
+	return ca.sign(t, &x509.Certificate{
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: peerCommonName},
 		NotBefore:    notBefore,
@@ -235,13 +230,7 @@ func (ca *caPair) serverCert(t *testing.T, old *x509.Certificate) (certPEM, keyP
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     old.DNSNames,
 		IPAddresses:  old.IPAddresses,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	})
 }
 
 func parseCertPEM(t *testing.T, data []byte) *x509.Certificate {

@@ -15,7 +15,8 @@
 // shows it live). A stage that fails fails the test loudly, naming the stage
 // and quoting the last lines of its output; every later Ensure in the same
 // run fails with the same message instead of trying again. Ensure never
-// skips, except under -short, where end-to-end tests do not run at all.
+// skips; the e2e build tag, not -short, keeps the suites out of a plain
+// go test.
 //
 // Environment:
 //
@@ -84,13 +85,10 @@ var (
 )
 
 // Ensure returns the kind cluster of this run, creating it (or bringing an
-// existing one up to date) on the first call. Under -short it skips the
-// test. It fails the test when the cluster cannot be had.
+// existing one up to date) on the first call. It never skips: it fails the
+// test when the cluster cannot be had.
 func Ensure(t testing.TB) *Cluster {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test skipped under -short: it needs Docker and a kind cluster (run `make test-e2e`)")
-	}
 	once.Do(func() {
 		start := time.Now()
 		theCluster, setupErr = setup(t)
