@@ -38,7 +38,7 @@ test: lint test-unit test-chart test-e2e ## Lint, then every test tier (unit, fa
 .PHONY: test-unit
 test-unit: netlab ## Unit, in-process cluster and multi-process tests of the server.
 	$(GO) test -race -count=1 -timeout 20m ./store/...
-	cd store/third_party/raft && $(GO) test -race -count=1 -run 'TestInstallSnapshot' .
+	cd store/third_party/raft && $(GO) test -race -count=1 -run 'TestInstallSnapshot|TestVerifyLeader' .
 
 .PHONY: netlab
 netlab: ## Ensure ip and iptables for the network lab of the fault tests (apt-get only if missing).

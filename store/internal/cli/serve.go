@@ -68,6 +68,7 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots (bounds the in-memory log)")
 	f.Uint64Var(&cfg.SnapshotBytes, "raft-snapshot-bytes", cfg.SnapshotBytes, "bytes of commands between snapshots, whatever their count")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's runtime profiles under /debug/pprof/ on the probe listener (for profiling; off by default)")
 }
 
 func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {

@@ -111,8 +111,8 @@ type Node struct {
 	leaderReady atomic.Bool // leader whose term's first entry is committed
 
 	readMu   sync.Mutex
-	nextRead *readRound    // the read barrier that has not started yet
-	readSem  chan struct{} // one read barrier in flight
+	nextRead *readRound    // the read round that has not started yet
+	readSem  chan struct{} // one read round in flight
 
 	// Ages are durations since start on the monotonic clock (mono), never
 	// wall-clock instants: a stepped clock must not age anything.
@@ -519,7 +519,7 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 			err error
 		)
 		if r.State() == raft.Leader {
-			idx, err = n.readIndex()
+			idx, err = n.readIndex(ctx)
 		} else if addr, _ := r.LeaderWithID(); addr != "" {
 			idx, err = n.peer.readIndex(ctx, string(addr))
 		} else {
@@ -542,13 +542,17 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 // covers every write acknowledged before the call, proven to come from the
 // current leader.
 //
-// raft.VerifyLeader is not enough: a leader frozen (SIGSTOP, a long GC, a
-// stalled VM) and deposed meanwhile counts replication answers to requests
-// sent before the freeze as fresh acknowledgements, and would serve its old
-// state. Committing a barrier entry cannot be faked that way: followers in a
-// newer term refuse it. Reads that arrive while no barrier is pending share
-// the next one, so a burst of reads costs one round trip, not one each.
-func (n *Node) readIndex() (uint64, error) {
+// It is Raft's read index: the commit index taken after the read arrived,
+// then a round of heartbeats sent after that, answered by a majority of
+// voters that still follow this leader (raft.VerifyLeader). Upstream
+// hashicorp/raft counts an answer to a heartbeat sent before a verify for
+// that verify, so a leader frozen (SIGSTOP, a long GC, a stalled VM) and
+// deposed meanwhile would serve its old state; the patched copy in
+// store/third_party/raft (PATCH.md, "verify freshness") counts only answers
+// to requests sent after it. Reads that arrive while a round is in flight
+// share the next one, so a burst of reads costs one round trip, not one
+// each, and no log entry is written for a read.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	r := n.raft()
 	if !n.leaderReady.Load() {
 		return 0, errNotLeader
@@ -561,12 +565,18 @@ func (n *Node) readIndex() (uint64, error) {
 		go n.runReadRound(round)
 	}
 	n.readMu.Unlock()
-	<-round.done
-	return round.index, round.err
+	// VerifyLeader has no timeout of its own: a leader cut off from its
+	// voters answers only when its lease runs out and it steps down.
+	select {
+	case <-round.done:
+		return round.index, round.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read index: %w", ErrOutcomeUnknown)
+	}
 }
 
-// readRound is one barrier shared by the reads that joined it before it
-// started.
+// readRound is one leadership check shared by the reads that joined it
+// before it started.
 type readRound struct {
 	r     *raft.Raft
 	done  chan struct{}
@@ -575,17 +585,18 @@ type readRound struct {
 }
 
 func (n *Node) runReadRound(round *readRound) {
-	n.readSem <- struct{}{} // one barrier in flight; the next round gathers meanwhile
+	n.readSem <- struct{}{} // one round in flight; the next gathers meanwhile
 	defer func() { <-n.readSem }()
 	n.readMu.Lock()
 	if n.nextRead == round {
-		n.nextRead = nil // later reads must wait for a barrier started after them
+		n.nextRead = nil // later reads must wait for a round started after them
 	}
 	n.readMu.Unlock()
-	if err := round.r.Barrier(n.opts.ApplyTimeout).Error(); err != nil {
+	index := round.r.CommitIndex()
+	if err := round.r.VerifyLeader().Error(); err != nil {
 		round.err = errNotLeader
 	} else {
-		round.index = round.r.CommitIndex()
+		round.index = index
 	}
 	close(round.done)
 }

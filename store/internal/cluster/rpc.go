@@ -98,8 +98,10 @@ func (n *Node) rpcHandler() http.Handler {
 	mux.HandleFunc("POST /peer/bootstrap/vote", n.handleVote)
 	mux.HandleFunc("POST /peer/bootstrap/commit", n.handleCommit)
 	mux.HandleFunc("POST /peer/reform", n.handleReform)
-	mux.HandleFunc("GET /peer/readindex", func(w http.ResponseWriter, _ *http.Request) {
-		idx, err := n.readIndex()
+	mux.HandleFunc("GET /peer/readindex", func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), n.opts.ApplyTimeout)
+		defer cancel()
+		idx, err := n.readIndex(ctx)
 		if err != nil {
 			writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err)
 			return

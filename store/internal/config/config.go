@@ -84,6 +84,10 @@ type Config struct {
 	SnapshotBytes uint64
 
 	LogLevel string
+	// Pprof serves Go's runtime profiles under /debug/pprof/ on the probe
+	// listener. Off by default: profiles name code, not data, but a
+	// goroutine dump is more than a probe port should show unasked.
+	Pprof bool
 }
 
 // Default returns a configuration that runs a single node on the standard

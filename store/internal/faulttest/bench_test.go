@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +26,75 @@ import (
 //	go test -run '^$' -bench Cluster -benchtime 2000x ./store/internal/faulttest
 
 var concurrencies = []int{1, 8, 32}
+
+// ProfileDirEnv names an environment variable: when set, the benchmarks'
+// clusters serve pprof and measure saves a CPU profile of the leader and of
+// one follower taken during each measured load, as
+// <dir>/<benchmark>-<leader|follower>-n<i>.pprof. Size the load to last
+// longer than the profile (-benchtime), e.g.
+//
+//	FAULTTEST_PROFILE_DIR=/tmp/prof go test -run '^$' -bench 'ClusterPut/conc=32' -benchtime 20000x ./store/internal/faulttest
+const ProfileDirEnv = "FAULTTEST_PROFILE_DIR"
+
+// benchOptions are the cluster options of the benchmarks: the defaults,
+// with pprof served when profiles are wanted.
+func benchOptions() Options {
+	o := DefaultOptions()
+	if os.Getenv(ProfileDirEnv) != "" {
+		o.ExtraArgs = append(o.ExtraArgs, "--pprof")
+	}
+	return o
+}
+
+// profileDuringLoad starts CPU profiles of the leader and a follower if
+// ProfileDirEnv is set; the returned function waits for them.
+func profileDuringLoad(b *testing.B) func() {
+	dir := os.Getenv(ProfileDirEnv)
+	c := benchCluster
+	if dir == "" || c == nil {
+		return func() {}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatalf("profile dir: %v", err)
+	}
+	l := c.WaitLeader(10 * time.Second)
+	name := strings.NewReplacer("/", "_", "=", "").Replace(b.Name())
+	var wg sync.WaitGroup
+	for role, i := range map[string]int{"leader": l, "follower": follower(c, l)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=3", c.Nodes[i].ProbeAddr)
+			resp, err := http.Get(url)
+			if err != nil {
+				b.Logf("profile of n%d: %v", i, err)
+				return
+			}
+			defer resp.Body.Close()
+			out := filepath.Join(dir, fmt.Sprintf("%s-%s-n%d.pprof", name, role, i))
+			f, err := os.Create(out)
+			if err != nil {
+				b.Logf("profile of n%d: %v", i, err)
+				return
+			}
+			defer f.Close()
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				b.Logf("profile of n%d: %v", i, err)
+			}
+		}()
+	}
+	return wg.Wait
+}
+
+// benchCluster is the cluster of the running benchmark, for profiles.
+var benchCluster *Cluster
+
+func newBenchCluster(b *testing.B) *Cluster {
+	c := NewCluster(b, bin, benchOptions())
+	benchCluster = c
+	b.Cleanup(func() { benchCluster = nil })
+	return c
+}
 
 // clientsFor returns n clients, the g-th talking to node g mod 5 first.
 func clientsFor(c *Cluster, n int) []*client.Client {
@@ -44,6 +118,8 @@ func measure(b *testing.B, clients []*client.Client, op func(ctx context.Context
 		first  atomic.Value
 	)
 	b.ResetTimer()
+	stopProfiles := profileDuringLoad(b)
+	defer stopProfiles()
 	start := time.Now()
 	for _, cl := range clients {
 		wg.Add(1)
@@ -96,7 +172,7 @@ var benchValue = bytes.Repeat([]byte("v"), 100)
 
 // BenchmarkClusterPut: replicated writes of 100-byte values over 1000 keys.
 func BenchmarkClusterPut(b *testing.B) {
-	c := NewCluster(b, bin, DefaultOptions())
+	c := newBenchCluster(b)
 	for _, conc := range concurrencies {
 		clients := clientsFor(c, conc)
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
@@ -111,7 +187,7 @@ func BenchmarkClusterPut(b *testing.B) {
 // BenchmarkClusterGet: linearizable reads (read index through the leader)
 // and stale reads (local copy) of 1000 keys.
 func BenchmarkClusterGet(b *testing.B) {
-	c := NewCluster(b, bin, DefaultOptions())
+	c := newBenchCluster(b)
 	load(b, c, "bench/%04d", 1000)
 	for _, mode := range []string{"linearizable", "stale"} {
 		var opts []client.GetOption

@@ -338,7 +338,7 @@ func TestProbePortServesHealthAndMetricsButNoData(t *testing.T) {
 	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	probe := "http://" + c.Node(0).Probe
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/kv/k": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/kv/k": 404, "/debug/pprof/": 404} {
 		resp, err := http.Get(probe + path)
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -354,6 +354,24 @@ func TestProbePortServesHealthAndMetricsButNoData(t *testing.T) {
 		"ephemeral_store_auth_failures_total", "ephemeral_store_data_loss_events_total",
 	} {
 		require.Contains(t, string(body), series)
+	}
+}
+
+func TestPprofIsServedOnTheProbePortOnlyWhenAsked(t *testing.T) {
+	c, _ := single(t, testcluster.WithConfig(func(_ int, cfg *config.Config) { cfg.Pprof = true }))
+	probe := "http://" + c.Node(0).Probe
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/heap?debug=1":      "heap profile",
+		"/debug/pprof/cmdline":           "",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile",
+	} {
+		resp, err := http.Get(probe + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, path)
+		require.Contains(t, string(body), want, path)
 	}
 }
 

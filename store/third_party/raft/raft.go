@@ -789,6 +789,17 @@ func (r *Raft) leaderLoop() {
 			oldCommitIndex := r.getCommitIndex()
 			commitIndex := r.leaderState.commitment.getCommitIndex()
 			r.setCommitIndex(commitIndex)
+			if commitIndex > oldCommitIndex {
+				// ephemeral-store patch (commit push): tell the followers
+				// the new commit index now rather than with the next
+				// entry or after CommitTimeout, so a linearizable read
+				// served by a follower waits one round trip, not up to
+				// CommitTimeout. Triggers coalesce, so a busy leader sends
+				// no more appends than before.
+				for _, repl := range r.leaderState.replState {
+					asyncNotifyCh(repl.triggerCh)
+				}
+			}
 
 			// New configuration has been committed, set it as the committed
 			// value.
@@ -979,7 +990,13 @@ func (r *Raft) verifyLeader(v *verifyFuture) {
 	r.leaderState.notify[v] = struct{}{}
 
 	// Trigger immediate heartbeats
-	for _, repl := range r.leaderState.replState {
+	for id, repl := range r.leaderState.replState {
+		// ephemeral-store patch (verify freshness): only voters count
+		// towards quorumSize, so only voters may vote; a non-voter cut
+		// off with a deposed leader must not make up its majority.
+		if !hasVote(r.configurations.latest, id) {
+			continue
+		}
 		repl.notifyLock.Lock()
 		repl.notify[v] = struct{}{}
 		repl.notifyLock.Unlock()

@@ -98,13 +98,37 @@ type followerReplication struct {
 // notifyAll is used to notify all the waiting verify futures
 // if the follower believes we are still the leader.
 func (s *followerReplication) notifyAll(leader bool) {
-	// Clear the waiting notifies minimizing lock time
+	voteAll(s.takeNotify(), leader)
+}
+
+// takeNotify clears and returns the waiting verify futures.
+//
+// ephemeral-store patch (verify freshness): the heartbeat takes them before
+// it sends, so that only an answer to a request sent after a verify was
+// registered can count for it. A leader frozen with a heartbeat answer in
+// flight (SIGSTOP, a stalled VM) and deposed meanwhile would otherwise count
+// that old answer for a verify made after it woke, and serve a stale read.
+func (s *followerReplication) takeNotify() map[*verifyFuture]struct{} {
 	s.notifyLock.Lock()
 	n := s.notify
 	s.notify = make(map[*verifyFuture]struct{})
 	s.notifyLock.Unlock()
+	return n
+}
 
-	// Submit our votes
+// restoreNotify puts back verify futures a failed heartbeat could not answer.
+func (s *followerReplication) restoreNotify(n map[*verifyFuture]struct{}) {
+	if len(n) == 0 {
+		return
+	}
+	s.notifyLock.Lock()
+	for v := range n {
+		s.notify[v] = struct{}{}
+	}
+	s.notifyLock.Unlock()
+}
+
+func voteAll(n map[*verifyFuture]struct{}, leader bool) {
 	for v := range n {
 		v.vote(leader)
 	}
@@ -373,8 +397,9 @@ func (r *Raft) sendLatestSnapshot(s *followerReplication) (bool, error) {
 		// Clear any failures
 		s.failures = 0
 
-		// Notify we are still leader
-		s.notifyAll(true)
+		// ephemeral-store patch (verify freshness): no vote here; the
+		// request may have been sent before a waiting verify was made.
+		// Verifies are answered by the heartbeats they trigger.
 	} else {
 		s.failures++
 		r.logger.Warn("installSnapshot rejected to", "peer", peer.ID, "id", snapID)
@@ -408,8 +433,11 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 		peer := s.peer
 		s.peerLock.RUnlock()
 
+		// ephemeral-store patch (verify freshness): see takeNotify.
+		pending := s.takeNotify()
 		start := time.Now()
 		if err := r.trans.AppendEntries(peer.ID, peer.Address, &req, &resp); err != nil {
+			s.restoreNotify(pending)
 			nextBackoffTime := cappedExponentialBackoff(failureWait, failures, maxFailureScale, r.config().HeartbeatTimeout/2)
 			r.logger.Error("failed to heartbeat to", "peer", peer.Address, "backoff time",
 				nextBackoffTime, "error", err)
@@ -434,7 +462,7 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 				metrics.MeasureSince([]string{"raft", "replication", "heartbeat", string(peer.ID)}, start)
 			}
 
-			s.notifyAll(resp.Success)
+			voteAll(pending, resp.Success)
 		}
 	}
 }
@@ -660,6 +688,7 @@ func updateLastAppended(s *followerReplication, req *AppendEntriesRequest) {
 		s.commitment.match(s.peer.ID, last.Index)
 	}
 
-	// Notify still leader
-	s.notifyAll(true)
+	// ephemeral-store patch (verify freshness): no vote here, as in
+	// sendLatestSnapshot; verifies are answered by the heartbeats they
+	// trigger.
 }
