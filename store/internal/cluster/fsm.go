@@ -17,8 +17,11 @@ import (
 // entries handed to the FSM goroutine, not entries it has finished, and a
 // linearizable read must wait for the latter.
 type raftFSM struct {
-	state   *fsm.State
-	applied atomic.Uint64
+	state *fsm.State
+	// restored is told the index and writer of the state a snapshot from
+	// the leader just became, so the store can drop that snapshot's bytes.
+	restored func(index uint64, write func(io.Writer) error)
+	applied  atomic.Uint64
 	// logBytes counts command bytes applied since the last snapshot: the
 	// in-memory log holds about that much, whatever the entry count.
 	logBytes atomic.Uint64
@@ -32,7 +35,7 @@ func newRaftFSM(state *fsm.State) *raftFSM {
 }
 
 var (
-	_ raft.FSM                = (*raftFSM)(nil)
+	_ raft.BatchingFSM        = (*raftFSM)(nil)
 	_ raft.ConfigurationStore = (*raftFSM)(nil)
 )
 
@@ -40,6 +43,27 @@ var (
 // through ApplyFuture.Response.
 func (f *raftFSM) Apply(l *raft.Log) any {
 	defer f.advance(l.Index)
+	return f.applyCommand(l)
+}
+
+// ApplyBatch applies the commands and configurations Raft committed
+// together (hashicorp/raft hands a batching FSM up to MaxAppendEntries at
+// once): readers waiting for the applied index are woken once per batch,
+// not once per entry.
+func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			out[i] = f.applyCommand(l)
+		}
+	}
+	if n := len(logs); n > 0 {
+		f.advance(logs[n-1].Index)
+	}
+	return out
+}
+
+func (f *raftFSM) applyCommand(l *raft.Log) any {
 	f.logBytes.Add(uint64(len(l.Data)))
 	cmd, err := fsm.DecodeCommand(l.Data)
 	if err != nil {
@@ -50,8 +74,9 @@ func (f *raftFSM) Apply(l *raft.Log) any {
 	return f.state.Apply(cmd)
 }
 
-// StoreConfiguration sees configuration entries, so the applied index also
-// moves past membership changes.
+// StoreConfiguration sees configuration entries outside batches (ApplyBatch
+// gets them in its batch), so the applied index also moves past membership
+// changes.
 func (f *raftFSM) StoreConfiguration(index uint64, _ raft.Configuration) { f.advance(index) }
 
 func (f *raftFSM) advance(index uint64) {
@@ -88,8 +113,13 @@ func (f *raftFSM) Restore(rc io.ReadCloser) error {
 	if err := f.state.Restore(rc); err != nil {
 		return err
 	}
-	f.applied.Store(binary.BigEndian.Uint64(hdr[:]))
+	index := binary.BigEndian.Uint64(hdr[:])
+	f.applied.Store(index)
 	f.advance(0)
+	if f.restored != nil {
+		snap := &snapshot{index: index, write: f.state.Snapshot()}
+		f.restored(index, snap.writeTo)
+	}
 	return nil
 }
 
@@ -98,14 +128,23 @@ type snapshot struct {
 	write func(io.Writer) error
 }
 
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+// writeTo writes the snapshot: the applied index, then the state.
+func (s *snapshot) writeTo(w io.Writer) error {
 	var hdr [8]byte
 	binary.BigEndian.PutUint64(hdr[:], s.index)
-	if _, err := sink.Write(hdr[:]); err != nil {
-		_ = sink.Cancel()
+	if _, err := w.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}
-	if err := s.write(sink); err != nil {
+	return s.write(w)
+}
+
+// Persist hands our own snapshot store the writer instead of bytes (see
+// snapshotStore); any other sink gets the bytes.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if own, ok := sink.(*snapshotSink); ok {
+		return own.closeWith(s.writeTo)
+	}
+	if err := s.writeTo(sink); err != nil {
 		_ = sink.Cancel()
 		return err
 	}

@@ -165,10 +165,10 @@ func New(opts Options) (*Node, error) {
 		opts.ApplyTimeout = 10 * time.Second
 	}
 	if opts.HeartbeatTimeout <= 0 {
-		opts.HeartbeatTimeout = time.Second
+		opts.HeartbeatTimeout = 400 * time.Millisecond // config.DefaultRaftTimeout
 	}
 	if opts.ElectionTimeout <= 0 {
-		opts.ElectionTimeout = time.Second
+		opts.ElectionTimeout = 400 * time.Millisecond
 	}
 	if len(opts.Peers) == 0 {
 		opts.Peers = []Peer{{Ordinal: opts.Ordinal, Address: opts.Address}}
@@ -229,8 +229,14 @@ func (n *Node) startRaft() error {
 	cfg.LocalID = id
 	cfg.HeartbeatTimeout = n.opts.HeartbeatTimeout
 	cfg.ElectionTimeout = n.opts.ElectionTimeout
-	cfg.LeaderLeaseTimeout = n.opts.HeartbeatTimeout / 2
+	// The longest lease Raft allows: a leader that cannot reach a majority
+	// for a heartbeat timeout steps down. A shorter one made busy leaders
+	// step down under load; reads do not rely on the lease (readIndex).
+	cfg.LeaderLeaseTimeout = n.opts.HeartbeatTimeout
 	cfg.CommitTimeout = 20 * time.Millisecond
+	// Writes queue for the leader loop instead of handing over one at a
+	// time, so a busy leader appends and replicates them in larger groups.
+	cfg.BatchApplyCh = true
 	if n.opts.SnapshotThreshold > 0 {
 		cfg.SnapshotThreshold = n.opts.SnapshotThreshold
 	}
@@ -250,6 +256,8 @@ func (n *Node) startRaft() error {
 	n.bootMu.Unlock()
 	store := &monotonicStore{raft.NewInmemStore()}
 	f := newRaftFSM(n.opts.State)
+	snaps := newSnapshotStore()
+	f.restored = snaps.shed
 	stream := n.opts.Mux.StreamLayer()
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
@@ -268,7 +276,7 @@ func (n *Node) startRaft() error {
 		Logger:          cfg.Logger,
 	})
 	guarded := newGuardedTransport(trans, n.selfIsVoter, n.replicationAllowed)
-	r, err := raft.NewRaft(cfg, f, store, store, newSnapshotStore(), guarded)
+	r, err := raft.NewRaft(cfg, f, store, store, snaps, guarded)
 	if err != nil {
 		return fmt.Errorf("start raft %s: %w", id, err)
 	}

@@ -12,6 +12,15 @@ import (
 // snapshotStore keeps the latest complete snapshot in memory; nothing is
 // written to disk.
 //
+// A snapshot of this node's own state is kept as a writer (snapshot.writeTo
+// over fsm.State.Snapshot: a pointer per key, sharing keys and values with
+// the live map), not as bytes: bytes were a second and, with the previous
+// snapshot, a third copy of every value. It is encoded when its size is
+// published (to count, into no buffer) and each time it is opened, always
+// to the same bytes. A snapshot installed from the leader arrives as bytes;
+// once the state machine has restored it, those bytes give way to a writer
+// over the restored state (shed).
+//
 // It replaces hashicorp/raft's InmemSnapshotStore, which makes a snapshot
 // visible the moment it is created: a leader could then send a follower a
 // snapshot that was still being written (the race detector saw it), with a
@@ -28,8 +37,27 @@ type snapshotStore struct {
 }
 
 type memSnapshot struct {
-	meta raft.SnapshotMeta
-	data []byte
+	meta  raft.SnapshotMeta
+	data  []byte                // as received, or
+	write func(io.Writer) error // writes the same bytes on every call
+}
+
+// open streams the snapshot.
+func (m *memSnapshot) open() io.ReadCloser {
+	if m.write == nil {
+		return io.NopCloser(bytes.NewReader(m.data))
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(m.write(pw)) }() // ends when the reader closes
+	return pr
+}
+
+// countingWriter counts bytes and keeps none.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
 }
 
 var _ raft.SnapshotStore = (*snapshotStore)(nil)
@@ -70,7 +98,7 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	for _, snap := range []*memSnapshot{s.latest, s.previous} {
 		if snap != nil && snap.meta.ID == id {
 			meta := snap.meta
-			return &meta, io.NopCloser(bytes.NewReader(snap.data)), nil
+			return &meta, snap.open(), nil
 		}
 	}
 	return nil, nil, fmt.Errorf("open snapshot %s: not among the retained snapshots", id)
@@ -97,18 +125,60 @@ func (k *snapshotSink) Close() error {
 	}
 	k.done = true
 	k.meta.Size = int64(k.buf.Len())
-	snap := &memSnapshot{meta: k.meta, data: k.buf.Bytes()}
-	k.store.mu.Lock()
-	defer k.store.mu.Unlock()
+	k.store.publish(&memSnapshot{meta: k.meta, data: k.buf.Bytes()})
+	return nil
+}
+
+// closeWith publishes the snapshot as a writer instead of the bytes written
+// so far (there must be none).
+func (k *snapshotSink) closeWith(write func(io.Writer) error) error {
+	if k.done {
+		return fmt.Errorf("snapshot %s: closed twice", k.meta.ID)
+	}
+	if k.buf.Len() > 0 {
+		_ = k.Cancel()
+		return fmt.Errorf("snapshot %s: both bytes and a writer", k.meta.ID)
+	}
+	var size countingWriter
+	if err := write(&size); err != nil {
+		_ = k.Cancel()
+		return fmt.Errorf("snapshot %s: %w", k.meta.ID, err)
+	}
+	k.done = true
+	k.meta.Size = size.n
+	k.store.publish(&memSnapshot{meta: k.meta, write: write})
+	return nil
+}
+
+// shed replaces the bytes of a received snapshot at index, once restored,
+// by write, which writes the state it became.
+func (s *snapshotStore) shed(index uint64, write func(io.Writer) error) {
+	var size countingWriter
+	if err := write(&size); err != nil {
+		return // keep the bytes
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, snap := range []*memSnapshot{s.latest, s.previous} {
+		if snap != nil && snap.write == nil && snap.meta.Index == index {
+			// A reader already opened keeps the old bytes; later ones get
+			// the new size with the new stream.
+			snap.data, snap.write, snap.meta.Size = nil, write, size.n
+		}
+	}
+}
+
+func (s *snapshotStore) publish(snap *memSnapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// A local snapshot can finish after a newer one was installed from the
 	// leader: it must not replace it.
-	if l := k.store.latest; l != nil && (l.meta.Term > snap.meta.Term ||
+	if l := s.latest; l != nil && (l.meta.Term > snap.meta.Term ||
 		(l.meta.Term == snap.meta.Term && l.meta.Index > snap.meta.Index)) {
-		k.store.previous = snap
-		return nil
+		s.previous = snap
+		return
 	}
-	k.store.previous, k.store.latest = k.store.latest, snap
-	return nil
+	s.previous, s.latest = s.latest, snap
 }
 
 func (k *snapshotSink) ID() string { return k.meta.ID }

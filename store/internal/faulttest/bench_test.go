@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 )
 
 // The benchmarks run against a five-node cluster of real processes on
@@ -240,24 +241,24 @@ func load(tb testing.TB, c *Cluster, format string, n int) time.Duration {
 }
 
 // BenchmarkClusterFailover: SIGKILL the leader and time until a write
-// succeeds again through the survivors. At most three failovers per run
+// succeeds again through the survivors. At most five failovers per run
 // of the function, whatever b.N; ns/op is the mean failover time.
 func BenchmarkClusterFailover(b *testing.B) {
 	benchmarkFailover(b, DefaultOptions())
 }
 
 // BenchmarkClusterFailoverDefaultTimings is the same with the Raft timings
-// `serve` uses by default (1s heartbeat and election timeouts), the ones
-// operators run.
+// `serve` uses by default (config.DefaultRaftTimeout), the ones operators
+// run.
 func BenchmarkClusterFailoverDefaultTimings(b *testing.B) {
 	opts := DefaultOptions()
-	opts.HeartbeatTimeout, opts.ElectionTimeout = time.Second, time.Second
+	opts.HeartbeatTimeout, opts.ElectionTimeout = config.DefaultRaftTimeout, config.DefaultRaftTimeout
 	benchmarkFailover(b, opts)
 }
 
 func benchmarkFailover(b *testing.B, opts Options) {
 	c := NewCluster(b, bin, opts)
-	rounds := min(b.N, 3)
+	rounds := min(b.N, 5)
 	var times []time.Duration
 	for r := 0; r < rounds; r++ {
 		l := c.WaitLeader(10 * time.Second)

@@ -14,14 +14,25 @@ type snapshotV1 struct {
 	Items    []KeyValue
 }
 
+// snapshotView is what a snapshot holds until it is written: pointers to
+// the key versions of one instant. Gob flattens pointers, so it encodes
+// exactly as snapshotV1 does.
+type snapshotView struct {
+	Revision int64
+	Items    []*KeyValue
+}
+
 // Snapshot captures the state at this instant. The returned function writes
-// it; it may run concurrently with Apply because values are immutable and
-// the item list is copied here.
+// it, as often as it is called, always the same bytes; it may run
+// concurrently with Apply because a KeyValue is never changed once stored
+// (Apply replaces it). The capture costs a pointer per key and shares the
+// keys and values with the live map, so a retained snapshot is not a second
+// copy of the data.
 func (s *State) Snapshot() func(io.Writer) error {
 	s.mu.RLock()
-	snap := snapshotV1{Revision: s.revision, Items: make([]KeyValue, 0, len(s.kv))}
+	snap := snapshotView{Revision: s.revision, Items: make([]*KeyValue, 0, len(s.kv))}
 	for _, kv := range s.kv {
-		snap.Items = append(snap.Items, *kv)
+		snap.Items = append(snap.Items, kv)
 	}
 	s.mu.RUnlock()
 	return func(w io.Writer) error {

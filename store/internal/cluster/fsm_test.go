@@ -1,0 +1,55 @@
+package cluster
+
+import (
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+)
+
+func commandLog(t *testing.T, index uint64, cmd fsm.Command) *raft.Log {
+	t.Helper()
+	b, err := cmd.Encode()
+	require.NoError(t, err)
+	return &raft.Log{Index: index, Type: raft.LogCommand, Data: b}
+}
+
+// TestApplyBatchAnswersEachCommandAndAdvancesPastTheBatch: results line up
+// with the entries (nil for a configuration), the state holds every write,
+// and the applied index is the batch's last entry, whatever its type.
+func TestApplyBatchAnswersEachCommandAndAdvancesPastTheBatch(t *testing.T) {
+	state := fsm.New(fsm.DefaultLimits())
+	f := newRaftFSM(state)
+	woken := f.changed()
+	logs := []*raft.Log{
+		commandLog(t, 3, fsm.Command{Op: fsm.OpPut, Key: "a", Value: []byte("1")}),
+		{Index: 4, Type: raft.LogConfiguration},
+		commandLog(t, 5, fsm.Command{Op: fsm.OpPut, Key: "b", Value: []byte("2")}),
+		{Index: 6, Type: raft.LogCommand, Data: []byte("not a command")},
+		{Index: 7, Type: raft.LogConfiguration},
+	}
+	out := f.ApplyBatch(logs)
+	require.Len(t, out, len(logs))
+	first, ok := out[0].(fsm.Result)
+	require.True(t, ok)
+	require.NoError(t, first.Err)
+	require.Nil(t, out[1], "a configuration entry has no result")
+	second := out[2].(fsm.Result)
+	require.NoError(t, second.Err)
+	require.Greater(t, second.Revision, first.Revision)
+	require.Error(t, out[3].(fsm.Result).Err, "an entry that does not decode is answered with an error")
+	require.Nil(t, out[4])
+	require.EqualValues(t, 7, f.applied.Load())
+	select {
+	case <-woken:
+	default:
+		t.Fatal("waiting readers were not woken")
+	}
+	for key, want := range map[string]string{"a": "1", "b": "2"} {
+		kv, _, ok := state.Get(key)
+		require.True(t, ok, key)
+		require.Equal(t, want, string(kv.Value))
+	}
+}
