@@ -1,0 +1,46 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"testing"
+)
+
+// BenchmarkStateMemoryPerKey reports the live heap one key costs in the
+// state machine (map entry, KeyValue, key and value), and what a retained
+// snapshot adds, against the raw key and value bytes (272: 16 + 256, the
+// shape of make bench's memory test). Run with -benchtime 1x:
+//
+//	go test -run '^$' -bench StateMemory -benchtime 1x ./store/internal/fsm
+func BenchmarkStateMemoryPerKey(b *testing.B) {
+	const n = 200_000
+	value := bytes.Repeat([]byte("v"), 256)
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for range b.N {
+		before := heap()
+		s := New(DefaultLimits())
+		for i := range n {
+			// The value is copied as decoding a command would.
+			s.Apply(Command{Op: OpPut, Key: fmt.Sprintf("k/%014d", i), Value: bytes.Clone(value)})
+		}
+		// The history keeps the last events' values: drop them from the
+		// measure by keeping only what the map holds.
+		s.hub.reset(s.revision)
+		loaded := heap()
+		snap := s.Snapshot()
+		withSnap := heap()
+		raw := float64(16 + 256)
+		perKey := float64(loaded-before) / n
+		b.ReportMetric(perKey, "B/key")
+		b.ReportMetric(perKey/raw, "x-raw")
+		b.ReportMetric(float64(withSnap-loaded)/n, "snapshot-B/key")
+		runtime.KeepAlive(s)
+		runtime.KeepAlive(snap)
+	}
+}
