@@ -16,7 +16,9 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	// The epsilon keeps float error (99.9/100*1000 = 999.0000000000001)
+	// from moving the rank one sample up.
+	rank := int(math.Ceil(p/100*float64(len(sorted)) - 1e-9))
 	if rank < 1 {
 		rank = 1
 	}
