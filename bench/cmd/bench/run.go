@@ -61,7 +61,8 @@ func run(ctx context.Context, cfg config) error {
 	res.Machine.Date = time.Now().Format("2006-01-02")
 	for _, w := range load.Workloads() {
 		for _, c := range concs {
-			res.Workloads = append(res.Workloads, report.WorkloadResult{Name: w.Name, Title: w.Title, Concurrency: c, Per: map[string]load.Summary{}})
+			res.Workloads = append(res.Workloads, report.WorkloadResult{Name: w.Name, Title: w.Title, Concurrency: c,
+				Per: map[string]load.Summary{}, Leader: map[string]int{}})
 		}
 	}
 	save := func() error {
@@ -169,7 +170,9 @@ func runSystem(ctx context.Context, cfg config, mk func(string) systems.System, 
 				if !ok {
 					continue
 				}
-				res.Find(w.Name, c).Per[name] = sum
+				wr := res.Find(w.Name, c)
+				wr.Per[name] = sum
+				wr.Leader[name] = leader
 				logf("%s %-13s c=%-3d %8.0f ops/s  p50 %.2f  p99 %.2f  p99.9 %.2f ms  errors %d",
 					name, w.Name, c, sum.OpsPerSec, sum.P50ms, sum.P99ms, sum.P999ms, sum.Errors)
 			}

@@ -48,12 +48,14 @@ func (r *Results) throughputChart(path string, w load.Workload, concs []int) (bo
 	p.Y.Label.Text = "ops/s"
 	p.Legend.Top = true
 	any := false
+	top := 0.0
 	for si, s := range Systems {
 		var pts plotter.XYs
 		for _, c := range concs {
 			if wr := r.Find(w.Name, c); wr != nil {
 				if sum, ok := wr.Per[s]; ok {
 					pts = append(pts, plotter.XY{X: float64(c), Y: sum.OpsPerSec})
+					top = max(top, sum.OpsPerSec)
 				}
 			}
 		}
@@ -73,7 +75,8 @@ func (r *Results) throughputChart(path string, w load.Workload, concs []int) (bo
 	if !any {
 		return false, nil
 	}
-	p.Y.Min = 0
+	// Headroom above the highest point keeps the legend off the data.
+	p.Y.Min, p.Y.Max = 0, top*1.3
 	if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, path); err != nil {
 		return false, fmt.Errorf("chart %s: %w", path, err)
 	}
@@ -99,8 +102,10 @@ func (r *Results) latencyChart(path string, w load.Workload, c int) (bool, error
 	if len(present) == 0 {
 		return false, nil
 	}
+	top := 0.0
 	for k, s := range present {
 		sum := wr.Per[s]
+		top = max(top, sum.P999ms)
 		bars, err := plotter.NewBarChart(plotter.Values{sum.P50ms, sum.P99ms, sum.P999ms}, width)
 		if err != nil {
 			return false, fmt.Errorf("chart %s: %w", path, err)
@@ -112,7 +117,7 @@ func (r *Results) latencyChart(path string, w load.Workload, c int) (bool, error
 		p.Legend.Add(s, bars)
 	}
 	p.NominalX("p50", "p99", "p99.9")
-	p.Y.Min = 0
+	p.Y.Min, p.Y.Max = 0, top*1.3
 	if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, path); err != nil {
 		return false, fmt.Errorf("chart %s: %w", path, err)
 	}

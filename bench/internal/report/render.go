@@ -48,6 +48,9 @@ func (r *Results) Markdown(charts []string) string {
 			continue
 		}
 		fmt.Fprintf(&b, "\n## %s\n\n", w.Title)
+		if note := leaderNote(r, w.Name); note != "" {
+			b.WriteString(note + "\n\n")
+		}
 		hdr := []string{"c"}
 		for _, s := range Systems {
 			hdr = append(hdr, s+" ops/s", s+" p50/p99/p99.9")
@@ -168,4 +171,22 @@ func workloadRow(wr WorkloadResult) []string {
 // WriteMarkdown writes results.md.
 func (r *Results) WriteMarkdown(path string, charts []string) error {
 	return os.WriteFile(path, []byte(r.Markdown(charts)), 0o644)
+}
+
+// leaderNote says which node led during a workload: with client g on node
+// g mod 5, it tells whether the single client of c=1 talked to the leader.
+func leaderNote(r *Results, name string) string {
+	var parts []string
+	for _, s := range Systems[:2] {
+		for _, wr := range r.Workloads {
+			if l, ok := wr.Leader[s]; ok && wr.Name == name {
+				parts = append(parts, fmt.Sprintf("%s node %d", s, l))
+				break
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Leader: " + strings.Join(parts, ", ") + " (nodes 0-4)."
 }

@@ -15,13 +15,13 @@ var Systems = []string{"ephemeral-store", "etcd", "redis"}
 
 // Results is everything one run measured.
 type Results struct {
-	Machine   Machine          `json:"machine"`
-	Settings  map[string]any   `json:"settings"`
-	Workloads []WorkloadResult `json:"workloads"`
+	Machine   Machine                  `json:"machine"`
+	Settings  map[string]any           `json:"settings"`
+	Workloads []WorkloadResult         `json:"workloads"`
 	Failover  map[string]load.Failover `json:"failover"`
 	CatchUp   map[string]load.CatchUp  `json:"catch_up"`
 	Memory    map[string]load.Memory   `json:"memory"`
-	Errors    []string         `json:"errors,omitempty"`
+	Errors    []string                 `json:"errors,omitempty"`
 }
 
 // WorkloadResult is one workload at one concurrency; a system for which
@@ -31,6 +31,9 @@ type WorkloadResult struct {
 	Title       string                  `json:"title"`
 	Concurrency int                     `json:"concurrency"`
 	Per         map[string]load.Summary `json:"per_system"`
+	// Leader is the index of each system's leader during the run: with
+	// client g on node g mod 5, it says whether c=1 talked to the leader.
+	Leader map[string]int `json:"leader_node"`
 }
 
 // Find returns the result of workload name at concurrency c.

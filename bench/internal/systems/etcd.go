@@ -49,7 +49,8 @@ func (e *Etcd) Nodes() int       { return e.N }
 
 func (e *Etcd) Start(ctx context.Context) error {
 	if out, err := exec.Command(e.Bin, "--version").CombinedOutput(); err == nil {
-		e.version = strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; ")
+		// The first line names the version; the rest is build metadata.
+		e.version, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
 	}
 	cfg, err := tlsConfig(e.CertDir)
 	if err != nil {
