@@ -34,12 +34,20 @@ func main() {
 	flag.DurationVar(&cfg.Timeout, "request-timeout", cfg.Timeout, "bound on one workload request")
 	flag.IntVar(&cfg.LatencyAt, "latency-at", cfg.LatencyAt, "concurrency of the latency charts")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (logs, certificates, etcd data)")
+	render := flag.String("render", "", "only re-render results.md and the charts of this results.json (into -out, default its directory)")
 	quick := flag.Bool("quick", false, "smoke test: 200 requests, 2 kills, 20k catch-up and memory keys")
 	flag.Parse()
 	if *quick {
 		cfg.RequestsC1, cfg.Requests, cfg.Kills = 200, 200, 2
 		cfg.CatchUpKeys, cfg.MemKeys, cfg.MemBound = 20000, 20000, 3*time.Minute
 		cfg.Keys = 2000
+	}
+	if *render != "" {
+		if err := rerender(*render, cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if cfg.StoreBin == "" || cfg.EtcdBin == "" {
 		fmt.Fprintln(os.Stderr, "bench: -store-bin and -etcd-bin are required (scripts/bench.sh builds both)")

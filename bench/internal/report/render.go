@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ephemeral-store/ephemeral-store/bench/internal/load"
@@ -19,7 +20,7 @@ func (r *Results) Markdown(charts []string) string {
 	b.WriteString(Table([]string{"machine", ""}, [][]string{
 		{"CPU", m.CPU}, {"cores", fmt.Sprint(m.Cores)}, {"memory", m.MemTotal}, {"kernel", m.Kernel},
 		{"Go", m.GoVersion}, {"store commit", m.StoreCommit}, {"store", m.StoreVersion},
-		{"etcd", m.EtcdVersion}, {"Redis", m.RedisVersion},
+		{"etcd", firstPart(m.EtcdVersion)}, {"Redis", m.RedisVersion},
 	}))
 	var keys []string
 	for k := range r.Settings {
@@ -31,7 +32,11 @@ func (r *Results) Markdown(charts []string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s=%v", k, r.Settings[k])
+		v := r.Settings[k]
+		if f, ok := v.(float64); ok { // numbers read back from results.json
+			v = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		fmt.Fprintf(&b, "%s=%v", k, v)
 	}
 	b.WriteString("\n\nLatencies in milliseconds; ratio columns are ours/etcd and ours/Redis " +
 		"(above 1 means more ops/s, or a higher latency, for ours). – means not applicable.\n")
@@ -189,4 +194,11 @@ func leaderNote(r *Results, name string) string {
 		return ""
 	}
 	return "Leader: " + strings.Join(parts, ", ") + " (nodes 0-4)."
+}
+
+// firstPart drops the build metadata after the version ("etcd Version:
+// 3.6.16; Git SHA: ...").
+func firstPart(v string) string {
+	first, _, _ := strings.Cut(v, ";")
+	return first
 }
