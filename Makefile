@@ -63,9 +63,14 @@ test-e2e: tools ## End-to-end suites on kind (E2E_RUN selects): the harness ensu
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	scripts/fuzz.sh
 
-.PHONY: bench
-bench: ## Benchmarks of the server (TLS GET/PUT, replicated cluster).
+.PHONY: bench-go
+bench-go: ## Go benchmarks of the server (TLS GET/PUT, replicated cluster).
 	$(GO) test -run '^$$' -bench . -benchmem ./store/...
+
+BENCH_FLAGS ?=
+.PHONY: bench
+bench: ## Side-by-side ephemeral-store vs etcd vs Redis into bench/results/<date>/ (BENCH_FLAGS=-quick for a smoke test).
+	BENCH_FLAGS='$(BENCH_FLAGS)' scripts/bench.sh
 
 .PHONY: lint
 lint: tools ## go vet, helm lint --strict on every values file, ct lint.

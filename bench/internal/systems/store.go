@@ -1,0 +1,299 @@
+package systems
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/bench/internal/proc"
+	"github.com/ephemeral-store/ephemeral-store/store/client"
+)
+
+// Store is a cluster of `ephemeral-store serve` processes, started as
+// store/internal/faulttest does, but with the store's default Raft timings:
+// the benchmark measures what a user gets without tuning.
+type Store struct {
+	Bin     string // the ephemeral-store binary
+	Dir     string // certificates, users and logs
+	N       int
+	Verbose bool
+	// CertDir receives the store's own test PKI (`certs`), which the
+	// other systems reuse.
+	CertDir string
+
+	certDir, usersDir string
+	client, peer      []string // host:port per node
+	probe             []string
+	procs             []*proc.Proc
+	hc                *http.Client
+	mu                sync.Mutex
+	status            map[int]*client.Client
+	version           string
+}
+
+const benchUser = "bench"
+
+func (s *Store) Name() string     { return "ephemeral-store" }
+func (s *Store) Version() string  { return s.version }
+func (s *Store) Replicated() bool { return true }
+func (s *Store) Nodes() int       { return s.N }
+
+// Start writes certificates (the store's own `certs` command, whose server
+// certificate names 127.0.0.1) and a users directory, then starts every node.
+func (s *Store) Start(ctx context.Context) error {
+	s.certDir = s.CertDir
+	s.usersDir = filepath.Join(s.Dir, "users")
+	if out, err := exec.Command(s.Bin, "version").CombinedOutput(); err == nil {
+		s.version = strings.TrimSpace(string(out))
+	}
+	if err := WriteCerts(s.Bin, s.certDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.usersDir, 0o755); err != nil {
+		return err
+	}
+	entry := fmt.Sprintf(`{ "name": %q, "auth_mode": "certificate" }`+"\n", benchUser)
+	if err := os.WriteFile(filepath.Join(s.usersDir, benchUser+".json"), []byte(entry), 0o644); err != nil {
+		return fmt.Errorf("store users: %w", err)
+	}
+	ports, err := proc.ReservePorts(3 * s.N)
+	if err != nil {
+		return err
+	}
+	s.client, s.peer, s.probe = nil, nil, nil
+	for i := 0; i < s.N; i++ {
+		addr := func(k int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+k])) }
+		s.client = append(s.client, addr(0))
+		s.peer = append(s.peer, addr(1))
+		s.probe = append(s.probe, addr(2))
+	}
+	s.procs = make([]*proc.Proc, s.N)
+	s.status = map[int]*client.Client{}
+	s.hc = &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := 0; i < s.N; i++ {
+		if err := s.Restart(i); err != nil {
+			return err
+		}
+	}
+	return WaitHealthy(ctx, s)
+}
+
+// WriteCerts makes the test PKI with the store's `certs` command unless
+// dir already has it: rootCA, a server certificate for 127.0.0.1 usable as
+// server and client (etcd peers use it both ways), a peer certificate and
+// the bench user's client certificate.
+func WriteCerts(bin, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, benchUser+".key")); err == nil {
+		return nil
+	}
+	if out, err := exec.Command(bin, "certs", "--out", dir, "--user", benchUser).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s certs: %w\n%s", bin, err, out)
+	}
+	return nil
+}
+
+func (s *Store) args(i int) []string {
+	cert := func(f string) string { return filepath.Join(s.certDir, f) }
+	level := "warn"
+	if s.Verbose {
+		level = "info"
+	}
+	return []string{"serve",
+		"--node-name", fmt.Sprintf("es-%d", i),
+		"--listen", s.client[i],
+		"--peer-listen", s.peer[i],
+		"--probe-listen", s.probe[i],
+		"--advertise", s.peer[i],
+		"--peers", strings.Join(s.peer, ","),
+		"--tls-cert", cert("server.crt"),
+		"--tls-key", cert("server.key"),
+		"--tls-ca", cert("rootCA.crt"),
+		"--peer-cert", cert("peer.crt"),
+		"--peer-key", cert("peer.key"),
+		"--users-dir", s.usersDir,
+		"--log-level", level,
+	}
+}
+
+// Restart starts node i with its original command line. The store keeps no
+// data on disk: the node comes back empty, as a new incarnation that joins
+// and receives a snapshot.
+func (s *Store) Restart(i int) error {
+	if s.procs[i].Running() {
+		return fmt.Errorf("store node %d already running (pid %d)", i, s.procs[i].PID())
+	}
+	p, err := proc.Start(fmt.Sprintf("es-%d", i), filepath.Join(s.Dir, fmt.Sprintf("es-%d.log", i)), s.Bin, s.args(i)...)
+	if err != nil {
+		return err
+	}
+	s.procs[i] = p
+	return nil
+}
+
+func (s *Store) Kill(i int) error { return s.procs[i].Kill() }
+
+func (s *Store) Stop() error {
+	var errs []error
+	for _, p := range s.procs {
+		if p != nil {
+			errs = append(errs, p.Kill())
+		}
+	}
+	s.mu.Lock()
+	for _, c := range s.status {
+		_ = c.Close()
+	}
+	s.status = map[int]*client.Client{}
+	s.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+func (s *Store) PIDs() []int {
+	var out []int
+	for _, p := range s.procs {
+		if p.Running() {
+			out = append(out, p.PID())
+		}
+	}
+	return out
+}
+
+func (s *Store) DataBytes() (int64, error) { return 0, nil }
+
+// Ready is GET /readyz on the plain-HTTP probe port.
+func (s *Store) Ready(ctx context.Context, i int) bool {
+	if !s.procs[i].Running() {
+		return false
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.probe[i]+"/readyz", nil)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Metric reads one unlabelled gauge or counter from node i's /metrics.
+func (s *Store) Metric(ctx context.Context, i int, name string) (float64, bool) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.probe[i]+"/metrics", nil)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// Leader asks each running node for /v1/cluster; the one that says it
+// leads (and names itself the leader) wins.
+func (s *Store) Leader(ctx context.Context) int {
+	for i := 0; i < s.N; i++ {
+		if !s.procs[i].Running() {
+			continue
+		}
+		c, err := s.statusClient(i)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := c.Cluster(cctx)
+		cancel()
+		if err == nil && st.State == "Leader" && st.Self != "" && st.Self == st.Leader {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Store) statusClient(i int) (*client.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.status[i]; ok {
+		return c, nil
+	}
+	c, err := s.newClient([]int{i}, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	s.status[i] = c
+	return c, nil
+}
+
+func (s *Store) newClient(nodes []int, timeout time.Duration) (*client.Client, error) {
+	cert := func(f string) string { return filepath.Join(s.certDir, f) }
+	tlsCfg, err := client.TLSConfigFromFiles(cert(benchUser+".crt"), cert(benchUser+".key"), cert("rootCA.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("store client TLS: %w", err)
+	}
+	var eps []string
+	for _, i := range nodes {
+		eps = append(eps, "https://"+s.client[i])
+	}
+	// Each client.Client has its own transport, so one HTTP/2 connection
+	// per client and node.
+	c, err := client.New(client.Config{Endpoints: eps, TLS: tlsCfg, Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("store client: %w", err)
+	}
+	return c, nil
+}
+
+// Client talks to the listed nodes through one client.Client, which moves
+// to the next endpoint only when the current one fails.
+func (s *Store) Client(nodes []int) (Client, error) {
+	c, err := s.newClient(nodes, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return storeClient{c}, nil
+}
+
+type storeClient struct{ c *client.Client }
+
+func (c storeClient) Put(ctx context.Context, key string, value []byte) error {
+	_, err := c.c.Put(ctx, key, value)
+	return err
+}
+
+// PutBatch has no batch API to use: the store's is one key per request.
+func (c storeClient) PutBatch(ctx context.Context, keys []string, value []byte) error {
+	for _, k := range keys {
+		if _, err := c.c.Put(ctx, k, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c storeClient) Get(ctx context.Context, key string, stale bool) ([]byte, error) {
+	var opts []client.GetOption
+	if stale {
+		opts = append(opts, client.Stale())
+	}
+	kv, err := c.c.Get(ctx, key, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return kv.Value, nil
+}
+
+func (c storeClient) Close() error { return c.c.Close() }

@@ -1,0 +1,89 @@
+// Package systems runs the three key-value stores the benchmark compares
+// (ephemeral-store, etcd, Redis) as child processes on 127.0.0.1, behind
+// one small interface, so every workload drives them the same way.
+package systems
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// System is one store under test: a set of nodes the harness started.
+// Node indexes run from 0 to Nodes()-1 and keep their ports across restarts.
+type System interface {
+	// Name is the short label of the tables ("ephemeral-store", "etcd", "redis").
+	Name() string
+	// Version is what the server binary reports about itself.
+	Version() string
+	// Replicated is false for a single node without followers (Redis):
+	// follower reads, failover and catch-up do not apply.
+	Replicated() bool
+	// Start launches every node and returns once all are healthy.
+	Start(ctx context.Context) error
+	// Stop kills every node by PID; safe to call more than once.
+	Stop() error
+	Nodes() int
+	// Leader returns the index of the node that leads now, -1 if none does.
+	Leader(ctx context.Context) int
+	// Kill sends SIGKILL to node i and waits until it is gone.
+	Kill(i int) error
+	// Restart starts node i again with its original command line.
+	Restart(i int) error
+	// Ready asks node i's health endpoint once.
+	Ready(ctx context.Context, i int) bool
+	// PIDs are the process ids of the running nodes, by index.
+	PIDs() []int
+	// DataBytes is the space of the nodes' data directories (etcd keeps
+	// its on tmpfs, which is memory); 0 for the in-memory stores.
+	DataBytes() (int64, error)
+	// Client returns a client that talks to the listed nodes, the first
+	// one first, over TLS with a client certificate.
+	Client(nodes []int) (Client, error)
+}
+
+// Client is one client of a System with its own connection.
+type Client interface {
+	Put(ctx context.Context, key string, value []byte) error
+	// PutBatch writes every key with value in as few round trips as the
+	// system allows (an etcd txn, a Redis pipeline, one by one for the store).
+	PutBatch(ctx context.Context, keys []string, value []byte) error
+	// Get reads key: linearizable unless stale, which allows a replica's
+	// possibly old value. Redis has one mode.
+	Get(ctx context.Context, key string, stale bool) ([]byte, error)
+	Close() error
+}
+
+// WaitHealthy polls until every node is ready and a leader exists, or ctx
+// ends.
+func WaitHealthy(ctx context.Context, s System) error {
+	var last string
+	for {
+		pending := 0
+		for i := 0; i < s.Nodes(); i++ {
+			if !s.Ready(ctx, i) {
+				pending++
+			}
+		}
+		lead := s.Leader(ctx)
+		if pending == 0 && lead >= 0 {
+			return nil
+		}
+		last = fmt.Sprintf("%d of %d nodes not ready, leader %d", pending, s.Nodes(), lead)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not healthy: %s: %w", s.Name(), last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Ring lists every node starting at first, so a client prefers node first
+// and can fall back to the others.
+func Ring(n, first int) []int {
+	out := make([]int, n)
+	for k := range out {
+		out[k] = (first + k) % n
+	}
+	return out
+}
