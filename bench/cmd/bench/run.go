@@ -62,7 +62,7 @@ func run(ctx context.Context, cfg config) error {
 	for _, w := range load.Workloads() {
 		for _, c := range concs {
 			res.Workloads = append(res.Workloads, report.WorkloadResult{Name: w.Name, Title: w.Title, Concurrency: c,
-				Per: map[string]load.Summary{}, Leader: map[string]int{}})
+				Per: map[string]load.Summary{}, Leader: map[string]int{}, LeaderChanges: map[string]float64{}})
 		}
 	}
 	save := func() error {
@@ -163,6 +163,7 @@ func runSystem(ctx context.Context, cfg config, mk func(string) systems.System, 
 				if leader < 0 {
 					return fmt.Errorf("no leader before %s c=%d", w.Name, c)
 				}
+				changesBefore, counted := systems.LeaderChanges(ctx, s)
 				sum, ok, err := load.Run(ctx, s, w, leader, c, cfg.requestsAt(c), cfg.Keys, value, cfg.Timeout)
 				if err != nil {
 					return err
@@ -173,6 +174,9 @@ func runSystem(ctx context.Context, cfg config, mk func(string) systems.System, 
 				wr := res.Find(w.Name, c)
 				wr.Per[name] = sum
 				wr.Leader[name] = leader
+				if changesAfter, ok := systems.LeaderChanges(ctx, s); ok && counted {
+					wr.LeaderChanges[name] = changesAfter - changesBefore
+				}
 				logf("%s %-13s c=%-3d %8.0f ops/s  p50 %.2f  p99 %.2f  p99.9 %.2f ms  errors %d",
 					name, w.Name, c, sum.OpsPerSec, sum.P50ms, sum.P99ms, sum.P999ms, sum.Errors)
 			}

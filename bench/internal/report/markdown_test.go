@@ -57,3 +57,19 @@ func TestMarkdownShowsRatiosAndMissingSystems(t *testing.T) {
 		}
 	}
 }
+
+func TestLeaderNoteSumsLeaderChangesOverTheRows(t *testing.T) {
+	r := &Results{Workloads: []WorkloadResult{
+		{Name: "put", Concurrency: 1, Leader: map[string]int{"ephemeral-store": 0, "etcd": 3},
+			LeaderChanges: map[string]float64{"ephemeral-store": 0, "etcd": 0}},
+		{Name: "put", Concurrency: 64, Leader: map[string]int{"ephemeral-store": 1, "etcd": 3},
+			LeaderChanges: map[string]float64{"ephemeral-store": 4, "etcd": 5}},
+		{Name: "mix", Concurrency: 64, LeaderChanges: map[string]float64{"ephemeral-store": 100}},
+	}}
+	got := leaderNote(r, "put")
+	for _, want := range []string{"ephemeral-store node 0", "etcd node 3", "ephemeral-store 4, etcd 5"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("note %q lacks %q", got, want)
+		}
+	}
+}

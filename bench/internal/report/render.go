@@ -193,7 +193,25 @@ func leaderNote(r *Results, name string) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return "Leader: " + strings.Join(parts, ", ") + " (nodes 0-4)."
+	note := "Leader: " + strings.Join(parts, ", ") + " (nodes 0-4)."
+	var changes []string
+	for _, s := range Systems[:2] {
+		var total float64
+		seen := false
+		for _, wr := range r.Workloads {
+			if v, ok := wr.LeaderChanges[s]; ok && wr.Name == name {
+				total, seen = total+v, true
+			}
+		}
+		if seen {
+			changes = append(changes, fmt.Sprintf("%s %.0f", s, total))
+		}
+	}
+	if len(changes) > 0 {
+		note += " Leader changes counted during these rows: " + strings.Join(changes, ", ") +
+			" (ephemeral-store: leadership won or lost, summed over nodes, 2 per change; etcd: new leaders seen, summed over members)."
+	}
+	return note
 }
 
 // firstPart drops the build metadata after the version ("etcd Version:

@@ -34,6 +34,9 @@ type WorkloadResult struct {
 	// Leader is the index of each system's leader during the run: with
 	// client g on node g mod 5, it says whether c=1 talked to the leader.
 	Leader map[string]int `json:"leader_node"`
+	// LeaderChanges is how much each system's leader-change count (summed
+	// over its nodes, see systems.LeaderChanges) moved during the run.
+	LeaderChanges map[string]float64 `json:"leader_changes,omitempty"`
 }
 
 // Find returns the result of workload name at concurrency c.

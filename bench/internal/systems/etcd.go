@@ -163,6 +163,24 @@ func (e *Etcd) Ready(ctx context.Context, i int) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// LeaderChanges sums etcd_server_leader_changes_seen_total over the
+// running members: each member counts every new leader it sees, so one
+// change of leader counts once per live member.
+func (e *Etcd) LeaderChanges(ctx context.Context) (float64, bool) {
+	var sum float64
+	for i := 0; i < e.N; i++ {
+		if !e.procs[i].Running() {
+			continue
+		}
+		v, ok := scrape(ctx, e.hc, e.metricsURL[i]+"/metrics", "etcd_server_leader_changes_seen_total")
+		if !ok {
+			return 0, false
+		}
+		sum += v
+	}
+	return sum, true
+}
+
 // Leader asks each running member for its status: the one whose leader id
 // is its own id leads.
 func (e *Etcd) Leader(ctx context.Context) int {

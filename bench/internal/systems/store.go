@@ -1,7 +1,6 @@
 package systems
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -186,21 +185,25 @@ func (s *Store) Ready(ctx context.Context, i int) bool {
 
 // Metric reads one unlabelled gauge or counter from node i's /metrics.
 func (s *Store) Metric(ctx context.Context, i int, name string) (float64, bool) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.probe[i]+"/metrics", nil)
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v, err == nil
+	return scrape(ctx, s.hc, "http://"+s.probe[i]+"/metrics", name)
+}
+
+// LeaderChanges sums ephemeral_store_leader_changes_total over the running
+// nodes: each node counts its own leadership won and lost, so one change
+// of leader between two live nodes counts 2.
+func (s *Store) LeaderChanges(ctx context.Context) (float64, bool) {
+	var sum float64
+	for i := 0; i < s.N; i++ {
+		if !s.procs[i].Running() {
+			continue
 		}
+		v, ok := s.Metric(ctx, i, "ephemeral_store_leader_changes_total")
+		if !ok {
+			return 0, false
+		}
+		sum += v
 	}
-	return 0, false
+	return sum, true
 }
 
 // Leader asks each running node for /v1/cluster; the one that says it

@@ -4,8 +4,12 @@
 package systems
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -86,4 +90,40 @@ func Ring(n, first int) []int {
 		out[k] = (first + k) % n
 	}
 	return out
+}
+
+// LeaderChanges is the count of leader changes a system's running nodes
+// have seen, summed over the nodes, for the systems that export one; the
+// harness reports how it moved during each workload (elections under load
+// cost writes a retry).
+func LeaderChanges(ctx context.Context, s System) (float64, bool) {
+	lc, ok := s.(interface {
+		LeaderChanges(ctx context.Context) (float64, bool)
+	})
+	if !ok {
+		return 0, false
+	}
+	return lc.LeaderChanges(ctx)
+}
+
+// scrape reads one unlabelled sample from a Prometheus text endpoint.
+func scrape(ctx context.Context, hc *http.Client, url, name string) (float64, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }
