@@ -8,6 +8,7 @@ targets=(
   "./store/internal/httpapi FuzzRequest"
   "./store/internal/httpapi FuzzParse"
   "./store/internal/auth FuzzParseUser"
+  "./store/internal/fsm FuzzRestoreStream"
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"

@@ -20,6 +20,7 @@ type config struct {
 	MemBound, Timeout           time.Duration
 	LatencyAt                   int
 	Keep                        bool
+	StoreArgs                   string
 }
 
 // defaultConfig is sized so the whole run of the three systems stays well

@@ -112,7 +112,7 @@ func factory(name string, cfg config, tmp, certDir string) (func(phase string) s
 	switch name {
 	case "ephemeral-store":
 		return func(p string) systems.System {
-			return &systems.Store{Bin: cfg.StoreBin, Dir: dir(p), CertDir: certDir, N: 5}
+			return &systems.Store{Bin: cfg.StoreBin, Dir: dir(p), CertDir: certDir, N: 5, ExtraArgs: strings.Fields(cfg.StoreArgs)}
 		}, nil
 	case "etcd":
 		return func(p string) systems.System {

@@ -26,6 +26,9 @@ type Store struct {
 	Dir     string // certificates, users and logs
 	N       int
 	Verbose bool
+	// ExtraArgs are appended to every serve command line (for example
+	// --pprof, to profile the nodes under the benchmark's load).
+	ExtraArgs []string
 	// CertDir receives the store's own test PKI (`certs`), which the
 	// other systems reuse.
 	CertDir string
@@ -107,7 +110,7 @@ func (s *Store) args(i int) []string {
 	if s.Verbose {
 		level = "info"
 	}
-	return []string{"serve",
+	return append([]string{"serve",
 		"--node-name", fmt.Sprintf("es-%d", i),
 		"--listen", s.client[i],
 		"--peer-listen", s.peer[i],
@@ -121,7 +124,7 @@ func (s *Store) args(i int) []string {
 		"--peer-key", cert("peer.key"),
 		"--users-dir", s.usersDir,
 		"--log-level", level,
-	}
+	}, s.ExtraArgs...)
 }
 
 // Restart starts node i with its original command line. The store keeps no

@@ -110,10 +110,13 @@ func (f *raftFSM) Restore(rc io.ReadCloser) error {
 	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
 		return fmt.Errorf("read snapshot header: %w", err)
 	}
-	if err := f.state.Restore(rc); err != nil {
+	index, format := binary.BigEndian.Uint64(hdr[:]), fsm.SnapshotGob
+	if index&streamFormatBit != 0 {
+		index, format = index&^streamFormatBit, fsm.SnapshotStream
+	}
+	if err := f.state.Restore(rc, format); err != nil {
 		return err
 	}
-	index := binary.BigEndian.Uint64(hdr[:])
 	f.applied.Store(index)
 	f.advance(0)
 	if f.restored != nil {
@@ -128,10 +131,18 @@ type snapshot struct {
 	write func(io.Writer) error
 }
 
-// writeTo writes the snapshot: the applied index, then the state.
+// streamFormatBit, set in a snapshot's header, says the state follows in
+// fsm.SnapshotStream format; clear, in the gob format of the first
+// versions. An older node reads the flagged header as an absurd index,
+// then fails to decode the stream as gob: it refuses the snapshot rather
+// than restoring part of it.
+const streamFormatBit = uint64(1) << 63
+
+// writeTo writes the snapshot: the applied index with the format bit, then
+// the state.
 func (s *snapshot) writeTo(w io.Writer) error {
 	var hdr [8]byte
-	binary.BigEndian.PutUint64(hdr[:], s.index)
+	binary.BigEndian.PutUint64(hdr[:], s.index|streamFormatBit)
 	if _, err := w.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}

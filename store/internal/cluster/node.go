@@ -529,7 +529,7 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 		if r.State() == raft.Leader {
 			idx, err = n.readIndex(ctx)
 		} else if addr, _ := r.LeaderWithID(); addr != "" {
-			idx, err = n.peer.readIndex(ctx, string(addr))
+			idx, err = n.sharedReadIndex(ctx, r, string(addr))
 		} else {
 			err = errNotLeader
 		}
@@ -561,14 +561,23 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 // share the next one, so a burst of reads costs one round trip, not one
 // each, and no log entry is written for a read.
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	r := n.raft()
 	if !n.leaderReady.Load() {
 		return 0, errNotLeader
 	}
+	return n.sharedReadIndex(ctx, n.raft(), "")
+}
+
+// sharedReadIndex joins the next read round: on the leader (leader "") a
+// leadership check, on a follower one read-index request to the leader at
+// that address. Reads that arrive while a round is in flight share the next
+// one: a follower under load sends the leader one request per round trip,
+// not one per read. A round started after a read arrived serves it, as the
+// read index requires.
+func (n *Node) sharedReadIndex(ctx context.Context, r *raft.Raft, leader string) (uint64, error) {
 	n.readMu.Lock()
 	round := n.nextRead
-	if round == nil || round.r != r {
-		round = &readRound{r: r, done: make(chan struct{})}
+	if round == nil || round.r != r || round.leader != leader {
+		round = &readRound{r: r, leader: leader, done: make(chan struct{})}
 		n.nextRead = round
 		go n.runReadRound(round)
 	}
@@ -583,13 +592,14 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	}
 }
 
-// readRound is one leadership check shared by the reads that joined it
-// before it started.
+// readRound is one read index shared by the reads that joined it before it
+// started.
 type readRound struct {
-	r     *raft.Raft
-	done  chan struct{}
-	index uint64
-	err   error
+	r      *raft.Raft
+	leader string // "" when this node leads; else the leader's address
+	done   chan struct{}
+	index  uint64
+	err    error
 }
 
 func (n *Node) runReadRound(round *readRound) {
@@ -600,6 +610,15 @@ func (n *Node) runReadRound(round *readRound) {
 		n.nextRead = nil // later reads must wait for a round started after them
 	}
 	n.readMu.Unlock()
+	if round.leader != "" {
+		// Bounded by an election's worth of time, so that a round stuck on
+		// a leader that died does not hold up the rounds to its successor.
+		ctx, cancel := context.WithTimeout(n.ctx, min(n.opts.ApplyTimeout, 2*n.opts.ElectionTimeout+time.Second))
+		round.index, round.err = n.peer.readIndex(ctx, round.leader)
+		cancel()
+		close(round.done)
+		return
+	}
 	index := round.r.CommitIndex()
 	if err := round.r.VerifyLeader().Error(); err != nil {
 		round.err = errNotLeader

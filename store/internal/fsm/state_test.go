@@ -253,7 +253,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := New(DefaultLimits())
-	if err := dst.Restore(&buf); err != nil {
+	if err := dst.Restore(&buf, SnapshotStream); err != nil {
 		t.Fatal(err)
 	}
 	kv, revision, ok := dst.Get("a")
@@ -341,7 +341,7 @@ func TestStatsFollowEveryChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(DefaultLimits())
-	if err := r.Restore(&buf); err != nil {
+	if err := r.Restore(&buf, SnapshotStream); err != nil {
 		t.Fatal(err)
 	}
 	if k, b := r.Stats(); k != 1 || b != 3 {
