@@ -165,10 +165,10 @@ func New(opts Options) (*Node, error) {
 		opts.ApplyTimeout = 10 * time.Second
 	}
 	if opts.HeartbeatTimeout <= 0 {
-		opts.HeartbeatTimeout = 400 * time.Millisecond // config.DefaultRaftTimeout
+		opts.HeartbeatTimeout = 300 * time.Millisecond // config.DefaultRaftTimeout
 	}
 	if opts.ElectionTimeout <= 0 {
-		opts.ElectionTimeout = 400 * time.Millisecond
+		opts.ElectionTimeout = 300 * time.Millisecond
 	}
 	if len(opts.Peers) == 0 {
 		opts.Peers = []Peer{{Ordinal: opts.Ordinal, Address: opts.Address}}
