@@ -167,18 +167,9 @@ func (e *Etcd) Ready(ctx context.Context, i int) bool {
 // running members: each member counts every new leader it sees, so one
 // change of leader counts once per live member.
 func (e *Etcd) LeaderChanges(ctx context.Context) (float64, bool) {
-	var sum float64
-	for i := 0; i < e.N; i++ {
-		if !e.procs[i].Running() {
-			continue
-		}
-		v, ok := scrape(ctx, e.hc, e.metricsURL[i]+"/metrics", "etcd_server_leader_changes_seen_total")
-		if !ok {
-			return 0, false
-		}
-		sum += v
-	}
-	return sum, true
+	return sumOverRunning(e.procs, func(i int) (float64, bool) {
+		return scrape(ctx, e.hc, e.metricsURL[i]+"/metrics", "etcd_server_leader_changes_seen_total")
+	})
 }
 
 // Leader asks each running member for its status: the one whose leader id

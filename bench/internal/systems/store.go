@@ -195,18 +195,9 @@ func (s *Store) Metric(ctx context.Context, i int, name string) (float64, bool) 
 // nodes: each node counts its own leadership won and lost, so one change
 // of leader between two live nodes counts 2.
 func (s *Store) LeaderChanges(ctx context.Context) (float64, bool) {
-	var sum float64
-	for i := 0; i < s.N; i++ {
-		if !s.procs[i].Running() {
-			continue
-		}
-		v, ok := s.Metric(ctx, i, "ephemeral_store_leader_changes_total")
-		if !ok {
-			return 0, false
-		}
-		sum += v
-	}
-	return sum, true
+	return sumOverRunning(s.procs, func(i int) (float64, bool) {
+		return s.Metric(ctx, i, "ephemeral_store_leader_changes_total")
+	})
 }
 
 // Leader asks each running node for /v1/cluster; the one that says it

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/bench/internal/proc"
 )
 
 // System is one store under test: a set of nodes the harness started.
@@ -104,6 +106,23 @@ func LeaderChanges(ctx context.Context, s System) (float64, bool) {
 		return 0, false
 	}
 	return lc.LeaderChanges(ctx)
+}
+
+// sumOverRunning adds read(i) over the nodes whose process runs; false if
+// any of them cannot be read.
+func sumOverRunning(procs []*proc.Proc, read func(i int) (float64, bool)) (float64, bool) {
+	var sum float64
+	for i, p := range procs {
+		if !p.Running() {
+			continue
+		}
+		v, ok := read(i)
+		if !ok {
+			return 0, false
+		}
+		sum += v
+	}
+	return sum, true
 }
 
 // scrape reads one unlabelled sample from a Prometheus text endpoint.
