@@ -109,6 +109,10 @@ type Node struct {
 	joinedVia map[raft.ServerID]bool
 
 	leaderReady atomic.Bool // leader whose term's first entry is committed
+	// readyTerm is the term leaderReady was proven in. A read index is
+	// taken and verified in that term only: a watcher descheduled across a
+	// step-down and a re-election must not vouch for the new term.
+	readyTerm atomic.Uint64
 
 	readMu   sync.Mutex
 	nextRead *readRound    // the read round that has not started yet
@@ -257,7 +261,9 @@ func (n *Node) startRaft() error {
 	store := &monotonicStore{raft.NewInmemStore()}
 	f := newRaftFSM(n.opts.State)
 	snaps := newSnapshotStore()
-	f.restored = snaps.shed
+	// Counting the restored state's size is a full encode: off the state
+	// machine's goroutine, over the immutable capture.
+	f.restored = func(index uint64, write func(io.Writer) error) { go snaps.shed(index, write) }
 	stream := n.opts.Mux.StreamLayer()
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
@@ -391,11 +397,13 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool, stopped <-chan 
 			if !leader {
 				continue
 			}
+			term := r.CurrentTerm()
 			if err := r.Barrier(n.opts.ApplyTimeout).Error(); err != nil {
 				n.log.Warn("barrier after election failed", "err", err)
 				continue
 			}
-			if r.State() == raft.Leader {
+			if r.State() == raft.Leader && r.CurrentTerm() == term {
+				n.readyTerm.Store(term)
 				n.leaderReady.Store(true)
 				n.log.Info("leading", "id", n.ID())
 				// Every bootstrapper may lead first; only a leader that
@@ -619,13 +627,38 @@ func (n *Node) runReadRound(round *readRound) {
 		close(round.done)
 		return
 	}
-	index := round.r.CommitIndex()
-	if err := round.r.VerifyLeader().Error(); err != nil {
-		round.err = errNotLeader
-	} else {
-		round.index = index
-	}
+	round.index, round.err = n.verifiedCommitIndex(round.r)
 	close(round.done)
+}
+
+// verifiedCommitIndex is the leader's read index: its commit index, taken
+// in a term whose first entry it committed, then confirmed by a majority of
+// voters over fresh heartbeats, all in that same term.
+//
+// The check is bounded: a verify waits only for answers of the voters of
+// the configuration it started in, and a voter removed meanwhile (a leave)
+// never answers it, while an even-sized configuration can keep the leader's
+// lease. Unbounded, that verify held every later read round of the node.
+func (n *Node) verifiedCommitIndex(r *raft.Raft) (uint64, error) {
+	term := r.CurrentTerm()
+	if !n.leaderReady.Load() || n.readyTerm.Load() != term {
+		return 0, errNotLeader
+	}
+	index := r.CommitIndex()
+	verify := r.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- verify.Error() }()
+	timer := time.NewTimer(2*n.opts.HeartbeatTimeout + time.Second)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil || r.CurrentTerm() != term {
+			return 0, errNotLeader
+		}
+		return index, nil
+	case <-timer.C:
+		return 0, errNotLeader
+	}
 }
 
 // waitApplied blocks until every state machine entry up to idx is applied.

@@ -150,8 +150,11 @@ func (k *snapshotSink) closeWith(write func(io.Writer) error) error {
 	return nil
 }
 
-// shed replaces the bytes of a received snapshot at index, once restored,
-// by write, which writes the state it became.
+// shed replaces the bytes of the latest snapshot, received from the leader,
+// by write, once the state machine has restored it. index is the state
+// machine's applied index in the snapshot's header, which can be below the
+// snapshot's Raft index (entries the state machine never sees, such as
+// no-ops, do not move it) but never above it.
 func (s *snapshotStore) shed(index uint64, write func(io.Writer) error) {
 	var size countingWriter
 	if err := write(&size); err != nil {
@@ -159,12 +162,10 @@ func (s *snapshotStore) shed(index uint64, write func(io.Writer) error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, snap := range []*memSnapshot{s.latest, s.previous} {
-		if snap != nil && snap.write == nil && snap.meta.Index == index {
-			// A reader already opened keeps the old bytes; later ones get
-			// the new size with the new stream.
-			snap.data, snap.write, snap.meta.Size = nil, write, size.n
-		}
+	if l := s.latest; l != nil && l.write == nil && index <= l.meta.Index {
+		// A reader already opened keeps the old bytes; later ones get the
+		// new size with the new stream.
+		l.data, l.write, l.meta.Size = nil, write, size.n
 	}
 }
 

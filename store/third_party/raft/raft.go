@@ -794,8 +794,9 @@ func (r *Raft) leaderLoop() {
 				// the new commit index now rather than with the next
 				// entry or after CommitTimeout, so a linearizable read
 				// served by a follower waits one round trip, not up to
-				// CommitTimeout. Triggers coalesce, so a busy leader sends
-				// no more appends than before.
+				// CommitTimeout. Triggers coalesce: a busy leader's next
+				// append carries it anyway; an idle one sends one empty
+				// append per follower per commit.
 				for _, repl := range r.leaderState.replState {
 					asyncNotifyCh(repl.triggerCh)
 				}

@@ -117,6 +117,8 @@ func (s *followerReplication) takeNotify() map[*verifyFuture]struct{} {
 }
 
 // restoreNotify puts back verify futures a failed heartbeat could not answer.
+// It does not signal notifyCh: after the failure's backoff, the next
+// heartbeat carries them.
 func (s *followerReplication) restoreNotify(n map[*verifyFuture]struct{}) {
 	if len(n) == 0 {
 		return
