@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,6 +134,9 @@ func Default() Config {
 	}
 }
 
+// LogLevels are the values --log-level takes (any case).
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("invalid configuration")
 
@@ -143,10 +147,16 @@ func invalid(field, format string, args ...any) error {
 // Validate fills derived defaults and reports the first setting that cannot
 // work, naming the flag.
 func (c *Config) Validate() error {
-	for name, addr := range map[string]string{"--listen": c.Listen, "--peer-listen": c.PeerListen, "--probe-listen": c.ProbeListen} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return invalid(name, "%q is not host:port: %v", addr, err)
+	// A slice, not a map: the first problem reported is the same every run.
+	for _, l := range []struct{ name, addr string }{
+		{"--listen", c.Listen}, {"--peer-listen", c.PeerListen}, {"--probe-listen", c.ProbeListen},
+	} {
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return invalid(l.name, "%q is not host:port: %v", l.addr, err)
 		}
+	}
+	if !slices.Contains(LogLevels, strings.ToLower(c.LogLevel)) {
+		return invalid("--log-level", "%q is not one of %s", c.LogLevel, strings.Join(LogLevels, ", "))
 	}
 	if c.NodeName == "" {
 		return invalid("--node-name", "empty (and the host name is unknown)")

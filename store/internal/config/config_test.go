@@ -33,6 +33,10 @@ func TestValidateNamesTheBadFlag(t *testing.T) {
 		{"quorum loss timeout too short", func(c *Config) { c.QuorumLossTimeout = 100 * time.Millisecond }, "--quorum-loss-timeout"},
 		{"peer cert without key", func(c *Config) { c.PeerCert = "p.crt" }, "--peer-cert"},
 		{"slash in node name", func(c *Config) { c.NodeName = "a/b" }, "--node-name"},
+		{"log level typo", func(c *Config) { c.LogLevel = "infoo" }, "--log-level"},
+		{"empty log level", func(c *Config) { c.LogLevel = "" }, "--log-level"},
+		// Every listener wrong: the first in a fixed order is named, every run.
+		{"first bad listener", func(c *Config) { c.Listen, c.PeerListen, c.ProbeListen = "a", "b", "c" }, "--listen: \"a\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,6 +47,13 @@ func TestValidateNamesTheBadFlag(t *testing.T) {
 				t.Fatalf("Validate() = %v, want an ErrInvalid naming %s", err, tt.flag)
 			}
 		})
+	}
+	for _, level := range []string{"debug", "INFO", "Warn", "error"} {
+		c := valid()
+		c.LogLevel = level
+		if err := c.Validate(); err != nil {
+			t.Fatalf("--log-level %s refused: %v", level, err)
+		}
 	}
 	c := valid()
 	if err := c.Validate(); err != nil {
