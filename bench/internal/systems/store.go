@@ -186,17 +186,12 @@ func (s *Store) Ready(ctx context.Context, i int) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// Metric reads one unlabelled gauge or counter from node i's /metrics.
-func (s *Store) Metric(ctx context.Context, i int, name string) (float64, bool) {
-	return scrape(ctx, s.hc, "http://"+s.probe[i]+"/metrics", name)
-}
-
 // LeaderChanges sums ephemeral_store_leader_changes_total over the running
 // nodes: each node counts its own leadership won and lost, so one change
 // of leader between two live nodes counts 2.
 func (s *Store) LeaderChanges(ctx context.Context) (float64, bool) {
 	return sumOverRunning(s.procs, func(i int) (float64, bool) {
-		return s.Metric(ctx, i, "ephemeral_store_leader_changes_total")
+		return scrape(ctx, s.hc, "http://"+s.probe[i]+"/metrics", "ephemeral_store_leader_changes_total")
 	})
 }
 

@@ -292,6 +292,7 @@ func (n *Node) startRaft() error {
 	n.joinedVia = nil
 	n.mu.Unlock()
 	n.leaderReady.Store(false)
+	n.readyTerm.Store(0)
 	n.noLeaderSince.Store(int64(n.mono()))
 	n.sawLeader.Store(false)
 	n.clusterID.Store("")
@@ -496,7 +497,7 @@ func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
 // waitForLeader pauses a retry until a leader is known, or fails with
 // ErrNoLeader after an election's worth of time.
 func (n *Node) waitForLeader(ctx context.Context) error {
-	deadline := time.Now().Add(2*n.opts.ElectionTimeout + time.Second)
+	deadline := time.Now().Add(n.electionBound())
 	for {
 		if addr, _ := n.raft().LeaderWithID(); addr != "" && n.member.Load() {
 			// A leader is known; give in-flight changes of leadership a
@@ -569,9 +570,6 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 // share the next one, so a burst of reads costs one round trip, not one
 // each, and no log entry is written for a read.
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	if !n.leaderReady.Load() {
-		return 0, errNotLeader
-	}
 	return n.sharedReadIndex(ctx, n.raft(), "")
 }
 
@@ -590,8 +588,6 @@ func (n *Node) sharedReadIndex(ctx context.Context, r *raft.Raft, leader string)
 		go n.runReadRound(round)
 	}
 	n.readMu.Unlock()
-	// VerifyLeader has no timeout of its own: a leader cut off from its
-	// voters answers only when its lease runs out and it steps down.
 	select {
 	case <-round.done:
 		return round.index, round.err
@@ -610,26 +606,30 @@ type readRound struct {
 	err    error
 }
 
+// runReadRound runs one round. Each is bounded by an election's worth of
+// time, so that a round stuck on a leader that died, or on a verify no
+// voter will answer, does not hold up the rounds after it.
 func (n *Node) runReadRound(round *readRound) {
 	n.readSem <- struct{}{} // one round in flight; the next gathers meanwhile
 	defer func() { <-n.readSem }()
+	defer close(round.done)
 	n.readMu.Lock()
 	if n.nextRead == round {
 		n.nextRead = nil // later reads must wait for a round started after them
 	}
 	n.readMu.Unlock()
-	if round.leader != "" {
-		// Bounded by an election's worth of time, so that a round stuck on
-		// a leader that died does not hold up the rounds to its successor.
-		ctx, cancel := context.WithTimeout(n.ctx, min(n.opts.ApplyTimeout, 2*n.opts.ElectionTimeout+time.Second))
-		round.index, round.err = n.peer.readIndex(ctx, round.leader)
-		cancel()
-		close(round.done)
+	if round.leader == "" {
+		round.index, round.err = n.verifiedCommitIndex(round.r)
 		return
 	}
-	round.index, round.err = n.verifiedCommitIndex(round.r)
-	close(round.done)
+	ctx, cancel := context.WithTimeout(n.ctx, min(n.opts.ApplyTimeout, n.electionBound()))
+	defer cancel()
+	round.index, round.err = n.peer.readIndex(ctx, round.leader)
 }
+
+// electionBound is how long a leader takes to be known again after it is
+// lost: two election timeouts and a second of slack.
+func (n *Node) electionBound() time.Duration { return 2*n.opts.ElectionTimeout + time.Second }
 
 // verifiedCommitIndex is the leader's read index: its commit index, taken
 // in a term whose first entry it committed, then confirmed by a majority of
@@ -648,7 +648,7 @@ func (n *Node) verifiedCommitIndex(r *raft.Raft) (uint64, error) {
 	verify := r.VerifyLeader()
 	done := make(chan error, 1)
 	go func() { done <- verify.Error() }()
-	timer := time.NewTimer(2*n.opts.HeartbeatTimeout + time.Second)
+	timer := time.NewTimer(n.electionBound())
 	defer timer.Stop()
 	select {
 	case err := <-done:

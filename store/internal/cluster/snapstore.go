@@ -156,16 +156,23 @@ func (k *snapshotSink) closeWith(write func(io.Writer) error) error {
 // snapshot's Raft index (entries the state machine never sees, such as
 // no-ops, do not move it) but never above it.
 func (s *snapshotStore) shed(index uint64, write func(io.Writer) error) {
+	s.mu.RLock()
+	target := s.latest
+	received := target != nil && target.write == nil && index <= target.meta.Index
+	s.mu.RUnlock()
+	if !received {
+		return // nothing received to shed: spare the encode that sizes it
+	}
 	var size countingWriter
 	if err := write(&size); err != nil {
 		return // keep the bytes
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l := s.latest; l != nil && l.write == nil && index <= l.meta.Index {
+	if s.latest == target && target.write == nil {
 		// A reader already opened keeps the old bytes; later ones get the
 		// new size with the new stream.
-		l.data, l.write, l.meta.Size = nil, write, size.n
+		target.data, target.write, target.meta.Size = nil, write, size.n
 	}
 }
 

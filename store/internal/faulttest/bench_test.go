@@ -49,10 +49,9 @@ func benchOptions() Options {
 
 // profileDuringLoad starts CPU profiles of the leader and a follower if
 // ProfileDirEnv is set; the returned function waits for them.
-func profileDuringLoad(b *testing.B) func() {
+func profileDuringLoad(b *testing.B, c *Cluster) func() {
 	dir := os.Getenv(ProfileDirEnv)
-	c := benchCluster
-	if dir == "" || c == nil {
+	if dir == "" {
 		return func() {}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -87,16 +86,6 @@ func profileDuringLoad(b *testing.B) func() {
 	return wg.Wait
 }
 
-// benchCluster is the cluster of the running benchmark, for profiles.
-var benchCluster *Cluster
-
-func newBenchCluster(b *testing.B) *Cluster {
-	c := NewCluster(b, bin, benchOptions())
-	benchCluster = c
-	b.Cleanup(func() { benchCluster = nil })
-	return c
-}
-
 // clientsFor returns n clients, the g-th talking to node g mod 5 first.
 func clientsFor(c *Cluster, n int) []*client.Client {
 	out := make([]*client.Client, n)
@@ -106,9 +95,9 @@ func clientsFor(c *Cluster, n int) []*client.Client {
 	return out
 }
 
-// measure runs b.N calls of op spread over len(clients) goroutines and
-// reports throughput and latency percentiles.
-func measure(b *testing.B, clients []*client.Client, op func(ctx context.Context, cl *client.Client, i int) error) {
+// measure runs b.N calls of op on cluster c, spread over len(clients)
+// goroutines, and reports throughput and latency percentiles.
+func measure(b *testing.B, c *Cluster, clients []*client.Client, op func(ctx context.Context, cl *client.Client, i int) error) {
 	b.Helper()
 	var (
 		next   atomic.Int64
@@ -119,7 +108,7 @@ func measure(b *testing.B, clients []*client.Client, op func(ctx context.Context
 		first  atomic.Value
 	)
 	b.ResetTimer()
-	stopProfiles := profileDuringLoad(b)
+	stopProfiles := profileDuringLoad(b, c)
 	defer stopProfiles()
 	start := time.Now()
 	for _, cl := range clients {
@@ -173,11 +162,11 @@ var benchValue = bytes.Repeat([]byte("v"), 100)
 
 // BenchmarkClusterPut: replicated writes of 100-byte values over 1000 keys.
 func BenchmarkClusterPut(b *testing.B) {
-	c := newBenchCluster(b)
+	c := NewCluster(b, bin, benchOptions())
 	for _, conc := range concurrencies {
 		clients := clientsFor(c, conc)
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			measure(b, clients, func(ctx context.Context, cl *client.Client, i int) error {
+			measure(b, c, clients, func(ctx context.Context, cl *client.Client, i int) error {
 				_, err := cl.Put(ctx, fmt.Sprintf("bench/%04d", i%1000), benchValue)
 				return err
 			})
@@ -188,7 +177,7 @@ func BenchmarkClusterPut(b *testing.B) {
 // BenchmarkClusterGet: linearizable reads (read index through the leader)
 // and stale reads (local copy) of 1000 keys.
 func BenchmarkClusterGet(b *testing.B) {
-	c := newBenchCluster(b)
+	c := NewCluster(b, bin, benchOptions())
 	load(b, c, "bench/%04d", 1000)
 	for _, mode := range []string{"linearizable", "stale"} {
 		var opts []client.GetOption
@@ -198,7 +187,7 @@ func BenchmarkClusterGet(b *testing.B) {
 		for _, conc := range concurrencies {
 			clients := clientsFor(c, conc)
 			b.Run(fmt.Sprintf("%s/conc=%d", mode, conc), func(b *testing.B) {
-				measure(b, clients, func(ctx context.Context, cl *client.Client, i int) error {
+				measure(b, c, clients, func(ctx context.Context, cl *client.Client, i int) error {
 					_, err := cl.Get(ctx, fmt.Sprintf("bench/%04d", i%1000), opts...)
 					return err
 				})

@@ -65,40 +65,22 @@ func (s *State) Snapshot() func(io.Writer) error {
 // per item the key and value (each a uvarint length and the bytes) and the
 // create, modify and expiry revisions (varints).
 func writeStream(w io.Writer, revision int64, items []*KeyValue) error {
+	// bufio.Writer keeps its first error: the writes after it do nothing
+	// and Flush returns it, so the writes need no checks of their own.
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var num [binary.MaxVarintLen64]byte
-	putVarint := func(v int64) error {
-		_, err := bw.Write(num[:binary.PutVarint(num[:], v)])
-		return err
-	}
-	putBytes := func(b []byte) error {
-		if _, err := bw.Write(num[:binary.PutUvarint(num[:], uint64(len(b)))]); err != nil {
-			return err
-		}
-		_, err := bw.Write(b)
-		return err
-	}
-	if err := putVarint(revision); err != nil {
-		return err
-	}
-	if _, err := bw.Write(num[:binary.PutUvarint(num[:], uint64(len(items)))]); err != nil {
-		return err
-	}
+	varint := func(v int64) { _, _ = bw.Write(num[:binary.PutVarint(num[:], v)]) }
+	uvarint := func(v uint64) { _, _ = bw.Write(num[:binary.PutUvarint(num[:], v)]) }
+	varint(revision)
+	uvarint(uint64(len(items)))
 	for _, kv := range items {
-		if _, err := bw.Write(num[:binary.PutUvarint(num[:], uint64(len(kv.Key)))]); err != nil {
-			return err
-		}
-		if _, err := bw.WriteString(kv.Key); err != nil {
-			return err
-		}
-		if err := putBytes(kv.Value); err != nil {
-			return err
-		}
-		for _, v := range []int64{kv.CreateRevision, kv.ModifyRevision, kv.ExpireAt} {
-			if err := putVarint(v); err != nil {
-				return err
-			}
-		}
+		uvarint(uint64(len(kv.Key)))
+		_, _ = bw.WriteString(kv.Key)
+		uvarint(uint64(len(kv.Value)))
+		_, _ = bw.Write(kv.Value)
+		varint(kv.CreateRevision)
+		varint(kv.ModifyRevision)
+		varint(kv.ExpireAt)
 	}
 	return bw.Flush()
 }
@@ -207,8 +189,11 @@ func readStream(r io.Reader) (int64, []*KeyValue, error) {
 		}
 		items = append(items, kv)
 	}
-	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+	switch _, err := br.ReadByte(); {
+	case err == nil:
 		return fail("end", errors.New("bytes after the last item"))
+	case !errors.Is(err, io.EOF):
+		return fail("end", err)
 	}
 	return revision, items, nil
 }
