@@ -19,8 +19,8 @@ help: ## Show this help.
 ##@ Build
 
 .PHONY: build
-build: ## Build the static ephemeral-store binary into bin/.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ephemeral-store ./store/cmd/ephemeral-store
+build: ## Build the static ephemeral-store binary into bin/ (version and commit stamped in).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$$(scripts/ldflags.sh)" -o $(BIN)/ephemeral-store ./store/cmd/ephemeral-store
 
 .PHONY: tools
 tools: ## Install the pinned tools (helm, kind, kubectl, ct) into bin/.

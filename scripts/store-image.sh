@@ -22,7 +22,8 @@ CTX=$ES_WORK/store-image
 
 binary() {
   mkdir -p "$CTX"
-  (cd "$MODDIR" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$CTX/ephemeral-store.new" "$PKG")
+  local ldflags; ldflags=$("$ROOT/scripts/ldflags.sh" "$MODDIR")
+  (cd "$MODDIR" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$CTX/ephemeral-store.new" "$PKG")
   # static, or it cannot run FROM scratch
   if file "$CTX/ephemeral-store.new" 2>/dev/null | grep -q 'dynamically linked'; then
     die "$PKG built a dynamically linked binary"

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/buildinfo"
 )
 
 // cluster is a test server with its certificates and connection flags.
@@ -359,7 +361,7 @@ func TestCertsWritesTheBundle(t *testing.T) {
 
 func TestVersionAndHelp(t *testing.T) {
 	code, out, _ := run(t, "", "version")
-	if code != 0 || !strings.HasPrefix(out, "ephemeral-store "+version+" ") {
+	if code != 0 || !strings.HasPrefix(out, "ephemeral-store "+buildinfo.Version()+" commit "+buildinfo.Commit()+" ") {
 		t.Fatalf("version: exit %d, %q", code, out)
 	}
 	code, out, _ = run(t, "")

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/raftmetrics"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
 )
 
@@ -74,6 +75,11 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	srv, err := server.New(cfg, server.Listeners{}, log)
 	if err != nil {
+		return err
+	}
+	// One node per process here, so Raft's process-wide metrics are this
+	// node's.
+	if err := raftmetrics.Install(srv.Metrics()); err != nil {
 		return err
 	}
 	if err := srv.Start(); err != nil {

@@ -241,6 +241,9 @@ func (n *Node) startRaft() error {
 	// Writes queue for the leader loop instead of handing over one at a
 	// time, so a busy leader appends and replicates them in larger groups.
 	cfg.BatchApplyCh = true
+	// Raft's per-follower timings only with the follower as a label, not
+	// also in the metric's name (a new name for every pod restart).
+	cfg.NoLegacyTelemetry = true
 	if n.opts.SnapshotThreshold > 0 {
 		cfg.SnapshotThreshold = n.opts.SnapshotThreshold
 	}
@@ -248,7 +251,7 @@ func (n *Node) startRaft() error {
 		cfg.TrailingLogs = n.opts.TrailingLogs
 	}
 	cfg.SnapshotInterval = 10 * time.Second
-	cfg.Logger = newHCLogAdapter(n.log.With("component", "raft"))
+	cfg.Logger = newHCLogAdapter(n.log)
 	notify := make(chan bool, 16)
 	cfg.NotifyCh = notify
 

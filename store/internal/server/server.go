@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/buildinfo"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
@@ -65,7 +66,8 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 			s.closeMaterial()
 		}
 	}()
-	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.NewCollector())
 
 	if s.tls, err = loadTLS(&cfg, log); err != nil {
 		return nil, err
@@ -161,6 +163,10 @@ func (s *Server) goServe(name string, f func() error) {
 
 // Ready: a voting member that knows its leader.
 func (s *Server) Ready() bool { return s.node.Ready() }
+
+// Metrics is the registry /metrics serves, for collectors the caller owns
+// (serve adds Raft's process-wide metrics; dev and tests do not).
+func (s *Server) Metrics() prometheus.Registerer { return s.registry }
 
 // Node exposes the cluster node (tests, status).
 func (s *Server) Node() *cluster.Node { return s.node }
