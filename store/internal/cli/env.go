@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,8 +20,12 @@ const envPrefix = "ES_"
 // shell must not apply silently to every command.
 const noEnvAnnotation = "ephemeral-store/no-env"
 
-// lookupEnv is os.LookupEnv; tests replace it.
-var lookupEnv = os.LookupEnv
+// lookupEnv and environ are os.LookupEnv and os.Environ; tests replace
+// them.
+var (
+	lookupEnv = os.LookupEnv
+	environ   = os.Environ
+)
 
 // envName is the variable a flag is read from: --peers-dns is ES_PEERS_DNS.
 func envName(flag string) string {
@@ -59,6 +64,54 @@ func bindEnv(cmd *cobra.Command) error {
 		return usageError{errors.Join(errs...)}
 	}
 	return nil
+}
+
+// envWarnings lists the ES_ variables that will not set anything for cmd,
+// as etcd's verifyEnv does, so that a misspelt variable
+// (ES_QUORUM_LOSS_TIMOUT) does not leave a default in force without a
+// word. Call it before bindEnv, while Changed still means "given on the
+// command line". Reported:
+//   - a variable that matches no flag of any command;
+//   - a variable of a flag this command has, but given on the command line
+//     too (the command line wins);
+//   - a variable of a flag that is never read from the environment (--ttl).
+//
+// A variable of another command's flag is not reported: a shell exports
+// ES_ENDPOINTS for the client and may run serve or dev too.
+func envWarnings(cmd *cobra.Command) []string {
+	known := map[string]bool{}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { known[envName(f.Name)] = true })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cmd.Root())
+
+	var out []string
+	for _, kv := range environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix) || value == "" {
+			continue
+		}
+		if !known[name] {
+			out = append(out, fmt.Sprintf("%s is set, but no flag of any command reads it (a flag --x-y is read from %sX_Y)", name, envPrefix))
+			continue
+		}
+		f := cmd.Flags().Lookup(strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), "_", "-")))
+		switch {
+		case f == nil || f.Name == "help":
+		case f.Changed:
+			out = append(out, fmt.Sprintf("%s is ignored: --%s is given on the command line", name, f.Name))
+		case f.Annotations[noEnvAnnotation] != nil:
+			out = append(out, fmt.Sprintf("%s is ignored: --%s is never read from the environment, give it on the command line", name, f.Name))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // noEnv marks flags of cmd that bindEnv must not read from the environment.

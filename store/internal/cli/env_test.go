@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +101,53 @@ func TestBindEnvRejectsValuesTheFlagRefuses(t *testing.T) {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %s", err, s)
 		}
+	}
+}
+
+func TestEnvWarningsNameWhatIsNotRead(t *testing.T) {
+	withEnv(t, map[string]string{
+		"ES_QUORUM_LOSS_TIMOUT": "45s",      // misspelt: no flag reads it
+		"ES_REPLICAS":           "5",        // shadowed by --replicas below
+		"ES_TTL":                "30s",      // never read from the environment
+		"ES_PEERS_DNS":          "info.svc", // read: no warning
+		"ES_ENDPOINTS":          "https://a:8087",
+		"ES_EMPTY":              "", // empty counts as unset
+		"HOME":                  "/root",
+	})
+	root := newRootCommand()
+	var errb strings.Builder
+	root.SetErr(&errb)
+	root.SetOut(&strings.Builder{})
+	serve, _, err := root.Find([]string{"serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.ParseFlags([]string{"--replicas", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	got := envWarnings(serve)
+	want := []string{
+		"ES_QUORUM_LOSS_TIMOUT is set, but no flag of any command reads it (a flag --x-y is read from ES_X_Y)",
+		"ES_REPLICAS is ignored: --replicas is given on the command line",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("serve warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	put, _, err := root.Find([]string{"put"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = envWarnings(put)
+	if !slices.Contains(got, "ES_TTL is ignored: --ttl is never read from the environment, give it on the command line") {
+		t.Errorf("put warnings %q do not name ES_TTL", got)
+	}
+}
+
+func TestEnvWarningsReachStderr(t *testing.T) {
+	withEnv(t, map[string]string{"ES_NO_SUCH_FLAG": "1"})
+	code, _, errOut := run(t, "", "version")
+	if code != 0 || !strings.Contains(errOut, "ephemeral-store: warning: ES_NO_SUCH_FLAG is set, but no flag") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }

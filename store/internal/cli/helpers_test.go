@@ -357,7 +357,14 @@ func (s *syncBuffer) String() string {
 // withEnv makes bindEnv see env instead of the process environment.
 func withEnv(t *testing.T, env map[string]string) {
 	t.Helper()
-	old := lookupEnv
+	oldLookup, oldEnviron := lookupEnv, environ
 	lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	t.Cleanup(func() { lookupEnv = old })
+	environ = func() []string {
+		var kv []string
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		return kv
+	}
+	t.Cleanup(func() { lookupEnv, environ = oldLookup, oldEnviron })
 }

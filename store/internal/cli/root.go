@@ -85,6 +85,9 @@ in upper snake case: --endpoints is ES_ENDPOINTS, --cacert is ES_CACERT,
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			for _, w := range envWarnings(cmd) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "ephemeral-store: warning: %s\n", w)
+			}
 			return bindEnv(cmd)
 		},
 		CompletionOptions:          cobra.CompletionOptions{HiddenDefaultCmd: true},

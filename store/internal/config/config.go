@@ -144,9 +144,25 @@ func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
 }
 
-// Validate fills derived defaults and reports the first setting that cannot
-// work, naming the flag.
+// Validate makes c ready to use, in three steps: check each setting as
+// given (checkSettings), fill the values derived from others (complete),
+// then check what only the derived values tell (checkDerived). It reports
+// the first problem, naming the flag; the order of the checks is fixed, so
+// the same configuration always gets the same answer.
 func (c *Config) Validate() error {
+	if err := c.checkSettings(); err != nil {
+		return err
+	}
+	if err := c.complete(); err != nil {
+		return err
+	}
+	return c.checkDerived()
+}
+
+// checkSettings checks the settings as given, in the order of the flags
+// of serve: listeners, logging, identity and discovery, TLS, limits,
+// timing. It changes nothing.
+func (c *Config) checkSettings() error {
 	// A slice, not a map: the first problem reported is the same every run.
 	for _, l := range []struct{ name, addr string }{
 		{"--listen", c.Listen}, {"--peer-listen", c.PeerListen}, {"--probe-listen", c.ProbeListen},
@@ -171,28 +187,12 @@ func (c *Config) Validate() error {
 		if c.Replicas < 1 {
 			return invalid("--replicas", "%d: must be at least 1", c.Replicas)
 		}
-		if _, err := c.Ordinal(); err != nil {
+		if _, err := ordinalOf(c.NodeName); err != nil {
 			return invalid("--node-name", "%v (with --peers-dns the name must end in -<ordinal>, as StatefulSet pods do)", err)
-		}
-		if c.Advertise == "" {
-			c.Advertise = c.NodeName + "." + c.PeersDNS
 		}
 	}
 	if len(c.Peers) > 0 && c.Advertise == "" {
 		return invalid("--advertise", "required with --peers: this node's address as the list gives it")
-	}
-	if c.Advertise == "" {
-		c.Advertise = "127.0.0.1"
-	}
-	adv, err := advertiseAddress(c.Advertise, c.PeerListen)
-	if err != nil {
-		return invalid("--advertise", "%v", err)
-	}
-	c.Advertise = adv
-	if len(c.Peers) > 0 {
-		if err := c.checkStaticPeers(); err != nil {
-			return err
-		}
 	}
 	if c.TLSCert == "" && c.TLSCAKey == "" {
 		return invalid("--tls-cert", "required (or --tls-ca with --tls-ca-key to mint one)")
@@ -202,12 +202,6 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSCA == "" {
 		return invalid("--tls-ca", "required: the CA that signed the serving certificate")
-	}
-	if c.ClientCA == "" {
-		c.ClientCA = c.TLSCA
-	}
-	if c.PeerCA == "" {
-		c.PeerCA = c.TLSCA
 	}
 	if (c.PeerCert == "") != (c.PeerKey == "") {
 		return invalid("--peer-cert", "--peer-cert and --peer-key go together")
@@ -229,6 +223,40 @@ func (c *Config) Validate() error {
 	}
 	if c.ReloadInterval <= 0 {
 		return invalid("--reload-interval", "must be positive")
+	}
+	return nil
+}
+
+// complete fills the values that default to others: the advertised
+// address (<node-name>.<peers-dns>, or 127.0.0.1 for a single node, with
+// the --peer-listen port when it has none) and the client and peer CAs
+// (--tls-ca). It fails only when --advertise cannot be made host:port.
+func (c *Config) complete() error {
+	if c.Advertise == "" && c.PeersDNS != "" {
+		c.Advertise = c.NodeName + "." + c.PeersDNS
+	}
+	if c.Advertise == "" {
+		c.Advertise = "127.0.0.1"
+	}
+	adv, err := advertiseAddress(c.Advertise, c.PeerListen)
+	if err != nil {
+		return invalid("--advertise", "%v", err)
+	}
+	c.Advertise = adv
+	if c.ClientCA == "" {
+		c.ClientCA = c.TLSCA
+	}
+	if c.PeerCA == "" {
+		c.PeerCA = c.TLSCA
+	}
+	return nil
+}
+
+// checkDerived checks what needs the completed values: with --peers, the
+// advertised address (now with its port) must be in the list.
+func (c *Config) checkDerived() error {
+	if len(c.Peers) > 0 {
+		return c.checkStaticPeers()
 	}
 	return nil
 }

@@ -240,3 +240,32 @@ func TestDNSDiscoveryOrdinalIsTheNameSuffix(t *testing.T) {
 		t.Fatalf("PeerAddress = %q, discovery lists this node as %q", got, want)
 	}
 }
+
+// TestValidateChecksBeforeItDerives: a configuration with several problems
+// is refused for the first in flag order, and the settings as given are
+// checked before any value is derived from them, so a refused Config is
+// left as it was given.
+func TestValidateChecksBeforeItDerives(t *testing.T) {
+	c := Default()
+	c.PeersDNS = "info.ns.svc"
+	c.NodeName = "es-0"
+	c.TLSCert, c.TLSKey = "", "" // --tls-cert missing ...
+	c.MaxKeyBytes = 0            // ... and --max-key-bytes out of range
+	given := c
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Fatalf("got %v, want the first problem in flag order (--tls-cert)", err)
+	}
+	if c.Advertise != given.Advertise || c.ClientCA != given.ClientCA || c.PeerCA != given.PeerCA {
+		t.Errorf("a refused configuration was completed: advertise %q, client CA %q, peer CA %q", c.Advertise, c.ClientCA, c.PeerCA)
+	}
+
+	c = given
+	c.TLSCert, c.TLSKey, c.TLSCA, c.MaxKeyBytes = "s.crt", "s.key", "ca.crt", 1024
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Advertise != "es-0.info.ns.svc:8088" || c.ClientCA != "ca.crt" || c.PeerCA != "ca.crt" {
+		t.Errorf("completed: advertise %q, client CA %q, peer CA %q", c.Advertise, c.ClientCA, c.PeerCA)
+	}
+}
