@@ -189,6 +189,10 @@ const forkProbeEvery = 5 * time.Second
 
 // logWaiting logs why a node waits, at most once per quorum-loss timeout
 // for each topic, so a long wait stays visible without flooding the log.
+// Waiting to join or bootstrap is how every cluster forms, nodes starting
+// one after another: the first record of those is info, and only a wait
+// that outlasts a quorum-loss timeout is a warning. Waiting for quorum
+// comes after a quorum-loss timeout without a leader already: a warning.
 func (n *Node) logWaiting(topic, msg string, args ...any) {
 	n.waitLogMu.Lock()
 	last, ok := n.waitLogAt[topic]
@@ -199,6 +203,10 @@ func (n *Node) logWaiting(topic, msg string, args ...any) {
 	}
 	n.waitLogAt[topic] = now
 	n.waitLogMu.Unlock()
+	if !ok && topic != "quorum" {
+		n.log.Info(msg, args...)
+		return
+	}
 	n.log.Warn(msg, args...)
 }
 
