@@ -79,22 +79,55 @@ type Options struct {
 	Metrics *Metrics
 }
 
-// Node is one member (or would-be member) of the cluster.
+// Node is one member (or would-be member) of the cluster. It outlives its
+// incarnations: startRaft begins each one (a fresh Raft instance and the
+// per-incarnation state below) and restart (quorum.go) replaces one.
+//
+// Its methods, by file: node.go constructs and starts it; discovery.go and
+// bootstrap.go find or form a cluster; membership.go and rpc.go hold the
+// leader's configuration changes and the peer RPCs; quorum.go quorum loss,
+// forks and restart; guard.go what Raft traffic it takes; apply.go writes;
+// readindex.go linearizable reads; loops.go the background loops;
+// status.go what it reports; shutdown.go how it stops.
+//
+// The fields are grouped by what guards them.
 type Node struct {
-	opts Options
-	log  *slog.Logger
-	peer *peerClient
+	// Set once in New, read-only after (opts.State and opts.Metrics guard
+	// themselves).
+	opts    Options
+	log     *slog.Logger
+	peer    *peerClient
+	readSem chan struct{} // one read round in flight
+	ctx     context.Context
+	cancel  context.CancelFunc
+	// Ages are durations since start on the monotonic clock (mono), never
+	// wall-clock instants: a stepped clock must not age anything.
+	start time.Time
 
-	mu        sync.RWMutex
-	id        raft.ServerID
-	r         *raft.Raft
-	fsm       *raftFSM
-	logs      *monotonicStore
-	stream    raft.StreamLayer // closed to cut a shutdown short
-	stopped   chan struct{}    // closed when this incarnation's Raft stops
-	member    atomic.Bool      // part of a configuration (bootstrapped or added)
-	clusterID atomic.Value     // string: random, chosen at bootstrap
+	// Set once in Start; Close and Kill read it after Start has returned
+	// (their caller orders them).
+	rpc *http.Server
+	// wg counts Start's goroutines and each incarnation's leadership
+	// watcher. startRaft adds to it only before Close or Kill waits on it:
+	// they set stopping, then wait out a restart in progress (restartMu),
+	// and restart checks stopping under restartMu.
+	wg sync.WaitGroup
 
+	// mu guards the current incarnation: startRaft sets id through stopped
+	// together under mu.Lock; readers copy them under mu.RLock (raft(),
+	// ID(), self()) and use the copies unlocked. The fields after stopped
+	// are read and written under mu too (join, tendMembership,
+	// noteVotersLocked, restoreLostPlaceholders, replicationAllowed).
+	mu      sync.RWMutex
+	id      raft.ServerID
+	r       *raft.Raft
+	fsm     *raftFSM
+	logs    *monotonicStore
+	stream  raft.StreamLayer // closed to cut a shutdown short
+	stopped chan struct{}    // closed when this incarnation's Raft stops
+	// joinedVia are the servers the leader named when it added this node:
+	// replication is taken from them until the log brings a configuration.
+	joinedVia map[raft.ServerID]bool
 	catchUpTo uint64 // commit index at join: promotion once applied
 	seenSelf  bool   // this incarnation has appeared in the configuration
 	// voted are the replicas (addresses) this node has seen stand for by
@@ -103,48 +136,51 @@ type Node struct {
 	// (restoreLostPlaceholders).
 	voted        map[string]bool
 	votedCluster string
-	// joinedVia are the servers the leader named when it added this node:
-	// replication is taken from them until the log brings a configuration.
-	joinedVia map[raft.ServerID]bool
 
+	// bootMu orders the bootstrap vote, commits, joins and candidacy of one
+	// incarnation: it bootstraps or joins at most once. member and vote are
+	// written only under bootMu (startRaft, becomeMember's callers,
+	// runCandidacy, handleVote) and read atomically anywhere.
+	bootMu sync.Mutex
+	member atomic.Bool            // part of a configuration (bootstrapped or added)
+	vote   atomic.Pointer[ballot] // nil for a new incarnation
+	// clusterID (a string: random, chosen at bootstrap) is set with member
+	// under bootMu (becomeMember), but startRaft resets it to "" after it
+	// has released bootMu; read atomically anywhere.
+	clusterID atomic.Value
+	// needBase is set under bootMu when this node bootstraps and taken
+	// (CompareAndSwap) by watchLeadership without it.
+	needBase atomic.Bool // bootstrapped here: the first leader proposes fsm.OpBase
+
+	// readMu guards nextRead.
+	readMu   sync.Mutex
+	nextRead *readRound // the read round that has not started yet
+
+	// waitLogMu guards waitLogAt (logWaiting).
+	waitLogMu sync.Mutex
+	waitLogAt map[string]time.Duration
+
+	// These two guard no field: they make operations take turns.
+	restartMu    sync.Mutex // one restart at a time; Close and Kill wait for it
+	membershipMu sync.Mutex // the leader's configuration changes, one at a time
+
+	// Atomics under no lock. startRaft resets leaderReady, readyTerm,
+	// noLeaderSince, sawLeader, peerTrusted, quorum and forks for each new
+	// incarnation; the rest keep their values across incarnations.
 	leaderReady atomic.Bool // leader whose term's first entry is committed
 	// readyTerm is the term leaderReady was proven in. A read index is
 	// taken and verified in that term only: a watcher descheduled across a
 	// step-down and a re-election must not vouch for the new term.
-	readyTerm atomic.Uint64
-
-	readMu   sync.Mutex
-	nextRead *readRound    // the read round that has not started yet
-	readSem  chan struct{} // one read round in flight
-
-	// Ages are durations since start on the monotonic clock (mono), never
-	// wall-clock instants: a stepped clock must not age anything.
-	start         time.Time
+	readyTerm     atomic.Uint64
 	noLeaderSince atomic.Int64 // mono() when a leader was last known
 	lastForkProbe atomic.Int64 // mono() of the last fork probe
 	sawLeader     atomic.Bool  // this incarnation has known a leader
-
-	// bootMu orders the bootstrap vote, commits, joins and candidacy of one
-	// incarnation: it bootstraps or joins at most once.
-	bootMu sync.Mutex
-	vote   atomic.Pointer[ballot] // written under bootMu; nil for a new incarnation
-
-	restartMu    sync.Mutex // one restart at a time
-	membershipMu sync.Mutex // the leader's configuration changes, one at a time
-	answering    atomic.Int32
-	peerTrusted  atomic.Pointer[map[raft.ServerID]bool] // servers same-cluster peers vouch for
-	quorum       atomic.Pointer[QuorumReport]
-	forks        atomic.Pointer[[]Fork]
-	waitLogMu    sync.Mutex
-	waitLogAt    map[string]time.Duration // guarded by waitLogMu
-
-	stopping atomic.Bool
-	draining atomic.Bool // shutting down soon: not ready, still serving
-	needBase atomic.Bool // bootstrapped here: the first leader proposes fsm.OpBase
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	rpc      *http.Server
+	answering     atomic.Int32
+	peerTrusted   atomic.Pointer[map[raft.ServerID]bool] // servers same-cluster peers vouch for
+	quorum        atomic.Pointer[QuorumReport]
+	forks         atomic.Pointer[[]Fork]
+	stopping      atomic.Bool
+	draining      atomic.Bool // shutting down soon: not ready, still serving
 }
 
 // New prepares a node; Start runs it.
