@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
 )
@@ -68,7 +69,7 @@ type Options struct {
 	// SnapshotBytes also triggers a snapshot once this many command bytes
 	// were applied since the last one, so large values cannot grow the
 	// in-memory log without bound between entry-count snapshots (default
-	// 64 MiB).
+	// config.DefaultSnapshotBytes).
 	SnapshotBytes uint64
 	// ApplyTimeout bounds one write (default 10s).
 	ApplyTimeout time.Duration
@@ -192,22 +193,22 @@ func New(opts Options) (*Node, error) {
 		opts.Metrics = NewMetrics(nil)
 	}
 	if opts.JoinRetry <= 0 {
-		opts.JoinRetry = time.Second
+		opts.JoinRetry = config.DefaultJoinRetry
 	}
 	if opts.QuorumLossTimeout <= 0 {
-		opts.QuorumLossTimeout = 30 * time.Second
+		opts.QuorumLossTimeout = config.DefaultQuorumLossTimeout
 	}
 	if opts.SnapshotBytes == 0 {
-		opts.SnapshotBytes = 64 << 20
+		opts.SnapshotBytes = config.DefaultSnapshotBytes
 	}
 	if opts.ApplyTimeout <= 0 {
 		opts.ApplyTimeout = 10 * time.Second
 	}
 	if opts.HeartbeatTimeout <= 0 {
-		opts.HeartbeatTimeout = 300 * time.Millisecond // config.DefaultRaftTimeout
+		opts.HeartbeatTimeout = config.DefaultRaftTimeout
 	}
 	if opts.ElectionTimeout <= 0 {
-		opts.ElectionTimeout = 300 * time.Millisecond
+		opts.ElectionTimeout = config.DefaultRaftTimeout
 	}
 	if len(opts.Peers) == 0 {
 		opts.Peers = []Peer{{Ordinal: opts.Ordinal, Address: opts.Address}}
