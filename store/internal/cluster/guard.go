@@ -104,3 +104,55 @@ func (g *guardedTransport) Close() error {
 	g.doneOnce.Do(func() { close(g.done) })
 	return g.NetworkTransport.Close()
 }
+
+// The node's side of the guard: the predicates startRaft hands to
+// newGuardedTransport.
+
+// selfIsVoter: this incarnation is a member and a voter of its own latest
+// configuration.
+func (n *Node) selfIsVoter() bool {
+	if !n.member.Load() {
+		return false
+	}
+	s := n.self()
+	return s != nil && s.Suffrage == raft.Voter
+}
+
+// replicationAllowed: this incarnation is a member, and sender is a server
+// of its own cluster.
+func (n *Node) replicationAllowed(sender raft.ServerID) bool {
+	if !n.member.Load() {
+		return false
+	}
+	n.mu.RLock()
+	r, joined := n.r, n.joinedVia
+	n.mu.RUnlock()
+	var cfg raft.Configuration
+	if r != nil {
+		if f := r.GetConfiguration(); f.Error() == nil {
+			cfg = f.Configuration()
+		}
+	}
+	if senderKnown(cfg, joined, sender) {
+		return true
+	}
+	if t := n.peerTrusted.Load(); t != nil {
+		return (*t)[sender]
+	}
+	return false
+}
+
+func senderKnown(cfg raft.Configuration, joined map[raft.ServerID]bool, sender raft.ServerID) bool {
+	if sender == "" {
+		return false
+	}
+	if joined[sender] {
+		return true
+	}
+	for _, s := range cfg.Servers {
+		if s.ID == sender {
+			return true
+		}
+	}
+	return false
+}

@@ -106,6 +106,17 @@ type Config struct {
 // counted no leader change during any workload.
 const DefaultRaftTimeout = 300 * time.Millisecond
 
+// Defaults the cluster package also falls back to when its caller leaves a
+// setting zero: written here only.
+const (
+	// DefaultQuorumLossTimeout is the default --quorum-loss-timeout.
+	DefaultQuorumLossTimeout = 30 * time.Second
+	// DefaultJoinRetry is the default pause between discovery rounds.
+	DefaultJoinRetry = time.Second
+	// DefaultSnapshotBytes is the default --raft-snapshot-bytes (64 MiB).
+	DefaultSnapshotBytes = 64 << 20
+)
+
 // Default returns a configuration that runs a single node on the standard
 // ports.
 func Default() Config {
@@ -121,15 +132,15 @@ func Default() Config {
 		ReloadInterval:    5 * time.Second,
 		MaxKeyBytes:       1024,
 		MaxValueBytes:     1 << 20,
-		QuorumLossTimeout: 30 * time.Second,
-		JoinRetry:         time.Second,
+		QuorumLossTimeout: DefaultQuorumLossTimeout,
+		JoinRetry:         DefaultJoinRetry,
 		ShutdownTimeout:   10 * time.Second,
 		DrainDelay:        2 * time.Second,
 		HeartbeatTimeout:  DefaultRaftTimeout,
 		ElectionTimeout:   DefaultRaftTimeout,
 		SnapshotThreshold: 1024,
 		TrailingLogs:      256,
-		SnapshotBytes:     64 << 20,
+		SnapshotBytes:     DefaultSnapshotBytes,
 		LogLevel:          "info",
 	}
 }

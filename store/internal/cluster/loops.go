@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+)
+
+// The node's background loops besides discovery (discovery.go): each
+// incarnation's leadership watcher, and, for the node's whole life, TTL
+// expiry proposals on the leader and snapshots by log size.
+
+// watchLeadership makes a new leader usable for reads only once an entry of
+// its own term has committed (the Barrier), as the read-index rule requires.
+func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool, stopped <-chan struct{}) {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-stopped:
+			return // this incarnation is over; the next has its own watcher
+		case leader, ok := <-notify:
+			if !ok {
+				return
+			}
+			n.leaderReady.Store(false)
+			n.opts.Metrics.LeaderChanges.Inc()
+			if !leader {
+				continue
+			}
+			term := r.CurrentTerm()
+			if err := r.Barrier(n.opts.ApplyTimeout).Error(); err != nil {
+				n.log.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			if r.State() == raft.Leader && r.CurrentTerm() == term {
+				n.readyTerm.Store(term)
+				n.leaderReady.Store(true)
+				n.log.Info("leading", "id", n.ID())
+				// Every bootstrapper may lead first; only a leader that
+				// finds the state untouched raises the base.
+				if n.needBase.CompareAndSwap(true, false) && n.opts.State.Revision() == 0 {
+					if _, err := n.applyLocal(r, fsm.NewBase(time.Now())); err != nil {
+						n.log.Warn("base revision of the new cluster not set", "err", err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// snapshotLoop takes a snapshot when the log holds SnapshotBytes of
+// commands, on every node: each one compacts its own log.
+func (n *Node) snapshotLoop() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.mu.RLock()
+		r, f := n.r, n.fsm
+		n.mu.RUnlock()
+		if f.logBytes.Load() < n.opts.SnapshotBytes {
+			continue
+		}
+		if err := r.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			n.log.Warn("snapshot by log size failed", "err", err)
+		}
+	}
+}
+
+// expiryLoop: while leading, propose the expiry of keys whose TTL is over.
+// Only the leader decides, so every replica agrees on when a key vanished.
+func (n *Node) expiryLoop() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r := n.raft()
+		if r.State() != raft.Leader || !n.leaderReady.Load() {
+			continue
+		}
+		due := n.opts.State.Expired(time.Now(), 512)
+		if len(due) == 0 {
+			continue
+		}
+		if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpExpire, Expire: due}); err != nil {
+			n.log.Warn("expiry proposal failed", "keys", len(due), "err", err)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Stopping: Close is the graceful exit (leadership transfer, leave, then
+// Raft stops); Kill stops as a crash would (tests use it for SIGKILL);
+// shutdownRaft stops one incarnation's Raft, for both and for restart
+// (quorum.go).
+
+// Close leaves gracefully: a leader hands leadership over first, then the
+// node asks the leader to remove it, then Raft stops. Bounded by ctx.
+func (n *Node) Close(ctx context.Context) error {
+	if !n.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
+	// A restart in progress finishes first; none starts after this
+	// (restart checks stopping under the same lock).
+	n.restartMu.Lock()
+	n.restartMu.Unlock() //nolint:staticcheck // an empty critical section: wait for a restart
+
+	r := n.raft()
+	id := n.ID()
+	if n.member.Load() {
+		cfg := r.GetConfiguration()
+		others := 0
+		if cfg.Error() == nil {
+			for _, s := range cfg.Configuration().Servers {
+				if s.ID != id && s.Suffrage == raft.Voter {
+					others++
+				}
+			}
+		}
+		if others > 0 && r.State() == raft.Leader {
+			if err := r.LeadershipTransfer().Error(); err != nil {
+				n.log.Warn("leadership transfer failed", "err", err)
+			}
+		}
+		// Leave: the leader retires this incarnation, keeping its place
+		// with the replica's placeholder until the next incarnation is
+		// promoted (membership.go).
+		if others > 0 {
+			n.leave(ctx, r, id)
+		}
+	}
+	n.cancel()
+	if n.rpc != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.rpc.Shutdown(sctx)
+		cancel()
+	}
+	n.shutdownRaft()
+	n.wg.Wait()
+	n.log.Info("raft stopped", "id", id)
+	return nil
+}
+
+// leave asks the leader to retire this incarnation, until it has or ctx
+// ends. When this node knows no leader it asks every peer: a leader that
+// already removed it (its answer was lost when that leader stepped down
+// mid-retirement) no longer sends it anything, so it would never learn one;
+// that leader answers at once, and only a leader acts on the request.
+func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
+	for ctx.Err() == nil {
+		if r.State() == raft.Leader {
+			if err := n.retireByID(r, id, n.opts.Address); err == nil {
+				n.log.Info("left the cluster", "id", id)
+				return
+			}
+		} else if addr, _ := r.LeaderWithID(); addr != "" {
+			if err := n.peer.leave(ctx, string(addr), id, n.opts.Address); err == nil {
+				n.log.Info("left the cluster", "id", id)
+				return
+			}
+		} else {
+			for _, p := range n.opts.Peers {
+				if p.Address == n.opts.Address {
+					continue
+				}
+				// A paused or unreachable peer must not use up the deadline.
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				err := n.peer.leave(pctx, p.Address, id, n.opts.Address)
+				cancel()
+				if err == nil {
+					n.log.Info("left the cluster", "id", id, "via", p.Address)
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	n.log.Warn("could not leave the cluster before the deadline", "id", id)
+}
+
+// Kill stops the node as a crash would: no leadership transfer, no leave.
+// Tests use it to stand in for SIGKILL within one process.
+func (n *Node) Kill() {
+	if !n.stopping.CompareAndSwap(false, true) {
+		return
+	}
+	n.restartMu.Lock()
+	n.restartMu.Unlock() //nolint:staticcheck // an empty critical section: wait for a restart
+	n.cancel()
+	if n.rpc != nil {
+		_ = n.rpc.Close()
+	}
+	n.shutdownRaft()
+	n.wg.Wait()
+}
+
+// shutdownRaft stops the current Raft instance. Closing its stream layer
+// first aborts the RPCs Raft's shutdown waits for: behind a partition, or
+// in a pipeline to a dead follower, each would wait out its whole timeout.
+func (n *Node) shutdownRaft() {
+	n.mu.RLock()
+	r, stream, stopped := n.r, n.stream, n.stopped
+	n.mu.RUnlock()
+	shutdown := r.Shutdown()
+	_ = stream.Close()
+	if err := shutdown.Error(); err != nil {
+		n.log.Warn("raft shutdown", "err", err)
+	}
+	select {
+	case <-stopped:
+	default:
+		close(stopped)
+	}
+}
