@@ -36,9 +36,7 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool, stopped <-chan 
 				n.log.Warn("barrier after election failed", "err", err)
 				continue
 			}
-			if r.State() == raft.Leader && r.CurrentTerm() == term {
-				n.readyTerm.Store(term)
-				n.leaderReady.Store(true)
+			if r.State() == raft.Leader && r.CurrentTerm() == term && n.markReady(r, term) {
 				n.log.Info("leading", "id", n.ID())
 				// Every bootstrapper may lead first; only a leader that
 				// finds the state untouched raises the base.
@@ -50,6 +48,21 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool, stopped <-chan 
 			}
 		}
 	}
+}
+
+// markReady makes r's leadership usable for reads from term on, unless r
+// is no longer this node's Raft: a watcher that stalled across a restart
+// must not vouch for the next incarnation, whose terms restart after a
+// reform and may match. startRaft resets readiness under mu with the swap.
+func (n *Node) markReady(r *raft.Raft, term uint64) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.r != r {
+		return false
+	}
+	n.readyTerm.Store(term)
+	n.leaderReady.Store(true)
+	return true
 }
 
 // snapshotLoop takes a snapshot when the log holds SnapshotBytes of

@@ -139,15 +139,14 @@ type Node struct {
 	votedCluster string
 
 	// bootMu orders the bootstrap vote, commits, joins and candidacy of one
-	// incarnation: it bootstraps or joins at most once. member and vote are
-	// written only under bootMu (startRaft, becomeMember's callers,
+	// incarnation: it bootstraps or joins at most once. startRaft holds it
+	// for the whole swap to a new incarnation. member, vote and clusterID
+	// are written only under bootMu (startRaft, becomeMember's callers,
 	// runCandidacy, handleVote) and read atomically anywhere.
 	bootMu sync.Mutex
 	member atomic.Bool            // part of a configuration (bootstrapped or added)
 	vote   atomic.Pointer[ballot] // nil for a new incarnation
-	// clusterID (a string: random, chosen at bootstrap) is set with member
-	// under bootMu (becomeMember), but startRaft resets it to "" after it
-	// has released bootMu; read atomically anywhere.
+	// clusterID is a string: random, chosen at bootstrap.
 	clusterID atomic.Value
 	// needBase is set under bootMu when this node bootstraps and taken
 	// (CompareAndSwap) by watchLeadership without it.
@@ -165,14 +164,18 @@ type Node struct {
 	restartMu    sync.Mutex // one restart at a time; Close and Kill wait for it
 	membershipMu sync.Mutex // the leader's configuration changes, one at a time
 
-	// Atomics under no lock. startRaft resets leaderReady, readyTerm,
-	// noLeaderSince, sawLeader, peerTrusted, quorum and forks for each new
-	// incarnation; the rest keep their values across incarnations.
+	// leaderReady and readyTerm are set true by a leadership watcher only
+	// while holding mu (read) and seeing its own Raft as n.r (markReady),
+	// and reset by startRaft under mu with the swap; cleared anywhere.
 	leaderReady atomic.Bool // leader whose term's first entry is committed
 	// readyTerm is the term leaderReady was proven in. A read index is
 	// taken and verified in that term only: a watcher descheduled across a
 	// step-down and a re-election must not vouch for the new term.
-	readyTerm     atomic.Uint64
+	readyTerm atomic.Uint64
+
+	// Atomics under no lock. startRaft resets noLeaderSince, sawLeader,
+	// peerTrusted, quorum and forks for each new incarnation (under
+	// bootMu); the rest keep their values across incarnations.
 	noLeaderSince atomic.Int64 // mono() when a leader was last known
 	lastForkProbe atomic.Int64 // mono() of the last fork probe
 	sawLeader     atomic.Bool  // this incarnation has known a leader
@@ -291,12 +294,17 @@ func (n *Node) startRaft() error {
 	notify := make(chan bool, 16)
 	cfg.NotifyCh = notify
 
-	// A new incarnation is nobody's member yet and has given no vote; the
-	// guard and the bootstrap handlers read these.
+	// A new incarnation is nobody's member yet and has given no vote. The
+	// whole swap happens under bootMu, so discovery's join, a candidacy or
+	// a vote sees either the old incarnation or the new one, complete: a
+	// join between the reset and the swap would have asked the leader to
+	// add the old ID while this node marked the new one a member (which
+	// then never appears in the configuration and is never promoted).
+	// Lock order: bootMu, then mu, as join takes them.
 	n.bootMu.Lock()
+	defer n.bootMu.Unlock()
 	n.member.Store(false)
 	n.vote.Store(nil)
-	n.bootMu.Unlock()
 	store := &monotonicStore{raft.NewInmemStore()}
 	f := newRaftFSM(n.opts.State)
 	snaps := newSnapshotStore()
@@ -329,9 +337,11 @@ func (n *Node) startRaft() error {
 	stopped := make(chan struct{})
 	n.id, n.r, n.fsm, n.logs, n.stream, n.stopped = id, r, f, store, stream, stopped
 	n.joinedVia = nil
-	n.mu.Unlock()
+	// Under mu with the swap: the previous incarnation's leadership
+	// watcher stores readiness only while its Raft is still n.r.
 	n.leaderReady.Store(false)
 	n.readyTerm.Store(0)
+	n.mu.Unlock()
 	n.noLeaderSince.Store(int64(n.mono()))
 	n.sawLeader.Store(false)
 	n.clusterID.Store("")
