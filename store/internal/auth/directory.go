@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 )
 
 // MaxEntryBytes bounds one users file (a ConfigMap holds at most 1 MiB).

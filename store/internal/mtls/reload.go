@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 )
 
 // DefaultReloadInterval is the poll period of a reloader given a zero
