@@ -1,15 +1,20 @@
-// Package filewatch tells its owner when files it reads may have changed:
-// on a fixed poll interval and on filesystem events in the files'
-// directories. It does not decide whether anything changed; the owner's
-// check function compares content (a hash of what it reads), which is the
-// only test that holds for Kubernetes Secret and ConfigMap volumes, where an
-// update swaps the directory's ..data symlink and touches no visible file.
+// Package filewatch keeps values read from files current, for certificates,
+// CA bundles and the users directory alike.
 //
-// Events make updates fast; polling makes them certain (events can be lost:
-// inotify queue overflow, a watched directory that is replaced, file systems
-// without events). Both are used together by default.
+// A Reloader holds the value built from some files and replaces it when
+// their content changes and still builds; content that does not read or
+// build is logged once and the last good value stays. Content, never file
+// times, decides whether anything changed: it is the only test that holds
+// for Kubernetes Secret and ConfigMap volumes, where an update swaps the
+// directory's ..data symlink and touches no visible file.
 //
-// The mtls (certificates) and auth (users directory) packages share it.
+// A Watcher tells a Reloader when to look: on a fixed poll interval and on
+// filesystem events in the files' directories. Events make updates fast;
+// polling makes them certain (events can be lost: inotify queue overflow, a
+// watched directory that is replaced, file systems without events). Both
+// are used together by default. An owner that has no goroutine to spare,
+// such as the Go client, calls Reloader.Check where it uses the value
+// instead.
 package filewatch
 
 import (
@@ -21,25 +26,25 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
+// DefaultInterval is the poll period of a Config with a zero Interval.
+const DefaultInterval = 5 * time.Second
+
 // DefaultDebounce is how long a burst of events must be quiet before the
 // check runs: a Kubernetes volume update is several events in a row.
 const DefaultDebounce = 50 * time.Millisecond
 
-// Config says what to watch and how.
+// Config says how a Watcher notices changes. The zero Config polls every
+// DefaultInterval and follows events, as production wants.
 type Config struct {
-	// Dirs are the directories whose events trigger a check: the parent
-	// directories of the watched files, never the files themselves (a
-	// watch on a file follows its inode, which a symlink swap leaves
-	// behind).
-	Dirs []string
-	// Interval is the poll period; zero or negative disables polling.
+	// Interval is the poll period: zero means DefaultInterval, negative
+	// never polls (events only, for tests).
 	Interval time.Duration
-	// Events turns on filesystem events for Dirs.
-	Events bool
-	// Debounce is the quiet period after an event; default DefaultDebounce.
+	// NoEvents turns filesystem events off: changes are seen by polling
+	// only (for tests).
+	NoEvents bool
+	// Debounce is the quiet period after an event; zero means
+	// DefaultDebounce.
 	Debounce time.Duration
-	// Logger receives warnings about the watch itself; nil discards them.
-	Logger *slog.Logger
 }
 
 // Watcher runs a check function; see Start.
@@ -51,29 +56,37 @@ type Watcher struct {
 }
 
 // Start calls check from one goroutine (never concurrently with itself)
-// every cfg.Interval and shortly after events in cfg.Dirs, until Close. It
-// does not call check at once: the owner has loaded before starting. When
-// events cannot be set up (for example the inotify limit), Start logs a
-// warning and relies on polling; a directory that cannot be watched is
-// retried at every poll.
-func Start(cfg Config, check func()) *Watcher {
+// every cfg.Interval and shortly after events in dirs, until Close. dirs
+// are the parent directories of the files read, never the files themselves
+// (a watch on a file follows its inode, which a symlink swap leaves
+// behind). Start does not call check at once: the owner has loaded before
+// starting. When events cannot be set up (for example the inotify limit),
+// Start logs a warning on log (nil discards) and relies on polling; a
+// directory that cannot be watched is retried at every poll.
+func Start(dirs []string, cfg Config, log *slog.Logger, check func()) *Watcher {
+	switch {
+	case cfg.Interval == 0:
+		cfg.Interval = DefaultInterval
+	case cfg.Interval < 0:
+		cfg.Interval = 0
+	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Watcher{stop: make(chan struct{}), done: make(chan struct{})}
 
 	var fsw *fsnotify.Watcher
-	if cfg.Events {
+	if !cfg.NoEvents {
 		var err error
 		if fsw, err = fsnotify.NewWatcher(); err != nil {
-			cfg.Logger.Warn("file events unavailable; relying on polling", "err", err, "interval", cfg.Interval)
+			log.Warn("file events unavailable; relying on polling", "err", err, "interval", cfg.Interval)
 			fsw = nil
 		}
 	}
-	l := &loop{cfg: cfg, fsw: fsw, check: check, failing: map[string]bool{}}
+	l := &loop{dirs: dirs, cfg: cfg, log: log, fsw: fsw, check: check, failing: map[string]bool{}}
 	l.ensureWatches()
 	w.l = l
 	go l.run(w)
@@ -88,7 +101,9 @@ func (w *Watcher) Close() {
 }
 
 type loop struct {
-	cfg     Config
+	dirs    []string
+	cfg     Config // Interval 0: no polling
+	log     *slog.Logger
 	fsw     *fsnotify.Watcher
 	check   func()
 	failing map[string]bool // directories whose watch failed, logged once
@@ -132,7 +147,7 @@ func (l *loop) run(w *Watcher) {
 			}
 			// Typically an event queue overflow: changes may have been
 			// missed, so check now.
-			l.cfg.Logger.Debug("file watch error; checking now", "err", err)
+			l.log.Debug("file watch error; checking now", "err", err)
 			l.check()
 		case <-debounce.C:
 			l.check()
@@ -147,19 +162,19 @@ func (l *loop) ensureWatches() {
 		return
 	}
 	have := l.fsw.WatchList()
-	for _, d := range l.cfg.Dirs {
+	for _, d := range l.dirs {
 		if slices.Contains(have, d) {
 			continue
 		}
 		if err := l.fsw.Add(d); err != nil {
 			if !l.failing[d] {
-				l.cfg.Logger.Warn("cannot watch directory for events; relying on polling", "dir", d, "err", err)
+				l.log.Warn("cannot watch directory for events; relying on polling", "dir", d, "err", err)
 				l.failing[d] = true
 			}
 			continue
 		}
 		if l.failing[d] {
-			l.cfg.Logger.Info("watching directory for events again", "dir", d)
+			l.log.Info("watching directory for events again", "dir", d)
 			delete(l.failing, d)
 		}
 	}

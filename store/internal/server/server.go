@@ -22,6 +22,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
@@ -70,7 +71,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 	if s.tls, err = loadTLS(&cfg, log); err != nil {
 		return nil, err
 	}
-	s.users, err = auth.OpenDirectory(cfg.UsersDir, cfg.ReloadInterval, log.With("component", "users"))
+	s.users, err = auth.OpenDirectory(cfg.UsersDir, filewatch.Config{Interval: cfg.ReloadInterval}, log.With("component", "users"))
 	if err != nil {
 		return nil, fmt.Errorf("users directory: %w", err)
 	}

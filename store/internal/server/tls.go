@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
@@ -36,13 +37,14 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 		}
 	}()
 	rlog := log.With("component", "tls")
-	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, cfg.ReloadInterval, rlog)
+	watch := filewatch.Config{Interval: cfg.ReloadInterval}
+	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, watch, rlog)
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
 	m.clientCAs = clientCAs
 	m.closers = append(m.closers, func() { _ = clientCAs.Close() })
-	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, cfg.ReloadInterval, rlog)
+	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, watch, rlog)
 	if err != nil {
 		return nil, fmt.Errorf("peer CA: %w", err)
 	}
@@ -84,7 +86,7 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 		m.serving = kp
 		log.Info("minted serving and peer certificate from the CA", "names", mintedNames(cfg))
 	} else {
-		kp, err := mtls.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, cfg.ReloadInterval, rlog, servingOpts...)
+		kp, err := mtls.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, watch, rlog, servingOpts...)
 		if err != nil {
 			return nil, wrapLoad("serving certificate", err)
 		}
@@ -93,7 +95,7 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 	}
 	m.peerCert = m.serving
 	if cfg.PeerCert != "" {
-		kp, err := mtls.NewKeyPairReloader(cfg.PeerCert, cfg.PeerKey, cfg.ReloadInterval, rlog, peerOpts...)
+		kp, err := mtls.NewKeyPairReloader(cfg.PeerCert, cfg.PeerKey, watch, rlog, peerOpts...)
 		if err != nil {
 			return nil, wrapLoad("peer certificate", err)
 		}
