@@ -349,9 +349,9 @@ func mayFailover(method string, apiErr *APIError, err error) bool {
 	read := method == http.MethodGet || method == http.MethodHead
 	if apiErr != nil {
 		switch {
-		case apiErr.Code == "not_ready":
+		case apiErr.Code == CodeNotReady:
 			return true
-		case apiErr.StatusCode == http.StatusServiceUnavailable && (apiErr.Code == "no_quorum" || apiErr.Code == ""):
+		case apiErr.StatusCode == http.StatusServiceUnavailable && (apiErr.Code == CodeNoQuorum || apiErr.Code == ""):
 			return read
 		}
 		return false
