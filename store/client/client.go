@@ -41,7 +41,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -104,9 +103,9 @@ func New(cfg Config) (*Client, error) {
 
 // NewFromFiles returns a client presenting the PEM certificate and key in
 // certFile and keyFile, trusting the CA certificates in caFile (the system
-// roots when caFile is ""). The certificate files are read again when they
-// change on disk, so a rotated certificate is used for new connections
-// without a restart.
+// roots when caFile is ""). The files are read again when they change on
+// disk, so a rotated certificate or CA bundle is used for new connections
+// without a restart (see TLSConfigFromFiles).
 func NewFromFiles(endpoints []string, certFile, keyFile, caFile string) (*Client, error) {
 	cfg, err := TLSConfigFromFiles(certFile, keyFile, caFile)
 	if err != nil {
@@ -116,42 +115,48 @@ func NewFromFiles(endpoints []string, certFile, keyFile, caFile string) (*Client
 }
 
 // TLSConfigFromFiles builds the tls.Config NewFromFiles uses: TLS 1.2 or
-// newer, the client certificate from certFile and keyFile (reloaded when
-// either file changes; none when both are ""), and the CA certificates of
-// caFile as roots (the system roots when caFile is "").
+// newer, the client certificate from certFile and keyFile (none when both
+// are ""), and the CA certificates of caFile as roots (the system roots
+// when caFile is ""). The files are read again at a handshake when their
+// content has changed; content that does not load leaves the previous
+// certificate or CA in use.
+//
+// With a caFile, the server's certificate is verified by VerifyConnection
+// against the CA file as it is at the handshake, since RootCAs cannot
+// change once a transport has cloned the config; InsecureSkipVerify is set
+// only to make room for that check, which verifies the chain, the
+// server-auth usage and the server's name as crypto/tls would. RootCAs
+// holds the CA as first read, for callers that read it. The name comes
+// from the ConnectionState, where TLS leaves it out for an IP address; a
+// Client (New) supplies it, and a transport of your own must set
+// ServerName to a DNS name of the server's certificate for an IP endpoint,
+// or the handshake is refused.
 func TLSConfigFromFiles(certFile, keyFile, caFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	switch {
 	case certFile != "" && keyFile != "":
-		kp, err := newKeyPairReloader(certFile, keyFile)
+		kp, err := loadKeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, err
 		}
-		cfg.GetClientCertificate = kp.getClientCertificate
+		cfg.GetClientCertificate = getClientCertificate(kp)
 	case certFile != "" || keyFile != "":
 		return nil, fmt.Errorf("client: a certificate needs both files: cert %q, key %q", certFile, keyFile)
 	}
 	if caFile != "" {
-		pool, err := loadCAPool(caFile)
+		roots, err := loadRoots(caFile)
 		if err != nil {
 			return nil, err
 		}
-		cfg.RootCAs = pool
+		cfg.RootCAs = roots.Value()
+		cfg.InsecureSkipVerify = true // verifyServer does the verification
+		cfg.VerifyConnection = verifyServer(roots)
 	}
 	return cfg, nil
 }
 
-func loadCAPool(caFile string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("client: CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("client: CA file %s: no PEM certificate in it", caFile)
-	}
-	return pool, nil
-}
+// tlsHandshakeTimeout bounds a TLS handshake of the client's transport.
+const tlsHandshakeTimeout = 10 * time.Second
 
 // newTransport is an HTTP/2-capable transport with keep-alives, bounded
 // connection set-up and HTTP/2 pings, so that a dead node is noticed even
@@ -162,14 +167,18 @@ func newTransport(cfg *tls.Config) *http.Transport {
 	if tc.MinVersion < tls.VersionTLS12 {
 		tc.MinVersion = tls.VersionTLS12
 	}
+	if len(tc.NextProtos) == 0 {
+		tc.NextProtos = []string{"h2", "http/1.1"}
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   10 * time.Second,
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: dialer.DialContext,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialTLS(ctx, dialer, tc, network, addr)
+		},
+		TLSClientConfig:       tc, // through a proxy; dialTLS otherwise
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   16,
@@ -180,6 +189,43 @@ func newTransport(cfg *tls.Config) *http.Transport {
 			PingTimeout:     15 * time.Second,
 		},
 	}
+}
+
+// dialTLS connects to an https endpoint (without a proxy) as http.Transport
+// would, with one addition: a VerifyConnection of cfg sees the host dialled
+// as the ConnectionState's ServerName even when it is an IP address, which
+// TLS leaves out of the handshake (no SNI for addresses) and hence out of
+// the state. verifyServer needs it to check the name.
+func dialTLS(ctx context.Context, d *net.Dialer, base *tls.Config, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := base.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	if verify := cfg.VerifyConnection; verify != nil {
+		name := cfg.ServerName
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.ServerName == "" {
+				cs.ServerName = name
+			}
+			return verify(cs)
+		}
+	}
+	conn := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := conn.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 func normaliseEndpoints(in []string) ([]string, error) {
@@ -303,9 +349,9 @@ func mayFailover(method string, apiErr *APIError, err error) bool {
 	read := method == http.MethodGet || method == http.MethodHead
 	if apiErr != nil {
 		switch {
-		case apiErr.Code == "not_ready":
+		case apiErr.Code == CodeNotReady:
 			return true
-		case apiErr.StatusCode == http.StatusServiceUnavailable && (apiErr.Code == "no_quorum" || apiErr.Code == ""):
+		case apiErr.StatusCode == http.StatusServiceUnavailable && (apiErr.Code == CodeNoQuorum || apiErr.Code == ""):
 			return read
 		}
 		return false

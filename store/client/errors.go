@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 )
 
 // Sentinel errors. Every error the server answers with is an *APIError;
@@ -54,22 +56,48 @@ var (
 	ErrWatcherClosed = errors.New("watcher closed")
 )
 
-// sentinelByCode maps the stable codes of docs/interfaces.md to sentinels.
+// The stable codes of APIError.Code (docs/interfaces.md, "Error codes").
+// The server sends exactly these; compare with them rather than with
+// strings, or match the sentinels above with errors.Is.
+const (
+	CodeBadRequest           = errcode.BadRequest
+	CodeInvalidKey           = errcode.InvalidKey
+	CodeInvalidTTL           = errcode.InvalidTTL
+	CodeInvalidRevision      = errcode.InvalidRevision
+	CodeConfirmationRequired = errcode.ConfirmationRequired
+	CodeUnauthenticated      = errcode.Unauthenticated
+	CodeForbidden            = errcode.Forbidden
+	CodeKeyNotFound          = errcode.KeyNotFound
+	CodeNotFound             = errcode.NotFound // no such route
+	CodeMethodNotAllowed     = errcode.MethodNotAllowed
+	CodeReformRefused        = errcode.ReformRefused
+	CodeRevisionCompacted    = errcode.RevisionCompacted
+	CodeRevisionMismatch     = errcode.RevisionMismatch
+	CodeKeyTooLarge          = errcode.KeyTooLarge
+	CodeValueTooLarge        = errcode.ValueTooLarge
+	CodeRequestCanceled      = errcode.RequestCanceled
+	CodeInternal             = errcode.Internal
+	CodeNoQuorum             = errcode.NoQuorum
+	CodeNotReady             = errcode.NotReady
+	CodeWatcherTooSlow       = errcode.WatcherTooSlow
+)
+
+// sentinelByCode maps the stable codes to sentinels.
 var sentinelByCode = map[string]error{
-	"key_not_found":      ErrKeyNotFound,
-	"revision_mismatch":  ErrRevisionMismatch,
-	"unauthenticated":    ErrUnauthenticated,
-	"forbidden":          ErrForbidden,
-	"key_too_large":      ErrTooLarge,
-	"value_too_large":    ErrTooLarge,
-	"bad_request":        ErrBadRequest,
-	"invalid_key":        ErrBadRequest,
-	"invalid_ttl":        ErrBadRequest,
-	"invalid_revision":   ErrBadRequest,
-	"no_quorum":          ErrNoQuorum,
-	"not_ready":          ErrNotReady,
-	"revision_compacted": ErrCompacted,
-	"watcher_too_slow":   ErrWatcherTooSlow,
+	CodeKeyNotFound:       ErrKeyNotFound,
+	CodeRevisionMismatch:  ErrRevisionMismatch,
+	CodeUnauthenticated:   ErrUnauthenticated,
+	CodeForbidden:         ErrForbidden,
+	CodeKeyTooLarge:       ErrTooLarge,
+	CodeValueTooLarge:     ErrTooLarge,
+	CodeBadRequest:        ErrBadRequest,
+	CodeInvalidKey:        ErrBadRequest,
+	CodeInvalidTTL:        ErrBadRequest,
+	CodeInvalidRevision:   ErrBadRequest,
+	CodeNoQuorum:          ErrNoQuorum,
+	CodeNotReady:          ErrNotReady,
+	CodeRevisionCompacted: ErrCompacted,
+	CodeWatcherTooSlow:    ErrWatcherTooSlow,
 }
 
 // sentinelByStatus is the fallback for an error without a known code, such

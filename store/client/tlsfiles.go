@@ -2,70 +2,105 @@ package client
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
-	"os"
-	"sync"
-	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 )
 
-// keyPairReloader serves a client certificate read from files, reading them
-// again when their size or modification time changes. Connections are
-// long-lived, so this runs only on handshakes and its stat calls are cheap.
-type keyPairReloader struct {
-	certFile, keyFile string
+// The files of TLSConfigFromFiles are read again when their content
+// changes (cert-manager rotates tls.crt, tls.key and ca.crt in one Secret),
+// checked at each TLS handshake: the client certificate when the server
+// asks for it, the CA bundle when the server's certificate is verified.
+// Nothing watches in the background: TLSConfigFromFiles returns a bare
+// tls.Config, which has no Close to stop a goroutine. A handshake reads
+// the few small files and compares their hash; connections are long-lived,
+// so that is rare. Content that does not load (a rotation half written)
+// leaves the previous certificate or CA in use.
 
-	mu    sync.Mutex
-	stamp [2]fileStamp
-	cert  *tls.Certificate
-}
+// fileKeyPair is a client certificate and key read from files.
+type fileKeyPair = filewatch.Reloader[[][]byte, tls.Certificate]
 
-type fileStamp struct {
-	size int64
-	mod  time.Time
-}
-
-func newKeyPairReloader(certFile, keyFile string) (*keyPairReloader, error) {
-	r := &keyPairReloader{certFile: certFile, keyFile: keyFile}
-	if err := r.reload(); err != nil {
-		return nil, err
+func loadKeyPair(certFile, keyFile string) (*fileKeyPair, error) {
+	r, err := filewatch.Load(filewatch.Source[[][]byte, tls.Certificate]{
+		What: "client certificate",
+		Read: func() ([][]byte, string, error) { return filewatch.ReadFiles(certFile, keyFile) },
+		Build: func(c [][]byte) (*tls.Certificate, error) {
+			kp, err := tls.X509KeyPair(c[0], c[1])
+			return &kp, err
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: certificate %s, key %s: %w", certFile, keyFile, err)
 	}
 	return r, nil
 }
 
-func (r *keyPairReloader) stamps() ([2]fileStamp, error) {
-	var s [2]fileStamp
-	for i, name := range []string{r.certFile, r.keyFile} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			return s, err
+// getClientCertificate is tls.Config.GetClientCertificate for kp.
+func getClientCertificate(kp *fileKeyPair) func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		kp.Check()
+		return kp.Value(), nil
+	}
+}
+
+// fileRoots is a CA bundle read from a file.
+type fileRoots = filewatch.Reloader[[][]byte, x509.CertPool]
+
+var errNoCertificate = errors.New("no PEM certificate in it")
+
+func loadRoots(caFile string) (*fileRoots, error) {
+	r, err := filewatch.Load(filewatch.Source[[][]byte, x509.CertPool]{
+		What: "CA bundle",
+		Read: func() ([][]byte, string, error) { return filewatch.ReadFiles(caFile) },
+		Build: func(c [][]byte) (*x509.CertPool, error) {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(c[0]) {
+				return nil, errNoCertificate
+			}
+			return pool, nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: CA file %s: %w", caFile, err)
+	}
+	return r, nil
+}
+
+// errNoServerName refuses a handshake whose ConnectionState names no
+// server: the certificate cannot be checked against the name dialled.
+var errNoServerName = errors.New("client: no server name to verify the server certificate against " +
+	"(TLS sends none for an IP address: dial through a Client, which supplies it, or set tls.Config.ServerName to a DNS name of the certificate)")
+
+// verifyServer is tls.Config.VerifyConnection for a CA bundle read from a
+// file. It does what crypto/tls does when InsecureSkipVerify is false (the
+// chain to the roots, the server-auth usage, the name in
+// ConnectionState.ServerName), with the roots of the file as it is now:
+// tls.Config.RootCAs is fixed once a transport has cloned the config.
+func verifyServer(roots *fileRoots) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		fail := func(err error) error {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 		}
-		s[i] = fileStamp{size: fi.Size(), mod: fi.ModTime()}
+		if len(cs.PeerCertificates) == 0 {
+			return fail(errors.New("client: the server sent no certificate"))
+		}
+		if cs.ServerName == "" {
+			return fail(errNoServerName)
+		}
+		roots.Check()
+		opts := x509.VerifyOptions{
+			Roots:         roots.Value(),
+			DNSName:       cs.ServerName,
+			Intermediates: x509.NewCertPool(),
+		}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+			return fail(err)
+		}
+		return nil
 	}
-	return s, nil
-}
-
-// reload reads both files; the caller holds mu or owns r.
-func (r *keyPairReloader) reload() error {
-	st, err := r.stamps()
-	if err != nil {
-		return fmt.Errorf("client: reading the client certificate: %w", err)
-	}
-	kp, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
-	if err != nil {
-		return fmt.Errorf("client: certificate %s, key %s: %w", r.certFile, r.keyFile, err)
-	}
-	r.cert, r.stamp = &kp, st
-	return nil
-}
-
-// getClientCertificate is tls.Config.GetClientCertificate. When the files
-// changed but cannot be loaded (a rotation half written), the previous
-// certificate is kept.
-func (r *keyPairReloader) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if st, err := r.stamps(); err == nil && st != r.stamp {
-		_ = r.reload()
-	}
-	return r.cert, nil
 }

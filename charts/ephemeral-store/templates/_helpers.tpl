@@ -184,7 +184,8 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 DNS names of the client and headless Services, localhost (for
 `kubectl port-forward`) and tls.extraDnsNames (JSON list): what a pod adds
-with --san to the certificate it mints.
+with --san to the certificate it mints. Go: certnames.Release.ServiceDNSNames
+(store/certnames); tests/chart/certnames_test.go keeps the two equal.
 */}}
 {{- define "ephemeral-store.serviceSANs" -}}
 {{- $ns := .Release.Namespace }}
@@ -200,7 +201,7 @@ with --san to the certificate it mints.
 Every DNS name of the shared server certificate (JSON list): both Services, every
 pod (<pod>.<headless>[.<ns>[.svc[.<domain>]]]), the wildcard of the headless
 Service, localhost and tls.extraDnsNames. The same certificate is the peer
-certificate, so its CN is tls.peerCommonName.
+certificate, so its CN is tls.peerCommonName. Go: certnames.Release.ServerDNSNames.
 */}}
 {{- define "ephemeral-store.serverSANs" -}}
 {{- $ns := .Release.Namespace }}

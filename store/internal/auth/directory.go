@@ -13,19 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 )
 
 // MaxEntryBytes bounds one users file (a ConfigMap holds at most 1 MiB).
 const MaxEntryBytes = 1 << 20
-
-// DefaultReloadInterval is the poll period of a Directory given a zero
-// interval.
-const DefaultReloadInterval = 5 * time.Second
 
 // EntryError says why one file of the users directory was skipped.
 type EntryError struct {
@@ -163,17 +156,8 @@ func LoadDir(dir string) (map[string]User, []error) {
 type Option func(*options)
 
 type options struct {
-	events, polling bool
-	onReload        func(users map[string]User, errs []error)
+	onReload func(users map[string]User, errs []error)
 }
-
-// WithoutEvents turns off filesystem events: changes are seen by polling
-// only.
-func WithoutEvents() Option { return func(o *options) { o.events = false } }
-
-// WithoutPolling turns off polling: changes are seen by filesystem events
-// only. Meant for tests; production wants both.
-func WithoutPolling() Option { return func(o *options) { o.polling = false } }
 
 // WithOnReload calls f after each reload (a change of content, not the
 // initial load) with the new users and the errors of the skipped files,
@@ -192,28 +176,24 @@ func WithOnReload(f func(users map[string]User, errs []error)) Option {
 // valid files stay in force. Only when the directory cannot be read at all
 // does the previous set stay, with a warning.
 type Directory struct {
-	dir      string
-	log      *slog.Logger
-	onReload func(map[string]User, []error)
-
-	users   atomic.Pointer[map[string]User]
-	errs    atomic.Pointer[[]error]
-	reloads atomic.Uint64
-
-	mu      sync.Mutex // serializes check
-	hash    string
-	failure string
-	watcher *filewatch.Watcher
+	r *filewatch.Reloader[[]entry, userSet]
 }
 
-// OpenDirectory loads dir and then follows it: every interval (zero:
-// DefaultReloadInterval) it hashes the directory's content, and it also
-// checks shortly after any filesystem event in dir (Kubernetes updates a
+// userSet is the users of one content of the directory and the errors of
+// the files skipped.
+type userSet struct {
+	users map[string]User
+	errs  []error
+}
+
+// OpenDirectory loads dir and then follows it as w says (the zero Config:
+// it hashes the directory's content every filewatch.DefaultInterval, and
+// also shortly after any filesystem event in dir; Kubernetes updates a
 // volume by swapping a ..data symlink, so content, not file times, is
 // compared). It fails only when dir cannot be read; malformed entries are
 // logged on log and skipped. Close stops the watching.
-func OpenDirectory(dir string, interval time.Duration, log *slog.Logger, opts ...Option) (*Directory, error) {
-	o := options{events: true, polling: true}
+func OpenDirectory(dir string, w filewatch.Config, log *slog.Logger, opts ...Option) (*Directory, error) {
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -223,71 +203,48 @@ func OpenDirectory(dir string, interval time.Duration, log *slog.Logger, opts ..
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	d := &Directory{dir: dir, log: log, onReload: o.onReload}
-	entries, hash, err := readDir(dir)
+	log = log.With("dir", dir)
+	src := filewatch.Source[[]entry, userSet]{
+		What:  "users",
+		Read:  func() ([]entry, string, error) { return readDir(dir) },
+		Build: func(entries []entry) (*userSet, error) { return buildLogged(entries, log), nil },
+		Log:   log,
+		Describe: func(s *userSet) []any {
+			return []any{"users", len(s.users), "invalid", len(s.errs)}
+		},
+	}
+	if o.onReload != nil {
+		src.OnReload = func(s *userSet) { o.onReload(s.users, s.errs) }
+	}
+	r, err := filewatch.Load(src)
 	if err != nil {
 		return nil, err
 	}
-	d.apply(entries, hash)
-	d.log.Info("users loaded", "dir", dir, "users", len(*d.users.Load()), "invalid", len(*d.errs.Load()))
-
-	if interval == 0 {
-		interval = DefaultReloadInterval
-	}
-	if !o.polling {
-		interval = 0
-	}
-	d.watcher = filewatch.Start(filewatch.Config{Dirs: []string{dir}, Interval: interval, Events: o.events, Logger: log}, d.check)
-	return d, nil
+	r.Watch([]string{dir}, w)
+	return &Directory{r: r}, nil
 }
 
-// apply installs the users of entries and logs what was skipped.
-func (d *Directory) apply(entries []entry, hash string) ([]error, map[string]User) {
+// buildLogged builds the users of entries and logs what was skipped.
+func buildLogged(entries []entry, log *slog.Logger) *userSet {
 	users, errs, warnings := build(entries)
 	for _, err := range errs {
 		var ee *EntryError
 		if errors.As(err, &ee) {
-			d.log.Warn("users entry skipped", "dir", d.dir, "file", ee.File, "err", ee.Err)
+			log.Warn("users entry skipped", "file", ee.File, "err", ee.Err)
 		}
 	}
 	for _, w := range warnings {
-		d.log.Warn(w, "dir", d.dir)
+		log.Warn(w)
 	}
 	if len(users) == 0 {
-		d.log.Warn("no valid users: every client will be refused", "dir", d.dir)
+		log.Warn("no valid users: every client will be refused")
 	}
-	d.users.Store(&users)
-	d.errs.Store(&errs)
-	d.hash = hash
-	return errs, users
-}
-
-func (d *Directory) check() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	entries, hash, err := readDir(d.dir)
-	if err != nil {
-		if d.failure != err.Error() {
-			d.failure = err.Error()
-			d.log.Warn("users directory unreadable; keeping the previous users", "dir", d.dir, "err", err)
-		}
-		return
-	}
-	d.failure = ""
-	if hash == d.hash {
-		return
-	}
-	errs, users := d.apply(entries, hash)
-	n := d.reloads.Add(1)
-	d.log.Info("users reloaded", "dir", d.dir, "users", len(users), "invalid", len(errs), "reloads", n)
-	if d.onReload != nil {
-		d.onReload(users, errs)
-	}
+	return &userSet{users: users, errs: errs}
 }
 
 // Lookup returns the user called name.
 func (d *Directory) Lookup(name string) (User, bool) {
-	u, ok := (*d.users.Load())[name]
+	u, ok := d.r.Value().users[name]
 	return u, ok
 }
 
@@ -303,20 +260,20 @@ func (d *Directory) Authenticate(name string) (User, error) {
 
 // Users returns a copy of the current users by name.
 func (d *Directory) Users() map[string]User {
-	return maps.Clone(*d.users.Load())
+	return maps.Clone(d.r.Value().users)
 }
 
 // Errors returns the errors (*EntryError) of the files skipped in the
 // current content.
 func (d *Directory) Errors() []error {
-	return append([]error(nil), *d.errs.Load()...)
+	return append([]error(nil), d.r.Value().errs...)
 }
 
 // Reloads counts the changes of content applied since OpenDirectory.
-func (d *Directory) Reloads() uint64 { return d.reloads.Load() }
+func (d *Directory) Reloads() uint64 { return d.r.Reloads() }
 
 // Close stops following the directory; the last users stay available.
 func (d *Directory) Close() error {
-	d.watcher.Close()
+	d.r.Close()
 	return nil
 }

@@ -15,14 +15,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch/filewatchtest"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch/filewatchtest"
 )
 
 const (
-	waitFor = 10 * time.Second
+	// waitFor bounds every wait: generous, because the test machine can
+	// freeze for minutes; a passing test never waits that long.
+	waitFor = 2 * time.Minute
 	tick    = 5 * time.Millisecond
-	poll    = 20 * time.Millisecond // reload interval in tests
 )
+
+// polling is how the tests watch the directory unless they say otherwise.
+var polling = filewatch.Config{Interval: 20 * time.Millisecond}
 
 const (
 	myuser = `{ "name": "myuser", "auth_mode": "certificate" }`
@@ -106,7 +111,7 @@ func TestLoadDirLimits(t *testing.T) {
 	require.Len(t, errs, 1)
 	assert.ErrorIs(t, errs[0], os.ErrNotExist)
 
-	_, err := OpenDirectory(filepath.Join(dir, "missing"), poll, nil)
+	_, err := OpenDirectory(filepath.Join(dir, "missing"), polling, nil)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
@@ -143,16 +148,15 @@ func TestDirectoryFollowsChanges(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name     string
-		writer   func(*testing.T, string) writer
-		interval time.Duration
-		opts     []Option
+		name   string
+		writer func(*testing.T, string) writer
+		watch  filewatch.Config
 	}{
-		{"kubernetes symlink swap, polling only", kubelet, poll, []Option{WithoutEvents()}},
-		{"kubernetes symlink swap, events only", kubelet, 0, []Option{WithoutPolling()}},
-		{"kubernetes symlink swap, both", kubelet, poll, nil},
-		{"in place, polling only", inPlace, poll, []Option{WithoutEvents()}},
-		{"in place, events only", inPlace, 0, []Option{WithoutPolling()}},
+		{"kubernetes symlink swap, polling only", kubelet, filewatch.Config{Interval: polling.Interval, NoEvents: true}},
+		{"kubernetes symlink swap, events only", kubelet, filewatch.Config{Interval: -1}},
+		{"kubernetes symlink swap, both", kubelet, polling},
+		{"in place, polling only", inPlace, filewatch.Config{Interval: polling.Interval, NoEvents: true}},
+		{"in place, events only", inPlace, filewatch.Config{Interval: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,11 +167,10 @@ func TestDirectoryFollowsChanges(t *testing.T) {
 			var hooked atomic.Int64
 			var hookErrs atomic.Int64
 			log, logs := newLog()
-			opts := append([]Option{WithOnReload(func(u map[string]User, errs []error) {
+			d, err := OpenDirectory(dir, tt.watch, log, WithOnReload(func(u map[string]User, errs []error) {
 				hooked.Add(1)
 				hookErrs.Store(int64(len(errs)))
-			})}, tt.opts...)
-			d, err := OpenDirectory(dir, tt.interval, log, opts...)
+			}))
 			require.NoError(t, err)
 			t.Cleanup(func() { d.Close() })
 
@@ -178,20 +181,26 @@ func TestDirectoryFollowsChanges(t *testing.T) {
 
 			// myuser removed, reader added, one broken entry beside them.
 			write(files("reader.json", reader, "broken.json", broken))
-			require.Eventually(t, func() bool {
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
 				_, hasReader := d.Lookup("reader")
 				_, hasMyuser := d.Lookup("myuser")
-				return hasReader && !hasMyuser
+				assert.True(c, hasReader, "reader added")
+				assert.False(c, hasMyuser, "myuser removed")
 			}, waitFor, tick, "log:\n%s", logs)
 			assert.Equal(t, []string{"reader"}, names(d.Users()))
 			assert.Equal(t, []string{"broken.json"}, entryFiles(t, d.Errors()))
-			require.Eventually(t, func() bool { return hooked.Load() >= 1 }, waitFor, tick)
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				assert.GreaterOrEqual(c, hooked.Load(), int64(1), "hook calls")
+			}, waitFor, tick)
 			assert.EqualValues(t, 1, hookErrs.Load())
 			assert.Equal(t, 1, logs.Count("users entry skipped"), "log:\n%s", logs)
 
 			// The broken entry is fixed; it was logged once, not at every poll.
 			write(files("reader.json", reader, "broken.json", strings.Replace(broken, `"write"`, `"readwrite"`, 1)))
-			require.Eventually(t, func() bool { _, ok := d.Lookup("broken"); return ok }, waitFor, tick, "log:\n%s", logs)
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				_, ok := d.Lookup("broken")
+				assert.True(c, ok, "broken fixed")
+			}, waitFor, tick, "log:\n%s", logs)
 			assert.Empty(t, d.Errors())
 			assert.Equal(t, 1, logs.Count("users entry skipped"), "log:\n%s", logs)
 
@@ -209,28 +218,37 @@ func TestDirectoryKeepsUsersWhileUnreadable(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "users")
 	a := filewatchtest.NewAtomicDir(t, dir, files("myuser.json", myuser))
 	log, logs := newLog()
-	d, err := OpenDirectory(dir, poll, log)
+	d, err := OpenDirectory(dir, polling, log)
 	require.NoError(t, err)
 	defer d.Close()
+	const unreadable = "reloading users failed; keeping the previous one"
 
 	require.NoError(t, os.RemoveAll(dir))
-	require.Eventually(t, func() bool { return logs.Count("users directory unreadable") == 1 }, waitFor, tick, "log:\n%s", logs)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, 1, logs.Count(unreadable))
+	}, waitFor, tick, "log:\n%s", logs)
 	_, ok := d.Lookup("myuser")
 	assert.True(t, ok, "the last users stay")
 
 	a = filewatchtest.NewAtomicDir(t, dir, files("reader.json", reader))
-	require.Eventually(t, func() bool { _, ok := d.Lookup("reader"); return ok }, waitFor, tick, "log:\n%s", logs)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, ok := d.Lookup("reader")
+		assert.True(c, ok, "reader")
+	}, waitFor, tick, "log:\n%s", logs)
 	_, ok = d.Lookup("myuser")
 	assert.False(t, ok)
-	assert.Equal(t, 1, logs.Count("users directory unreadable"), "logged once:\n%s", logs)
+	assert.Equal(t, 1, logs.Count(unreadable), "logged once:\n%s", logs)
 
 	a.Update(files("reader.json", reader, "myuser.json", myuser))
-	require.Eventually(t, func() bool { _, ok := d.Lookup("myuser"); return ok }, waitFor, tick)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, ok := d.Lookup("myuser")
+		assert.True(c, ok, "myuser")
+	}, waitFor, tick, "log:\n%s", logs)
 }
 
 func TestDirectoryWithNoUsersWarns(t *testing.T) {
 	log, logs := newLog()
-	d, err := OpenDirectory(t.TempDir(), poll, log)
+	d, err := OpenDirectory(t.TempDir(), polling, log)
 	require.NoError(t, err)
 	defer d.Close()
 	assert.Empty(t, d.Users())

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ephemeral-store/ephemeral-store/store/certnames"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
@@ -31,6 +32,7 @@ func newCertsCommand() *cobra.Command {
 		users     []string
 		release   string
 		namespace string
+		domain    string
 		replicas  int
 		force     bool
 	)
@@ -45,8 +47,9 @@ server.key, peer.crt and peer.key, and <user>.crt and <user>.key for every
 The server certificate names localhost, 127.0.0.1, every --dns name and,
 unless --k8s-release is "", the Services and pods of the Helm release in
 --namespace: the client Service, the headless <fullname>-info Service and
---replicas pods, as the chart names them. Existing files are kept unless
---force.`,
+--replicas pods, each also under .<namespace>, .<namespace>.svc and
+.<namespace>.svc.<--cluster-domain>, as the chart's own certificates do.
+Existing files are kept unless --force.`,
 		Example: `  ephemeral-store certs --out ./certs
   ephemeral-store certs --out ./certs --user proxy --user controller --namespace store --dns store.example.com
   kubectl create secret generic ephemeral-store-secret --from-file=./certs/rootCA.crt --from-file=./certs/rootCA.key`,
@@ -64,7 +67,8 @@ unless --k8s-release is "", the Services and pods of the Helm release in
 			names := append([]string(nil), dns...)
 			if release != "" {
 				full := chartFullname(release)
-				names = append(names, pki.ServiceDNSNames(full, full+"-info", namespace, replicas)...)
+				rel := certnames.Release{StatefulSet: full, Headless: full + "-info", Namespace: namespace, ClusterDomain: domain}
+				names = append(names, rel.ServerDNSNames(replicas)...)
 			}
 			files, err := pki.WriteBundle(out, pki.BundleOptions{
 				CACertFile: caCert,
@@ -93,6 +97,7 @@ unless --k8s-release is "", the Services and pods of the Helm release in
 	f.StringSliceVar(&users, "user", []string{"myuser"}, "user to create a client certificate for (repeatable or comma-separated)")
 	f.StringVar(&release, "k8s-release", chartName, `Helm release whose Service and pod names the server certificate carries ("" for none)`)
 	f.StringVar(&namespace, "namespace", "default", "Kubernetes namespace of the release")
+	f.StringVar(&domain, "cluster-domain", certnames.DefaultClusterDomain, "Kubernetes cluster DNS domain (the chart's clusterDomain)")
 	f.IntVar(&replicas, "replicas", 5, "number of store pods of the release")
 	f.BoolVar(&force, "force", false, "overwrite existing files")
 	noEnv(cmd, "force")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
 )
@@ -70,11 +71,11 @@ type rpcError struct {
 
 // deterministic refusals a forwarded write may carry back.
 var fsmErrors = map[string]error{
-	"key_not_found":     fsm.ErrKeyNotFound,
-	"revision_mismatch": fsm.ErrRevisionMismatch,
-	"empty_key":         fsm.ErrEmptyKey,
-	"unknown_op":        fsm.ErrUnknownOp,
-	"negative_ttl":      fsm.ErrNegativeTTL,
+	errcode.KeyNotFound:      fsm.ErrKeyNotFound,
+	errcode.RevisionMismatch: fsm.ErrRevisionMismatch,
+	"empty_key":              fsm.ErrEmptyKey,
+	"unknown_op":             fsm.ErrUnknownOp,
+	"negative_ttl":           fsm.ErrNegativeTTL,
 }
 
 func fsmErrorCode(err error) string {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 
@@ -142,7 +143,7 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 	case path == "/v1/cluster/reform":
 		route = "reform"
 	default:
-		writeError(w, newError(http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s", path)))
+		writeError(w, newError(http.StatusNotFound, errcode.NotFound, fmt.Sprintf("no route for %s", path)))
 		return "unknown"
 	}
 	user, err := a.authenticate(r)
@@ -184,11 +185,11 @@ func (a *API) reform(w http.ResponseWriter, r *http.Request, u auth.User) error 
 	}
 	if !u.AllKeys {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not reform the cluster: it takes read/write on every key", u.Name))
+		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not reform the cluster: it takes read/write on every key", u.Name))
 	}
 	confirm := r.URL.Query().Get("confirm")
 	if confirm == "" {
-		return newError(http.StatusBadRequest, "confirmation_required", "reform throws every key away: repeat the cluster_id of /v1/cluster as ?confirm=")
+		return newError(http.StatusBadRequest, errcode.ConfirmationRequired, "reform throws every key away: repeat the cluster_id of /v1/cluster as ?confirm=")
 	}
 	a.o.Logger.Warn("forced reform requested", "user", u.Name, "remote", r.RemoteAddr, "confirm", confirm)
 	if err := a.o.Cluster.ForceReform(r.Context(), confirm, u.Name); err != nil {
@@ -208,7 +209,7 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, f func() error) {
 }
 
 func methodNotAllowed(r *http.Request, allowed string) error {
-	return newError(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed here; use %s", r.Method, allowed))
+	return newError(http.StatusMethodNotAllowed, errcode.MethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", r.Method, allowed))
 }
 
 // authenticate finds the user named by the verified certificate. A
@@ -217,19 +218,19 @@ func methodNotAllowed(r *http.Request, allowed string) error {
 func (a *API) authenticate(r *http.Request) (auth.User, error) {
 	if r.TLS == nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("no_tls").Inc()
-		return auth.User{}, newError(http.StatusUnauthorized, "unauthenticated", "a TLS client certificate is required")
+		return auth.User{}, newError(http.StatusUnauthorized, errcode.Unauthenticated, "a TLS client certificate is required")
 	}
 	name, err := a.o.UserOf(r.TLS)
 	if err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("no_certificate_user").Inc()
 		a.o.Logger.Warn("authentication failed", "remote", r.RemoteAddr, "err", err)
-		return auth.User{}, newError(http.StatusUnauthorized, "unauthenticated", err.Error())
+		return auth.User{}, newError(http.StatusUnauthorized, errcode.Unauthenticated, err.Error())
 	}
 	u, err := a.o.Users.Authenticate(name)
 	if err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("unknown_user").Inc()
 		a.o.Logger.Warn("authentication failed: unknown user", "user", name, "remote", r.RemoteAddr)
-		return auth.User{}, newError(http.StatusUnauthorized, "unauthenticated", fmt.Sprintf("user %q is not allowed in", name))
+		return auth.User{}, newError(http.StatusUnauthorized, errcode.Unauthenticated, fmt.Sprintf("user %q is not allowed in", name))
 	}
 	return u, nil
 }
@@ -237,7 +238,7 @@ func (a *API) authenticate(r *http.Request) (auth.User, error) {
 func (a *API) authorize(u auth.User, key string, need auth.Access) error {
 	if err := auth.Authorize(u, key, need); err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not %s %q", u.Name, verb(need), key))
+		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not %s %q", u.Name, verb(need), key))
 	}
 	return nil
 }
@@ -255,7 +256,7 @@ func (a *API) kv(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		return err
 	}
 	if key == "" {
-		return newError(http.StatusBadRequest, "invalid_key", "empty key; list keys with GET /v1/kv/?prefix=")
+		return newError(http.StatusBadRequest, errcode.InvalidKey, "empty key; list keys with GET /v1/kv/?prefix=")
 	}
 	q := r.URL.Query()
 	switch r.Method {
@@ -330,7 +331,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 	if err != nil {
 		return err
 	}
-	tooLarge := newError(http.StatusRequestEntityTooLarge, "value_too_large", fmt.Sprintf("value is over the limit of %d bytes", a.o.MaxValueBytes))
+	tooLarge := newError(http.StatusRequestEntityTooLarge, errcode.ValueTooLarge, fmt.Sprintf("value is over the limit of %d bytes", a.o.MaxValueBytes))
 	if r.ContentLength > int64(a.o.MaxValueBytes) {
 		return tooLarge
 	}
@@ -340,7 +341,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 		if errors.As(err, &mbe) {
 			return tooLarge
 		}
-		return newError(http.StatusBadRequest, "bad_request", fmt.Sprintf("reading the value: %v", err))
+		return newError(http.StatusBadRequest, errcode.BadRequest, fmt.Sprintf("reading the value: %v", err))
 	}
 	res, err := a.o.Cluster.Apply(r.Context(), fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev})
 	if err != nil {
@@ -372,11 +373,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
 	q := r.URL.Query()
 	prefix := q.Get("prefix")
 	if len(prefix) > a.o.MaxKeyBytes {
-		return newError(http.StatusRequestEntityTooLarge, "key_too_large", "prefix is longer than the key limit")
+		return newError(http.StatusRequestEntityTooLarge, errcode.KeyTooLarge, "prefix is longer than the key limit")
 	}
 	if err := auth.AuthorizePrefix(u, prefix, auth.AccessRead); err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not list %q", u.Name, prefix))
+		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not list %q", u.Name, prefix))
 	}
 	limit, err := parseLimit(q)
 	if err != nil {
@@ -429,7 +430,7 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 	prefix := q.Get("prefix")
 	if err := auth.AuthorizePrefix(u, prefix, auth.AccessRead); err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, "forbidden", fmt.Sprintf("user %q may not watch %q", u.Name, prefix))
+		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not watch %q", u.Name, prefix))
 	}
 	from, err := parseRevision(q, "from")
 	if err != nil {
@@ -474,7 +475,7 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 				if werr := wt.Err(); werr != nil {
 					_, code := statusOf(werr)
 					if errors.Is(werr, fsm.ErrWatcherTooSlow) {
-						code = "watcher_too_slow"
+						code = errcode.WatcherTooSlow
 					}
 					_ = enc.Encode(map[string]any{"type": "error", "error": errorDetail{Code: code, Message: werr.Error()}})
 				}

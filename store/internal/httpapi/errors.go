@@ -8,6 +8,7 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 
@@ -33,36 +34,36 @@ func statusOf(err error) (int, string) {
 	case errors.As(err, &ae):
 		return ae.status, ae.code
 	case errors.Is(err, fsm.ErrKeyNotFound):
-		return http.StatusNotFound, "key_not_found"
+		return http.StatusNotFound, errcode.KeyNotFound
 	case errors.Is(err, fsm.ErrRevisionMismatch):
-		return http.StatusPreconditionFailed, "revision_mismatch"
+		return http.StatusPreconditionFailed, errcode.RevisionMismatch
 	case errors.Is(err, fsm.ErrCompacted):
-		return http.StatusGone, "revision_compacted"
+		return http.StatusGone, errcode.RevisionCompacted
 	case errors.Is(err, fsm.ErrEmptyKey):
-		return http.StatusBadRequest, "invalid_key"
+		return http.StatusBadRequest, errcode.InvalidKey
 	case errors.Is(err, fsm.ErrNegativeTTL):
-		return http.StatusBadRequest, "invalid_ttl"
+		return http.StatusBadRequest, errcode.InvalidTTL
 	case errors.Is(err, auth.ErrUnknownUser):
-		return http.StatusUnauthorized, "unauthenticated"
+		return http.StatusUnauthorized, errcode.Unauthenticated
 	case errors.Is(err, auth.ErrForbidden):
-		return http.StatusForbidden, "forbidden"
+		return http.StatusForbidden, errcode.Forbidden
 	case errors.Is(err, cluster.ErrReformRefused):
-		return http.StatusConflict, "reform_refused"
+		return http.StatusConflict, errcode.ReformRefused
 	case errors.Is(err, cluster.ErrShutdown):
 		// Refused before any attempt: safe for a client to send elsewhere.
-		return http.StatusServiceUnavailable, "not_ready"
+		return http.StatusServiceUnavailable, errcode.NotReady
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrOutcomeUnknown):
 		// For a write, no_quorum means "may or may not have happened":
 		// clients must not resend it blindly.
-		return http.StatusServiceUnavailable, "no_quorum"
+		return http.StatusServiceUnavailable, errcode.NoQuorum
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "no_quorum"
+		return http.StatusServiceUnavailable, errcode.NoQuorum
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer, but metrics
 		// should not count it as a server error (nginx's 499).
-		return 499, "request_canceled"
+		return 499, errcode.RequestCanceled
 	default:
-		return http.StatusInternalServerError, "internal"
+		return http.StatusInternalServerError, errcode.Internal
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch/filewatchtest"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch/filewatchtest"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
@@ -32,14 +32,14 @@ func TestCertificateCheckRefusesAtConstructionUnwrapped(t *testing.T) {
 	cert, key := issueServer(t, ca, "wrong")
 	filewatchtest.NewAtomicDir(t, dir, map[string][]byte{"tls.crt": cert, "tls.key": key})
 
-	_, err = NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), poll, nil,
+	_, err = NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), polling, nil,
 		WithCertificateCheck(cnMustBe("right")))
 	require.Error(t, err)
 	assert.Equal(t, `CN "wrong" is not "right"`, err.Error(), "the check's own message, not wrapped")
 
 	// A pair that does not load is still reported as before, and the check
 	// never sees it.
-	_, err = NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "nope.key"), poll, nil,
+	_, err = NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "nope.key"), polling, nil,
 		WithCertificateCheck(func(*tls.Certificate) error { return errors.New("must not be called") }))
 	require.ErrorContains(t, err, "load key pair")
 	assert.NotContains(t, err.Error(), "must not be called")
@@ -55,20 +55,24 @@ func TestCertificateCheckRefusesARotationAndKeepsThePrevious(t *testing.T) {
 	a := filewatchtest.NewAtomicDir(t, dir, map[string][]byte{"tls.crt": certA, "tls.key": keyA})
 
 	log, logs := newLog()
-	k, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), poll, log,
+	k, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), polling, log,
 		WithCertificateCheck(cnMustBe("right")))
 	require.NoError(t, err)
 	defer k.Close()
 
 	certB, keyB := issueServer(t, ca, "wrong")
 	a.Update(map[string][]byte{"tls.crt": certB, "tls.key": keyB})
-	require.Eventually(t, func() bool { return logs.Count(`CN \"wrong\" is not \"right\"`) == 1 }, waitFor, tick, "log:\n%s", logs)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, 1, logs.Count(`CN \"wrong\" is not \"right\"`))
+	}, waitFor, tick, "log:\n%s", logs)
 	assert.Equal(t, 1, logs.Count("keeping the previous one"), "log:\n%s", logs)
 	assert.Equal(t, leafSerial(t, certA), serial(k))
 	assert.Zero(t, k.Reloads())
 
 	certC, keyC := issueServer(t, ca, "right")
 	a.Update(map[string][]byte{"tls.crt": certC, "tls.key": keyC})
-	require.Eventually(t, func() bool { return serial(k).Cmp(leafSerial(t, certC)) == 0 }, waitFor, tick, "log:\n%s", logs)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, leafSerial(t, certC).String(), serial(k).String())
+	}, waitFor, tick, "log:\n%s", logs)
 	assert.EqualValues(t, 1, k.Reloads())
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch/filewatchtest"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch/filewatchtest"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 

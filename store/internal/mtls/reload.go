@@ -1,27 +1,15 @@
 package mtls
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 )
-
-// DefaultReloadInterval is the poll period of a reloader given a zero
-// interval.
-const DefaultReloadInterval = 5 * time.Second
 
 // CertSource hands out the current certificate for TLS handshakes, as a
 // server (GetCertificate) or as a client (GetClientCertificate). It must be
@@ -41,26 +29,17 @@ type PoolSource interface {
 type Option func(*options)
 
 type options struct {
-	events, polling bool
-	onReload        func()
-	checkCert       func(*tls.Certificate) error
+	onReload  func()
+	checkCert func(*tls.Certificate) error
 }
 
 func newOptions(opts []Option) options {
-	o := options{events: true, polling: true}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return o
 }
-
-// WithoutEvents turns off filesystem events: changes are seen by polling
-// only.
-func WithoutEvents() Option { return func(o *options) { o.events = false } }
-
-// WithoutPolling turns off polling: changes are seen by filesystem events
-// only. Meant for tests; production wants both.
-func WithoutPolling() Option { return func(o *options) { o.polling = false } }
 
 // WithOnReload calls f after each successful reload (not after the initial
 // load), from the reloader's goroutine. f must not block.
@@ -82,164 +61,75 @@ type refusedError struct{ err error }
 func (e *refusedError) Error() string { return e.err.Error() }
 func (e *refusedError) Unwrap() error { return e.err }
 
-// reloader holds a value parsed from files and replaces it when the
-// files' content changes and parses; a failed parse keeps the old value.
-type reloader[T any] struct {
-	what     string // for logs: "certificate", "CA bundle"
-	files    []string
-	parse    func(contents [][]byte) (*T, error)
-	log      *slog.Logger
-	onReload func()
+// files is the reloader of both kinds: the content of a list of files,
+// built into a T.
+type files[T any] = filewatch.Reloader[[][]byte, T]
 
-	cur     atomic.Pointer[T]
-	reloads atomic.Uint64
-
-	mu      sync.Mutex // serializes check
-	hash    string     // content hash of cur
-	failure string     // hash or error of the last failed attempt, logged once
-	watcher *filewatch.Watcher
-}
-
-// start loads the files once (an error here is returned) and then watches
-// them. Static material never calls it.
-func (r *reloader[T]) start(interval time.Duration, log *slog.Logger, o options) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// watchFiles loads the files and watches their directories.
+func watchFiles[T any](what string, paths []string, build func([][]byte) (*T, error), w filewatch.Config, log *slog.Logger, o options) (*files[T], error) {
+	if log != nil {
+		log = log.With("files", paths)
 	}
-	r.log, r.onReload = log, o.onReload
-	contents, hash, err := r.read()
+	src := filewatch.Source[[][]byte, T]{
+		What:  what,
+		Read:  func() ([][]byte, string, error) { return filewatch.ReadFiles(paths...) },
+		Build: build,
+		Log:   log,
+	}
+	if o.onReload != nil {
+		src.OnReload = func(*T) { o.onReload() }
+	}
+	r, err := filewatch.Load(src)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	v, err := r.parse(contents)
-	if err != nil {
-		return err
-	}
-	r.cur.Store(v)
-	r.hash = hash
-
-	if interval == 0 {
-		interval = DefaultReloadInterval
-	}
-	if !o.polling {
-		interval = 0
-	}
-	var dirs []string
-	for _, f := range r.files {
-		d := filepath.Dir(f)
-		if abs, err := filepath.Abs(d); err == nil {
-			d = abs
-		}
-		dirs = append(dirs, d)
-	}
-	r.watcher = filewatch.Start(filewatch.Config{
-		Dirs: dirs, Interval: interval, Events: o.events, Logger: log,
-	}, r.check)
-	return nil
-}
-
-func (r *reloader[T]) read() ([][]byte, string, error) {
-	h := sha256.New()
-	contents := make([][]byte, len(r.files))
-	for i, f := range r.files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, "", fmt.Errorf("read %s: %w", f, err)
-		}
-		contents[i] = data
-		_ = binary.Write(h, binary.BigEndian, uint64(len(data)))
-		h.Write(data)
-	}
-	return contents, hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// check reloads when the content differs from what is loaded. A failure is
-// logged once per distinct content (or error) and keeps the old value.
-func (r *reloader[T]) check() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	contents, hash, err := r.read()
-	if err != nil {
-		r.failed(err.Error(), err)
-		return
-	}
-	if hash == r.hash {
-		r.failure = ""
-		return
-	}
-	v, err := r.parse(contents)
-	if err != nil {
-		r.failed(hash, err)
-		return
-	}
-	r.cur.Store(v)
-	r.hash, r.failure = hash, ""
-	n := r.reloads.Add(1)
-	r.log.Info("reloaded "+r.what, "files", r.files, "reloads", n)
-	if r.onReload != nil {
-		r.onReload()
-	}
-}
-
-func (r *reloader[T]) failed(key string, err error) {
-	if r.failure == key {
-		return
-	}
-	r.failure = key
-	r.log.Warn("reloading "+r.what+" failed; keeping the previous one", "files", r.files, "err", err)
-}
-
-func (r *reloader[T]) close() {
-	if r.watcher != nil {
-		r.watcher.Close()
-	}
+	r.Watch(filewatch.ParentDirs(paths...), w)
+	return r, nil
 }
 
 // KeyPairReloader is a CertSource backed by a certificate and key file pair,
 // reloaded when their content changes (see NewKeyPairReloader), or by
 // in-memory PEM that never changes (NewStaticKeyPair).
 type KeyPairReloader struct {
-	r reloader[tls.Certificate]
+	r *files[tls.Certificate]
 }
 
 var _ CertSource = (*KeyPairReloader)(nil)
 
 // NewKeyPairReloader loads a PEM certificate (chain) and its private key,
 // failing when they are unreadable, invalid or do not match. It then checks
-// the files every interval (zero: DefaultReloadInterval) and shortly after
-// any filesystem event in their directories, and swaps in the new pair when
-// the content has changed and is valid. A change that does not load (for
-// example a certificate written before its key) is logged as a warning on
-// log and the previous pair stays in use. Close stops the watching.
+// the files as w says (the zero Config: every filewatch.DefaultInterval and
+// shortly after any filesystem event in their directories), and swaps in
+// the new pair when the content has changed and is valid. A change that
+// does not load (for example a certificate written before its key) is
+// logged as a warning on log and the previous pair stays in use. Close
+// stops the watching.
 //
 // Watching directories rather than files is what makes Kubernetes Secret
 // volumes work: kubelet swaps a ..data symlink and never writes the files
 // that certFile and keyFile name.
-func NewKeyPairReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger, opts ...Option) (*KeyPairReloader, error) {
+func NewKeyPairReloader(certFile, keyFile string, w filewatch.Config, log *slog.Logger, opts ...Option) (*KeyPairReloader, error) {
 	o := newOptions(opts)
-	k := &KeyPairReloader{r: reloader[tls.Certificate]{
-		what:  "certificate",
-		files: []string{certFile, keyFile},
-		parse: func(c [][]byte) (*tls.Certificate, error) {
-			kp, err := parseKeyPair(c[0], c[1])
-			if err != nil {
-				return nil, err
+	build := func(c [][]byte) (*tls.Certificate, error) {
+		kp, err := parseKeyPair(c[0], c[1])
+		if err != nil {
+			return nil, err
+		}
+		if o.checkCert != nil {
+			if err := o.checkCert(kp); err != nil {
+				return nil, &refusedError{err}
 			}
-			if o.checkCert != nil {
-				if err := o.checkCert(kp); err != nil {
-					return nil, &refusedError{err}
-				}
-			}
-			return kp, nil
-		},
-	}}
-	if err := k.r.start(interval, log, o); err != nil {
+		}
+		return kp, nil
+	}
+	r, err := watchFiles("certificate", []string{certFile, keyFile}, build, w, log, o)
+	if err != nil {
 		if refused := (*refusedError)(nil); errors.As(err, &refused) {
 			return nil, refused.err
 		}
 		return nil, fmt.Errorf("load key pair %s, %s: %w", certFile, keyFile, err)
 	}
-	return k, nil
+	return &KeyPairReloader{r: r}, nil
 }
 
 // NewStaticKeyPair is a KeyPairReloader for PEM in memory (mint mode): it
@@ -249,9 +139,7 @@ func NewStaticKeyPair(certPEM, keyPEM []byte) (*KeyPairReloader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load key pair: %w", err)
 	}
-	k := &KeyPairReloader{}
-	k.r.cur.Store(c)
-	return k, nil
+	return &KeyPairReloader{r: filewatch.Fixed[[][]byte](c)}, nil
 }
 
 func parseKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
@@ -268,26 +156,26 @@ func parseKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 }
 
 // Certificate returns the current certificate; its Leaf is set.
-func (k *KeyPairReloader) Certificate() *tls.Certificate { return k.r.cur.Load() }
+func (k *KeyPairReloader) Certificate() *tls.Certificate { return k.r.Value() }
 
 // GetCertificate implements CertSource for tls.Config.GetCertificate.
 func (k *KeyPairReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return k.r.cur.Load(), nil
+	return k.r.Value(), nil
 }
 
 // GetClientCertificate implements CertSource for
 // tls.Config.GetClientCertificate: the current certificate, whatever the
 // server asks for.
 func (k *KeyPairReloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	return k.r.cur.Load(), nil
+	return k.r.Value(), nil
 }
 
 // Reloads counts the successful reloads since construction.
-func (k *KeyPairReloader) Reloads() uint64 { return k.r.reloads.Load() }
+func (k *KeyPairReloader) Reloads() uint64 { return k.r.Reloads() }
 
 // Close stops watching the files; the last certificate stays available.
 func (k *KeyPairReloader) Close() error {
-	k.r.close()
+	k.r.Close()
 	return nil
 }
 
@@ -295,7 +183,7 @@ func (k *KeyPairReloader) Close() error {
 // when its content changes (see NewPoolReloader), or by in-memory PEM that
 // never changes (NewStaticPool).
 type PoolReloader struct {
-	r reloader[x509.CertPool]
+	r *files[x509.CertPool]
 }
 
 var _ PoolSource = (*PoolReloader)(nil)
@@ -304,16 +192,13 @@ var _ PoolSource = (*PoolReloader)(nil)
 // failing when the file is unreadable, holds no certificate or holds one
 // that does not parse. It then reloads on content change exactly as
 // NewKeyPairReloader does.
-func NewPoolReloader(caFile string, interval time.Duration, log *slog.Logger, opts ...Option) (*PoolReloader, error) {
-	p := &PoolReloader{r: reloader[x509.CertPool]{
-		what:  "CA bundle",
-		files: []string{caFile},
-		parse: func(c [][]byte) (*x509.CertPool, error) { return ParsePool(c[0]) },
-	}}
-	if err := p.r.start(interval, log, newOptions(opts)); err != nil {
+func NewPoolReloader(caFile string, w filewatch.Config, log *slog.Logger, opts ...Option) (*PoolReloader, error) {
+	build := func(c [][]byte) (*x509.CertPool, error) { return ParsePool(c[0]) }
+	r, err := watchFiles("CA bundle", []string{caFile}, build, w, log, newOptions(opts))
+	if err != nil {
 		return nil, fmt.Errorf("load CA bundle %s: %w", caFile, err)
 	}
-	return p, nil
+	return &PoolReloader{r: r}, nil
 }
 
 // NewStaticPool is a PoolReloader for PEM in memory: it never reloads.
@@ -322,9 +207,7 @@ func NewStaticPool(caPEM []byte) (*PoolReloader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA bundle: %w", err)
 	}
-	p := &PoolReloader{}
-	p.r.cur.Store(pool)
-	return p, nil
+	return &PoolReloader{r: filewatch.Fixed[[][]byte](pool)}, nil
 }
 
 // ParsePool parses every CERTIFICATE block of a PEM bundle into a pool.
@@ -356,13 +239,13 @@ func ParsePool(data []byte) (*x509.CertPool, error) {
 }
 
 // Pool implements PoolSource.
-func (p *PoolReloader) Pool() *x509.CertPool { return p.r.cur.Load() }
+func (p *PoolReloader) Pool() *x509.CertPool { return p.r.Value() }
 
 // Reloads counts the successful reloads since construction.
-func (p *PoolReloader) Reloads() uint64 { return p.r.reloads.Load() }
+func (p *PoolReloader) Reloads() uint64 { return p.r.Reloads() }
 
 // Close stops watching the file; the last pool stays available.
 func (p *PoolReloader) Close() error {
-	p.r.close()
+	p.r.Close()
 	return nil
 }

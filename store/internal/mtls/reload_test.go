@@ -14,15 +14,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls/filewatch/filewatchtest"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch/filewatchtest"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
 const (
-	waitFor = 10 * time.Second
+	// waitFor bounds every wait: generous, because the test machine can
+	// freeze for minutes; a passing test never waits that long.
+	waitFor = 2 * time.Minute
 	tick    = 5 * time.Millisecond
-	poll    = 20 * time.Millisecond // reload interval in tests
 )
+
+// polling is how the tests watch files unless they say otherwise.
+var polling = filewatch.Config{Interval: 20 * time.Millisecond}
 
 // writer puts files into a directory, either in place (os.WriteFile, as an
 // operator or cert-manager's csi driver might) or the way kubelet updates a
@@ -50,8 +55,7 @@ func (w kubelet) write(files map[string][]byte) { w.a.Update(files) }
 type variant struct {
 	name  string
 	newW  func(t *testing.T, dir string, files map[string][]byte) writer
-	opts  []Option
-	inter time.Duration
+	watch filewatch.Config
 }
 
 func variants() []variant {
@@ -64,11 +68,11 @@ func variants() []variant {
 		return kubelet{filewatchtest.NewAtomicDir(t, dir, files)}
 	}
 	return []variant{
-		{"in place, polling only", inPlaceW, []Option{WithoutEvents()}, poll},
-		{"in place, events only", inPlaceW, []Option{WithoutPolling()}, 0},
-		{"kubernetes symlink swap, polling only", kubeletW, []Option{WithoutEvents()}, poll},
-		{"kubernetes symlink swap, events only", kubeletW, []Option{WithoutPolling()}, 0},
-		{"kubernetes symlink swap, both", kubeletW, nil, poll},
+		{"in place, polling only", inPlaceW, filewatch.Config{Interval: polling.Interval, NoEvents: true}},
+		{"in place, events only", inPlaceW, filewatch.Config{Interval: -1}},
+		{"kubernetes symlink swap, polling only", kubeletW, filewatch.Config{Interval: polling.Interval, NoEvents: true}},
+		{"kubernetes symlink swap, events only", kubeletW, filewatch.Config{Interval: -1}},
+		{"kubernetes symlink swap, both", kubeletW, polling},
 	}
 }
 
@@ -99,20 +103,21 @@ func TestKeyPairReloaderFollowsChanges(t *testing.T) {
 
 			var hooked atomic.Int64
 			log, logs := newLog()
-			opts := append([]Option{WithOnReload(func() { hooked.Add(1) })}, v.opts...)
-			k, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), v.inter, log, opts...)
+			k, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), v.watch, log,
+				WithOnReload(func() { hooked.Add(1) }))
 			require.NoError(t, err)
 			t.Cleanup(func() { k.Close() })
 			assert.Equal(t, leafSerial(t, certA), serial(k))
 
 			certB, keyB := issueServer(t, ca, "b")
 			w.write(map[string][]byte{"tls.key": keyB, "tls.crt": certB})
-			require.Eventually(t, func() bool { return serial(k).Cmp(leafSerial(t, certB)) == 0 }, waitFor, tick,
-				"certificate b never loaded; log:\n%s", logs)
 			// The new certificate is served before the reload is counted and
 			// the hook runs, so wait for those too rather than race them.
-			require.Eventually(t, func() bool { return k.Reloads() == 1 && hooked.Load() == 1 }, waitFor, tick,
-				"reloads %d, hook calls %d; log:\n%s", k.Reloads(), hooked.Load(), logs)
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				assert.Equal(c, leafSerial(t, certB).String(), serial(k).String(), "certificate b not loaded")
+				assert.EqualValues(c, 1, k.Reloads())
+				assert.EqualValues(c, 1, hooked.Load(), "hook calls")
+			}, waitFor, tick, "log:\n%s", logs)
 
 			got, err := k.GetCertificate(nil)
 			require.NoError(t, err)
@@ -140,14 +145,16 @@ func TestPoolReloaderFollowsChanges(t *testing.T) {
 			dir := t.TempDir()
 			w := v.newW(t, dir, map[string][]byte{"ca.crt": ca1.CertPEM})
 			log, logs := newLog()
-			p, err := NewPoolReloader(filepath.Join(dir, "ca.crt"), v.inter, log, v.opts...)
+			p, err := NewPoolReloader(filepath.Join(dir, "ca.crt"), v.watch, log)
 			require.NoError(t, err)
 			t.Cleanup(func() { p.Close() })
 			require.False(t, trusts(p))
 
 			w.write(map[string][]byte{"ca.crt": append(append([]byte{}, ca1.CertPEM...), ca2.CertPEM...)})
-			require.Eventually(t, func() bool { return trusts(p) }, waitFor, tick, "bundle never reloaded; log:\n%s", logs)
-			require.Eventually(t, func() bool { return p.Reloads() == 1 }, waitFor, tick, "reloads %d", p.Reloads())
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				assert.True(c, trusts(p), "bundle not reloaded")
+				assert.EqualValues(c, 1, p.Reloads())
+			}, waitFor, tick, "log:\n%s", logs)
 		})
 	}
 }
@@ -164,7 +171,7 @@ func TestFailedReloadKeepsThePreviousMaterial(t *testing.T) {
 	a := filewatchtest.NewAtomicDir(t, dir, map[string][]byte{"tls.crt": certA, "tls.key": keyA})
 
 	log, logs := newLog()
-	k, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), poll, log)
+	k, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), polling, log)
 	require.NoError(t, err)
 	defer k.Close()
 
@@ -176,11 +183,16 @@ func TestFailedReloadKeepsThePreviousMaterial(t *testing.T) {
 	}
 	for i, files := range broken {
 		a.Update(files)
-		require.Eventually(t, func() bool { return logs.Count("reloading certificate failed") == i+1 }, waitFor, tick, "log:\n%s", logs)
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			assert.Equal(c, i+1, logs.Count("reloading certificate failed"))
+		}, waitFor, tick, "log:\n%s", logs)
 		assert.Equal(t, "a", k.Certificate().Leaf.Subject.CommonName)
 	}
 	a.Update(map[string][]byte{"tls.crt": certB, "tls.key": keyB})
-	require.Eventually(t, func() bool { return k.Certificate().Leaf.Subject.CommonName == "b" && k.Reloads() == 1 }, waitFor, tick)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, "b", k.Certificate().Leaf.Subject.CommonName)
+		assert.EqualValues(c, 1, k.Reloads())
+	}, waitFor, tick, "log:\n%s", logs)
 	assert.Equal(t, len(broken), logs.Count("reloading certificate failed"), "each broken content is logged once:\n%s", logs)
 }
 
@@ -198,10 +210,10 @@ func TestServerUsesRotatedMaterial(t *testing.T) {
 	cas := filewatchtest.NewAtomicDir(t, caDir, map[string][]byte{"ca.crt": ca1.CertPEM})
 
 	log, logs := newLog()
-	serving, err := NewKeyPairReloader(filepath.Join(tlsDir, "tls.crt"), filepath.Join(tlsDir, "tls.key"), poll, log)
+	serving, err := NewKeyPairReloader(filepath.Join(tlsDir, "tls.crt"), filepath.Join(tlsDir, "tls.key"), polling, log)
 	require.NoError(t, err)
 	defer serving.Close()
-	clientCAs, err := NewPoolReloader(filepath.Join(caDir, "ca.crt"), poll, log)
+	clientCAs, err := NewPoolReloader(filepath.Join(caDir, "ca.crt"), polling, log)
 	require.NoError(t, err)
 	defer clientCAs.Close()
 	addr, _ := serve(t, ServerConfig(serving, clientCAs))
@@ -232,17 +244,27 @@ func TestServerUsesRotatedMaterial(t *testing.T) {
 	// New serving certificate, from the other CA.
 	certB, keyB := issueServer(t, ca2, "b")
 	certs.Update(map[string][]byte{"tls.crt": certB, "tls.key": keyB})
-	require.Eventually(t, func() bool { cn, err := connect(user1); return err == nil && cn == "b" }, waitFor, tick, "log:\n%s", logs)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		cn, err := connect(user1)
+		assert.NoError(c, err)
+		assert.Equal(c, "b", cn)
+	}, waitFor, tick, "log:\n%s", logs)
 
 	// CA rotation, step 1: trust both.
 	cas.Update(map[string][]byte{"ca.crt": append(append([]byte{}, ca1.CertPEM...), ca2.CertPEM...)})
-	require.Eventually(t, func() bool { _, err := connect(user2); return err == nil }, waitFor, tick, "log:\n%s", logs)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := connect(user2)
+		assert.NoError(c, err)
+	}, waitFor, tick, "log:\n%s", logs)
 	_, err = connect(user1)
 	require.NoError(t, err)
 
 	// Step 2: drop the old CA; its users are refused without a restart.
 	cas.Update(map[string][]byte{"ca.crt": ca2.CertPEM})
-	require.Eventually(t, func() bool { _, err := connect(user1); return err != nil }, waitFor, tick, "log:\n%s", logs)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := connect(user1)
+		assert.Error(c, err, "ca1 still trusted")
+	}, waitFor, tick, "log:\n%s", logs)
 	_, err = connect(user2)
 	require.NoError(t, err)
 }
@@ -270,7 +292,7 @@ func TestReloaderConstructorsRefuseBadMaterial(t *testing.T) {
 			"certificate not parsing": {garbage, goodKey},
 		} {
 			t.Run(name, func(t *testing.T) {
-				_, err := NewKeyPairReloader(files[0], files[1], poll, nil)
+				_, err := NewKeyPairReloader(files[0], files[1], polling, nil)
 				assert.Error(t, err)
 			})
 		}
@@ -284,7 +306,7 @@ func TestReloaderConstructorsRefuseBadMaterial(t *testing.T) {
 			"certificate garbage": garbage,
 		} {
 			t.Run(name, func(t *testing.T) {
-				_, err := NewPoolReloader(file, poll, nil)
+				_, err := NewPoolReloader(file, polling, nil)
 				assert.Error(t, err)
 			})
 		}

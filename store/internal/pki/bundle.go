@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -232,42 +231,6 @@ func validateUsers(users []string) error {
 		seen[u] = true
 	}
 	return nil
-}
-
-// ServiceDNSNames lists the DNS names by which clients and peers reach the
-// pods of a release in Kubernetes: the client Service (release), the
-// headless Service (headless) and each pod <release>-<i>.<headless>, each in
-// its short, .<namespace>, .<namespace>.svc and .<namespace>.svc.cluster.local
-// forms, and the wildcards *.<headless> in the same forms. With an empty
-// namespace only the short forms are listed. The order is stable and
-// duplicates are removed. release is the StatefulSet's name, which is also
-// the client Service's name in the chart.
-func ServiceDNSNames(release, headless, namespace string, replicas int) []string {
-	forms := func(name string) []string {
-		if namespace == "" {
-			return []string{name}
-		}
-		return []string{
-			name,
-			name + "." + namespace,
-			name + "." + namespace + ".svc",
-			name + "." + namespace + ".svc.cluster.local",
-		}
-	}
-	var names []string
-	if release != "" {
-		names = append(names, forms(release)...)
-	}
-	if headless != "" {
-		names = append(names, forms(headless)...)
-		names = append(names, forms("*."+headless)...)
-		if release != "" {
-			for i := 0; i < replicas; i++ {
-				names = append(names, forms(release+"-"+strconv.Itoa(i)+"."+headless)...)
-			}
-		}
-	}
-	return dedupe(names)
 }
 
 func dedupe(in []string) []string {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -172,31 +171,4 @@ func TestWriteBundleRejectsBadOptions(t *testing.T) {
 			assert.Empty(t, entries, "nothing written")
 		})
 	}
-}
-
-func TestServiceDNSNames(t *testing.T) {
-	got := ServiceDNSNames("es", "es-info", "ns", 2)
-	want := []string{
-		"es", "es.ns", "es.ns.svc", "es.ns.svc.cluster.local",
-		"es-info", "es-info.ns", "es-info.ns.svc", "es-info.ns.svc.cluster.local",
-		"*.es-info", "*.es-info.ns", "*.es-info.ns.svc", "*.es-info.ns.svc.cluster.local",
-		"es-0.es-info", "es-0.es-info.ns", "es-0.es-info.ns.svc", "es-0.es-info.ns.svc.cluster.local",
-		"es-1.es-info", "es-1.es-info.ns", "es-1.es-info.ns.svc", "es-1.es-info.ns.svc.cluster.local",
-	}
-	assert.Equal(t, want, got)
-	assert.Equal(t, []string{"es", "es-info", "*.es-info", "es-0.es-info"}, ServiceDNSNames("es", "es-info", "", 1))
-
-	// A server certificate with these names verifies for every way a pod is
-	// reached, including pods beyond the listed replicas (wildcard).
-	ca, err := NewCA("ca", time.Hour)
-	require.NoError(t, err)
-	certPEM, _, err := ca.Issue(IssueRequest{CommonName: PeerCommonName, DNSNames: got, ServerAuth: true, ClientAuth: true})
-	require.NoError(t, err)
-	leaf := parseCertPEM(t, certPEM)
-	for _, host := range []string{"es", "es.ns.svc", "es-1.es-info.ns.svc", "es-7.es-info.ns.svc.cluster.local", "es-info.ns.svc.cluster.local"} {
-		_, err := leaf.Verify(x509.VerifyOptions{Roots: poolOf(ca), DNSName: host})
-		assert.NoError(t, err, host)
-	}
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: poolOf(ca), DNSName: "es-0.other.ns.svc"})
-	assert.Error(t, err)
 }

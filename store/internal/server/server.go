@@ -23,6 +23,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/buildinfo"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
@@ -72,7 +73,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 	if s.tls, err = loadTLS(&cfg, log); err != nil {
 		return nil, err
 	}
-	s.users, err = auth.OpenDirectory(cfg.UsersDir, cfg.ReloadInterval, log.With("component", "users"))
+	s.users, err = auth.OpenDirectory(cfg.UsersDir, filewatch.Config{Interval: cfg.ReloadInterval}, log.With("component", "users"))
 	if err != nil {
 		return nil, fmt.Errorf("users directory: %w", err)
 	}

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ephemeral-store/ephemeral-store/store/certnames"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
@@ -36,13 +38,14 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 		}
 	}()
 	rlog := log.With("component", "tls")
-	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, cfg.ReloadInterval, rlog)
+	watch := filewatch.Config{Interval: cfg.ReloadInterval}
+	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, watch, rlog)
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
 	m.clientCAs = clientCAs
 	m.closers = append(m.closers, func() { _ = clientCAs.Close() })
-	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, cfg.ReloadInterval, rlog)
+	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, watch, rlog)
 	if err != nil {
 		return nil, fmt.Errorf("peer CA: %w", err)
 	}
@@ -84,7 +87,7 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 		m.serving = kp
 		log.Info("minted serving and peer certificate from the CA", "names", mintedNames(cfg))
 	} else {
-		kp, err := mtls.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, cfg.ReloadInterval, rlog, servingOpts...)
+		kp, err := mtls.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, watch, rlog, servingOpts...)
 		if err != nil {
 			return nil, wrapLoad("serving certificate", err)
 		}
@@ -93,7 +96,7 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 	}
 	m.peerCert = m.serving
 	if cfg.PeerCert != "" {
-		kp, err := mtls.NewKeyPairReloader(cfg.PeerCert, cfg.PeerKey, cfg.ReloadInterval, rlog, peerOpts...)
+		kp, err := mtls.NewKeyPairReloader(cfg.PeerCert, cfg.PeerKey, watch, rlog, peerOpts...)
 		if err != nil {
 			return nil, wrapLoad("peer certificate", err)
 		}
@@ -180,10 +183,11 @@ func checkPeerChain(c *tls.Certificate, roots *x509.CertPool, caFile, source str
 	return nil
 }
 
-// mintedNames are the DNS names a minted certificate covers: the node and
-// pod names under every suffix of the headless Service domain
-// (pod.svc, pod.svc.ns, ... pod.svc.ns.svc.cluster.local), the extra SANs
-// (client Service names) and localhost.
+// mintedNames are the DNS names a minted certificate covers: the node
+// name, localhost, the --advertise host, with --peers-dns this pod's names
+// under the headless Service (certnames.Release.PodDNSNames: pod.headless,
+// .ns, .ns.svc, .ns.svc.<domain>), and the extra SANs (the chart passes
+// the Services' names, certnames.Release.ServiceDNSNames).
 func mintedNames(cfg *config.Config) []string {
 	names := []string{cfg.NodeName, "localhost"}
 	if host, _, err := net.SplitHostPort(cfg.Advertise); err == nil {
@@ -192,9 +196,13 @@ func mintedNames(cfg *config.Config) []string {
 		names = append(names, cfg.Advertise)
 	}
 	if cfg.PeersDNS != "" {
-		parts := strings.Split(cfg.PeersDNS, ".")
-		for k := 1; k <= len(parts); k++ {
-			names = append(names, cfg.NodeName+"."+strings.Join(parts[:k], "."))
+		// Validate made sure the node name ends in -<ordinal>.
+		if i := strings.LastIndex(cfg.NodeName, "-"); i > 0 {
+			if ordinal, err := cfg.Ordinal(); err == nil {
+				rel := certnames.FromHeadlessDomain(cfg.PeersDNS)
+				rel.StatefulSet = cfg.NodeName[:i]
+				names = append(names, rel.PodDNSNames(ordinal)...)
+			}
 		}
 	}
 	names = append(names, cfg.SANs...)
