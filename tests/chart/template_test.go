@@ -116,7 +116,7 @@ func TestEveryObjectCarriesTheStandardLabels(t *testing.T) {
 				assert.Equal(t, "0.1.0", l["app.kubernetes.io/version"], "%s/%s", o.Kind, o.Name)
 				assert.Equal(t, "Helm", l["app.kubernetes.io/managed-by"], "%s/%s", o.Kind, o.Name)
 				assert.NotEmpty(t, l["app.kubernetes.io/component"], "%s/%s", o.Kind, o.Name)
-				assert.Equal(t, "ephemeral-store-0.1.0", l["helm.sh/chart"], "%s/%s", o.Kind, o.Name)
+				assert.Equal(t, "ephemeral-store-0.2.0", l["helm.sh/chart"], "%s/%s", o.Kind, o.Name)
 			}
 
 			selector := map[string]string{
