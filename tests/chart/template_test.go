@@ -320,7 +320,7 @@ func TestObjectsDecodeStrictlyIntoKubernetesTypes(t *testing.T) {
 			for _, o := range render(t, v.o).objects {
 				newObj, ok := types[o.Kind]
 				if !ok {
-					assert.Contains(t, []string{"Certificate", "Issuer", "ServiceMonitor"}, o.Kind, "a kind without a strict check")
+					assert.Contains(t, []string{"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}, o.Kind, "a kind without a strict check")
 					continue
 				}
 				assert.NoError(t, yaml.UnmarshalStrict(o.Raw, newObj()), "%s/%s", o.Kind, o.Name)

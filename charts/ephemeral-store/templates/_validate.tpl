@@ -71,6 +71,9 @@ are reported at once.
 {{- if and $v.metrics.serviceMonitor.enabled (not $v.metrics.enabled) }}
 {{- $errors = append $errors "metrics.serviceMonitor.enabled: the ServiceMonitor scrapes the metrics Service, which metrics.enabled=false does not create. Fix: set metrics.enabled=true as well." }}
 {{- end }}
+{{- if and $v.metrics.prometheusRule.enabled (not (and $v.metrics.enabled $v.metrics.serviceMonitor.enabled)) }}
+{{- $errors = append $errors (printf "metrics.prometheusRule.enabled: the alert rules select the series the chart's ServiceMonitor scrapes (labels namespace=%q, service=%q); without it they see nothing and EphemeralStoreNoLeader fires for ever. Fix: set metrics.enabled=true and metrics.serviceMonitor.enabled=true as well." $.Release.Namespace (include "ephemeral-store.metricsServiceName" $)) }}
+{{- end }}
 
 {{- /* Image: the registry is its own value. */}}
 {{- $registry := include "ephemeral-store.imageRegistry" . }}
