@@ -116,7 +116,7 @@ func TestEveryObjectCarriesTheStandardLabels(t *testing.T) {
 				assert.Equal(t, "0.1.0", l["app.kubernetes.io/version"], "%s/%s", o.Kind, o.Name)
 				assert.Equal(t, "Helm", l["app.kubernetes.io/managed-by"], "%s/%s", o.Kind, o.Name)
 				assert.NotEmpty(t, l["app.kubernetes.io/component"], "%s/%s", o.Kind, o.Name)
-				assert.Equal(t, "ephemeral-store-0.1.0", l["helm.sh/chart"], "%s/%s", o.Kind, o.Name)
+				assert.Equal(t, "ephemeral-store-0.2.0", l["helm.sh/chart"], "%s/%s", o.Kind, o.Name)
 			}
 
 			selector := map[string]string{
@@ -320,7 +320,7 @@ func TestObjectsDecodeStrictlyIntoKubernetesTypes(t *testing.T) {
 			for _, o := range render(t, v.o).objects {
 				newObj, ok := types[o.Kind]
 				if !ok {
-					assert.Contains(t, []string{"Certificate", "Issuer", "ServiceMonitor"}, o.Kind, "a kind without a strict check")
+					assert.Contains(t, []string{"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}, o.Kind, "a kind without a strict check")
 					continue
 				}
 				assert.NoError(t, yaml.UnmarshalStrict(o.Raw, newObj()), "%s/%s", o.Kind, o.Name)

@@ -121,12 +121,44 @@ Call with (dict "root" $ "user" $user).
 {{- include "ephemeral-store.suffixed" (dict "root" . "suffix" "client") | trunc 63 }}
 {{- end }}
 
-{{/* The image reference: repository:tag (tag defaults to appVersion) or repository@digest. */}}
+{{/* The registry of the image: global.imageRegistry when set (a parent chart's or a mirror's), else image.registry; may be empty. */}}
+{{- define "ephemeral-store.imageRegistry" -}}
+{{- default .Values.image.registry (dig "imageRegistry" "" (default (dict) .Values.global)) | trimSuffix "/" }}
+{{- end }}
+
+{{/*
+The image reference: [registry/]repository:tag (tag defaults to appVersion) or
+[registry/]repository@digest. With the defaults: localhost/ephemeral-store:<appVersion>.
+*/}}
 {{- define "ephemeral-store.image" -}}
+{{- $ref := .Values.image.repository }}
+{{- with include "ephemeral-store.imageRegistry" . }}
+{{- $ref = printf "%s/%s" . $ref }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $ref .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $ref (toString (default .Chart.AppVersion .Values.image.tag)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The imagePullSecrets of a pod spec: global.imagePullSecrets, then
+image.pullSecrets, each a name or a {name: ...} object, without duplicates.
+Renders nothing when there are none.
+*/}}
+{{- define "ephemeral-store.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat (dig "imagePullSecrets" (list) (default (dict) .Values.global)) (default (list) .Values.image.pullSecrets) }}
+{{- $name := . }}
+{{- if kindIs "map" . }}{{ $name = .name }}{{ end }}
+{{- if $name }}{{ $names = append $names (toString $name) }}{{ end }}
+{{- end }}
+{{- with $names | uniq }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 

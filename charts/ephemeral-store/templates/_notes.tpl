@@ -109,6 +109,9 @@ Wait until every pod is ready:
 {{- end }}
 {{- if ne .Values.service.type "ClusterIP" }}
 {{- $warnings = append $warnings (printf "service.type=%s exposes the store outside the cluster; make sure the generated certificates carry the external name (tls.extraDnsNames)." .Values.service.type) }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.allowExternal) (not .Values.networkPolicy.extraIngress) }}
+{{- $warnings = append $warnings (printf "service.type=%s, but the NetworkPolicy admits on the client port only labelled pods of the cluster: clients outside it are dropped. Admit them with networkPolicy.extraIngress (an ipBlock of their addresses on port client) or networkPolicy.allowExternal=true." .Values.service.type) }}
+{{- end }}
 {{- end }}
 {{- if not .Values.pdb.create }}
 {{- $warnings = append $warnings "pdb.create=false: a node drain may evict a majority at once, and then all data is lost." }}

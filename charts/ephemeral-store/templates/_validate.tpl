@@ -71,6 +71,53 @@ are reported at once.
 {{- if and $v.metrics.serviceMonitor.enabled (not $v.metrics.enabled) }}
 {{- $errors = append $errors "metrics.serviceMonitor.enabled: the ServiceMonitor scrapes the metrics Service, which metrics.enabled=false does not create. Fix: set metrics.enabled=true as well." }}
 {{- end }}
+{{- if and $v.metrics.prometheusRule.enabled (not (and $v.metrics.enabled $v.metrics.serviceMonitor.enabled)) }}
+{{- $errors = append $errors (printf "metrics.prometheusRule.enabled: the alert rules select the series the chart's ServiceMonitor scrapes (labels namespace=%q, service=%q); without it they see nothing and EphemeralStoreNoLeader fires for ever. Fix: set metrics.enabled=true and metrics.serviceMonitor.enabled=true as well." $.Release.Namespace (include "ephemeral-store.metricsServiceName" $)) }}
+{{- end }}
+
+{{- /* Image: the registry is its own value. */}}
+{{- $registry := include "ephemeral-store.imageRegistry" . }}
+{{- $repo := toString $v.image.repository }}
+{{- $host := first (splitList "/" $repo) }}
+{{- if and $registry (contains "/" $repo) (or (contains "." $host) (contains ":" $host) (eq $host "localhost")) }}
+{{- $errors = append $errors (printf "image.repository: %q starts with a registry (%q) and the registry %q (image.registry or global.imageRegistry) is put in front of it, giving %q. Fix: set image.registry=%s and image.repository=%s (the registry is a value of its own), or image.registry=\"\" to use the repository as written (global.imageRegistry still wins when set)." $repo $host $registry (include "ephemeral-store.image" .) $host (trimPrefix (printf "%s/" $host) $repo)) }}
+{{- end }}
+
+{{- /* Service: fields that only some Service types have. */}}
+{{- if and $v.service.nodePort (not (has $v.service.type (list "NodePort" "LoadBalancer"))) }}
+{{- $errors = append $errors (printf "service.nodePort: %v is set but service.type=%s has no node ports. Fix: set service.type=NodePort or LoadBalancer, or service.nodePort=0." $v.service.nodePort $v.service.type) }}
+{{- end }}
+{{- if and $v.service.loadBalancerSourceRanges (ne $v.service.type "LoadBalancer") }}
+{{- $errors = append $errors (printf "service.loadBalancerSourceRanges: only a LoadBalancer Service has them, and service.type=%s. Fix: set service.type=LoadBalancer, or remove service.loadBalancerSourceRanges (use networkPolicy.extraIngress to limit clients by address)." $v.service.type) }}
+{{- end }}
+
+{{- /* NetworkPolicy: egress rules only count when egress is restricted. */}}
+{{- if and $v.networkPolicy.enabled $v.networkPolicy.extraEgress (not $v.networkPolicy.restrictEgress) }}
+{{- $errors = append $errors "networkPolicy.extraEgress: egress is not restricted (networkPolicy.restrictEgress=false), so the NetworkPolicy has no Egress type and these rules would have no effect. Fix: set networkPolicy.restrictEgress=true, or remove networkPolicy.extraEgress." }}
+{{- end }}
+
+{{- /* Extra volumes: never a disk the store could persist to, no clash with the chart's volumes. */}}
+{{- $volumes := dict "users" true "tls" true "ca" true "client-ca" true }}
+{{- range $i, $vol := $v.extraVolumes }}
+{{- range $kind := list "persistentVolumeClaim" "hostPath" "ephemeral" }}
+{{- if hasKey $vol $kind }}
+{{- $errors = append $errors (printf "extraVolumes[%d]: %q is a volume of type %s: the store is never persisted and its pods mount no disk. Fix: remove it; for files the store needs use a secret, configMap, projected or csi volume." $i (toString $vol.name) $kind) }}
+{{- end }}
+{{- end }}
+{{- if hasKey $volumes (toString $vol.name) }}
+{{- if has (toString $vol.name) (list "users" "tls" "ca" "client-ca") }}
+{{- $errors = append $errors (printf "extraVolumes[%d].name: %q is a volume of the chart (users, tls, ca, client-ca). Fix: choose another name." $i (toString $vol.name)) }}
+{{- else }}
+{{- $errors = append $errors (printf "extraVolumes[%d].name: %q is listed twice. Fix: give each volume its own name." $i (toString $vol.name)) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $volumes (toString $vol.name) true }}
+{{- end }}
+{{- range $i, $m := $v.extraVolumeMounts }}
+{{- if not (hasKey $volumes (toString $m.name)) }}
+{{- $errors = append $errors (printf "extraVolumeMounts[%d].name: %q names no volume. Fix: add it to extraVolumes, or correct the name." $i (toString $m.name)) }}
+{{- end }}
+{{- end }}
 
 {{- /* helm test: it needs a user certificate that may write its key. */}}
 {{- if and $v.tests.enabled (not $v.tests.existingSecret) }}
