@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -225,4 +226,26 @@ func TestMetricNamesUsedByChartGivesRawAndBaseNames(t *testing.T) {
 	}
 	assert.Equal(t, "ephemeral_store_raft_snapshot_create", metricBase("ephemeral_store_raft_snapshot_create_count"))
 	assert.Equal(t, "ephemeral_store_http_requests_total", metricBase("ephemeral_store_http_requests_total"))
+}
+
+// TestChartMetricsExistOnARunningServer checks the chart's alerts and
+// dashboard, and the knownMetrics list the static checks rely on, against
+// the /metrics of a real `serve` process: a metric renamed in the server
+// fails here, not silently in an operator's Grafana.
+func TestChartMetricsExistOnARunningServer(t *testing.T) {
+	families := runningServerMetrics(t)
+	series := seriesNames(families)
+	for _, use := range chartMetricUses(t) {
+		assert.True(t, series[use.Raw], "%s uses %s, which a running server does not export (%s)", use.Where, use.Raw, use.Expr)
+	}
+	types := map[metricType]dto.MetricType{
+		counter: dto.MetricType_COUNTER, gauge: dto.MetricType_GAUGE,
+		histogram: dto.MetricType_HISTOGRAM, summary: dto.MetricType_SUMMARY,
+	}
+	for name, typ := range knownMetrics {
+		f, ok := families[name]
+		if assert.True(t, ok, "knownMetrics lists %s, which a running server does not export", name) {
+			assert.Equal(t, types[typ], f.GetType(), "type of %s", name)
+		}
+	}
 }

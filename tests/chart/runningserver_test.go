@@ -22,12 +22,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// runningServerSeries starts the real binary as `serve` (a single node,
+// runningServerMetrics starts the real binary as `serve` (a single node,
 // mutual TLS, as a pod runs it), writes and reads a few keys so the
-// per-route and Raft series exist, and returns the names of the series its
-// /metrics shows: every family and, for histograms and summaries, their
-// _bucket, _sum and _count series.
-func runningServerSeries(t *testing.T) map[string]bool {
+// per-route and Raft series exist, and returns the families its /metrics
+// shows, by name.
+func runningServerMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ephemeral-store")
@@ -95,6 +94,12 @@ func runningServerSeries(t *testing.T) map[string]bool {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	require.NoError(t, err)
+	return families
+}
+
+// seriesNames are the names a query can use: every family and, for
+// histograms and summaries, their _bucket, _sum and _count series.
+func seriesNames(families map[string]*dto.MetricFamily) map[string]bool {
 	series := map[string]bool{}
 	for name, f := range families {
 		series[name] = true
