@@ -43,7 +43,7 @@ type workload struct {
 
 	// unique, when set, is the prefix of keys written once each: part
 	// of the puts go to unique+"c<client>/<seq>", and every acknowledged
-	// one must be found on every node at the end (see uniqueWrites).
+	// one must be found on every node at the end (see scheduleRun.checkUniqueWrites).
 	unique string
 	// pinned clients (every other one) talk to their node only, so both
 	// sides of a partition take requests.
