@@ -37,7 +37,11 @@ docs: ## Regenerate the generated docs: docs/cli/ (every command and flag) and t
 ##@ Test (minutes: this 2-core VM, warm build cache)
 
 .PHONY: test
-test: lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 12 to 15 min warm, 35 to 40 min cold.
+test: verify lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 12 to 15 min warm, 35 to 40 min cold.
+
+.PHONY: verify
+verify: ## gofmt, go mod tidy (root, bench/), shellcheck on scripts/, generated docs current: about 15 s.
+	scripts/verify.sh
 
 # The fault tier (store/internal/faulttest) is test-faults' alone: it needs root, network
 # namespaces and minutes, and test-unit stays a quick, unprivileged loop.

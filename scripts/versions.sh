@@ -13,6 +13,7 @@ export LPP_VERSION=v0.0.30          # local-path-provisioner: the only version t
 export DEBIAN_SUITE=trixie
 export BUSYBOX_VERSION=1.35         # Debian bookworm's busybox-static: local-path helper image
 export KNP_VERSION=v0.8.0           # sigs.k8s.io/kube-network-policies: the NetworkPolicy agent kind's kindnetd embeds
+export SHELLCHECK_VERSION=0.9.0-1     # Debian bookworm's shellcheck package: scripts/verify.sh
 
 # The kind node image built offline by scripts/node-image.sh (a `localhost/` name: kind's
 # builder always tries `docker pull <base>`, which then fails at once on 127.0.0.1 instead of
