@@ -23,7 +23,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
 )
 
-// The partition tier (DESIGN.md section 7.2, issue 8): five real processes,
+// The partition tier (docs/architecture.md, "Test tiers"): five real processes,
 // each in its own network namespace of a netlab.Lab, cut apart by silent
 // iptables drops, frozen with SIGSTOP and killed with SIGKILL, along a
 // seeded random schedule of faults with healing in between. Clients write

@@ -1,5 +1,5 @@
-// Package faulttest is the multi-process tier of the tests (DESIGN.md
-// section 7.2): real `ephemeral-store serve` processes on loopback, killed
+// Package faulttest is the multi-process tier of the tests
+// (docs/architecture.md, "Test tiers"): real `ephemeral-store serve` processes on loopback, killed
 // with SIGKILL, stopped with SIGTERM, frozen with SIGSTOP and restarted,
 // while concurrent clients record a history that porcupine checks for
 // linearizability. The benchmarks of the replicated store run against the
