@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for FUZZTIME (default 30s). New failing inputs land
 # in the package's testdata/fuzz/ and become regression seeds: commit them.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$ROOT"
+cd "$ROOT" || exit
 FUZZTIME=${FUZZTIME:-30s}
 targets=(
   "./store/internal/httpapi FuzzRequest"

@@ -4,7 +4,7 @@ set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ROOT
-# shellcheck source=versions.sh
+# shellcheck source=scripts/versions.sh
 source "$ROOT/scripts/versions.sh"
 
 export BIN="$ROOT/bin"

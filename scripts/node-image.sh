@@ -18,7 +18,7 @@
 #                            archives and so never fetches one
 # Each stage is skipped when its output exists with a matching version stamp; the node image
 # carries its stamp as a label, so a second run with nothing changed returns in about a second.
-# Why each odd step is there: shared/kind-offline/README.md ("pitfalls", numbered below).
+# Why each odd step is there: scripts/kind-node/README.md ("Pitfalls", numbered below).
 #
 # `node-image.sh --stamp` prints the stamp this checkout's node image carries, and builds nothing
 # (scripts/kind-cluster.sh compares it with the stamp of a running cluster's nodes).

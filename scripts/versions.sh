@@ -2,7 +2,7 @@
 # The one place for versions. Every script and the Makefile read these; a change
 # here invalidates the stamps of the stages that depend on it.
 export KIND_VERSION=v0.33.0
-export K8S_VERSION=v1.34.3          # kubelet etc.; k8s.io/* Go modules are v0.34.3
+export K8S_VERSION=v1.34.3          # kubelet etc.; the k8s.io/* Go modules of go.mod are v0.36.2 (docs/interfaces.md says why)
 export HELM_VERSION=v3.22.0
 export CT_VERSION=v3.14.0           # chart-testing (github.com/helm/chart-testing/v3)
 export CONTAINERD_VERSION=v2.3.4    # what kind v0.33.0's base image ships
@@ -13,6 +13,7 @@ export LPP_VERSION=v0.0.30          # local-path-provisioner: the only version t
 export DEBIAN_SUITE=trixie
 export BUSYBOX_VERSION=1.35         # Debian bookworm's busybox-static: local-path helper image
 export KNP_VERSION=v0.8.0           # sigs.k8s.io/kube-network-policies: the NetworkPolicy agent kind's kindnetd embeds
+export SHELLCHECK_VERSION=0.9.0-1     # Debian bookworm's shellcheck package: scripts/verify.sh
 
 # The kind node image built offline by scripts/node-image.sh (a `localhost/` name: kind's
 # builder always tries `docker pull <base>`, which then fails at once on 127.0.0.1 instead of

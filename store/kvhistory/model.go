@@ -1,6 +1,6 @@
 // Package kvhistory records what clients of ephemeral-store asked and were
 // answered, and checks that history for linearizability with porcupine
-// (github.com/anishathalye/porcupine). The in-process fault tests
+// (github.com/anishathalye/porcupine). The multi-process fault tests
 // (store/internal/faulttest) and the end-to-end suites on kind
 // (tests/e2e) record their traffic with it.
 //

@@ -4,8 +4,11 @@
 package chart
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -140,11 +144,21 @@ type manifests struct {
 
 var sourceLine = regexp.MustCompile(`(?m)^# Source: (\S+)`)
 
+// decode splits helm's output into its YAML documents with apimachinery's
+// YAML reader (a separator is a line that starts with "---", as in the YAML
+// spec, not any "\n---" in the text) and keeps every document that is an object.
 func decode(t *testing.T, out string) *manifests {
 	t.Helper()
 	m := &manifests{}
-	for _, doc := range strings.Split(out, "\n---") {
-		if strings.TrimSpace(strings.TrimPrefix(doc, "---")) == "" {
+	docs := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(out)))
+	for {
+		raw, err := docs.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err, "splitting the rendered YAML into documents")
+		doc := string(raw)
+		if strings.TrimSpace(doc) == "" {
 			continue
 		}
 		var head struct {

@@ -286,7 +286,8 @@ func TestSpreadingAcrossNodes(t *testing.T) {
 	}
 }
 
-// TestNothingForbiddenIsRendered holds DESIGN.md's lines for every values file
+// TestNothingForbiddenIsRendered holds the rules of docs/architecture.md
+// ("Rules every part keeps") for every values file
 // and TLS mode: no persistence, no node or scratch volumes, no subPath, no port
 // that serves data without TLS, only Secret and ConfigMap volumes.
 func TestNothingForbiddenIsRendered(t *testing.T) {

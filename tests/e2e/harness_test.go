@@ -1,7 +1,7 @@
 //go:build e2e
 
 // Package e2e holds the end-to-end suites of ephemeral-store on a kind
-// cluster (DESIGN.md section 7, tier 4). Every suite installs the chart with
+// cluster (docs/architecture.md, "Test tiers"). Every suite installs the chart with
 // terratest's helm module into its own namespace, drives the store from the
 // host through port-forwards and from inside the cluster through a client
 // pod of the project's image, runs `helm test` on every install, and cleans

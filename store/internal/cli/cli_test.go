@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ephemeral-store/ephemeral-store/store/internal/buildinfo"
 )
 
@@ -263,7 +266,9 @@ func TestWatchPrintsEventsUntilInterrupted(t *testing.T) {
 	run(t, "", c.cmd("put", "pools/b", "two words")...)
 	run(t, "", c.cmd("del", "pools/a")...)
 	want := "1 put pools/a 1\n3 put pools/b two words\n4 delete pools/a\n"
-	waitFor(t, func() bool { return out.String() == want }, func() string { return out.String() + errOut.String() })
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.Equal(ct, want, out.String(), "stderr: %s", errOut.String())
+	}, 10*time.Second, 10*time.Millisecond, "the watch prints every event")
 	cancel()
 	select {
 	case code := <-done:
@@ -288,7 +293,9 @@ func TestWatchResumesAfterTheServerCutsItOff(t *testing.T) {
 	go func() {
 		done <- execute(ctx, c.cmd("watch", "--from", "1", "-w", "json"), strings.NewReader(""), &out, &errOut)
 	}()
-	waitFor(t, func() bool { return strings.Count(out.String(), "\n") == 5 }, func() string { return out.String() + errOut.String() })
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.Equal(ct, 5, strings.Count(out.String(), "\n"), "output:\n%s%s", out.String(), errOut.String())
+	}, 10*time.Second, 10*time.Millisecond, "the watch prints five events across the cut")
 	cancel()
 	<-done
 	for i, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -372,17 +379,6 @@ func TestVersionAndHelp(t *testing.T) {
 		if !strings.Contains(out, "  "+sub+" ") {
 			t.Errorf("help does not list %s", sub)
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool, show func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 10s; output:\n%s", show())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

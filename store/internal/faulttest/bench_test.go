@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 )
@@ -303,20 +306,12 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 		c.WaitReady(f, 2*time.Minute)
 		ready := time.Since(start)
 		cl := c.NodeClient(f, 30*time.Second)
-		var got int
-		for {
+		require.EventuallyWithT(b, func(ct *assert.CollectT) {
 			items, err := cl.ListAll(context.Background(), "load/", client.Stale(), client.KeysOnly(), client.WithLimit(1000))
-			if err == nil && len(items) == n {
-				break
+			if assert.NoError(ct, err) {
+				assert.Equal(ct, n, len(items), "keys listed by n%d", f)
 			}
-			if err == nil {
-				got = len(items)
-			}
-			if time.Since(start) > 2*time.Minute {
-				b.Fatalf("n%d lists %d of %d keys 2 minutes after its restart (last error %v)", f, got, n, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		}, 2*time.Minute-time.Since(start), 50*time.Millisecond, "n%d lists every key within 2 minutes of its restart", f)
 		all := time.Since(start)
 		b.StopTimer()
 		b.ReportMetric(float64(all.Nanoseconds()), "ns/op")

@@ -5,6 +5,11 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/scenario"
 )
 
 // forkMetric counts probes that found a peer in another cluster.
@@ -40,24 +45,18 @@ func TestForcedReformBehindAPartitionIsRepairedByForkDetection(t *testing.T) {
 		}
 		return st.ClusterID, st.Quorum.State, fmt.Sprintf("n%d cluster=%s quorum=%s leader=%q", i, st.ClusterID, st.Quorum.State, st.Leader)
 	}
-	if ok, why := waitFor(60*time.Second, func() (bool, string) {
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		_, q, why := status(minority[0])
-		return q == "waiting_for_silent_voters", why
-	}); !ok {
-		t.Fatalf("the cut-off minority should wait for its silent voters: %s", why)
-	}
+		assert.Equal(ct, "waiting_for_silent_voters", q, why)
+	}, 60*time.Second, 100*time.Millisecond, "the cut-off minority should wait for its silent voters")
 	majorityID, _, _ := status(majority[0])
 	put := func(node int, key, value string) {
 		t.Helper()
 		cl := c.NodeClient(node, 5*time.Second)
-		if ok, why := waitFor(60*time.Second, func() (bool, string) {
-			if _, err := cl.Put(context.Background(), key, []byte(value)); err != nil {
-				return false, err.Error()
-			}
-			return true, ""
-		}); !ok {
-			t.Fatalf("put %s through n%d: %s", key, node, why)
-		}
+		require.EventuallyWithT(t, func(ct *assert.CollectT) {
+			_, err := cl.Put(context.Background(), key, []byte(value))
+			assert.NoError(ct, err)
+		}, 60*time.Second, 100*time.Millisecond, "put %s through n%d", key, node)
 	}
 	put(majority[0], "majority", "kept")
 
@@ -78,16 +77,13 @@ func TestForcedReformBehindAPartitionIsRepairedByForkDetection(t *testing.T) {
 	if err := lab.Heal(); err != nil {
 		t.Fatalf("heal: %v", err)
 	}
-	if ok, why := waitFor(90*time.Second, func() (bool, string) {
+	if !assert.EventuallyWithT(t, func(ct *assert.CollectT) {
 		for i := range c.Nodes {
 			id, _, why := status(i)
-			if id != majorityID {
-				return false, why
-			}
+			assert.Equal(ct, majorityID, id, why)
 		}
-		return true, ""
-	}); !ok {
-		t.Fatalf("after healing every node should be in the majority's cluster %s: %s\n  %s", majorityID, why, c.describe())
+	}, 90*time.Second, 100*time.Millisecond, "after healing every node should be in the majority's cluster %s", majorityID) {
+		t.Fatalf("cluster:\n  %s", scenario.Describe(c.Scenario()))
 	}
 	c.WaitAllReady(90 * time.Second)
 	t.Logf("one cluster again %s after healing", time.Since(healed).Round(time.Millisecond))
@@ -103,18 +99,15 @@ func TestForcedReformBehindAPartitionIsRepairedByForkDetection(t *testing.T) {
 	if v, _ := c.Metric(minority[0], dataLossMetric); v < 2 {
 		t.Errorf("n%d lost data twice (the forced reform, then giving way), but %s=%v", minority[0], dataLossMetric, v)
 	}
+	sc := c.Scenario()
 	for _, key := range []string{"before", "majority"} {
-		if ok, why := waitFor(30*time.Second, func() (bool, string) {
-			present, _, _, why := markerOnEveryNode(c, key, "kept")
-			return present, why
-		}); !ok {
-			t.Errorf("%s must survive on every node: %s", key, why)
-		}
+		assert.EventuallyWithT(t, func(ct *assert.CollectT) {
+			p := scenario.ReadEverywhere(sc, key, "kept")
+			assert.True(ct, p.Present, p.Detail)
+		}, 30*time.Second, 100*time.Millisecond, "%s must survive on every node", key)
 	}
-	if ok, why := waitFor(30*time.Second, func() (bool, string) {
-		_, absent, _, why := markerOnEveryNode(c, "minority", "doomed")
-		return absent, why
-	}); !ok {
-		t.Errorf("what the forced cluster acknowledged is gone with it: %s", why)
-	}
+	assert.EventuallyWithT(t, func(ct *assert.CollectT) {
+		p := scenario.ReadEverywhere(sc, "minority", "doomed")
+		assert.True(ct, p.Absent, p.Detail)
+	}, 30*time.Second, 100*time.Millisecond, "what the forced cluster acknowledged is gone with it")
 }

@@ -1,5 +1,5 @@
-// Package faulttest is the multi-process tier of the tests (DESIGN.md
-// section 7.2): real `ephemeral-store serve` processes on loopback, killed
+// Package faulttest is the multi-process tier of the tests
+// (docs/architecture.md, "Test tiers"): real `ephemeral-store serve` processes on loopback, killed
 // with SIGKILL, stopped with SIGTERM, frozen with SIGSTOP and restarted,
 // while concurrent clients record a history that porcupine checks for
 // linearizability. The benchmarks of the replicated store run against the
@@ -38,9 +38,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/faulttest/netlab"
@@ -198,6 +202,7 @@ type Cluster struct {
 
 	statusMu      sync.Mutex
 	statusClients map[int]*client.Client
+	scenario      *processes // made by Scenario
 }
 
 // Node is one slot of the cluster: fixed name and ports, a process that is
@@ -279,6 +284,13 @@ func Prepare(t testing.TB, bin *Binary, opts Options) *Cluster {
 		c.peers = append(c.peers, n.PeerAddr)
 	}
 	t.Cleanup(c.cleanup)
+	// The status clients are made here, in the test goroutine: wait
+	// conditions use them on goroutines of their own, where failing the
+	// test is not allowed.
+	c.statusClients = map[int]*client.Client{}
+	for i := range c.Nodes {
+		c.statusClients[i] = c.NodeClient(i, 2*time.Second)
+	}
 	return c
 }
 
@@ -549,11 +561,19 @@ func (c *Cluster) WaitReadyErr(idx []int, timeout time.Duration) error {
 	return c.waitReady(idx, timeout)
 }
 
+// waitReady polls with testify's EventuallyWithT until each node has
+// answered ready once; a node whose process exits ends the wait at once.
+// Failures are returned, not reported: the callers decide.
 func (c *Cluster) waitReady(idx []int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	pending := append([]int(nil), idx...)
-	last := map[int]string{}
-	for {
+	var (
+		mu      sync.Mutex // the condition runs on its own goroutine
+		pending = append([]int(nil), idx...)
+		last    = map[int]string{}
+		exited  error
+	)
+	assert.EventuallyWithT(discardT{}, func(ct *assert.CollectT) {
+		mu.Lock()
+		defer mu.Unlock()
 		var still []int
 		for _, i := range pending {
 			if !c.Running(i) {
@@ -561,28 +581,39 @@ func (c *Cluster) waitReady(idx []int, timeout time.Duration) error {
 				n.mu.Lock()
 				err := n.exit
 				n.mu.Unlock()
-				return fmt.Errorf("%s exited while waiting for it to be ready: %v (log %s)", n.Name, err, n.LogPath)
+				exited = fmt.Errorf("%s exited while waiting for it to be ready: %v (log %s)", n.Name, err, n.LogPath)
+				return // ends the wait
 			}
-			ok, msg := c.Ready(i)
-			if !ok {
+			if ok, msg := c.Ready(i); !ok {
 				still = append(still, i)
 				last[i] = msg
 			}
 		}
-		if len(still) == 0 {
-			return nil
-		}
 		pending = still
-		if time.Now().After(deadline) {
-			var parts []string
-			for _, i := range pending {
-				parts = append(parts, fmt.Sprintf("%s: %s", c.Nodes[i].Name, last[i]))
-			}
-			return fmt.Errorf("not ready within %s: %s", timeout, strings.Join(parts, "; "))
+		if len(still) > 0 {
+			ct.Errorf("%d not ready", len(still))
 		}
-		time.Sleep(100 * time.Millisecond)
+	}, timeout, 100*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if exited != nil {
+		return exited
 	}
+	if len(pending) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, i := range pending {
+		parts = append(parts, fmt.Sprintf("%s: %s", c.Nodes[i].Name, last[i]))
+	}
+	return fmt.Errorf("not ready within %s: %s", timeout, strings.Join(parts, "; "))
 }
+
+// discardT takes testify's failure reports and drops them, for waits
+// whose caller reports the failure in its own words.
+type discardT struct{}
+
+func (discardT) Errorf(string, ...any) {}
 
 // Endpoint is node i's client URL.
 func (c *Cluster) Endpoint(i int) string { return "https://" + c.Nodes[i].ClientAddr }
@@ -664,19 +695,10 @@ func (c *Cluster) Leader(ctx context.Context) int {
 	return -1
 }
 
-// statusClient is a cached single-node client for status queries.
+// statusClient is node i's single-node client for status queries, made
+// by Prepare.
 func (c *Cluster) statusClient(i int) *client.Client {
-	c.statusMu.Lock()
-	defer c.statusMu.Unlock()
-	if c.statusClients == nil {
-		c.statusClients = map[int]*client.Client{}
-	}
-	if cl, ok := c.statusClients[i]; ok {
-		return cl
-	}
-	cl := c.NodeClient(i, 2*time.Second)
-	c.statusClients[i] = cl
-	return cl
+	return c.statusClients[i]
 }
 
 // Status asks node i for /v1/cluster.
@@ -687,19 +709,15 @@ func (c *Cluster) Status(ctx context.Context, i int) (*client.ClusterStatus, err
 // WaitLeader polls until some node says it leads and returns its index.
 func (c *Cluster) WaitLeader(timeout time.Duration) int {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var leader atomic.Int64
+	require.EventuallyWithT(c.t, func(ct *assert.CollectT) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		l := c.Leader(ctx)
-		cancel()
-		if l >= 0 {
-			return l
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no leader within %s", timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		leader.Store(int64(l))
+		assert.GreaterOrEqual(ct, l, 0, "no node says it leads")
+	}, timeout, 100*time.Millisecond, "a leader within %s", timeout)
+	return int(leader.Load())
 }
 
 // Metric reads one counter or gauge without labels from node i's

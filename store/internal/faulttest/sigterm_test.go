@@ -6,6 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/scenario"
 )
 
 // SIGTERM to the real binary: the leader hands over, leaves the
@@ -46,17 +51,19 @@ func TestSIGTERMOfTheLeaderHandsOverAndLeaves(t *testing.T) {
 		return voters == 5 && leader && placeholders == want && gone,
 			fmt.Sprintf("%d members (%d voters, %d placeholders), leader %q, leaver %s gone: %v", len(st.Members), voters, placeholders, st.Leader, leaver, gone)
 	}
-	if ok, why := waitFor(15*time.Second, func() (bool, string) { return members(1) }); !ok {
-		t.Fatalf("after a graceful stop the leader must have left, a placeholder keep its vote, and a new leader lead: %s", why)
-	}
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		ok, why := members(1)
+		assert.True(ct, ok, why)
+	}, 15*time.Second, 100*time.Millisecond, "after a graceful stop the leader must have left, a placeholder keep its vote, and a new leader lead")
 
 	c.Start(l)
 	c.WaitAllReady(30 * time.Second)
-	if ok, why := waitFor(15*time.Second, func() (bool, string) { return members(0) }); !ok {
-		t.Fatalf("the restarted node did not take its placeholder's place: %s", why)
-	}
-	if present, _, wrong, why := markerOnEveryNode(c, "marker", "before"); !present || wrong != "" {
-		t.Fatalf("the key written before the stop is not on every node: %s", why)
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		ok, why := members(0)
+		assert.True(ct, ok, why)
+	}, 15*time.Second, 100*time.Millisecond, "the restarted node takes its placeholder's place")
+	if p := scenario.ReadEverywhere(c.Scenario(), "marker", "before"); !p.Present || p.Wrong != "" {
+		t.Fatalf("the key written before the stop is not on every node: %s", p.Detail)
 	}
 }
 
@@ -84,20 +91,18 @@ func TestSIGTERMRetirementCutShortByAStepDownRestoresThePlaceholder(t *testing.T
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); c.Stop(l) }()
-	if ok, why := waitFor(20*time.Second, func() (bool, string) {
-		return strings.Contains(c.LogTail(y, 400), "stepping down"), fmt.Sprintf("n%d has not stepped down", y)
-	}); !ok {
-		t.Fatalf("the new leader n%d never lost its lease with n%d paused: %s", y, z, why)
-	}
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.Contains(ct, c.LogTail(y, 400), "stepping down", "n%d's log", y)
+	}, 20*time.Second, 100*time.Millisecond, "the new leader n%d loses its lease with n%d paused", y, z)
 	c.Resume(z)
 	<-done
 
-	if ok, why := waitFor(20*time.Second, func() (bool, string) {
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		st, err := c.Status(ctx, y)
-		if err != nil {
-			return false, err.Error()
+		if !assert.NoError(ct, err) {
+			return
 		}
 		voters, placeholders, leader, gone := 0, 0, false, true
 		for _, m := range st.Members {
@@ -110,11 +115,9 @@ func TestSIGTERMRetirementCutShortByAStepDownRestoresThePlaceholder(t *testing.T
 			leader = leader || m.Leader
 			gone = gone && m.ID != leaver
 		}
-		return voters == 3 && placeholders == 1 && leader && gone,
-			fmt.Sprintf("%d voters, %d placeholders, leader %v, leaver %s gone %v", voters, placeholders, leader, leaver, gone)
-	}); !ok {
-		t.Fatalf("one voter per replica after the cut-short retirement: %s", why)
-	}
+		assert.True(ct, voters == 3 && placeholders == 1 && leader && gone,
+			"%d voters, %d placeholders, leader %v, leaver %s gone %v", voters, placeholders, leader, leaver, gone)
+	}, 20*time.Second, 100*time.Millisecond, "one voter per replica after the cut-short retirement")
 	// Whether the leaver heard back before its shutdown deadline depends on
 	// how soon the paused node returns; either way it exited in time (Stop).
 	t.Logf("n%d learnt that it left before its deadline: %v", l, strings.Contains(c.LogTail(l, 200), "left the cluster"))

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 )
 
@@ -70,22 +72,20 @@ func TestResumedLeaderServesNoStaleRead(t *testing.T) {
 		l := c.WaitLeader(10 * time.Second)
 		c.Pause(l)
 		// A new leader among the others acknowledges a newer value.
-		if ok, why := waitFor(15*time.Second, func() (bool, string) {
+		if !assert.EventuallyWithT(t, func(ct *assert.CollectT) {
 			nl := c.Leader(context.Background())
-			return nl >= 0 && nl != l, fmt.Sprintf("leader %d", nl)
-		}); !ok {
+			assert.True(ct, nl >= 0 && nl != l, "leader %d", nl)
+		}, 15*time.Second, 100*time.Millisecond, "cycle %d: a new leader while n%d is frozen", cycle, l) {
 			c.Resume(l)
-			t.Fatalf("cycle %d: no new leader while n%d is frozen: %s", cycle, l, why)
+			t.FailNow()
 		}
 		w := c.Client((l+1)%len(c.Nodes), 5*time.Second)
-		if ok, why := waitFor(15*time.Second, func() (bool, string) {
-			if _, err := w.Put(context.Background(), "marker", []byte(fresh)); err != nil {
-				return false, err.Error()
-			}
-			return true, ""
-		}); !ok {
+		if !assert.EventuallyWithT(t, func(ct *assert.CollectT) {
+			_, err := w.Put(context.Background(), "marker", []byte(fresh))
+			assert.NoError(ct, err)
+		}, 15*time.Second, 100*time.Millisecond, "cycle %d: put %s while n%d is frozen", cycle, fresh, l) {
 			c.Resume(l)
-			t.Fatalf("cycle %d: put %s while n%d is frozen: %s", cycle, fresh, l, why)
+			t.FailNow()
 		}
 		// Reads that begin after that acknowledgement, queued on the frozen node.
 		type answer struct {

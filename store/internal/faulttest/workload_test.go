@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
@@ -43,7 +45,7 @@ type workload struct {
 
 	// unique, when set, is the prefix of keys written once each: part
 	// of the puts go to unique+"c<client>/<seq>", and every acknowledged
-	// one must be found on every node at the end (see uniqueWrites).
+	// one must be found on every node at the end (see scheduleRun.checkUniqueWrites).
 	unique string
 	// pinned clients (every other one) talk to their node only, so both
 	// sides of a partition take requests.
@@ -286,56 +288,53 @@ func (w *workload) verify(t *testing.T) {
 	for i := range clients {
 		clients[i] = c.NodeClient(i, 5*time.Second)
 	}
-	var final map[string]readState
-	deadline := time.Now().Add(15 * time.Second)
-	var lastErr error
-	for {
-		lastErr = nil
+	var (
+		convergedMu sync.Mutex // the condition runs on its own goroutine
+		converged   map[string]readState
+	)
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		lin, err := w.readAll(context.Background(), clients[0], 0, w.clients, false)
-		if err == nil {
-			for i := range c.Nodes {
-				st, err := w.readAll(context.Background(), clients[i], i, -1, true)
-				if err != nil {
-					lastErr = err
-					break
-				}
-				for _, k := range w.keys {
-					if st[k] != lin[k] {
-						lastErr = fmt.Errorf("n%d has %s = %v, the cluster %v", i, k, st[k], lin[k])
-						break
-					}
-				}
-				if lastErr != nil {
-					break
+		if !assert.NoError(ct, err, "linearizable read through n0") {
+			return
+		}
+		for i := range c.Nodes {
+			st, err := w.readAll(context.Background(), clients[i], i, -1, true)
+			if !assert.NoError(ct, err, "stale read through n%d", i) {
+				return
+			}
+			for _, k := range w.keys {
+				if !assert.Equal(ct, lin[k], st[k], "n%d has %s = %v, the cluster %v", i, k, st[k], lin[k]) {
+					return
 				}
 			}
-			if lastErr == nil {
-				final = lin
-				break
-			}
-		} else {
-			lastErr = err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the nodes did not converge within 15s after the faults healed: %v", lastErr)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		convergedMu.Lock()
+		converged = lin
+		convergedMu.Unlock()
+	}, 15*time.Second, 200*time.Millisecond, "the nodes converge within 15s after the faults healed")
+	convergedMu.Lock()
+	final := converged
+	convergedMu.Unlock()
 	// Linearizable reads through every node join the history. A read may
 	// fail while the cluster elects; only the answers count.
 	for i := range c.Nodes {
-		var st map[string]readState
-		if ok, why := waitFor(15*time.Second, func() (bool, string) {
-			var err error
-			st, err = w.readAll(context.Background(), clients[i], i, w.clients+1+i, false)
-			if err != nil {
-				return false, err.Error()
+		var (
+			readMu sync.Mutex
+			read   map[string]readState
+		)
+		if !assert.EventuallyWithT(t, func(ct *assert.CollectT) {
+			got, err := w.readAll(context.Background(), clients[i], i, w.clients+1+i, false)
+			if assert.NoError(ct, err) {
+				readMu.Lock()
+				read = got
+				readMu.Unlock()
 			}
-			return true, ""
-		}); !ok {
-			t.Errorf("final linearizable read through n%d: %s", i, why)
+		}, 15*time.Second, 100*time.Millisecond, "final linearizable read through n%d", i) {
 			continue
 		}
+		readMu.Lock()
+		st := read
+		readMu.Unlock()
 		for _, k := range w.keys {
 			if st[k] != final[k] {
 				t.Errorf("final linearizable read through n%d: %s = %v, node 0 said %v", i, k, st[k], final[k])
@@ -439,13 +438,10 @@ func (w *workload) writeAfterHeal(t *testing.T) {
 	for i := range w.c.Nodes {
 		cl := w.c.NodeClient(i, 5*time.Second)
 		id := w.clients + 1 + len(w.c.Nodes) + i
-		seq := 0
-		if ok, why := waitFor(30*time.Second, func() (bool, string) {
-			seq++
-			ok := w.put(id, i, cl, w.keys[i%len(w.keys)], fmt.Sprintf("healed-n%d-%d", i, seq))
-			return ok, "put failed"
-		}); !ok {
-			t.Errorf("the healed cluster does not take writes through n%d within 30s: %s", i, why)
-		}
+		var seq atomic.Int64
+		assert.EventuallyWithT(t, func(ct *assert.CollectT) {
+			ok := w.put(id, i, cl, w.keys[i%len(w.keys)], fmt.Sprintf("healed-n%d-%d", i, seq.Add(1)))
+			assert.True(ct, ok, "put through n%d failed", i)
+		}, 30*time.Second, 100*time.Millisecond, "the healed cluster takes writes through n%d within 30s", i)
 	}
 }

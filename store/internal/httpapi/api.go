@@ -1,4 +1,4 @@
-// Package httpapi serves the client API (DESIGN.md section 5) over the
+// Package httpapi serves the client API (docs/interfaces.md, "HTTP API") over the
 // client port. Every request is authenticated by the CN of the verified
 // client certificate, authorized by the user's key prefixes, and answered
 // with JSON errors carrying a stable code.

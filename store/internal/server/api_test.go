@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
@@ -321,15 +322,20 @@ func TestUsersDirectoryChangesApplyWithoutRestart(t *testing.T) {
 	require.Equal(t, 401, status)
 	entry := `{ "name": "stranger", "auth_mode": "certificate" }`
 	require.NoError(t, os.WriteFile(filepath.Join(c.Dir, "users", "stranger.json"), []byte(entry), 0o644))
-	require.Eventually(t, func() bool {
-		status, _, _ := do(t, hc, "GET", base+"/v1/kv/?prefix=", nil)
-		return status == 200
-	}, 10*time.Second, 50*time.Millisecond, "a new users entry must take effect without a restart")
+	listStatus := func(ct *assert.CollectT, want int) {
+		resp, err := hc.Get(base + "/v1/kv/?prefix=")
+		if assert.NoError(ct, err) {
+			_ = resp.Body.Close()
+			assert.Equal(ct, want, resp.StatusCode)
+		}
+	}
+	require.EventuallyWithT(t, func(ct *assert.CollectT) { listStatus(ct, 200) },
+		10*time.Second, 50*time.Millisecond, "a new users entry must take effect without a restart")
 	require.NoError(t, os.Remove(filepath.Join(c.Dir, "users", "stranger.json")))
-	require.Eventually(t, func() bool {
-		status, _, _ := do(t, hc, "GET", base+"/v1/kv/?prefix=", nil)
-		return status == 401
-	}, 10*time.Second, 50*time.Millisecond, "a removed users entry must lose access without a restart")
+	require.EventuallyWithT(t, func(ct *assert.CollectT) { listStatus(ct, 401) },
+		10*time.Second, 50*time.Millisecond, "a removed users entry must lose access without a restart")
+	status, _, _ = do(t, hc, "GET", base+"/v1/kv/?prefix=", nil)
+	require.Equal(t, 401, status, "the refusal is a JSON error")
 }
 
 func TestProbePortServesHealthAndMetricsButNoData(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
@@ -24,18 +25,6 @@ func tinySnapshots(_ int, c *config.Config) {
 	c.SnapshotThreshold = 32
 	c.TrailingLogs = 16
 	c.SnapshotBytes = 4 << 10 // checked every 250 ms: a snapshot about every half second under load
-}
-
-// waitFor polls cond until it holds or timeout passes on the monotonic clock.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // ackedWrite is a Put the cluster acknowledged.
@@ -129,7 +118,9 @@ func TestRestartsUnderLoadCatchUpThroughSnapshots(t *testing.T) {
 	}
 	// The leader must have compacted its log before the first restart, so
 	// that a node that comes back empty cannot be caught up from the log.
-	waitFor(t, stepLimit, "first leader snapshot", func() bool { return leaderSnapshot() > 0 })
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.Positive(ct, leaderSnapshot(), "the leader's snapshot index")
+	}, stepLimit, 20*time.Millisecond, "first leader snapshot")
 
 	for round := 0; round < rounds; round++ {
 		roundStart := time.Now()
@@ -153,9 +144,10 @@ func TestRestartsUnderLoadCatchUpThroughSnapshots(t *testing.T) {
 		// entries past the snapshot it installed and for the leader to
 		// snapshot again, so the next restart needs a newer snapshot.
 		acksAtReady := acks.Load()
-		waitFor(t, stepLimit, fmt.Sprintf("round %d: writes after node %d returned", round, victim), func() bool {
-			return acks.Load() >= acksAtReady+perRound && leaderSnapshot() > snapBefore
-		})
+		require.EventuallyWithT(t, func(ct *assert.CollectT) {
+			assert.GreaterOrEqual(ct, acks.Load(), acksAtReady+perRound, "acknowledged writes")
+			assert.Greater(ct, leaderSnapshot(), snapBefore, "the leader's snapshot index")
+		}, stepLimit, 20*time.Millisecond, "round %d: writes after node %d returned", round, victim)
 		t.Logf("round %d: %s node %d killed, back and caught up in %s (leader snapshot %d -> %d, %d acked, %d failed)",
 			round, role, victim, time.Since(roundStart).Round(time.Millisecond), snapBefore, leaderSnapshot(), acks.Load(), fails.Load())
 	}
@@ -171,29 +163,27 @@ func TestRestartsUnderLoadCatchUpThroughSnapshots(t *testing.T) {
 	// Every node, read locally, holds every acknowledged write.
 	for i := 0; i < nodes; i++ {
 		cl := c.Client(testcluster.UserAll, i)
-		var missing []string
-		waitFor(t, stepLimit, fmt.Sprintf("node %d holds all %d acknowledged writes", i, len(want)), func() bool {
+		require.EventuallyWithT(t, func(ct *assert.CollectT) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			all, err := cl.ListAll(ctx, "catchup/", client.Stale())
-			if err != nil {
-				return false
+			if !assert.NoError(ct, err) {
+				return
 			}
 			have := make(map[string]string, len(all))
 			for _, kv := range all {
 				have[kv.Key] = string(kv.Value)
 			}
-			missing = missing[:0]
+			var missing []string
 			for _, w := range want {
 				if have[w.key] != w.value {
 					missing = append(missing, w.key)
 				}
 			}
 			if len(missing) > 0 {
-				t.Logf("node %d: %d of %d acknowledged writes missing or wrong, e.g. %q", i, len(missing), len(want), missing[0])
+				ct.Errorf("node %d: %d of %d acknowledged writes missing or wrong, e.g. %q", i, len(missing), len(want), missing[0])
 			}
-			return len(missing) == 0
-		})
+		}, stepLimit, 20*time.Millisecond, "node %d holds all %d acknowledged writes", i, len(want))
 		_ = cl.Close()
 	}
 	t.Logf("%d rounds, %d acknowledged writes on all %d nodes, %d failed writes, %s",

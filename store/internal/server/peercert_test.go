@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
@@ -156,15 +157,27 @@ func TestMintModeClusterForms(t *testing.T) {
 // servedPeerSerial is the serial of the certificate the peer port presents.
 func servedPeerSerial(t *testing.T, addr, certFile, keyFile string) *big.Int {
 	t.Helper()
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	serial, err := peerSerial(addr, certFile, keyFile)
 	require.NoError(t, err)
+	return serial
+}
+
+// peerSerial is servedPeerSerial for wait conditions, which must not fail
+// the test themselves.
+func peerSerial(addr, certFile, keyFile string) (*big.Int, error) {
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := tls.DialWithDialer(&netDialer, "tcp", addr, &tls.Config{
 		Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12,
 		InsecureSkipVerify: true, // #nosec G402 -- the test only reads the presented certificate
 	})
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].SerialNumber
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber, nil
 }
 
 // A rotated peer certificate with another CN is refused (logged) and the
@@ -185,14 +198,22 @@ func TestRotatedPeerCertificateWithAnotherCNIsRefused(t *testing.T) {
 	require.Equal(t, firstSerial, servedPeerSerial(t, addr, clientCert, clientKey))
 
 	issueFiles(t, ca, peerDir, "peer", servingReq("store.example.com"))
-	time.Sleep(5 * c.Node(0).Config.ReloadInterval)
+	// Five reload intervals: the refused certificate would have been taken by then.
+	require.Never(t, func() bool {
+		serial, err := peerSerial(addr, clientCert, clientKey)
+		return err == nil && serial.Cmp(firstSerial) != 0
+	}, 5*c.Node(0).Config.ReloadInterval, 50*time.Millisecond, "a rotated peer certificate with another CN must not be used")
 	require.Equal(t, firstSerial, servedPeerSerial(t, addr, clientCert, clientKey),
 		"a rotated peer certificate with another CN must not be used")
 
 	certFile, _ := issueFiles(t, ca, peerDir, "peer", servingReq(pki.PeerCommonName))
 	want := leafSerialOf(t, certFile)
-	require.Eventually(t, func() bool { return servedPeerSerial(t, addr, clientCert, clientKey).Cmp(want) == 0 },
-		15*time.Second, 100*time.Millisecond, "a rotated peer certificate with the peer CN must be used")
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		serial, err := peerSerial(addr, clientCert, clientKey)
+		if assert.NoError(ct, err) {
+			assert.Zero(ct, serial.Cmp(want), "served serial %x, want %x", serial, want)
+		}
+	}, 15*time.Second, 100*time.Millisecond, "a rotated peer certificate with the peer CN must be used")
 }
 
 func leafSerialOf(t *testing.T, certFile string) *big.Int {

@@ -2,9 +2,12 @@ package server_test
 
 import (
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
@@ -39,13 +42,16 @@ func TestSilentVotersAreAwaitedUntilAnOperatorReforms(t *testing.T) {
 	// The quorum-loss timeout of the test cluster is 3s: watch for more than
 	// three of them. The old rule re-formed after three.
 	cid := sv.Status().ClusterID
-	watch := time.Now()
-	for time.Since(watch) < 12*time.Second {
+	var changed atomic.Value // what the survivor reported when it stopped waiting
+	if !assert.Never(t, func() bool {
 		st := sv.Status()
-		require.Equal(t, cluster.QuorumWaiting, st.Quorum.State)
-		require.Equal(t, cid, st.ClusterID, "the survivor must stay in its cluster")
-		require.Len(t, st.Quorum.Silent, 2)
-		time.Sleep(200 * time.Millisecond) // the length of the watch, not a wait for a condition
+		if st.Quorum.State != cluster.QuorumWaiting || st.ClusterID != cid || len(st.Quorum.Silent) != 2 {
+			changed.Store(fmt.Sprintf("quorum %s, cluster %s (was %s), silent %v", st.Quorum.State, st.ClusterID, cid, st.Quorum.Silent))
+			return true
+		}
+		return false
+	}, 12*time.Second, 200*time.Millisecond, "the survivor keeps waiting for its two silent voters, in its cluster") {
+		t.Fatalf("the survivor stopped waiting: %v", changed.Load())
 	}
 	kv, err := c.Client(testcluster.UserAll, survivor).Get(ctx, "k", client.Stale())
 	require.NoError(t, err, "the survivor keeps its data while it waits")

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/scenario"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
 
@@ -256,29 +256,22 @@ func TestGracefulStopOfTheLeaderHandsOver(t *testing.T) {
 	}, readyTimeout, 50*time.Millisecond, "the restarted node replaces its placeholder as a voter")
 }
 
-// The twin of the rejoin test: when a majority dies at once, the data is
-// gone and the cluster re-forms empty by itself.
+// When a majority dies at once and comes back empty, the data is gone and
+// the cluster re-forms empty by itself. The scenario is shared with the
+// multi-process tier (store/internal/faulttest), where the nodes are real
+// processes killed with SIGKILL.
 func TestMajorityLossReformsAnEmptyCluster(t *testing.T) {
 	c := testcluster.New(t, 3)
 	c.WaitReady(readyTimeout)
-	ctx := ctxT(t)
-	before, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
-	require.NoError(t, err)
-	l := c.Leader()
-	other := (l + 1) % 3
-	c.Kill(l)
-	c.Kill(other)
-	c.Start(l)
-	c.Start(other)
-	c.WaitReady(60 * time.Second)
-	_, err = c.Client(testcluster.UserAll).Get(ctx, "k")
-	require.True(t, errors.Is(err, client.ErrKeyNotFound), "after a majority loss the key must be gone, got %v", err)
-	after, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("new life"))
-	require.NoError(t, err)
-	require.Greater(t, after.Revision, before.Revision, "a new cluster's revisions start above the lost one's")
-	_, err = c.Client(testcluster.UserAll).Put(ctx, "k", []byte("stale cas"), client.WithPrevRevision(before.Revision))
-	require.ErrorIs(t, err, client.ErrRevisionMismatch, "a revision from the lost cluster must match nothing")
-	require.Len(t, c.Node(0).Server.Node().Status().Members, 3)
+	scenario.MajorityLoss(t, c.Scenario())
+}
+
+// The twin that proves the assertion above can fail: the same procedure
+// with the leader alone killed keeps the data.
+func TestSingleNodeLossKeepsData(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	scenario.SingleNodeLoss(t, c.Scenario())
 }
 
 // Large values trigger snapshots by bytes long before the entry count

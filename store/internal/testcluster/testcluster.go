@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
@@ -164,20 +166,30 @@ func (c *Cluster) Start(i int) {
 	nd := c.nodes[i]
 	cfg := c.config(i)
 	var (
-		srv *server.Server
-		err error
+		mu     sync.Mutex // the condition runs on its own goroutine
+		newSrv *server.Server
+		newErr error
 	)
 	ls := server.Listeners{}
 	if nd.bound != nil {
 		ls, nd.bound = *nd.bound, nil
 	}
-	// A port just released by a killed node can take a moment to be free.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		srv, err = server.New(cfg, ls, testLogger(c.t, cfg.NodeName))
-		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "address already in use") {
-			break
+	// A port just released by a killed node can take a moment to be free:
+	// only that error is retried; any other ends the wait and fails below.
+	assert.EventuallyWithT(c.t, func(ct *assert.CollectT) {
+		srv, err := server.New(cfg, ls, testLogger(c.t, cfg.NodeName))
+		mu.Lock()
+		newSrv, newErr = srv, err
+		mu.Unlock()
+		if err != nil && strings.Contains(err.Error(), "address already in use") {
+			ct.Errorf("node %d: %v", i, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+	}, 5*time.Second, 50*time.Millisecond, "node %d: its ports free again", i)
+	mu.Lock()
+	srv, err := newSrv, newErr
+	mu.Unlock()
+	if srv == nil && err == nil {
+		err = fmt.Errorf("server.New did not return within 5s")
 	}
 	if err != nil {
 		c.t.Fatalf("node %d: %v", i, err)
@@ -256,22 +268,18 @@ func (c *Cluster) WaitReady(timeout time.Duration, nodes ...int) {
 			}
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		ready, leaders := 0, map[string]bool{}
+	if !assert.EventuallyWithT(c.t, func(ct *assert.CollectT) {
+		leaders := map[string]bool{}
 		for _, i := range nodes {
-			if s := c.Node(i).Server; s != nil && s.Ready() {
-				ready++
-				leaders[s.Node().Status().Leader] = true
+			s := c.Node(i).Server
+			if !assert.True(ct, s != nil && s.Ready(), "node %d ready", i) {
+				return
 			}
+			leaders[s.Node().Status().Leader] = true
 		}
-		if ready == len(nodes) && len(leaders) == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("nodes %v not ready within %s: %s", nodes, timeout, c.describe())
-		}
-		time.Sleep(50 * time.Millisecond)
+		assert.Len(ct, leaders, 1, "one leader agreed by nodes %v: %v", nodes, leaders)
+	}, timeout, 50*time.Millisecond, "nodes %v ready within %s", nodes, timeout) {
+		c.t.Fatalf("nodes %v not ready within %s: %s", nodes, timeout, c.describe())
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package kindcluster gives the end-to-end tests their kind cluster: created
 // once per `go test` run, or reused when it already exists.
 //
-// Ensure runs the project's own scripts (the ones `make e2e-env` and
-// `make up` run), so that no logic is duplicated here:
+// Ensure runs the project's own scripts (the ones `make up` runs, and
+// `make tools` and `make cluster` between them), so that no logic is
+// duplicated here:
 //
 //	scripts/ensure-docker.sh   a Docker engine that can run kind
 //	scripts/install-tools.sh   the pinned kind, kubectl and helm in bin/

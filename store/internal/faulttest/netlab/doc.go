@@ -1,5 +1,5 @@
 // Package netlab builds a small network of Linux network namespaces for the
-// partition tests (DESIGN.md section 7.2): a "hub" namespace holding a
+// partition tests (docs/architecture.md, "Test tiers"): a "hub" namespace holding a
 // bridge with an address (the test's client side) and one namespace per
 // node, joined to the bridge by a veth pair, each node with its own address
 // in a private /24 that exists only inside the lab's namespaces. Nothing is

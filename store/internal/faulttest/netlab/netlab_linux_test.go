@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
@@ -243,20 +245,16 @@ func TestCommandRunsInNodeNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ip execs the program after entering the namespace; wait for that.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		var got unix.Stat_t
 		serr := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &got)
 		real, _ := filepath.EvalSymlinks(path)
-		if serr == nil && (exe == path || exe == real) && got.Ino == want.Ino && got.Dev == want.Dev {
-			break
+		if assert.NoError(ct, serr, "netns of pid %d", pid) {
+			assert.True(ct, (exe == path || exe == real) && got.Ino == want.Ino && got.Dev == want.Dev,
+				"pid %d: exe %q (want %s), netns inode %d (want %d of %s)", pid, exe, path, got.Ino, want.Ino, l.Namespace(1))
 		}
-		if time.Since(deadline) > 0 {
-			t.Fatalf("pid %d: exe %q (want %s), netns inode %d (want %d of %s)", pid, exe, path, got.Ino, want.Ino, l.Namespace(1))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}, 30*time.Second, 20*time.Millisecond, "pid %d runs %s in %s", pid, path, l.Namespace(1))
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make verify: the checks that run no test, each failing with the file at fault and the command
+# that fixes it. make test runs it first (and CI runs make test). Every check runs, then the
+# script fails if any did.
+#
+#   - gofmt: every Go file under store/, tests/ and bench/ is formatted
+#   - go mod tidy: go.mod and go.sum of the root module and of bench/ need no change
+#   - the shell linter, Debian's shellcheck package $SHELLCHECK_VERSION (installed with apt-get
+#     when missing), finds nothing in scripts/ and .ci/run
+#   - generated files: docs/cli/ (store/internal/cli/docgen) and the values table of
+#     charts/ephemeral-store/README.md (tests/chart/readmegen) are current
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT" || exit
+
+failures=()
+failed() { failures+=("$1"); log "FAILED: $1"; }
+
+check_gofmt() {
+  local files
+  files=$(gofmt -l store tests bench)
+  if [[ -n $files ]]; then
+    failed "not gofmt-ed (fix: gofmt -w <file>): $(tr '\n' ' ' <<<"$files")"
+  fi
+}
+
+# tidy DIR: go mod tidy would change nothing in DIR's go.mod and go.sum.
+tidy() {
+  local dir=$1 diff
+  if ! diff=$(cd "$dir" && go mod tidy -diff 2>&1); then
+    printf '%s\n' "$diff" >&2
+    failed "$dir/go.mod or $dir/go.sum is not tidy (fix: cd $dir && go mod tidy)"
+  fi
+}
+
+# ensure_shellcheck: the pinned Debian package, installed with apt-get as scripts/ensure-netlab.sh
+# installs its tools: only when it is missing or another version.
+ensure_shellcheck() {
+  local have
+  have=$(dpkg-query -W -f='${Version}' shellcheck 2>/dev/null || true)
+  [[ $have == "$SHELLCHECK_VERSION" ]] && command -v shellcheck >/dev/null && return 0
+  command -v apt-get >/dev/null ||
+    die "shellcheck $SHELLCHECK_VERSION is needed and there is no apt-get: install it by hand"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "installing shellcheck $SHELLCHECK_VERSION needs root (or sudo)"
+    sudo=(sudo)
+  fi
+  log "installing shellcheck=$SHELLCHECK_VERSION with apt-get (found: ${have:-none})"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y --no-install-recommends "shellcheck=$SHELLCHECK_VERSION" >/dev/null; then
+    "${sudo[@]}" apt-get update >/dev/null
+    "${sudo[@]}" apt-get install -y --no-install-recommends "shellcheck=$SHELLCHECK_VERSION" >/dev/null
+  fi
+}
+
+check_shellcheck() {
+  ensure_shellcheck
+  local scripts
+  # Every file whose first line is a sh or bash shebang, and the sourced ones that say their shell.
+  mapfile -t scripts < <(
+    find scripts .ci -type f -exec awk 'FNR == 1 && /^#!.*[/ ](ba)?sh$/ { print FILENAME } /^# shellcheck shell=/ { print FILENAME; nextfile }' {} + | sort -u
+  )
+  # -x follows `source`; the paths in `# shellcheck source=` directives are from the root.
+  if ! shellcheck -x "${scripts[@]}"; then
+    failed "shellcheck finds problems in scripts/ (above; fix them, or disable one check on its line with a reason)"
+  fi
+}
+
+check_generated() {
+  if ! go run ./store/internal/cli/docgen -check -out docs/cli; then
+    failed "docs/cli/ is stale (fix: make docs)"
+  fi
+  if ! "$ROOT/scripts/chart-readme.sh" --check; then
+    failed "the values table of charts/ephemeral-store/README.md is stale (fix: make docs)"
+  fi
+}
+
+stage "gofmt (store, tests, bench)" check_gofmt
+stage "go mod tidy (root module)" tidy .
+stage "go mod tidy (bench/)" tidy bench
+stage "shellcheck (scripts/, .ci/run)" check_shellcheck
+stage "generated files current (docs/cli/, chart README table)" check_generated
+
+if (( ${#failures[@]} )); then
+  log "verify: ${#failures[@]} check(s) failed:"
+  printf '  %s\n' "${failures[@]}" >&2
+  exit 1
+fi
+log "verify: everything in order"
