@@ -20,7 +20,7 @@ help: ## Show this help.
 
 .PHONY: build
 build: ## Build the static ephemeral-store binary into bin/ (version and commit stamped in).
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$$(scripts/ldflags.sh)" -o $(BIN)/ephemeral-store ./store/cmd/ephemeral-store
+	ldflags=$$(scripts/ldflags.sh) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$$ldflags" -o $(BIN)/ephemeral-store ./store/cmd/ephemeral-store
 
 .PHONY: tools
 tools: ## Install the pinned tools (helm, kind, kubectl, ct) into bin/.

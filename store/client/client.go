@@ -130,7 +130,9 @@ func NewFromFiles(endpoints []string, certFile, keyFile, caFile string) (*Client
 // from the ConnectionState, where TLS leaves it out for an IP address; a
 // Client (New) supplies it, and a transport of your own must set
 // ServerName to a DNS name of the server's certificate for an IP endpoint,
-// or the handshake is refused.
+// or the handshake is refused. VerifyConnection IS the verification: a
+// caller that needs its own must wrap the one returned, never replace it,
+// or nothing verifies the server.
 func TLSConfigFromFiles(certFile, keyFile, caFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	switch {
@@ -161,7 +163,10 @@ const tlsHandshakeTimeout = 10 * time.Second
 // newTransport is an HTTP/2-capable transport with keep-alives, bounded
 // connection set-up and HTTP/2 pings, so that a dead node is noticed even
 // on an idle watch stream. HTTPS_PROXY and NO_PROXY apply as usual (a
-// CONNECT proxy does not see inside the mutual TLS).
+// CONNECT proxy does not see inside the mutual TLS), with one limit: through
+// a proxy, net/http does the TLS handshake itself, so an IP-address
+// endpoint has no name to verify the certificate against and is refused
+// (with a CA file); use the DNS names of the certificate, or NO_PROXY.
 func newTransport(cfg *tls.Config) *http.Transport {
 	tc := cfg.Clone()
 	if tc.MinVersion < tls.VersionTLS12 {

@@ -71,7 +71,8 @@ func loadRoots(caFile string) (*fileRoots, error) {
 // errNoServerName refuses a handshake whose ConnectionState names no
 // server: the certificate cannot be checked against the name dialled.
 var errNoServerName = errors.New("client: no server name to verify the server certificate against " +
-	"(TLS sends none for an IP address: dial through a Client, which supplies it, or set tls.Config.ServerName to a DNS name of the certificate)")
+	"(TLS sends none for an IP address: use a DNS name of the certificate as the endpoint, or set tls.Config.ServerName to one; " +
+	"a Client supplies the address itself unless it goes through an HTTPS proxy)")
 
 // verifyServer is tls.Config.VerifyConnection for a CA bundle read from a
 // file. It does what crypto/tls does when InsecureSkipVerify is false (the

@@ -163,9 +163,9 @@ func TestPrometheusRuleDefaultAlerts(t *testing.T) {
 		},
 		{
 			alert:       "EphemeralStoreFrequentLeaderChanges",
-			expr:        `max by (namespace, service) (increase(ephemeral_store_leader_changes_total{` + s + `}[1h])) > 5`,
+			expr:        `sum by (namespace, service) (increase(ephemeral_store_raft_state_leader{` + s + `}[1h])) > 5`,
 			severity:    "warning",
-			description: []string{"within 1h (more than 5)", "CPU throttling", "rolling update"},
+			description: []string{"within 1h (more than 5)", "over all pods", "CPU throttling", "rolling update"},
 		},
 		{
 			alert:       "EphemeralStoreAuthFailures",

@@ -57,6 +57,7 @@ var knownMetrics = map[string]metricType{
 	"ephemeral_store_raft_fsm_applyBatchNum":        summary,
 	"ephemeral_store_raft_leader_lastContact":       summary,
 	"ephemeral_store_raft_apply":                    counter,
+	"ephemeral_store_raft_state_leader":             counter,
 	"ephemeral_store_raft_snapshot_create":          summary,
 	"ephemeral_store_raft_snapshot_persist":         summary,
 }

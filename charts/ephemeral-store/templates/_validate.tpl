@@ -83,6 +83,12 @@ are reported at once.
 {{- $errors = append $errors (printf "image.repository: %q starts with a registry (%q) and the registry %q (image.registry or global.imageRegistry) is put in front of it, giving %q. Fix: set image.registry=%s and image.repository=%s (the registry is a value of its own), or image.registry=\"\" to use the repository as written (global.imageRegistry still wins when set)." $repo $host $registry (include "ephemeral-store.image" .) $host (trimPrefix (printf "%s/" $host) $repo)) }}
 {{- end }}
 
+{{- /* Chart 0.1.0 took a repository without a host as Docker Hub's; with the
+       registry defaulting to localhost, the same override now names a local image. */}}
+{{- if and (eq $registry "localhost") (ne $repo "ephemeral-store") }}
+{{- $errors = append $errors (printf "image.repository: %q with image.registry=localhost (the default) gives %q, an image only this machine can have (make image). Since chart 0.2.0 the registry is a value of its own: set image.registry to the registry that holds %s (docker.io, your mirror), or image.registry=\"\" to use the repository as written." $repo (include "ephemeral-store.image" .) $repo) }}
+{{- end }}
+
 {{- /* Service: fields that only some Service types have. */}}
 {{- if and $v.service.nodePort (not (has $v.service.type (list "NodePort" "LoadBalancer"))) }}
 {{- $errors = append $errors (printf "service.nodePort: %v is set but service.type=%s has no node ports. Fix: set service.type=NodePort or LoadBalancer, or service.nodePort=0." $v.service.nodePort $v.service.type) }}

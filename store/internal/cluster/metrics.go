@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		LeaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ephemeral_store_leader_changes_total",
-			Help: "Leadership changes seen by this node.",
+			Help: "Times this node gained or lost leadership (Raft tells a node only of its own).",
 		}),
 		IsLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ephemeral_store_is_leader", Help: "1 when this node leads."}),
 		IsVoter:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "ephemeral_store_is_voter", Help: "1 when this node is a voting member."}),

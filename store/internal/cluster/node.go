@@ -348,6 +348,10 @@ func (n *Node) startRaft() error {
 	n.forks.Store(nil)
 	n.peerTrusted.Store(nil)
 	n.setQuorum(QuorumReport{State: QuorumElecting})
+	// The gauges describe this incarnation, a member of nothing yet: the
+	// previous one's values would count it as a voter (or the leader) in
+	// the alerts until it joins again.
+	n.opts.Metrics.observe(r, false)
 	n.log.Info("raft started", "id", id, "address", n.opts.Address)
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watchLeadership(r, notify, stopped) }()
