@@ -393,12 +393,7 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 
 func TestMonitoringValuesRejectNonsense(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name    string
-		set     map[string]string
-		setJSON map[string]string
-		want    []string
-	}{
+	cases := []valuesCase{
 		{name: "rules without the ServiceMonitor", set: map[string]string{"metrics.enabled": "true", "metrics.prometheusRule.enabled": "true"},
 			want: []string{"metrics.prometheusRule.enabled:", `service="ephemeral-store-metrics"`, "Fix: set metrics.enabled=true and metrics.serviceMonitor.enabled=true"}},
 		{name: "rules without metrics", set: map[string]string{"metrics.prometheusRule.enabled": "true"}, want: []string{"metrics.prometheusRule.enabled:"}},
@@ -412,16 +407,7 @@ func TestMonitoringValuesRejectNonsense(t *testing.T) {
 		{name: "additional rule without expr", set: monitoringOn, setJSON: map[string]string{"metrics.prometheusRule.additionalRules": `[{"alert":"X"}]`}, want: []string{"/metrics/prometheusRule/additionalRules/0", "expr"}},
 		{name: "dashboard label not a string", set: monitoringOn, setJSON: map[string]string{"metrics.grafanaDashboard.labels": `{"grafana_dashboard":1}`}, want: []string{"/metrics/grafanaDashboard/labels/grafana_dashboard"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := renderE(t, opts{set: tc.set, setJSON: tc.setJSON})
-			require.Error(t, err, "helm template must refuse these values")
-			for _, w := range tc.want {
-				assert.Contains(t, err.Error(), w)
-			}
-		})
-	}
+	requireRefused(t, cases)
 	t.Run("twin: the dashboard needs neither the ServiceMonitor nor the rules", func(t *testing.T) {
 		t.Parallel()
 		_, err := renderE(t, opts{set: map[string]string{"metrics.grafanaDashboard.enabled": "true"}})

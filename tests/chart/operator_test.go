@@ -234,12 +234,7 @@ func TestClientServiceExposure(t *testing.T) {
 
 func TestOperatorValuesRejectNonsense(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name    string
-		set     map[string]string
-		setJSON map[string]string
-		want    []string
-	}{
+	cases := []valuesCase{
 		// values.schema.json.
 		{name: "registry with a scheme", set: map[string]string{"image.registry": "https://registry.example.com"}, want: []string{"/image/registry"}},
 		{name: "global registry with a scheme", set: map[string]string{"global.imageRegistry": "https://mirror"}, want: []string{"/global/imageRegistry"}},
@@ -263,26 +258,13 @@ func TestOperatorValuesRejectNonsense(t *testing.T) {
 		{name: "extra volume twice", setJSON: map[string]string{"extraVolumes": `[{"name":"a","configMap":{"name":"x"}},{"name":"a","configMap":{"name":"y"}}]`}, want: []string{`extraVolumes[1].name: "a" is listed twice`}},
 		{name: "mount of an unknown volume", setJSON: map[string]string{"extraVolumeMounts": `[{"name":"ghost","mountPath":"/x"}]`}, want: []string{`extraVolumeMounts[0].name: "ghost" names no volume`, "Fix:"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := renderE(t, opts{set: tc.set, setJSON: tc.setJSON})
-			require.Error(t, err, "helm template must refuse these values")
-			for _, w := range tc.want {
-				assert.Contains(t, err.Error(), w)
-			}
-		})
-	}
+	requireRefused(t, cases)
 }
 
 // The twins of TestOperatorValuesRejectNonsense: values next to the refused ones render.
 func TestOperatorValuesNextToTheRejectedOnesRender(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name    string
-		set     map[string]string
-		setJSON map[string]string
-	}{
+	cases := []valuesCase{
 		{name: "node port with NodePort", set: map[string]string{"service.type": "NodePort", "service.nodePort": "30087"}},
 		{name: "source ranges with a LoadBalancer", set: map[string]string{"service.type": "LoadBalancer"}, setJSON: map[string]string{"service.loadBalancerSourceRanges": `["192.0.2.0/24"]`}},
 		{name: "repository with a namespace under a registry", set: map[string]string{"image.registry": "registry.example.com", "image.repository": "kv/ephemeral-store"}},
@@ -296,13 +278,7 @@ func TestOperatorValuesNextToTheRejectedOnesRender(t *testing.T) {
 		{name: "rollingUpdate partition", set: map[string]string{"updateStrategy.rollingUpdate.partition": "3"}},
 		{name: "OnDelete drops rollingUpdate", set: map[string]string{"updateStrategy.type": "OnDelete"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := renderE(t, opts{set: tc.set, setJSON: tc.setJSON})
-			assert.NoError(t, err)
-		})
-	}
+	requireRendered(t, cases)
 }
 
 func TestUpdateStrategy(t *testing.T) {

@@ -3,9 +3,6 @@ package chart
 import (
 	"strings"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // TestBadValuesAreRejectedWithAMessage renders values that must not install and
@@ -13,12 +10,7 @@ import (
 // own validation, a fix).
 func TestBadValuesAreRejectedWithAMessage(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name    string
-		set     map[string]string
-		setJSON map[string]string
-		want    []string
-	}{
+	cases := []valuesCase{
 		// values.schema.json: types, ranges, unknown keys.
 		{name: "replicaCount too small", set: map[string]string{"replicaCount": "1"}, want: []string{"/replicaCount", "minimum"}},
 		{name: "replicaCount not a number", set: map[string]string{"replicaCount": "five"}, want: []string{"/replicaCount", "want integer"}},
@@ -57,26 +49,13 @@ func TestBadValuesAreRejectedWithAMessage(t *testing.T) {
 		{name: "test user that cannot write", setJSON: map[string]string{"users": `[{"name":"myuser","createSecret":true,"permissions":[{"prefix":"","access":"read"}]}]`}, want: []string{`tests.user: "myuser" has no readwrite permission on "helm-test/"`, "Fix:"}},
 		{name: "several problems at once", set: map[string]string{"replicaCount": "4", "tests.user": "ghost"}, want: []string{"replicaCount: 4 is even", `tests.user: "ghost"`}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := renderE(t, opts{set: tc.set, setJSON: tc.setJSON})
-			require.Error(t, err, "helm template must refuse these values")
-			for _, w := range tc.want {
-				assert.Contains(t, err.Error(), w)
-			}
-		})
-	}
+	requireRefused(t, cases)
 }
 
 // The twins of the rejections: values next to the refused ones render.
 func TestValidValuesNextToTheRejectedOnesRender(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name    string
-		set     map[string]string
-		setJSON map[string]string
-	}{
+	cases := []valuesCase{
 		{name: "three replicas", set: map[string]string{"replicaCount": "3"}},
 		{name: "seven replicas", set: map[string]string{"replicaCount": "7"}},
 		{name: "52-character name", set: map[string]string{"fullnameOverride": strings.Repeat("a", 52)}},
@@ -84,11 +63,5 @@ func TestValidValuesNextToTheRejectedOnesRender(t *testing.T) {
 		{name: "separate client CA without generated users", set: map[string]string{"tls.clientCA.existingSecret": "user-ca", "users[0].name": "myuser", "users[0].createSecret": "false", "tests.existingSecret": "c"}},
 		{name: "upper-case user with a secretName", setJSON: map[string]string{"users": `[{"name":"My_User","createSecret":true,"secretName":"my-user"}]`}, set: map[string]string{"tests.user": "My_User"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := renderE(t, opts{set: tc.set, setJSON: tc.setJSON})
-			assert.NoError(t, err)
-		})
-	}
+	requireRendered(t, cases)
 }

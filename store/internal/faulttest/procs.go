@@ -21,7 +21,6 @@
 package faulttest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -48,6 +47,7 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/faulttest/netlab"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/scenario"
 )
 
 // MainPackage is the import path of the binary under test.
@@ -723,21 +723,7 @@ func (c *Cluster) WaitLeader(timeout time.Duration) int {
 // Metric reads one counter or gauge without labels from node i's
 // /metrics; ok is false when the node does not answer or lacks it.
 func (c *Cluster) Metric(i int, name string) (float64, bool) {
-	resp, err := c.probe.Get("http://" + c.Nodes[i].ProbeAddr + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, found := strings.CutPrefix(line, name+" "); found {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
+	return scenario.ScrapeMetric(c.probe, c.Nodes[i].ProbeAddr, name)
 }
 
 // LogTail returns the last n lines of node i's log.

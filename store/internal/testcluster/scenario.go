@@ -1,11 +1,9 @@
 package testcluster
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,18 +94,5 @@ func (s *inProcess) Client(nodes ...int) *client.Client {
 
 // Metric reads a metric without labels from node i's /metrics.
 func (s *inProcess) Metric(i int, name string) (float64, bool) {
-	resp, err := s.probe.Get("http://" + s.c.Node(i).Probe + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if rest, found := strings.CutPrefix(sc.Text(), name+" "); found {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
+	return scenario.ScrapeMetric(s.probe, s.c.Node(i).Probe, name)
 }
