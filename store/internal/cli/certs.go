@@ -47,8 +47,9 @@ server.key, peer.crt and peer.key, and <user>.crt and <user>.key for every
 The server certificate names localhost, 127.0.0.1, every --dns name and,
 unless --k8s-release is "", the Services and pods of the Helm release in
 --namespace: the client Service, the headless <fullname>-info Service and
---replicas pods, each also under .<namespace>, .<namespace>.svc and
-.<namespace>.svc.<--cluster-domain>, as the chart's own certificates do.
+--replicas pods, and *.<fullname>-info for pods a later scale-up adds, each
+also under .<namespace>, .<namespace>.svc and .<namespace>.svc.<--cluster-domain>,
+as the chart's own certificates do (store/certnames makes both lists).
 Existing files are kept unless --force.`,
 		Example: `  ephemeral-store certs --out ./certs
   ephemeral-store certs --out ./certs --user proxy --user controller --namespace store --dns store.example.com
