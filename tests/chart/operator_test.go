@@ -242,6 +242,7 @@ func TestOperatorValuesRejectNonsense(t *testing.T) {
 		{name: "node port out of range", set: map[string]string{"service.type": "NodePort", "service.nodePort": "70000"}, want: []string{"/service/nodePort", "maximum"}},
 		{name: "source range not a CIDR", set: map[string]string{"service.type": "LoadBalancer"}, setJSON: map[string]string{"service.loadBalancerSourceRanges": `["192.0.2.1"]`}, want: []string{"/service/loadBalancerSourceRanges/0"}},
 		{name: "extra mount without a path", setJSON: map[string]string{"extraVolumes": `[{"name":"a","configMap":{"name":"a"}}]`, "extraVolumeMounts": `[{"name":"a"}]`}, want: []string{"/extraVolumeMounts/0", "mountPath"}},
+		{name: "memory limit ratio above 1", set: map[string]string{"store.memoryLimitRatio": "1.5"}, want: []string{"/store/memoryLimitRatio"}},
 		{name: "rollingUpdate.maxUnavailable", setJSON: map[string]string{"updateStrategy.rollingUpdate": `{"maxUnavailable":2}`}, want: []string{"/updateStrategy/rollingUpdate", "maxUnavailable"}},
 
 		// The chart's own validation.
@@ -324,6 +325,54 @@ func TestNotesWarnWhenTheNetworkPolicyDropsOutsideClients(t *testing.T) {
 			} else {
 				assert.NotContains(t, notes, warning)
 			}
+		})
+	}
+}
+
+// TestMemoryLimitReachesGo: with a memory limit, the pod passes it to serve
+// through the downward API with the ratio, for Go's soft memory limit; with
+// none (the downward API would give the node's memory) or a ratio of 0,
+// nothing is passed.
+func TestMemoryLimitReachesGo(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		o         opts
+		wantRatio string // "" when nothing may be passed
+	}{
+		{"default 1Gi limit", opts{}, "0.9"},
+		{"another ratio", opts{set: map[string]string{"store.memoryLimitRatio": "0.75"}}, "0.75"},
+		{"ratio 0", opts{set: map[string]string{"store.memoryLimitRatio": "0"}}, ""},
+		{"no limits", opts{set: map[string]string{"resources.limits": "null"}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := render(t, tc.o).statefulSet(t).Spec.Template.Spec.Containers[0]
+			var env *corev1.EnvVar
+			for i := range c.Env {
+				if c.Env[i].Name == "ES_MEMORY_LIMIT" {
+					env = &c.Env[i]
+				}
+			}
+			ratioArg := ""
+			for _, a := range c.Args {
+				if v, ok := strings.CutPrefix(a, "--memory-limit-ratio="); ok {
+					ratioArg = v
+				}
+			}
+			assert.Equal(t, tc.wantRatio, ratioArg)
+			if tc.wantRatio == "" {
+				assert.Nil(t, env, "ES_MEMORY_LIMIT without a memory limit")
+				return
+			}
+			require.NotNil(t, env, "ES_MEMORY_LIMIT")
+			require.NotNil(t, env.ValueFrom)
+			ref := env.ValueFrom.ResourceFieldRef
+			require.NotNil(t, ref)
+			assert.Equal(t, c.Name, ref.ContainerName)
+			assert.Equal(t, "limits.memory", ref.Resource)
+			assert.Equal(t, "1", ref.Divisor.String())
 		})
 	}
 }

@@ -197,8 +197,8 @@ func TestStatefulSetDefaults(t *testing.T) {
 	assert.Empty(t, sc.Capabilities.Add)
 	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type)
 
-	// Identity and discovery.
-	require.Len(t, c.Env, 1)
+	// Identity and discovery (ES_MEMORY_LIMIT: TestMemoryLimitReachesGo).
+	require.Len(t, c.Env, 2)
 	assert.Equal(t, "ES_NODE_NAME", c.Env[0].Name)
 	require.NotNil(t, c.Env[0].ValueFrom)
 	assert.Equal(t, "metadata.name", c.Env[0].ValueFrom.FieldRef.FieldPath)

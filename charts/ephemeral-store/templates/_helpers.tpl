@@ -290,3 +290,13 @@ volumeMounts:
     mountPath: /etc/ephemeral-store/user
     readOnly: true
 {{- end }}
+
+{{/*
+"true" when the pod passes its memory limit to serve for Go's soft memory
+limit: a memory limit is set and store.memoryLimitRatio is not 0. Without a
+limit the downward API would give the node's allocatable memory instead.
+*/}}
+{{- define "ephemeral-store.memoryLimit" -}}
+{{- $limits := (.Values.resources | default dict).limits | default dict -}}
+{{- if and $limits.memory (gt (float64 .Values.store.memoryLimitRatio) 0.0) -}}true{{- end -}}
+{{- end -}}

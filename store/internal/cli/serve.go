@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -68,6 +69,8 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "Raft election timeout")
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots (bounds the in-memory log)")
 	f.Uint64Var(&cfg.SnapshotBytes, "raft-snapshot-bytes", cfg.SnapshotBytes, "bytes of commands between snapshots, whatever their count")
+	f.Int64Var(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "the container's memory limit in bytes (the chart passes limits.memory); Go's soft memory limit is set to --memory-limit-ratio of it unless GOMEMLIMIT is set; 0: none")
+	f.Float64Var(&cfg.MemoryLimitRatio, "memory-limit-ratio", cfg.MemoryLimitRatio, "share of --memory-limit the Go heap aims to stay under")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's runtime profiles under /debug/pprof/ on the probe listener (for profiling; off by default)")
 }
@@ -77,11 +80,12 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// One node per process here, so Raft's process-wide metrics are this
-	// node's.
+	// One node per process here, so Raft's process-wide metrics and the
+	// process's memory limit are this node's.
 	if err := raftmetrics.Install(srv.Metrics()); err != nil {
 		return err
 	}
+	applyMemoryLimit(cfg, log, lookupEnv, debug.SetMemoryLimit)
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -92,6 +96,24 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return srv.Close(sctx)
+}
+
+// applyMemoryLimit sets Go's soft memory limit to --memory-limit-ratio of
+// --memory-limit, so that near the container's limit the collector runs
+// more often instead of the kernel killing the pod: a killed pod rejoins
+// empty and has to catch up from the others. GOMEMLIMIT, when set, has been
+// read by the runtime already and wins.
+func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (string, bool), set func(int64) int64) {
+	if cfg.MemoryLimit <= 0 {
+		return
+	}
+	if v, ok := lookup("GOMEMLIMIT"); ok && v != "" {
+		log.Info("GOMEMLIMIT is set; --memory-limit not applied", "GOMEMLIMIT", v, "memory_limit", cfg.MemoryLimit)
+		return
+	}
+	soft := int64(float64(cfg.MemoryLimit) * cfg.MemoryLimitRatio)
+	set(soft)
+	log.Info("Go soft memory limit set", "bytes", soft, "memory_limit", cfg.MemoryLimit, "ratio", cfg.MemoryLimitRatio)
 }
 
 // newLogger logs JSON unless stderr is a terminal.

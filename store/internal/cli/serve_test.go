@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
@@ -90,6 +92,37 @@ func TestServeRefusesToStartWithABadPeerSetup(t *testing.T) {
 				if !strings.Contains(stderr, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr)
 				}
+			}
+		})
+	}
+}
+
+func TestApplyMemoryLimit(t *testing.T) {
+	tests := []struct {
+		name       string
+		limit      int64
+		ratio      float64
+		gomemlimit string
+		want       int64 // -1: not set
+	}{
+		{"the chart's limit at the default ratio", 1 << 30, 0.9, "", 966367641}, // 0.9 GiB, rounded down
+		{"the whole limit", 256 << 20, 1, "", 256 << 20},
+		{"no limit known", 0, 0.9, "", -1},
+		{"GOMEMLIMIT wins", 1 << 30, 0.9, "800MiB", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.MemoryLimit, cfg.MemoryLimitRatio = tc.limit, tc.ratio
+			var logs bytes.Buffer
+			got := int64(-1)
+			lookup := func(k string) (string, bool) { return tc.gomemlimit, k == "GOMEMLIMIT" && tc.gomemlimit != "" }
+			applyMemoryLimit(cfg, slog.New(slog.NewTextHandler(&logs, nil)), lookup, func(n int64) int64 { got = n; return 0 })
+			if got != tc.want {
+				t.Errorf("soft limit %d, want %d", got, tc.want)
+			}
+			if tc.gomemlimit != "" && !strings.Contains(logs.String(), "GOMEMLIMIT is set") {
+				t.Errorf("log %q does not say why the flag was not applied", logs.String())
 			}
 		})
 	}

@@ -85,6 +85,13 @@ type Config struct {
 	// since the last one, whatever their count.
 	SnapshotBytes uint64
 
+	// MemoryLimit is the container's memory limit in bytes (0: none known);
+	// serve sets Go's soft memory limit to MemoryLimitRatio of it, so the
+	// collector works harder near the limit instead of the kernel killing
+	// the pod (which would rejoin empty and catch up).
+	MemoryLimit      int64
+	MemoryLimitRatio float64
+
 	LogLevel string
 	// Pprof serves Go's runtime profiles under /debug/pprof/ on the probe
 	// listener. Off by default: profiles name code, not data, but a
@@ -117,6 +124,12 @@ const (
 	DefaultSnapshotBytes = 64 << 20
 )
 
+// DefaultMemoryLimitRatio leaves a tenth of the container's memory limit
+// to what Go's soft limit does not count (stacks of the runtime aside, the
+// kernel's page cache of the binary) and to the heap's overshoot between
+// two collections.
+const DefaultMemoryLimitRatio = 0.9
+
 // Default returns a configuration that runs a single node on the standard
 // ports.
 func Default() Config {
@@ -141,6 +154,7 @@ func Default() Config {
 		SnapshotThreshold: 1024,
 		TrailingLogs:      256,
 		SnapshotBytes:     DefaultSnapshotBytes,
+		MemoryLimitRatio:  DefaultMemoryLimitRatio,
 		LogLevel:          "info",
 	}
 }
@@ -234,6 +248,12 @@ func (c *Config) checkSettings() error {
 	}
 	if c.ReloadInterval <= 0 {
 		return invalid("--reload-interval", "must be positive")
+	}
+	if c.MemoryLimit < 0 {
+		return invalid("--memory-limit", "%d: bytes, at least 0 (0: no limit known)", c.MemoryLimit)
+	}
+	if !(c.MemoryLimitRatio > 0 && c.MemoryLimitRatio <= 1) {
+		return invalid("--memory-limit-ratio", "%v: must be above 0 and at most 1", c.MemoryLimitRatio)
 	}
 	return nil
 }

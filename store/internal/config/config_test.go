@@ -124,6 +124,9 @@ func TestValidateRefusalsNameTheFlagAndTheValues(t *testing.T) {
 		want   []string // substrings of the message, the flag first
 	}{
 		{"advertise with an empty host", func(c *Config) { c.Advertise = ":8088" }, []string{"--advertise", `":8088"`, "empty host"}},
+		{"negative memory limit", func(c *Config) { c.MemoryLimit = -1 }, []string{"--memory-limit", "-1"}},
+		{"memory limit ratio 0", func(c *Config) { c.MemoryLimitRatio = 0 }, []string{"--memory-limit-ratio", "above 0"}},
+		{"memory limit ratio above 1", func(c *Config) { c.MemoryLimitRatio = 1.5 }, []string{"--memory-limit-ratio", "1.5"}},
 		{"advertise with a non-numeric port", func(c *Config) { c.Advertise = "pod-0.info:peer" }, []string{"--advertise", `port "peer"`}},
 		{"advertise with port 0", func(c *Config) { c.Advertise = "pod-0.info:0" }, []string{"--advertise", `port "0"`}},
 		{"advertise with a port too large", func(c *Config) { c.Advertise = "pod-0.info:70000" }, []string{"--advertise", `port "70000"`}},
