@@ -23,3 +23,11 @@ stage() {
   "$@"
   log "<== $name done in $(( $(date +%s) - start ))s"
 }
+
+# chart_app_version DIR: appVersion of DIR/charts/ephemeral-store/Chart.yaml, the release of
+# the store binary and image (0.1.0 when DIR has no chart, as a tree from before the chart).
+chart_app_version() {
+  local chart=$1/charts/ephemeral-store/Chart.yaml v=""
+  [[ -f $chart ]] && v=$(sed -n 's/^appVersion:[[:space:]]*["'\'']\{0,1\}\([^"'\'' #]*\).*/\1/p' "$chart" | head -1)
+  echo "${v:-0.1.0}"
+}

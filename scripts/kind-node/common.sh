@@ -210,7 +210,5 @@ ensure_busybox_image() {
 # chart does not exist yet); STORE_IMAGE overrides it.
 store_image() {
   if [[ -n ${STORE_IMAGE:-} ]]; then echo "$STORE_IMAGE"; return 0; fi
-  local chart=$ROOT/charts/ephemeral-store/Chart.yaml tag=""
-  [[ -f $chart ]] && tag=$(sed -n 's/^appVersion:[[:space:]]*["'\'']\{0,1\}\([^"'\'' #]*\).*/\1/p' "$chart" | head -1)
-  echo "localhost/ephemeral-store:${tag:-0.1.0}"
+  echo "localhost/ephemeral-store:$(chart_app_version "$ROOT")"
 }

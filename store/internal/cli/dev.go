@@ -83,9 +83,7 @@ func (d devLogs) logger(dir string, i int) (log *slog.Logger, path string, close
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("node log: %w", err)
 	}
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(d.level)) // checked against config.LogLevels
-	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: lv})), path, func() { _ = f.Close() }, nil
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: logLevel(d.level)})), path, func() { _ = f.Close() }, nil
 }
 
 func devCluster(ctx context.Context, out io.Writer, logs devLogs, nodes, basePort int, dir string) error {

@@ -90,6 +90,8 @@ func envWarnings(cmd *cobra.Command) []string {
 		}
 	}
 	walk(cmd.Root())
+	mine := map[string]*pflag.Flag{} // this command's flags by variable
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { mine[envName(f.Name)] = f })
 
 	var out []string
 	for _, kv := range environ() {
@@ -101,7 +103,7 @@ func envWarnings(cmd *cobra.Command) []string {
 			out = append(out, fmt.Sprintf("%s is set, but no flag of any command reads it (a flag --x-y is read from %sX_Y)", name, envPrefix))
 			continue
 		}
-		f := cmd.Flags().Lookup(strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), "_", "-")))
+		f := mine[name]
 		switch {
 		case f == nil || f.Name == "help":
 		case f.Changed:

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -118,13 +117,19 @@ func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (
 
 // newLogger logs JSON unless stderr is a terminal.
 func newLogger(w io.Writer, level string) *slog.Logger {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: logLevel(level)}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// logLevel is --log-level as a slog level, in any case; a level the
+// configuration would refuse (config.LogLevels) is info.
+func logLevel(level string) slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
 }
