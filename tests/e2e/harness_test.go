@@ -197,6 +197,12 @@ func install(t *testing.T, c *kindcluster.Cluster, o installOptions) *release {
 		o.User = testUser
 	}
 	set := map[string]string{"replicaCount": fmt.Sprint(o.Replicas)}
+	// ES_E2E_IMAGE_TAG runs the suites on another tag of the store image
+	// (built with STORE_IMAGE=localhost/ephemeral-store:<tag> scripts/store-image.sh
+	// and loaded with kind load), so that several work trees can share one cluster.
+	if tag := os.Getenv("ES_E2E_IMAGE_TAG"); tag != "" {
+		set["image.tag"] = tag
+	}
 	for k, v := range o.Set {
 		set[k] = v
 	}
