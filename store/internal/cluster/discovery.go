@@ -178,7 +178,7 @@ func (n *Node) tendMembership() {
 			return
 		}
 		if leaderAddr == "" && without > n.opts.QuorumLossTimeout && cfg.Error() == nil {
-			n.checkQuorumLoss(cfg.Configuration(), statuses, without)
+			n.checkQuorumLoss(cfg.Configuration(), cfg.Index(), statuses, without)
 		}
 	}
 }

@@ -59,12 +59,15 @@ func (n *Node) setQuorum(q QuorumReport) {
 
 // checkQuorumLoss re-forms the cluster only on proof that a majority of
 // its voters can never vote again. A voter is gone when its address answers
-// with another incarnation ID, as a non-member, or as a member of another
+// with another incarnation ID as a non-member or as a member of another
 // cluster; a placeholder never had a process. Silence proves nothing (a
 // partition, a paused process and a frozen machine are all silent), so a
 // silent voter counts as alive however long it stays silent, and no timer
-// alone ever throws data away.
-func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusResponse, without time.Duration) {
+// alone ever throws data away. The voters are those of the newest
+// configuration that this node or any answering member of its cluster
+// holds (cfgIndex is the log index of cfg): a node that was cut off judges
+// by what its cluster decided meanwhile, not by its own stale copy.
+func (n *Node) checkQuorumLoss(cfg raft.Configuration, cfgIndex uint64, statuses map[Peer]statusResponse, without time.Duration) {
 	byAddr := map[string]statusResponse{}
 	for p, st := range statuses {
 		byAddr[p.Address] = st
@@ -79,6 +82,7 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusR
 		n.setQuorum(QuorumReport{State: QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
 		return
 	}
+	cfg, newestBy := newestConfiguration(cfg, cfgIndex, myCluster, byAddr)
 	voters, alive, silent, gone := classifyVoters(cfg, me, myCluster, byAddr)
 	report := QuorumReport{State: QuorumWaiting, Silent: silent, Gone: gone, WithoutLeaderSeconds: without.Seconds()}
 	if voters == 0 || alive > voters/2 {
@@ -88,7 +92,7 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusR
 		n.setQuorum(report)
 		n.logWaiting("quorum", "no leader, but a majority of the voters may still be alive; waiting (silent voters may be partitioned or paused; an operator who knows they are dead can run `ephemeral-store cluster reform`)",
 			"voters", voters, "alive_or_silent", alive, "silent", silent, "gone", gone,
-			"without_leader", without.Round(time.Second).String())
+			"configuration_from", newestBy, "without_leader", without.Round(time.Second).String())
 		return
 	}
 	// The answers also show that a majority of the replicas agree: the gone
@@ -101,13 +105,40 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, statuses map[Peer]statusR
 		return
 	}
 	n.loseData("quorum lost", "QUORUM LOST FOR GOOD: the data of this cluster is gone; re-forming an empty cluster",
-		"voters", voters, "alive_or_silent", alive, "gone", gone, "without_leader", without.Round(time.Second).String())
+		"voters", voters, "alive_or_silent", alive, "gone", gone, "configuration_from", newestBy,
+		"without_leader", without.Round(time.Second).String())
+}
+
+// newestConfiguration returns the newest configuration among cfg (this
+// node's, written at log index cfgIndex) and those that answering members
+// of myCluster report, and who reported it ("self" for this node's own).
+// A member that was partitioned while its cluster replaced incarnations
+// holds voters that are long gone; only the newest configuration says who
+// votes now. Peers of an older version report no configuration and are
+// not consulted.
+func newestConfiguration(cfg raft.Configuration, cfgIndex uint64, myCluster string, byAddr map[string]statusResponse) (raft.Configuration, string) {
+	by := "self"
+	for _, st := range byAddr {
+		if !st.Member || st.ClusterID != myCluster || myCluster == "" || len(st.Configuration) == 0 || st.ConfigIndex <= cfgIndex {
+			continue
+		}
+		newer := raft.Configuration{}
+		for _, s := range st.Configuration {
+			newer.Servers = append(newer.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.Address)})
+		}
+		cfg, cfgIndex, by = newer, st.ConfigIndex, st.ID
+	}
+	return cfg, by
 }
 
 // classifyVoters sorts the voters of cfg by what the answers in byAddr
-// (keyed by address) prove. alive counts this node, the voters that answer
-// as themselves in this cluster, and the silent ones: silence is never
-// proof. gone lists voters proven unable to vote again.
+// (keyed by address) prove. alive counts this node, the voters whose
+// address answers as a member of this cluster (under any incarnation: a
+// member of the same cluster is never proof that a vote is lost, its
+// configuration may simply be newer than cfg), and the silent ones:
+// silence is never proof. gone lists voters proven unable to vote again:
+// placeholders, and addresses that answer as a non-member or as a member
+// of another cluster.
 func classifyVoters(cfg raft.Configuration, me raft.ServerID, myCluster string, byAddr map[string]statusResponse) (voters, alive int, silent, gone []string) {
 	for _, s := range cfg.Servers {
 		if s.Suffrage != raft.Voter {
@@ -127,7 +158,7 @@ func classifyVoters(cfg raft.Configuration, me raft.ServerID, myCluster string, 
 		case !answered:
 			alive++
 			silent = append(silent, string(s.ID))
-		case st.ID == string(s.ID) && st.Member && st.ClusterID == myCluster:
+		case st.Member && st.ClusterID == myCluster && myCluster != "":
 			alive++
 		default:
 			gone = append(gone, string(s.ID))
@@ -152,10 +183,8 @@ func (n *Node) loseData(reason, msg string, args ...any) {
 
 // resolveFork looks for peers that are members of another cluster. It
 // should never happen; if it does, the documented rule decides which side
-// gives way: a side without a leader to a side with one, else the cluster
-// with fewer voters (then the smaller cluster ID); it empties itself and
-// joins the other. It reports whether this node gave
-// way (it is no longer a member).
+// gives way (forkWinner); the loser empties itself and joins the other.
+// It reports whether this node gave way (it is no longer a member).
 func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	mine := n.clusterID.Load().(string)
 	if mine == "" {
@@ -165,7 +194,7 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	if f := n.raft().GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
-				myVoters++
+				myVoters += realVoter(s.ID)
 			}
 		}
 	}
@@ -173,19 +202,7 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	// this node being cut off from a leader the rest of its cluster follows.
 	_, othersFollow := peerFollowingLeader(statuses, mine)
 	lostLeader := n.leaderlessTooLong() && !othersFollow
-	var forks []Fork
-	var winner *Fork
-	for p, st := range statuses {
-		if !st.Member || st.ClusterID == "" || st.ClusterID == mine {
-			continue
-		}
-		f := Fork{Peer: p.Address, ClusterID: st.ClusterID, Voters: len(st.Voters)}
-		forks = append(forks, f)
-		if st.LeaderID != "" && (lostLeader || f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
-			winner = &f
-		}
-	}
-	sort.Slice(forks, func(i, j int) bool { return forks[i].Peer < forks[j].Peer })
+	forks, winner := forkWinner(mine, myVoters, lostLeader, statuses)
 	n.forks.Store(&forks)
 	if len(forks) == 0 {
 		return false
@@ -198,6 +215,42 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	n.loseData("fork", "FORK: this cluster gives way to the larger one; emptying this node to join it",
 		"winner", winner.ClusterID, "winner_voters", winner.Voters, "via", winner.Peer)
 	return true
+}
+
+// forkWinner lists the peers that are members of another cluster than
+// mine, and picks the one this side gives way to, if any: a side without
+// a leader (lostLeader) gives way to one with a leader; otherwise the side
+// with fewer real voters gives way, ties broken by the larger cluster ID
+// winning. Placeholders are not counted: a fresh cluster of three voters
+// and two placeholders is smaller than a healthy cluster of five, and must
+// not tie with it and win by a random cluster ID.
+func forkWinner(mine string, myVoters int, lostLeader bool, statuses map[Peer]statusResponse) ([]Fork, *Fork) {
+	var forks []Fork
+	var winner *Fork
+	for p, st := range statuses {
+		if !st.Member || st.ClusterID == "" || st.ClusterID == mine {
+			continue
+		}
+		voters := 0
+		for _, id := range st.Voters {
+			voters += realVoter(raft.ServerID(id))
+		}
+		f := Fork{Peer: p.Address, ClusterID: st.ClusterID, Voters: voters}
+		forks = append(forks, f)
+		if st.LeaderID != "" && (lostLeader || f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
+			winner = &f
+		}
+	}
+	sort.Slice(forks, func(i, j int) bool { return forks[i].Peer < forks[j].Peer })
+	return forks, winner
+}
+
+// realVoter is 1 for a voter a process holds, 0 for a placeholder.
+func realVoter(id raft.ServerID) int {
+	if isPlaceholder(id) {
+		return 0
+	}
+	return 1
 }
 
 // leaderlessTooLong: this member has known no leader for longer than the

@@ -65,6 +65,59 @@ func TestClassifyVotersNeverTakesSilenceAsProof(t *testing.T) {
 	}
 }
 
+// The schedule of a composed fault: voter S is cut off for longer than the
+// quorum-loss timeout; meanwhile X restarts and its new incarnation X' is
+// promoted, then B and C restart (placeholders stand for them, their new
+// incarnations wait to join). When the partition heals, S's own
+// configuration names X, B and C, whose addresses now answer as other
+// incarnations: judged by it, three of five voters are gone and S would
+// wipe itself, although S, A and X' are three of the five current voters
+// and hold every write. Judged by the newest configuration its cluster
+// reports, S waits.
+func TestQuorumLossJudgedByTheNewestConfiguration(t *testing.T) {
+	stale := raft.Configuration{Servers: []raft.Server{
+		voter("s/1", "s:8088"), voter("a/1", "a:8088"), voter("x/1", "x:8088"), voter("b/1", "b:8088"), voter("c/1", "c:8088"),
+	}}
+	current := []configServer{
+		{ID: "s/1", Address: "s:8088"}, {ID: "a/1", Address: "a:8088"}, {ID: "x/2", Address: "x:8088"},
+		{ID: string(placeholderID("b:8088")), Address: string(placeholderAddress("b:8088"))},
+		{ID: string(placeholderID("c:8088")), Address: string(placeholderAddress("c:8088"))},
+	}
+	answers := map[string]statusResponse{
+		"a:8088": {ID: "a/1", Member: true, ClusterID: "c1", Configuration: current, ConfigIndex: 40},
+		"x:8088": {ID: "x/2", Member: true, ClusterID: "c1", Configuration: current, ConfigIndex: 40},
+		"b:8088": {ID: "b/2"},
+		"c:8088": {ID: "c/2"},
+	}
+	cfg, by := newestConfiguration(stale, 12, "c1", answers)
+	assert.Contains(t, []string{"a/1", "x/2"}, by, "a member's newer configuration wins over this node's own")
+	voters, alive, silent, gone := classifyVoters(cfg, "s/1", "c1", answers)
+	assert.Equal(t, 5, voters)
+	assert.Equal(t, 3, alive, "S, A and X' are a majority of the current voters: no proof of loss")
+	assert.Empty(t, silent)
+	assert.ElementsMatch(t, []string{string(placeholderID("b:8088")), string(placeholderID("c:8088"))}, gone)
+
+	t.Run("an older configuration reported by a peer is ignored", func(t *testing.T) {
+		older := map[string]statusResponse{"a:8088": {ID: "a/1", Member: true, ClusterID: "c1", Configuration: current[:1], ConfigIndex: 3}}
+		got, by := newestConfiguration(stale, 12, "c1", older)
+		assert.Equal(t, "self", by)
+		assert.Equal(t, stale, got)
+	})
+	t.Run("another cluster's configuration is never taken", func(t *testing.T) {
+		other := map[string]statusResponse{"a:8088": {ID: "a/9", Member: true, ClusterID: "c2", Configuration: current, ConfigIndex: 99}}
+		_, by := newestConfiguration(stale, 12, "c1", other)
+		assert.Equal(t, "self", by)
+	})
+	t.Run("a member of this cluster under a new incarnation is never gone", func(t *testing.T) {
+		// A peer of an older version reports no configuration: its
+		// membership alone says the voter's address still votes here.
+		old := map[string]statusResponse{"x:8088": {ID: "x/2", Member: true, ClusterID: "c1"}}
+		_, alive, _, gone := classifyVoters(stale, "s/1", "c1", old)
+		assert.Equal(t, 5, alive)
+		assert.Empty(t, gone)
+	})
+}
+
 func TestPlaceholdersAreAlwaysGone(t *testing.T) {
 	cfg := raft.Configuration{Servers: []raft.Server{
 		voter("n0/a", "n0:8088"), voter("n1/b", "n1:8088"), voter("n2/c", "n2:8088"),
@@ -99,4 +152,34 @@ func TestHasVoterForCountsIncarnationsAndPlaceholdersOnly(t *testing.T) {
 			assert.Equal(t, tt.want, hasVoterFor(raft.Configuration{Servers: tt.servers}, "es-1:8088"))
 		})
 	}
+}
+
+// A healthy cluster of five voters meets a fresh one of three voters and
+// two placeholders (a replica restarted during a bootstrap behind a
+// partition): the fresh one is the smaller and gives way, whatever the
+// random cluster IDs say.
+func TestForkResolutionCountsRealVotersOnly(t *testing.T) {
+	healthy := statusResponse{ID: "a/1", Member: true, ClusterID: "c-aaa", LeaderID: "a/1",
+		Voters: []string{"a/1", "b/1", "c/1", "d/1", "e/1"}}
+	fresh := statusResponse{ID: "d/2", Member: true, ClusterID: "c-zzz", LeaderID: "d/2",
+		Voters: []string{"d/2", "e/2", "c/2", string(placeholderID("a:8088")), string(placeholderID("b:8088"))}}
+
+	forks, winner := forkWinner("c-aaa", 5, false, map[Peer]statusResponse{{Ordinal: 3, Address: "d:8088"}: fresh})
+	assert.Equal(t, []Fork{{Peer: "d:8088", ClusterID: "c-zzz", Voters: 3}}, forks, "placeholders are not voters")
+	assert.Nil(t, winner, "the healthy five-voter cluster must not give way to three voters and two placeholders")
+
+	forks, winner = forkWinner("c-zzz", 3, false, map[Peer]statusResponse{{Ordinal: 0, Address: "a:8088"}: healthy})
+	assert.Len(t, forks, 1)
+	if assert.NotNil(t, winner, "the fresh cluster gives way") {
+		assert.Equal(t, "c-aaa", winner.ClusterID)
+	}
+
+	t.Run("equal real voters: the larger cluster ID wins", func(t *testing.T) {
+		_, winner := forkWinner("c-aaa", 3, false, map[Peer]statusResponse{{Ordinal: 3, Address: "d:8088"}: fresh})
+		assert.NotNil(t, winner)
+	})
+	t.Run("a side without a leader gives way to one with a leader", func(t *testing.T) {
+		_, winner := forkWinner("c-aaa", 5, true, map[Peer]statusResponse{{Ordinal: 3, Address: "d:8088"}: fresh})
+		assert.NotNil(t, winner)
+	})
 }

@@ -37,7 +37,13 @@ type statusResponse struct {
 	LeaderID   string   `json:"leader_id,omitempty"`
 	LeaderAddr string   `json:"leader_address,omitempty"`
 	Voters     []string `json:"voters,omitempty"`
-	Applied    uint64   `json:"applied"`
+	// Configuration is this member's latest Raft configuration (voters
+	// only) and ConfigIndex the log index it was written at: a peer whose
+	// own copy is older judges the cluster by the newest one a member of
+	// its cluster reports (classifyVoters).
+	Configuration []configServer `json:"configuration,omitempty"`
+	ConfigIndex   uint64         `json:"config_index,omitempty"`
+	Applied       uint64         `json:"applied"`
 	// Vote is the candidate this non-member gave its bootstrap vote to.
 	Vote string `json:"vote,omitempty"`
 	// Answering is how many replicas (itself included) answered this
@@ -128,13 +134,21 @@ func (n *Node) status() statusResponse {
 	}
 	st.Answering = int(n.answering.Load())
 	if f := r.GetConfiguration(); f.Error() == nil {
+		st.ConfigIndex = f.Index()
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
 				st.Voters = append(st.Voters, string(s.ID))
+				st.Configuration = append(st.Configuration, configServer{ID: string(s.ID), Address: string(s.Address)})
 			}
 		}
 	}
 	return st
+}
+
+// configServer is one voter of a configuration as peers report it.
+type configServer struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
 }
 
 // membershipRequest decodes a join, promote or leave request and checks that
