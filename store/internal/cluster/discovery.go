@@ -110,6 +110,7 @@ func (n *Node) join(leaderAddr string) error {
 	n.catchUpTo = resp.CommitIndex
 	n.seenSelf = false
 	n.joinedVia = joined
+	n.joinTerm = resp.Term
 	n.mu.Unlock()
 	n.becomeMember(resp.ClusterID)
 	n.log.Info("joined as non-voter", "id", n.ID(), "via", leaderAddr, "cluster", resp.ClusterID, "catch_up_to", resp.CommitIndex)

@@ -27,18 +27,23 @@ var errAmnesiac = errors.New("this incarnation is not a member of that configura
 //     and only from a server of its own cluster: its configuration, or the
 //     servers the leader named when it added this node. A leader of another
 //     cluster that happens to list this address (a fork, a stale join) must
-//     not write its log here.
+//     not write its log here. Nor may a leader of a term older than the
+//     one that added this incarnation: a leader frozen (SIGSTOP, a paused
+//     VM) and deposed meanwhile still lists this address, and before the
+//     new leader's first append reaches this node it would take the old
+//     leader's heartbeat as a follower, letting VerifyLeader pass through
+//     it.
 type guardedTransport struct {
 	*raft.NetworkTransport
 	canVote      func() bool
-	canReplicate func(sender raft.ServerID) bool
+	canReplicate func(sender raft.ServerID, term uint64) bool
 
 	out      chan raft.RPC
 	done     chan struct{}
 	doneOnce sync.Once
 }
 
-func newGuardedTransport(inner *raft.NetworkTransport, canVote func() bool, canReplicate func(raft.ServerID) bool) *guardedTransport {
+func newGuardedTransport(inner *raft.NetworkTransport, canVote func() bool, canReplicate func(raft.ServerID, uint64) bool) *guardedTransport {
 	g := &guardedTransport{
 		NetworkTransport: inner, canVote: canVote, canReplicate: canReplicate,
 		out: make(chan raft.RPC), done: make(chan struct{}),
@@ -52,9 +57,9 @@ func (g *guardedTransport) allowed(rpc raft.RPC) bool {
 	case *raft.RequestVoteRequest, *raft.RequestPreVoteRequest, *raft.TimeoutNowRequest:
 		return g.canVote()
 	case *raft.AppendEntriesRequest:
-		return g.canReplicate(raft.ServerID(c.ID))
+		return g.canReplicate(raft.ServerID(c.ID), c.Term)
 	case *raft.InstallSnapshotRequest:
-		return g.canReplicate(raft.ServerID(c.ID))
+		return g.canReplicate(raft.ServerID(c.ID), c.Term)
 	}
 	return true
 }
@@ -118,15 +123,19 @@ func (n *Node) selfIsVoter() bool {
 	return s != nil && s.Suffrage == raft.Voter
 }
 
-// replicationAllowed: this incarnation is a member, and sender is a server
-// of its own cluster.
-func (n *Node) replicationAllowed(sender raft.ServerID) bool {
+// replicationAllowed: this incarnation is a member, sender is a server of
+// its own cluster, and term is not older than the term of the leader that
+// added this incarnation.
+func (n *Node) replicationAllowed(sender raft.ServerID, term uint64) bool {
 	if !n.member.Load() {
 		return false
 	}
 	n.mu.RLock()
-	r, joined := n.r, n.joinedVia
+	r, joined, joinTerm := n.r, n.joinedVia, n.joinTerm
 	n.mu.RUnlock()
+	if term < joinTerm {
+		return false
+	}
 	var cfg raft.Configuration
 	if r != nil {
 		if f := r.GetConfiguration(); f.Error() == nil {

@@ -32,7 +32,7 @@ func TestGuardRefusesWhatAnIncarnationMayNotDo(t *testing.T) {
 			known := map[raft.ServerID]bool{"n0/a": true}
 			g := &guardedTransport{
 				canVote:      func() bool { return tt.voter },
-				canReplicate: func(sender raft.ServerID) bool { return tt.member && known[sender] },
+				canReplicate: func(sender raft.ServerID, _ uint64) bool { return tt.member && known[sender] },
 			}
 			for _, name := range tt.allowed {
 				if !g.allowed(raft.RPC{Command: rpcs[name]}) {
@@ -116,5 +116,39 @@ func TestDeleteRangeOnAnEmptyLogKeepsItsIndexes(t *testing.T) {
 	}
 	if last, _ := logs.LastIndex(); last != 0 {
 		t.Fatalf("a range to 2^64-1 must empty the log, last index %d", last)
+	}
+}
+
+// A node that joined through the leader of term 6 refuses appends and
+// heartbeats of term 5 even from a server its join named: that is a leader
+// frozen and deposed meanwhile, which must not count this node as its
+// follower (a read it verifies through it would be stale).
+func TestJoinedNodeRefusesReplicationFromAnOlderTerm(t *testing.T) {
+	n := &Node{joinedVia: map[raft.ServerID]bool{"es-0/old-leader": true, "es-1/new-leader": true}, joinTerm: 6}
+	n.member.Store(true)
+	g := &guardedTransport{canVote: func() bool { return false }, canReplicate: n.replicationAllowed}
+	heartbeat := func(from string, term uint64) raft.RPC {
+		return raft.RPC{Command: &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte(from)}, Term: term}}
+	}
+	snapshot := func(from string, term uint64) raft.RPC {
+		return raft.RPC{Command: &raft.InstallSnapshotRequest{RPCHeader: raft.RPCHeader{ID: []byte(from)}, Term: term}}
+	}
+	tests := []struct {
+		name string
+		rpc  raft.RPC
+		want bool
+	}{
+		{"heartbeat of the deposed leader's older term", heartbeat("es-0/old-leader", 5), false},
+		{"snapshot of the deposed leader's older term", snapshot("es-0/old-leader", 5), false},
+		{"the joining term", heartbeat("es-1/new-leader", 6), true},
+		{"a later term, even from the old leader re-elected", heartbeat("es-0/old-leader", 7), true},
+		{"a stranger in a later term", heartbeat("es-9/other", 9), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := g.allowed(tt.rpc); got != tt.want {
+				t.Errorf("allowed = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

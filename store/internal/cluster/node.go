@@ -129,6 +129,9 @@ type Node struct {
 	// joinedVia are the servers the leader named when it added this node:
 	// replication is taken from them until the log brings a configuration.
 	joinedVia map[raft.ServerID]bool
+	// joinTerm is the term of the leader that added this incarnation:
+	// replication from an older term is refused.
+	joinTerm  uint64
 	catchUpTo uint64 // commit index at join: promotion once applied
 	seenSelf  bool   // this incarnation has appeared in the configuration
 	// voted are the replicas (addresses) this node has seen stand for by
@@ -336,7 +339,7 @@ func (n *Node) startRaft() error {
 	n.mu.Lock()
 	stopped := make(chan struct{})
 	n.id, n.r, n.fsm, n.logs, n.stream, n.stopped = id, r, f, store, stream, stopped
-	n.joinedVia = nil
+	n.joinedVia, n.joinTerm = nil, 0
 	// Under mu with the swap: the previous incarnation's leadership
 	// watcher stores readiness only while its Raft is still n.r.
 	n.leaderReady.Store(false)

@@ -63,6 +63,10 @@ type joinResponse struct {
 	// them: the joiner takes replication from these until its log brings
 	// it the configuration.
 	Servers []string `json:"servers"`
+	// Term is the leader's term when it added the joiner: the joiner takes
+	// no replication from an older term (a deposed leader that was frozen
+	// must not count it as a follower; replicationAllowed).
+	Term uint64 `json:"term,omitempty"`
 }
 
 type applyResponse struct {
@@ -201,7 +205,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	n.log.Info("added non-voter", "id", id, "address", j.Address)
-	resp := joinResponse{ClusterID: n.clusterID.Load().(string), CommitIndex: r.CommitIndex()}
+	resp := joinResponse{ClusterID: n.clusterID.Load().(string), CommitIndex: r.CommitIndex(), Term: r.CurrentTerm()}
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			resp.Servers = append(resp.Servers, string(s.ID))
