@@ -229,4 +229,47 @@ func (n *Node) trustPeersOfThisCluster(statuses map[Peer]statusResponse) {
 		}
 	}
 	n.peerTrusted.Store(&trusted)
+	n.noteNewerVoters(statuses)
+}
+
+// noteNewerVoters records the voters of the newest configuration that a
+// member of this node's cluster reports, when it is newer than this node's
+// own. A voter cut off while its cluster replaced incarnations holds a
+// configuration that lacks them; Raft refuses a vote to a candidate its
+// configuration does not list, so without this it refuses the only
+// candidates that can win (the replacements hold the newest log) and the
+// cluster never elects again (the composed partition-restarts schedule).
+// Granting such a vote is safe: Raft's safety rests on a candidate's log
+// being up to date and on one vote per term, both still checked; the
+// membership test only keeps removed servers from disrupting elections,
+// and these candidates are voters of the cluster's newest configuration.
+func (n *Node) noteNewerVoters(statuses map[Peer]statusResponse) {
+	mine := n.clusterID.Load().(string)
+	f := n.raft().GetConfiguration()
+	if mine == "" || f.Error() != nil {
+		n.newerVoters.Store(nil)
+		return
+	}
+	byAddr := map[string]statusResponse{}
+	for p, st := range statuses {
+		byAddr[p.Address] = st
+	}
+	cfg, by := newestConfiguration(f.Configuration(), f.Index(), mine, byAddr)
+	if by == "self" {
+		n.newerVoters.Store(nil)
+		return
+	}
+	voters := map[raft.ServerID]bool{}
+	for _, s := range cfg.Servers {
+		voters[s.ID] = true
+	}
+	n.newerVoters.Store(&voters)
+}
+
+// candidateVouched is raft's Config.CandidateVouched (the vouched
+// candidates patch): id is a voter of a newer configuration of this
+// node's cluster.
+func (n *Node) candidateVouched(id raft.ServerID) bool {
+	v := n.newerVoters.Load()
+	return v != nil && (*v)[id] && !isPlaceholder(id)
 }

@@ -184,10 +184,15 @@ type Node struct {
 	sawLeader     atomic.Bool  // this incarnation has known a leader
 	answering     atomic.Int32
 	peerTrusted   atomic.Pointer[map[raft.ServerID]bool] // servers same-cluster peers vouch for
-	quorum        atomic.Pointer[QuorumReport]
-	forks         atomic.Pointer[[]Fork]
-	stopping      atomic.Bool
-	draining      atomic.Bool // shutting down soon: not ready, still serving
+	// newerVoters are the voters of a configuration newer than this
+	// node's own that a member of its cluster reported: candidates this
+	// node may vote for although its own configuration does not list them
+	// (candidateVouched).
+	newerVoters atomic.Pointer[map[raft.ServerID]bool]
+	quorum      atomic.Pointer[QuorumReport]
+	forks       atomic.Pointer[[]Fork]
+	stopping    atomic.Bool
+	draining    atomic.Bool // shutting down soon: not ready, still serving
 }
 
 // New prepares a node; Start runs it.
@@ -286,6 +291,7 @@ func (n *Node) startRaft() error {
 	// Raft's per-follower timings only with the follower as a label, not
 	// also in the metric's name (a new name for every pod restart).
 	cfg.NoLegacyTelemetry = true
+	cfg.CandidateVouched = n.candidateVouched
 	if n.opts.SnapshotThreshold > 0 {
 		cfg.SnapshotThreshold = n.opts.SnapshotThreshold
 	}
@@ -350,6 +356,7 @@ func (n *Node) startRaft() error {
 	n.clusterID.Store("")
 	n.forks.Store(nil)
 	n.peerTrusted.Store(nil)
+	n.newerVoters.Store(nil)
 	n.setQuorum(QuorumReport{State: QuorumElecting})
 	// The gauges describe this incarnation, a member of nothing yet: the
 	// previous one's values would count it as a voter (or the leader) in

@@ -40,7 +40,9 @@ import (
 //
 // Each run prints one summary line; TestPartitionSchedules prints the
 // totals last. FAULT_RUNS sets the number of runs, FAULT_SEED replays one
-// seed, FAULT_FAULTS sets the number of faults per run (3). Without
+// seed, FAULT_FAULTS sets the number of faults per run (3), FAULT_KINDS
+// limits the kinds drawn (comma-separated names, e.g.
+// partition-restarts). Without
 // FAULT_RUNS or FAULT_SEED the test skips, saying so: a run takes about
 // half a minute and root, so the tier runs as its own target,
 // `make test-faults RUNS=<n>` (make test runs it with RUNS=3). A failing
@@ -145,6 +147,55 @@ var partitionFaults = []partitionFault{
 	}},
 }
 
+// composedFaults inject several faults in one schedule, as operations and
+// outages compose in a real cluster: a node judged by a configuration that
+// changed while it was cut off, and a drain that takes two pods at once.
+var composedFaults = []partitionFault{
+	{"partition-restarts", func(r *scheduleRun) string {
+		// S is cut off for several quorum-loss timeouts; inside the
+		// partition X restarts and its new incarnation is promoted, then B
+		// and C restart together, which leaves the majority side without a
+		// leader ({S, A, X', placeholder B, placeholder C} needs S). On
+		// heal, S's own configuration names X, B and C, all answering as
+		// other incarnations: only the newest configuration, which A and X'
+		// report, shows that S, A and X' still hold every write.
+		all := r.shuffled(r.all())
+		s, x, b, c := all[0], all[1], all[2], all[3]
+		qlt := r.c.Options().QuorumLossTimeout
+		r.partition([]int{s}, r.others(s))
+		r.hold(qlt)
+		r.c.Kill(x)
+		r.c.Start(x)
+		if err := r.c.WaitReadyErr([]int{x}, readyAfterHeal); err != nil {
+			r.logf("n%d not promoted inside the partition: %v", x, err)
+		}
+		r.c.KillAll(b, c)
+		r.c.Start(b)
+		r.c.Start(c)
+		r.hold(3 * qlt)
+		return fmt.Sprintf("partition-restarts(n%d cut off; n%d restarted, then n%d,n%d)", s, x, b, c)
+	}},
+	{"drain-2", func(r *scheduleRun) string {
+		// Two pods drained at once (a PodDisruptionBudget allowing two, or
+		// two nodes drained in parallel): both leave gracefully together,
+		// their placeholders keep quorum at a majority of the replicas,
+		// and they come back as new incarnations.
+		two := r.shuffled(r.all())[:2]
+		sort.Ints(two)
+		var wg sync.WaitGroup
+		for _, n := range two {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.c.Stop(n) }()
+		}
+		wg.Wait()
+		r.hold(2 * time.Second)
+		for _, n := range two {
+			r.c.Start(n)
+		}
+		return fmt.Sprintf("drain-2(%s)", nodeList(two))
+	}},
+}
+
 func nodeList(idx []int) string {
 	parts := make([]string, len(idx))
 	for k, i := range idx {
@@ -161,6 +212,7 @@ type partitionTotals struct {
 	lost        int
 	longest     time.Duration
 	longestSeed uint64
+	byKind      map[string]time.Duration
 	failed      []string // seeds and where their files are
 }
 
@@ -207,6 +259,14 @@ func TestPartitionSchedules(t *testing.T) {
 		t.Logf("PARTITION TIER SUMMARY: runs=%d violations=%d lost-writes=%d longest-unavailability=%s (seed %d) elapsed=%s",
 			tot.runs, tot.violations, tot.lost, tot.longest.Round(10*time.Millisecond), tot.longestSeed,
 			time.Since(start).Round(time.Second))
+		kinds := make([]string, 0, len(tot.byKind))
+		for k := range tot.byKind {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		for _, k := range kinds {
+			t.Logf("PARTITION TIER longest unavailability during %s: %s", k, tot.byKind[k].Round(10*time.Millisecond))
+		}
 	})
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -248,8 +308,8 @@ func (r *scheduleRun) reportDeaths() {
 // faultSpan is when one fault was in force (history timestamps), from its
 // injection to the moment every node was ready again.
 type faultSpan struct {
-	label      string
-	start, end int64
+	kind, label string
+	start, end  int64
 }
 
 func (r *scheduleRun) logf(format string, args ...any) {
@@ -423,6 +483,12 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 		if sum.longest > tot.longest {
 			tot.longest, tot.longestSeed = sum.longest, seed
 		}
+		if tot.byKind == nil {
+			tot.byKind = map[string]time.Duration{}
+		}
+		for k, d := range sum.byKind {
+			tot.byKind[k] = max(tot.byKind[k], d)
+		}
 		tot.mu.Unlock()
 	}()
 
@@ -442,10 +508,14 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 
 	// Draw the faults without repeating one within a run (while there
 	// are kinds left).
-	order := r.rng.Perm(len(partitionFaults))
+	kinds := append(append([]partitionFault(nil), partitionFaults...), composedFaults...)
+	if only := os.Getenv("FAULT_KINDS"); only != "" {
+		kinds = faultKinds(t, kinds, only)
+	}
+	order := r.rng.Perm(len(kinds))
 	for k := 0; k < nfaults; k++ {
-		f := partitionFaults[order[k%len(order)]]
-		span := faultSpan{start: r.w.h.Now()}
+		f := kinds[order[k%len(order)]]
+		span := faultSpan{kind: f.name, start: r.w.h.Now()}
 		r.logf("fault %d/%d: %s", k+1, nfaults, f.name)
 		span.label = f.run(r)
 		labels = append(labels, span.label)
@@ -459,7 +529,7 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	}
 	stopTraffic()
 	trafficEnd := r.w.h.Now()
-	sum.longest, sum.longestDuring = r.longestUnavailability(trafficStart, trafficEnd)
+	sum.longest, sum.longestDuring, sum.byKind = r.longestUnavailability(trafficStart, trafficEnd)
 	r.logf("traffic stopped: %d acknowledged writes, %d unknown outcomes, %d reads",
 		r.w.acked.Load(), r.w.unknown.Load(), r.w.reads.Load())
 
@@ -491,6 +561,24 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	}
 }
 
+// faultKinds keeps the kinds named in FAULT_KINDS (comma-separated), to
+// replay one kind of fault many times.
+func faultKinds(t *testing.T, kinds []partitionFault, only string) []partitionFault {
+	var out []partitionFault
+	for _, name := range strings.Split(only, ",") {
+		found := false
+		for _, k := range kinds {
+			if k.name == name {
+				out, found = append(out, k), true
+			}
+		}
+		if !found {
+			t.Fatalf("FAULT_KINDS=%q: no fault kind %q", only, name)
+		}
+	}
+	return out
+}
+
 // runSummary is one run's line.
 type runSummary struct {
 	seed          uint64
@@ -500,6 +588,7 @@ type runSummary struct {
 	lost          int
 	longest       time.Duration
 	longestDuring string
+	byKind        map[string]time.Duration // longest gap attributed to each kind of fault
 	clusterIDs    int
 	answering     int
 	nodes         int
@@ -525,8 +614,9 @@ func (s runSummary) String() string {
 }
 
 // longestUnavailability is the longest interval of the traffic in which no
-// client's write was acknowledged, and the fault in force when it began.
-func (r *scheduleRun) longestUnavailability(from, to int64) (time.Duration, string) {
+// client's write was acknowledged and the fault that overlaps it most, and
+// for each kind of fault the longest such interval it overlaps most.
+func (r *scheduleRun) longestUnavailability(from, to int64) (time.Duration, string, map[string]time.Duration) {
 	times := []int64{from}
 	for _, op := range r.w.h.Operations() {
 		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
@@ -538,19 +628,33 @@ func (r *scheduleRun) longestUnavailability(from, to int64) (time.Duration, stri
 	times = append(times, to)
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	var longest, at int64
+	byKind := map[string]time.Duration{}
 	for k := 1; k < len(times); k++ {
-		if gap := times[k] - times[k-1]; gap > longest {
+		gap := times[k] - times[k-1]
+		if gap > longest {
 			longest, at = gap, times[k-1]
 		}
-	}
-	// Name the fault that overlaps the gap most.
-	during, most := "healthy traffic", int64(0)
-	for _, s := range r.spans {
-		if o := min(at+longest, s.end) - max(at, s.start); o > most {
-			during, most = s.label, o
+		if s, ok := r.spanOverlapping(times[k-1], gap); ok && time.Duration(gap) > byKind[s.kind] {
+			byKind[s.kind] = time.Duration(gap)
 		}
 	}
-	return time.Duration(longest), during
+	during := "healthy traffic"
+	if s, ok := r.spanOverlapping(at, longest); ok {
+		during = s.label
+	}
+	return time.Duration(longest), during, byKind
+}
+
+// spanOverlapping is the fault whose span overlaps [at, at+d) most.
+func (r *scheduleRun) spanOverlapping(at, d int64) (faultSpan, bool) {
+	var best faultSpan
+	most := int64(0)
+	for _, s := range r.spans {
+		if o := min(at+d, s.end) - max(at, s.start); o > most {
+			best, most = s, o
+		}
+	}
+	return best, most > 0
 }
 
 // deathReason is how node i's last process ended: its wait status and

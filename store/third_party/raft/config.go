@@ -235,6 +235,15 @@ type Config struct {
 	// PreVoteDisabled deactivate the pre-vote feature when set to true
 	PreVoteDisabled bool
 
+	// ephemeral-store patch (vouched candidates): CandidateVouched, when set,
+	// lets this server grant a vote or a pre-vote to a candidate that its
+	// own latest configuration does not list as a voter, if the function
+	// vouches for it: the application has learned outside Raft that a newer
+	// configuration of its cluster names the candidate as a voter. A server
+	// cut off while its cluster replaced voters otherwise refuses the only
+	// candidates that can win, and the cluster never elects.
+	CandidateVouched func(id ServerID) bool
+
 	// NoLegacyTelemetry allows to skip the legacy metrics to avoid duplicates.
 	// legacy metrics are those that have `_peer_name` as metric suffix instead as labels.
 	// e.g: raft_replication_heartbeat_peer0
