@@ -162,6 +162,10 @@ type Raft struct {
 	// Holds a copy of the latest configuration which can be read independently
 	// of the main loop.
 	latestConfiguration atomic.Value
+	// ephemeral-store patch (configuration index): the index of
+	// latestConfiguration, so that GetConfiguration's Index() reports it
+	// (upstream v1.8.0 always answers 0).
+	latestConfigurationIndex atomic.Uint64
 
 	// RPC chan comes from the transport layer
 	rpcCh <-chan RPC
@@ -945,7 +949,9 @@ func (r *Raft) VerifyLeader() Future {
 func (r *Raft) GetConfiguration() ConfigurationFuture {
 	configReq := &configurationsFuture{}
 	configReq.init()
-	configReq.configurations = configurations{latest: r.getLatestConfiguration()}
+	// ephemeral-store patch (configuration index): see latestConfigurationIndex.
+	index := r.latestConfigurationIndex.Load()
+	configReq.configurations = configurations{latest: r.getLatestConfiguration(), latestIndex: index}
 	configReq.respond(nil)
 	return configReq
 }

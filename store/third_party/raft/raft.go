@@ -2276,6 +2276,10 @@ func (r *Raft) setLatestConfiguration(c Configuration, i uint64) {
 	r.configurations.latest = c
 	r.configurations.latestIndex = i
 	r.latestConfiguration.Store(c.Clone())
+	// ephemeral-store patch (configuration index): stored after the
+	// configuration, and read before it, so an index never comes with an
+	// older configuration than the one it names.
+	r.latestConfigurationIndex.Store(i)
 }
 
 // setCommittedConfiguration stores the committed configuration.

@@ -70,3 +70,27 @@ func TestVouchedCandidateGetsTheVote(t *testing.T) {
 		})
 	}
 }
+
+// GetConfiguration's Index reports the log index of the latest
+// configuration (ephemeral-store patch, configuration index: upstream
+// v1.8.0 always answers 0).
+func TestGetConfigurationReportsItsIndex(t *testing.T) {
+	c := MakeCluster(3, t, nil)
+	defer c.Close()
+	leader := c.Leader()
+	before := leader.GetConfiguration()
+	if err := before.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if before.Index() == 0 {
+		t.Fatalf("the bootstrapped configuration's index is 0")
+	}
+	follower := c.Followers()[0]
+	if err := leader.RemoveServer(follower.localID, 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	after := leader.GetConfiguration()
+	if after.Index() <= before.Index() {
+		t.Fatalf("index after a configuration change = %d, want > %d", after.Index(), before.Index())
+	}
+}
