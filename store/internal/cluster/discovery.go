@@ -108,7 +108,7 @@ func (n *Node) join(leaderAddr string) error {
 	}
 	n.mu.Lock()
 	n.catchUpTo = resp.CommitIndex
-	n.seenSelf = false
+	n.seenSelfAt = 0
 	n.joinedVia = joined
 	n.joinTerm = resp.Term
 	n.mu.Unlock()
@@ -132,13 +132,16 @@ func (n *Node) tendMembership() {
 		n.sawLeader.Store(true)
 		n.setQuorum(QuorumReport{State: QuorumOK})
 	}
-	self := n.self()
 	cfg := r.GetConfiguration()
+	var self *raft.Server
+	if cfg.Error() == nil {
+		self = serverIn(cfg.Configuration(), id)
+	}
 	n.mu.Lock()
 	if self != nil {
-		n.seenSelf = true
+		n.seenSelfAt = max(n.seenSelfAt, cfg.Index())
 	}
-	seen, target := n.seenSelf, n.catchUpTo
+	seenAt, target := n.seenSelfAt, n.catchUpTo
 	if cfg.Error() == nil {
 		n.noteVotersLocked(cfg.Configuration())
 	}
@@ -146,10 +149,18 @@ func (n *Node) tendMembership() {
 	n.opts.Metrics.observe(r, self != nil && self.Suffrage == raft.Voter)
 
 	switch {
-	case self == nil && seen:
+	case cfg.Error() == nil && removedFromConfiguration(self != nil, seenAt, cfg.Index()):
 		// Removed from the configuration (by an operator, or as a stale
 		// incarnation): start over as a new incarnation and join again.
-		n.log.Warn("removed from the cluster configuration; rejoining as a new incarnation", "id", id)
+		// Only a configuration newer than the one that listed this
+		// incarnation says so: a snapshot the leader still sent to the
+		// old incarnation at this address (its replication stops only once
+		// the retirement commits) carries an older configuration without
+		// this one, and reverting to it is no removal. The partition tier
+		// caught a node wiping itself on such a snapshot, which cost a
+		// majority its data.
+		n.log.Warn("removed from the cluster configuration; rejoining as a new incarnation", "id", id,
+			"configuration_index", cfg.Index(), "last_listed_at", seenAt)
 		n.restart("removed", id)
 		return
 	case self != nil && r.State() == raft.Leader:
@@ -182,6 +193,14 @@ func (n *Node) tendMembership() {
 			n.checkQuorumLoss(cfg.Configuration(), cfg.Index(), statuses, without)
 		}
 	}
+}
+
+// removedFromConfiguration: this incarnation is not listed in the
+// configuration at index, and a configuration older than it (at seenAt)
+// did list it. An older configuration without it (a snapshot meant for the
+// previous incarnation at this address) proves nothing.
+func removedFromConfiguration(listed bool, seenAt, index uint64) bool {
+	return !listed && seenAt > 0 && index > seenAt
 }
 
 // forkProbeEvery is how often a healthy member asks its peers which

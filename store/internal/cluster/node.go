@@ -133,7 +133,9 @@ type Node struct {
 	// replication from an older term is refused.
 	joinTerm  uint64
 	catchUpTo uint64 // commit index at join: promotion once applied
-	seenSelf  bool   // this incarnation has appeared in the configuration
+	// seenSelfAt is the index of the newest configuration that listed
+	// this incarnation (0: none yet).
+	seenSelfAt uint64
 	// voted are the replicas (addresses) this node has seen stand for by
 	// a voter in cluster votedCluster's configuration: a replica among them
 	// that no voter stands for any more lost its placeholder
@@ -380,7 +382,12 @@ func (n *Node) self() *raft.Server {
 	if f.Error() != nil {
 		return nil
 	}
-	for _, s := range f.Configuration().Servers {
+	return serverIn(f.Configuration(), id)
+}
+
+// serverIn is server id of cfg, or nil.
+func serverIn(cfg raft.Configuration, id raft.ServerID) *raft.Server {
+	for _, s := range cfg.Servers {
 		if s.ID == id {
 			return &s
 		}

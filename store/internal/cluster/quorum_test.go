@@ -183,3 +183,22 @@ func TestForkResolutionCountsRealVotersOnly(t *testing.T) {
 		assert.NotNil(t, winner)
 	})
 }
+
+func TestRemovedOnlyByANewerConfiguration(t *testing.T) {
+	tests := []struct {
+		name            string
+		listed          bool
+		seenAt, current uint64
+		want            bool
+	}{
+		{"listed", true, 40, 40, false},
+		{"never listed yet (a joiner before its configuration arrives)", false, 0, 12, false},
+		{"a newer configuration without it: removed", false, 40, 55, true},
+		{"a snapshot meant for the old incarnation reverts to an older configuration", false, 40, 31, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, removedFromConfiguration(tt.listed, tt.seenAt, tt.current))
+		})
+	}
+}
