@@ -22,7 +22,7 @@ import (
 type localCluster struct{ s *fsm.State }
 
 func (l localCluster) Apply(_ context.Context, c fsm.Command) (fsm.Result, error) {
-	c.PrepareOnLeader(time.Now())
+	c.PrepareOnLeader(l.s.ClockNow(), time.Now())
 	r := l.s.Apply(c)
 	return r, r.Err
 }
