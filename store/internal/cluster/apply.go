@@ -52,7 +52,8 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 }
 
 func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
-	cmd.PrepareOnLeader(n.clusterTime(r), n.opts.Wall())
+	clock, _ := n.clusterTime(r) // unstamped before the takeover
+	cmd.PrepareOnLeader(clock, n.opts.Wall())
 	b, err := cmd.Encode()
 	if err != nil {
 		return fsm.Result{}, err

@@ -46,16 +46,21 @@ func (n *Node) takeOver(r *raft.Raft, term uint64) {
 }
 
 // clusterTime is the cluster time this node stamps on what it proposes
-// through r and decides expiry by. Before its takeover (a write right after
-// the election, before the barrier) it is the state's estimate, which is a
-// value of the same timeline and never ahead of the previous leader's.
-// After it, the estimate is not used: it restarts from each of this
-// leader's own stamps as it applies them, always a little behind, and
-// following it would slow the leader's clock by every write's latency.
-func (n *Node) clusterTime(r *raft.Raft) time.Duration {
-	now := n.opts.State.ClockNow()
-	if t := n.lead.Load(); t != nil && t.r == r && t.term == r.CurrentTerm() {
-		return max(now, t.base+time.Since(t.at))
+// through r and decides expiry by (at least 1: zero means unstamped), and
+// false before its takeover in r's current term. A write taken between the
+// election and the barrier goes unstamped: the previous leader's last
+// stamps may not be applied here yet, and a stamp continued from an older
+// one would be as late as this node applied that, so a key could fall due
+// early by as much on a node that applied it sooner. Its TTL starts at the
+// next stamp instead (fsm: pending), which is this leader's, after takeover.
+// The state's estimate is not followed after the takeover: it restarts from
+// each of this leader's stamps as it applies them, a little late each
+// time, and following it would slow the leader's clock by every write's
+// latency.
+func (n *Node) clusterTime(r *raft.Raft) (time.Duration, bool) {
+	t := n.lead.Load()
+	if t == nil || t.r != r || t.term != r.CurrentTerm() {
+		return 0, false
 	}
-	return now
+	return max(t.base+time.Since(t.at), 1), true
 }

@@ -109,10 +109,14 @@ func (n *Node) expiryLoop() {
 		if r.State() != raft.Leader || !n.leaderReady.Load() {
 			continue
 		}
-		now := n.clusterTime(r)
+		now, ok := n.clusterTime(r)
+		if !ok {
+			continue
+		}
 		due := n.opts.State.Expired(now, 512)
 		if len(due) == 0 {
-			if now-n.opts.State.Clock() >= clockTick {
+			// Unstamped TTLs start at the next stamp: give them one now.
+			if now-n.opts.State.Clock() >= clockTick || n.opts.State.PendingTTLs() > 0 {
 				if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpClock}); err != nil {
 					n.log.Debug("cluster time proposal failed", "err", err)
 				}

@@ -78,21 +78,24 @@ func TestClockNowRunsOnFromTheLastStamp(t *testing.T) {
 	require.Zero(t, s.ClockNow(), "a new cluster's clock does not run on from the old one's")
 }
 
-// TestTTLsFromAnOlderLeaderStartAtTheNextStamp: a put from a leader of an
-// older version carries no cluster time; its TTL starts at the next cluster
-// time a leader of this version stamps, on every replica alike, so it runs
-// long (by the older leader's time in office), never short.
-func TestTTLsFromAnOlderLeaderStartAtTheNextStamp(t *testing.T) {
+// TestUnstampedTTLsStartAtTheNextStamp: a put from a leader of an older
+// version, or from a leader before its takeover, carries no cluster time;
+// its TTL starts at the next cluster time a leader stamps, on every replica
+// alike, so it runs long (by the older leader's time in office), never
+// short.
+func TestUnstampedTTLsStartAtTheNextStamp(t *testing.T) {
 	s := New(DefaultLimits())
 	s.Apply(Command{Op: OpClock, Clock: 100 * time.Second})
 	s.Apply(Command{Op: OpPut, Key: "old", Value: []byte("v"), TTL: time.Minute, ExpireAt: 1})
 	kv, _, _ := s.Get("old")
 	require.Equal(t, time.Minute, kv.TTLRemaining(time.Hour), "pending: its whole TTL is left")
 	require.Empty(t, s.Expired(time.Hour, 10), "never due before it is placed")
+	require.Equal(t, 1, s.PendingTTLs())
 
 	s.Apply(Command{Op: OpPut, Key: "other", Value: []byte("v"), Clock: 500 * time.Second})
 	kv, _, _ = s.Get("old")
 	require.Equal(t, 500*time.Second+time.Minute, kv.ExpireAt)
+	require.Zero(t, s.PendingTTLs())
 	require.EqualValues(t, 1, kv.ModifyRevision, "placing the TTL is no write")
 	require.Empty(t, s.Expired(500*time.Second+time.Minute-1, 10))
 	require.Len(t, s.Expired(500*time.Second+time.Minute, 10), 1)

@@ -50,8 +50,9 @@ type Command struct {
 	TTL time.Duration `json:"ttl,omitempty"`
 	// Clock is the proposing leader's cluster time (see State.Clock):
 	// elapsed time on the leaders' monotonic clocks, carried from leader to
-	// leader through the log, never a wall-clock reading. Zero: the command
-	// comes from a leader of an older version that did not stamp it.
+	// leader through the log, never a wall-clock reading. Zero: unstamped,
+	// by a leader of an older version or by one that had not yet taken
+	// over (the cluster package); a put's TTL then starts at the next stamp.
 	Clock time.Duration `json:"clock,omitempty"`
 	// ExpireAt is the leader's wall-clock expiry instant in Unix
 	// nanoseconds, written only for replicas of older versions during a
@@ -86,10 +87,10 @@ func NewBase(now time.Time, floor int64) Command {
 
 // PrepareOnLeader fixes the inputs that must be decided once for all
 // replicas, just before the command enters the log: the leader's cluster
-// time, at least 1 so that zero keeps meaning "an older leader", and, for
-// older replicas only, the wall-clock expiry instant they expect.
+// time (zero: none yet) and, for older replicas only, the wall-clock
+// expiry instant they expect.
 func (c *Command) PrepareOnLeader(clock time.Duration, wall time.Time) {
-	c.Clock = max(clock, 1)
+	c.Clock = clock
 	if c.Op == OpPut && c.TTL > 0 {
 		c.ExpireAt = wall.Add(c.TTL).UnixNano()
 	}

@@ -15,9 +15,9 @@ type KeyValue struct {
 	CreateRevision int64  `json:"create_revision"`
 	ModifyRevision int64  `json:"modify_revision"`
 	// ExpireAt is when the key expires, on the cluster clock (State.Clock):
-	// 0 = never. Negative: the key was written by a leader of an older
-	// version, which stamped no cluster time; -ExpireAt is the TTL still
-	// to run, placed on the cluster clock by the next command that
+	// 0 = never. Negative: the put carried no cluster time (a leader of an
+	// older version, or one before its takeover); -ExpireAt is the TTL
+	// still to run, placed on the cluster clock by the next command that
 	// advances it (State.placePending). Read it through TTLRemaining.
 	ExpireAt time.Duration `json:"expire_at,omitempty"`
 }
@@ -90,8 +90,8 @@ type State struct {
 	bytes    int64 // key and value bytes held, kept as keys change
 	revision int64
 	// expiring indexes keys with a TTL by their cluster expiry time, for
-	// the leader's expiry loop; pending holds the keys whose TTL an older
-	// leader wrote without a cluster time (negative ExpireAt).
+	// the leader's expiry loop; pending holds the keys whose TTL waits for
+	// a cluster time (negative ExpireAt).
 	expiring map[string]time.Duration
 	pending  map[string]struct{}
 	// clock is the replicated cluster time: the largest Clock any applied
@@ -205,9 +205,9 @@ func (s *State) put(c Command) (Result, []Event) {
 	case c.TTL > 0 && c.Clock > 0:
 		kv.ExpireAt = s.clock + c.TTL
 	case c.TTL > 0:
-		// An older leader stamped no cluster time: the TTL starts at the
-		// next cluster time a leader of this version stamps, never
-		// earlier, so the key lives at least its TTL.
+		// Unstamped (an older leader, or one before its takeover): the
+		// TTL starts at the next cluster time a leader stamps, after this
+		// write, so the key lives at least its TTL.
 		kv.ExpireAt = -c.TTL
 	}
 	if cur != nil {
@@ -316,8 +316,8 @@ func (s *State) indexExpiry(kv *KeyValue) {
 	}
 }
 
-// placePending starts the TTL of every key an older leader wrote at the
-// cluster time that just rose, the same on every replica. A stored
+// placePending starts the TTL of every unstamped put at the cluster time
+// that just rose, the same on every replica. A stored
 // KeyValue is never changed (snapshots share them), so each is replaced.
 func (s *State) placePending() {
 	for k := range s.pending {
@@ -351,6 +351,13 @@ func (s *State) ClockNow() time.Duration {
 		return s.clock
 	}
 	return s.clock + s.now().Sub(s.clockAt)
+}
+
+// PendingTTLs is how many keys wait for a cluster time to start their TTL.
+func (s *State) PendingTTLs() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.pending)
 }
 
 // HighestRevision is the highest revision this process has held, in this
