@@ -157,8 +157,8 @@ type Node struct {
 	// needBase is set under bootMu when this node bootstraps and taken
 	// (CompareAndSwap) by watchLeadership without it.
 	needBase atomic.Bool // bootstrapped here: the first leader proposes fsm.OpBase
-	// baseFloor is set with needBase: the highest revision the nodes that
-	// bootstrapped know an earlier cluster reached (revisions.go).
+	// baseFloor is set with needBase: the lowest base revision the
+	// bootstrap candidate found for the new cluster (revisions.go).
 	baseFloor atomic.Int64
 
 	// lead is this node's latest takeover as leader (clock.go), written by
