@@ -77,11 +77,11 @@ func DefaultLimits() Limits {
 //
 // Time: expiry is measured on the cluster clock, a duration that only the
 // leader advances, by stamping each command with its cluster time
-// (Command.Clock). A leader's cluster time is the replicated clock it took
-// over plus the time elapsed on its own monotonic clock since, so it never
-// runs faster than real time from one leader to the next, and no wall
-// clock of any node takes part: a stepped or fast wall clock expires
-// nothing early. See the cluster package's DESIGN.md, "TTL".
+// (Command.Clock). A leader's cluster time is its replica's estimate when
+// it took over (ClockNow) plus the time elapsed on its own monotonic clock
+// since, so it never runs faster than real time from one leader to the
+// next, and no wall clock of any node takes part: a stepped or fast wall
+// clock expires nothing early. See the cluster package's DESIGN.md, "TTL".
 type State struct {
 	limits Limits
 
