@@ -17,8 +17,8 @@ import (
 // provably never entered a log.
 
 // Apply commits a command through the leader and returns its result. A
-// follower forwards it over the peer channel; the leader fixes TTL expiry
-// with its own clock.
+// follower forwards it over the peer channel; the leader stamps it with its
+// cluster time (clock.go).
 func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	if err := cmd.Validate(); err != nil {
 		return fsm.Result{}, err
@@ -52,7 +52,8 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 }
 
 func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
-	cmd.PrepareOnLeader(time.Now())
+	clock, _ := n.clusterTime(r) // unstamped before the takeover
+	cmd.PrepareOnLeader(clock, n.opts.Wall())
 	b, err := cmd.Encode()
 	if err != nil {
 		return fsm.Result{}, err

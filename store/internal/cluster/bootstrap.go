@@ -64,6 +64,8 @@ type commitRequest struct {
 	Candidate string        `json:"candidate"`
 	ClusterID string        `json:"cluster_id"`
 	Servers   []raft.Server `json:"servers"`
+	// BaseFloor is the lowest base revision of the new cluster (revisions.go).
+	BaseFloor int64 `json:"base_floor,omitempty"`
 }
 
 // ordinalOf is the ordinal of a configured peer address, or -1.
@@ -117,6 +119,7 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 		}
 	}
 	clusterID := newClusterID()
+	floor := n.revisionFloor(voters)
 
 	n.bootMu.Lock()
 	// A lower ordinal may have taken this node's vote while it gathered.
@@ -130,10 +133,11 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 		return false
 	}
 	n.becomeMember(clusterID)
+	n.baseFloor.Store(floor)
 	n.needBase.Store(true)
 	n.bootMu.Unlock()
 
-	committed := n.sendCommits(grants, commitRequest{Candidate: string(me), ClusterID: clusterID, Servers: servers})
+	committed := n.sendCommits(grants, commitRequest{Candidate: string(me), ClusterID: clusterID, Servers: servers, BaseFloor: floor})
 	n.log.Info("bootstrapped a new cluster", "id", me, "cluster", clusterID, "voters", len(servers),
 		"voted", 1+len(grants), "committed", 1+committed, "forced", force)
 	return true
@@ -253,6 +257,7 @@ func (n *Node) handleCommit(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	n.becomeMember(c.ClusterID)
+	n.baseFloor.Store(c.BaseFloor)
 	n.needBase.Store(true)
 	n.log.Info("committed to a new cluster", "id", me, "cluster", c.ClusterID, "candidate", c.Candidate)
 	writeJSON(w, http.StatusOK, struct{}{})

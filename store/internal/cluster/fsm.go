@@ -111,7 +111,10 @@ func (f *raftFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("read snapshot header: %w", err)
 	}
 	index, format := binary.BigEndian.Uint64(hdr[:]), fsm.SnapshotGob
-	if index&streamFormatBit != 0 {
+	switch {
+	case index&streamFormatBit != 0 && index&clockedFormatBit != 0:
+		index, format = index&^(streamFormatBit|clockedFormatBit), fsm.SnapshotClocked
+	case index&streamFormatBit != 0:
 		index, format = index&^streamFormatBit, fsm.SnapshotStream
 	}
 	if err := f.state.Restore(rc, format); err != nil {
@@ -135,14 +138,20 @@ type snapshot struct {
 // fsm.SnapshotStream format; clear, in the gob format of the first
 // versions. An older node reads the flagged header as an absurd index,
 // then fails to decode the stream as gob: it refuses the snapshot rather
-// than restoring part of it.
-const streamFormatBit = uint64(1) << 63
+// than restoring part of it. clockedFormatBit, with it, says
+// fsm.SnapshotClocked (expiry on the cluster clock): a node of the
+// version before reads that as SnapshotStream and refuses it too, at the
+// cluster time that follows its last item.
+const (
+	streamFormatBit  = uint64(1) << 63
+	clockedFormatBit = uint64(1) << 62
+)
 
-// writeTo writes the snapshot: the applied index with the format bit, then
-// the state.
+// writeTo writes the snapshot: the applied index with the format bits,
+// then the state.
 func (s *snapshot) writeTo(w io.Writer) error {
 	var hdr [8]byte
-	binary.BigEndian.PutUint64(hdr[:], s.index|streamFormatBit)
+	binary.BigEndian.PutUint64(hdr[:], s.index|streamFormatBit|clockedFormatBit)
 	if _, err := w.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
@@ -83,4 +84,23 @@ func TestRestoreReadsTheFormatFromTheHeader(t *testing.T) {
 	require.True(t, ok)
 	require.EqualValues(t, 3, rev)
 	require.Equal(t, "v", string(kv.Value))
+}
+
+// TestSnapshotsRoundTripWithTheClusterTime: the header of a snapshot this
+// version writes names the clocked format; restoring it gives the index,
+// the keys with their expiry and the cluster time.
+func TestSnapshotsRoundTripWithTheClusterTime(t *testing.T) {
+	src := fsm.New(fsm.DefaultLimits())
+	src.Apply(fsm.Command{Op: fsm.OpPut, Key: "k", Value: []byte("v"), TTL: time.Minute, Clock: 42 * time.Second})
+	var buf bytes.Buffer
+	require.NoError(t, (&snapshot{index: 17, write: src.Snapshot()}).writeTo(&buf))
+
+	dst := fsm.New(fsm.DefaultLimits())
+	f := newRaftFSM(dst)
+	require.NoError(t, f.Restore(io.NopCloser(&buf)))
+	require.EqualValues(t, 17, f.applied.Load())
+	require.Equal(t, 42*time.Second, dst.Clock())
+	kv, _, ok := dst.Get("k")
+	require.True(t, ok)
+	require.Equal(t, 42*time.Second+time.Minute, kv.ExpireAt)
 }

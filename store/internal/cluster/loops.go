@@ -36,12 +36,16 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool, stopped <-chan 
 				n.log.Warn("barrier after election failed", "err", err)
 				continue
 			}
-			if r.State() == raft.Leader && r.CurrentTerm() == term && n.markReady(r, term) {
+			if r.State() != raft.Leader || r.CurrentTerm() != term {
+				continue
+			}
+			n.takeOver(r, term)
+			if n.markReady(r, term) {
 				n.log.Info("leading", "id", n.ID())
 				// Every bootstrapper may lead first; only a leader that
 				// finds the state untouched raises the base.
 				if n.needBase.CompareAndSwap(true, false) && n.opts.State.Revision() == 0 {
-					if _, err := n.applyLocal(r, fsm.NewBase(time.Now())); err != nil {
+					if _, err := n.applyLocal(r, n.newBase()); err != nil {
 						n.log.Warn("base revision of the new cluster not set", "err", err)
 					}
 				}
@@ -88,8 +92,10 @@ func (n *Node) snapshotLoop() {
 	}
 }
 
-// expiryLoop: while leading, propose the expiry of keys whose TTL is over.
-// Only the leader decides, so every replica agrees on when a key vanished.
+// expiryLoop: while leading, propose the expiry of keys whose TTL is over
+// on the leader's cluster time, and keep the replicated clock within a
+// clockTick of it. Only the leader decides, so every replica agrees on when
+// a key vanished.
 func (n *Node) expiryLoop() {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -103,8 +109,18 @@ func (n *Node) expiryLoop() {
 		if r.State() != raft.Leader || !n.leaderReady.Load() {
 			continue
 		}
-		due := n.opts.State.Expired(time.Now(), 512)
+		now, ok := n.clusterTime(r)
+		if !ok {
+			continue
+		}
+		due := n.opts.State.Expired(now, 512)
 		if len(due) == 0 {
+			// Unstamped TTLs start at the next stamp: give them one now.
+			if now-n.opts.State.Clock() >= clockTick || n.opts.State.PendingTTLs() > 0 {
+				if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpClock}); err != nil {
+					n.log.Debug("cluster time proposal failed", "err", err)
+				}
+			}
 			continue
 		}
 		if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpExpire, Expire: due}); err != nil {

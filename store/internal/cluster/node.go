@@ -78,6 +78,12 @@ type Options struct {
 	State   *fsm.State
 	Logger  *slog.Logger
 	Metrics *Metrics
+
+	// Wall is this node's wall clock (default time.Now). It decides no
+	// expiry: it is read only for a new cluster's base revision and for
+	// the wall-clock expiry instant older replicas expect in a command.
+	// Tests step it.
+	Wall func() time.Time
 }
 
 // Node is one member (or would-be member) of the cluster. It outlives its
@@ -156,6 +162,13 @@ type Node struct {
 	// needBase is set under bootMu when this node bootstraps and taken
 	// (CompareAndSwap) by watchLeadership without it.
 	needBase atomic.Bool // bootstrapped here: the first leader proposes fsm.OpBase
+	// baseFloor is set with needBase: the lowest base revision the
+	// bootstrap candidate found for the new cluster (revisions.go).
+	baseFloor atomic.Int64
+
+	// lead is this node's latest takeover as leader (clock.go), written by
+	// the leadership watcher; a stale one names another Raft or term.
+	lead atomic.Pointer[takeover]
 
 	// readMu guards nextRead.
 	readMu   sync.Mutex
@@ -216,6 +229,9 @@ func New(opts Options) (*Node, error) {
 	}
 	if opts.ApplyTimeout <= 0 {
 		opts.ApplyTimeout = 10 * time.Second
+	}
+	if opts.Wall == nil {
+		opts.Wall = time.Now
 	}
 	if opts.HeartbeatTimeout <= 0 {
 		opts.HeartbeatTimeout = config.DefaultRaftTimeout

@@ -49,6 +49,11 @@ type statusResponse struct {
 	// Answering is how many replicas (itself included) answered this
 	// non-member's last discovery probe: a candidate needs a majority.
 	Answering int `json:"answering,omitempty"`
+	// HighestRevision and WallMicros raise a new cluster's base revision
+	// (revisions.go): the highest revision this process has held, and its
+	// wall clock in microseconds.
+	HighestRevision int64 `json:"highest_revision,omitempty"`
+	WallMicros      int64 `json:"wall_micros,omitempty"`
 }
 
 type joinRequest struct {
@@ -137,6 +142,7 @@ func (n *Node) status() statusResponse {
 		st.Vote = string(v.candidate)
 	}
 	st.Answering = int(n.answering.Load())
+	st.HighestRevision, st.WallMicros = n.revisionReport()
 	if f := r.GetConfiguration(); f.Error() == nil {
 		st.ConfigIndex = f.Index()
 		for _, s := range f.Configuration().Servers {

@@ -97,6 +97,12 @@ type Config struct {
 	// listener. Off by default: profiles name code, not data, but a
 	// goroutine dump is more than a probe port should show unasked.
 	Pprof bool
+
+	// WallClock replaces time.Now as the node's wall clock; no flag sets
+	// it. Tests step it to show that no expiry depends on it (the node
+	// reads it only for a new cluster's base revision and for what older
+	// replicas expect in a command). Nil: time.Now.
+	WallClock func() time.Time
 }
 
 // DefaultRaftTimeout is the default heartbeat and election timeout.

@@ -27,21 +27,37 @@ const (
 	// client's old revision never matches a new, unrelated version in a
 	// compare-and-swap, and resuming a watch from it is refused as compacted.
 	OpBase Op = "base"
+	// OpClock only carries the leader's cluster time (Command.Clock). The
+	// leader proposes one when the replicated clock has fallen a clockTick
+	// behind its own, so a replica that restores a snapshot or replays the
+	// log learns a recent cluster time even when nothing else is written.
+	// A replica of an older version refuses it as an unknown operation,
+	// which changes nothing there.
+	OpClock Op = "clock"
 )
 
 // Command is one change to the state machine. Commands are applied in log
 // order on every replica and Apply must give every replica the same result,
 // so a Command carries every input that is not already in the state: the
-// expiry instant is decided once, by the leader, and travels as ExpireAt.
+// leader stamps its cluster time (Clock) once, before the command enters
+// the log, and a put's expiry is its TTL on that replicated clock.
 type Command struct {
 	Op    Op     `json:"op"`
 	Key   string `json:"key,omitempty"`
 	Value []byte `json:"value,omitempty"`
-	// TTL is what the client asked for; the leader turns it into ExpireAt
-	// before proposing (PrepareOnLeader). Zero means no expiry.
+	// TTL is what the client asked for; zero means no expiry. A put
+	// expires at the cluster time it is applied at plus TTL.
 	TTL time.Duration `json:"ttl,omitempty"`
-	// ExpireAt is the leader's wall clock instant at which the key expires,
-	// in Unix nanoseconds; zero means never.
+	// Clock is the proposing leader's cluster time (see State.Clock):
+	// elapsed time on the leaders' monotonic clocks, carried from leader to
+	// leader through the log, never a wall-clock reading. Zero: unstamped,
+	// by a leader of an older version or by one that had not yet taken
+	// over (the cluster package); a put's TTL then starts at the next stamp.
+	Clock time.Duration `json:"clock,omitempty"`
+	// ExpireAt is the leader's wall-clock expiry instant in Unix
+	// nanoseconds, written only for replicas of older versions during a
+	// rolling upgrade (they decide expiry by it). This version never reads
+	// it: it is no input to Apply.
 	ExpireAt int64 `json:"expire_at,omitempty"`
 	// PrevRevision, when set, makes the change conditional: the key's modify
 	// revision must equal it, and 0 means "the key must not exist".
@@ -59,19 +75,24 @@ type Expiry struct {
 }
 
 // NewBase is the OpBase a newly bootstrapped cluster proposes first: the
-// leader's clock in microseconds. An earlier cluster started at its own
-// bootstrap instant and would have needed more than one write per
-// microsecond since then to reach it.
-func NewBase(now time.Time) Command {
-	return Command{Op: OpBase, BaseRevision: now.UnixMicro()}
+// larger of the leader's wall clock in microseconds and floor, the highest
+// revision the bootstrapping nodes know an earlier cluster reached (see
+// the cluster package's DESIGN.md, "Revisions across a data loss"). An
+// earlier cluster started at its own bootstrap instant and would have
+// needed more than one write per microsecond since then to pass the
+// clock; the floor covers a clock that was stepped back.
+func NewBase(now time.Time, floor int64) Command {
+	return Command{Op: OpBase, BaseRevision: max(now.UnixMicro(), floor)}
 }
 
 // PrepareOnLeader fixes the inputs that must be decided once for all
-// replicas. It is called by the leader, with its clock, just before the
-// command enters the log.
-func (c *Command) PrepareOnLeader(now time.Time) {
-	if c.Op == OpPut && c.TTL > 0 && c.ExpireAt == 0 {
-		c.ExpireAt = now.Add(c.TTL).UnixNano()
+// replicas, just before the command enters the log: the leader's cluster
+// time (zero: none yet) and, for older replicas only, the wall-clock
+// expiry instant they expect.
+func (c *Command) PrepareOnLeader(clock time.Duration, wall time.Time) {
+	c.Clock = clock
+	if c.Op == OpPut && c.TTL > 0 {
+		c.ExpireAt = wall.Add(c.TTL).UnixNano()
 	}
 }
 
@@ -82,7 +103,7 @@ func (c *Command) Validate() error {
 		if c.Key == "" {
 			return fmt.Errorf("%s: %w", c.Op, ErrEmptyKey)
 		}
-	case OpExpire, OpBase:
+	case OpExpire, OpBase, OpClock:
 	default:
 		return fmt.Errorf("%w: %q", ErrUnknownOp, c.Op)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // SnapshotFormat names how a snapshot's bytes encode the state. The Raft
@@ -22,8 +23,14 @@ const (
 	// written.
 	SnapshotGob SnapshotFormat = 1
 	// SnapshotStream is a stream of length-prefixed items written and read
-	// through small buffers, whatever the size of the state.
+	// through small buffers, whatever the size of the state, with expiry
+	// as wall-clock instants. Still restored; no longer written.
 	SnapshotStream SnapshotFormat = 2
+	// SnapshotClocked is SnapshotStream with expiry on the cluster clock
+	// and the cluster time after the last item. An older node's stream
+	// decoder refuses it (bytes after the last item) rather than reading
+	// cluster times as wall-clock instants.
+	SnapshotClocked SnapshotFormat = 3
 )
 
 // snapshotV1 is the gob form of the state. Only the map and the revision
@@ -31,7 +38,17 @@ const (
 // older revisions are gone.
 type snapshotV1 struct {
 	Revision int64
-	Items    []KeyValue
+	Items    []itemV1
+}
+
+// itemV1 is a key as the gob snapshots held it (gob matches fields by
+// name): ExpireAt is a wall-clock instant in Unix nanoseconds.
+type itemV1 struct {
+	Key            string
+	Value          []byte
+	CreateRevision int64
+	ModifyRevision int64
+	ExpireAt       int64
 }
 
 // maxSnapshotField bounds one key or value read from a snapshot, far above
@@ -47,24 +64,25 @@ const maxSnapshotField = 64 << 20
 // snapshot is not a second copy of the data.
 func (s *State) Snapshot() func(io.Writer) error {
 	s.mu.RLock()
-	revision := s.revision
+	revision, clock := s.revision, s.clock
 	items := make([]*KeyValue, 0, len(s.kv))
 	for _, kv := range s.kv {
 		items = append(items, kv)
 	}
 	s.mu.RUnlock()
 	return func(w io.Writer) error {
-		if err := writeStream(w, revision, items); err != nil {
+		if err := writeStream(w, revision, clock, items); err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
 		return nil
 	}
 }
 
-// writeStream writes SnapshotStream: the revision and the item count, then
-// per item the key and value (each a uvarint length and the bytes) and the
-// create, modify and expiry revisions (varints).
-func writeStream(w io.Writer, revision int64, items []*KeyValue) error {
+// writeStream writes SnapshotClocked: the revision and the item count,
+// then per item the key and value (each a uvarint length and the bytes),
+// the create and modify revisions and the cluster expiry time (varints),
+// and last the cluster time (a varint).
+func writeStream(w io.Writer, revision int64, clock time.Duration, items []*KeyValue) error {
 	// bufio.Writer keeps its first error: the writes after it do nothing
 	// and Flush returns it, so the writes need no checks of their own.
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -80,8 +98,9 @@ func writeStream(w io.Writer, revision int64, items []*KeyValue) error {
 		_, _ = bw.Write(kv.Value)
 		varint(kv.CreateRevision)
 		varint(kv.ModifyRevision)
-		varint(kv.ExpireAt)
+		varint(int64(kv.ExpireAt))
 	}
+	varint(int64(clock))
 	return bw.Flush()
 }
 
@@ -90,25 +109,40 @@ var ErrBadSnapshot = errors.New("malformed snapshot")
 
 // Restore replaces the whole state with a snapshot's, written in format.
 // On error the state is left as it was.
+//
+// The formats before SnapshotClocked hold wall-clock expiry instants of a
+// leader of an older version, and no cluster time. Each is turned, once,
+// into the TTL left by this process's wall clock, pending like a TTL an
+// older leader writes (KeyValue.ExpireAt): the one place this package
+// reads a wall clock, and only for state an older version wrote.
 func (s *State) Restore(r io.Reader, format SnapshotFormat) error {
 	var (
 		revision int64
+		clock    time.Duration
 		items    []*KeyValue
 		err      error
 	)
 	switch format {
 	case SnapshotGob:
 		revision, items, err = readGob(r)
-	case SnapshotStream:
-		revision, items, err = readStream(r)
+	case SnapshotStream, SnapshotClocked:
+		revision, clock, items, err = readStream(r, format == SnapshotClocked)
 	default:
 		err = fmt.Errorf("%w: unknown format %d", ErrBadSnapshot, format)
 	}
 	if err != nil {
 		return err
 	}
+	if format != SnapshotClocked {
+		wallNow := s.now().UnixNano()
+		for _, item := range items {
+			if item.ExpireAt != 0 {
+				// Stored as wall-clock nanoseconds by the decoders.
+				item.ExpireAt = -max(time.Duration(int64(item.ExpireAt)-wallNow), time.Nanosecond)
+			}
+		}
+	}
 	kv := make(map[string]*KeyValue, len(items))
-	expiring := make(map[string]int64)
 	var bytes int64
 	for _, item := range items {
 		if prev, ok := kv[item.Key]; ok {
@@ -116,15 +150,22 @@ func (s *State) Restore(r io.Reader, format SnapshotFormat) error {
 		}
 		kv[item.Key] = item
 		bytes += item.size()
-		if item.ExpireAt != 0 {
-			expiring[item.Key] = item.ExpireAt
-		} else {
-			delete(expiring, item.Key)
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.kv, s.expiring, s.revision, s.bytes = kv, expiring, revision, bytes
+	s.highest = max(s.highest, s.revision)
+	s.kv, s.revision, s.bytes = kv, revision, bytes
+	s.expiring, s.pending = make(map[string]time.Duration), make(map[string]struct{})
+	for _, item := range kv {
+		s.indexExpiry(item)
+	}
+	// The snapshot's cluster time is a value its leader stamped before
+	// this replica saw it: the estimate runs on from it, never from a
+	// larger value of this replica's own (see ClockNow).
+	s.clock, s.clockAt = clock, time.Time{}
+	if clock > 0 {
+		s.clockAt = s.now()
+	}
 	s.hub.reset(revision)
 	return nil
 }
@@ -135,19 +176,22 @@ func readGob(r io.Reader) (int64, []*KeyValue, error) {
 		return 0, nil, fmt.Errorf("decode snapshot: %w: %w", ErrBadSnapshot, err)
 	}
 	items := make([]*KeyValue, len(snap.Items))
-	for i := range snap.Items {
-		items[i] = &snap.Items[i]
+	for i, it := range snap.Items {
+		items[i] = &KeyValue{Key: it.Key, Value: it.Value, CreateRevision: it.CreateRevision,
+			ModifyRevision: it.ModifyRevision, ExpireAt: time.Duration(it.ExpireAt)}
 	}
 	return snap.Revision, items, nil
 }
 
-func readStream(r io.Reader) (int64, []*KeyValue, error) {
+// readStream reads SnapshotStream, or SnapshotClocked when clocked: the
+// same items, then the cluster time.
+func readStream(r io.Reader, clocked bool) (int64, time.Duration, []*KeyValue, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	fail := func(what string, err error) (int64, []*KeyValue, error) {
+	fail := func(what string, err error) (int64, time.Duration, []*KeyValue, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return 0, nil, fmt.Errorf("decode snapshot: %w: %s: %w", ErrBadSnapshot, what, err)
+		return 0, 0, nil, fmt.Errorf("decode snapshot: %w: %s: %w", ErrBadSnapshot, what, err)
 	}
 	revision, err := binary.ReadVarint(br)
 	if err != nil {
@@ -182,12 +226,23 @@ func readStream(r io.Reader) (int64, []*KeyValue, error) {
 			return fail(fmt.Sprintf("value of item %d", i), err)
 		}
 		kv := &KeyValue{Key: string(key), Value: value}
-		for _, v := range []*int64{&kv.CreateRevision, &kv.ModifyRevision, &kv.ExpireAt} {
+		var expireAt int64
+		for _, v := range []*int64{&kv.CreateRevision, &kv.ModifyRevision, &expireAt} {
 			if *v, err = binary.ReadVarint(br); err != nil {
 				return fail(fmt.Sprintf("revisions of item %d", i), err)
 			}
 		}
+		kv.ExpireAt = time.Duration(expireAt)
 		items = append(items, kv)
+	}
+	var clock int64
+	if clocked {
+		if clock, err = binary.ReadVarint(br); err != nil {
+			return fail("cluster time", err)
+		}
+		if clock < 0 {
+			return fail("cluster time", fmt.Errorf("negative: %d", clock))
+		}
 	}
 	switch _, err := br.ReadByte(); {
 	case err == nil:
@@ -195,5 +250,5 @@ func readStream(r io.Reader) (int64, []*KeyValue, error) {
 	case !errors.Is(err, io.EOF):
 		return fail("end", err)
 	}
-	return revision, items, nil
+	return revision, time.Duration(clock), items, nil
 }

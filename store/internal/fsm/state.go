@@ -14,22 +14,25 @@ type KeyValue struct {
 	Value          []byte `json:"value"`
 	CreateRevision int64  `json:"create_revision"`
 	ModifyRevision int64  `json:"modify_revision"`
-	// ExpireAt is the leader-decided expiry in Unix nanoseconds; 0 = never.
-	ExpireAt int64 `json:"expire_at,omitempty"`
+	// ExpireAt is when the key expires, on the cluster clock (State.Clock):
+	// 0 = never. Negative: the put carried no cluster time (a leader of an
+	// older version, or one before its takeover); -ExpireAt is the TTL
+	// still to run, placed on the cluster clock by the next command that
+	// advances it (State.placePending). Read it through TTLRemaining.
+	ExpireAt time.Duration `json:"expire_at,omitempty"`
 }
 
-// TTLRemaining is the time left before expiry at now, 0 for a key without
-// a TTL, and at least 1ns for a key whose expiry the leader has not yet
-// replicated (it is still there).
-func (kv *KeyValue) TTLRemaining(now time.Time) time.Duration {
-	if kv.ExpireAt == 0 {
+// TTLRemaining is the time left before expiry at cluster time now
+// (State.ClockNow), 0 for a key without a TTL, and at least 1ns for a key
+// whose expiry the leader has not yet replicated (it is still there).
+func (kv *KeyValue) TTLRemaining(now time.Duration) time.Duration {
+	switch {
+	case kv.ExpireAt == 0:
 		return 0
+	case kv.ExpireAt < 0:
+		return -kv.ExpireAt
 	}
-	d := time.Unix(0, kv.ExpireAt).Sub(now)
-	if d <= 0 {
-		return time.Nanosecond
-	}
-	return d
+	return max(kv.ExpireAt-now, time.Nanosecond)
 }
 
 // EventType names a change in a watch stream.
@@ -71,6 +74,14 @@ func DefaultLimits() Limits {
 
 // State is the in-memory map. Apply is called by one goroutine (Raft's FSM
 // loop); reads may come from any goroutine.
+//
+// Time: expiry is measured on the cluster clock, a duration that only the
+// leader advances, by stamping each command with its cluster time
+// (Command.Clock). A leader's cluster time is its replica's estimate when
+// it took over (ClockNow) plus the time elapsed on its own monotonic clock
+// since, so it never runs faster than real time from one leader to the
+// next, and no wall clock of any node takes part: a stepped or fast wall
+// clock expires nothing early. See the cluster package's DESIGN.md, "TTL".
 type State struct {
 	limits Limits
 
@@ -78,9 +89,25 @@ type State struct {
 	kv       map[string]*KeyValue
 	bytes    int64 // key and value bytes held, kept as keys change
 	revision int64
-	// expiring indexes keys with a TTL by expiry instant, for the leader's
-	// expiry loop.
-	expiring map[string]int64
+	// expiring indexes keys with a TTL by their cluster expiry time, for
+	// the leader's expiry loop; pending holds the keys whose TTL waits for
+	// a cluster time (negative ExpireAt).
+	expiring map[string]time.Duration
+	pending  map[string]struct{}
+	// clock is the replicated cluster time: the largest Clock any applied
+	// command carried (or a restored snapshot's). Part of the replicated
+	// state: every replica has the same value after the same entry.
+	clock time.Duration
+	// clockAt is this replica's monotonic reading when clock last rose;
+	// zero while it never did (the estimate then stands still). Local:
+	// only ClockNow uses it.
+	clockAt time.Time
+	// highest is the highest revision this process held before a Reset:
+	// a new cluster's base revision starts above it (HighestRevision).
+	highest int64
+
+	// now is time.Now; tests replace it.
+	now func() time.Time
 
 	hub *hub
 }
@@ -99,7 +126,9 @@ func New(limits Limits) *State {
 	return &State{
 		limits:   limits,
 		kv:       make(map[string]*KeyValue),
-		expiring: make(map[string]int64),
+		expiring: make(map[string]time.Duration),
+		pending:  make(map[string]struct{}),
+		now:      time.Now,
 		hub:      newHub(limits),
 	}
 }
@@ -117,6 +146,10 @@ func (s *State) Apply(c Command) Result {
 		res    Result
 		events []Event
 	)
+	if c.Clock > s.clock {
+		s.clock, s.clockAt = c.Clock, s.now()
+		s.placePending()
+	}
 	switch c.Op {
 	case OpPut:
 		res, events = s.put(c)
@@ -129,6 +162,8 @@ func (s *State) Apply(c Command) Result {
 			s.revision = c.BaseRevision
 			s.hub.raiseCompact(c.BaseRevision)
 		}
+		res = Result{Revision: s.revision}
+	case OpClock:
 		res = Result{Revision: s.revision}
 	}
 	s.mu.Unlock()
@@ -165,7 +200,16 @@ func (s *State) put(c Command) (Result, []Event) {
 		return r, nil
 	}
 	s.revision++
-	kv := &KeyValue{Key: c.Key, Value: c.Value, CreateRevision: s.revision, ModifyRevision: s.revision, ExpireAt: c.ExpireAt}
+	kv := &KeyValue{Key: c.Key, Value: c.Value, CreateRevision: s.revision, ModifyRevision: s.revision}
+	switch {
+	case c.TTL > 0 && c.Clock > 0:
+		kv.ExpireAt = s.clock + c.TTL
+	case c.TTL > 0:
+		// Unstamped (an older leader, or one before its takeover): the
+		// TTL starts at the next cluster time a leader stamps, after this
+		// write, so the key lives at least its TTL.
+		kv.ExpireAt = -c.TTL
+	}
 	if cur != nil {
 		kv.CreateRevision = cur.CreateRevision
 	}
@@ -174,11 +218,7 @@ func (s *State) put(c Command) (Result, []Event) {
 	if cur != nil {
 		s.bytes -= cur.size()
 	}
-	if kv.ExpireAt != 0 {
-		s.expiring[c.Key] = kv.ExpireAt
-	} else {
-		delete(s.expiring, c.Key)
-	}
+	s.indexExpiry(kv)
 	return Result{Revision: s.revision, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision},
 		[]Event{{Type: EventPut, Key: c.Key, Value: c.Value, Revision: s.revision}}
 }
@@ -195,6 +235,7 @@ func (s *State) del(c Command) (Result, []Event) {
 	s.bytes -= cur.size()
 	delete(s.kv, c.Key)
 	delete(s.expiring, c.Key)
+	delete(s.pending, c.Key)
 	return Result{Revision: s.revision}, []Event{{Type: EventDelete, Key: c.Key, Revision: s.revision}}
 }
 
@@ -209,6 +250,7 @@ func (s *State) expire(c Command) (Result, []Event) {
 		s.bytes -= cur.size()
 		delete(s.kv, e.Key)
 		delete(s.expiring, e.Key)
+		delete(s.pending, e.Key)
 		events = append(events, Event{Type: EventExpire, Key: e.Key, Revision: s.revision})
 	}
 	return Result{Revision: s.revision}, events
@@ -262,15 +304,79 @@ func (s *State) Stats() (keys int, bytes int64) {
 
 func (kv *KeyValue) size() int64 { return int64(len(kv.Key) + len(kv.Value)) }
 
-// Expired lists up to max keys whose expiry instant is at or before now, for
-// the leader to propose as one OpExpire.
-func (s *State) Expired(now time.Time, max int) []Expiry {
-	n := now.UnixNano()
+// indexExpiry files kv, just stored, in the expiry index it belongs to.
+func (s *State) indexExpiry(kv *KeyValue) {
+	delete(s.expiring, kv.Key)
+	delete(s.pending, kv.Key)
+	switch {
+	case kv.ExpireAt > 0:
+		s.expiring[kv.Key] = kv.ExpireAt
+	case kv.ExpireAt < 0:
+		s.pending[kv.Key] = struct{}{}
+	}
+}
+
+// placePending starts the TTL of every unstamped put at the cluster time
+// that just rose, the same on every replica. A stored
+// KeyValue is never changed (snapshots share them), so each is replaced.
+func (s *State) placePending() {
+	for k := range s.pending {
+		old := s.kv[k]
+		kv := *old
+		kv.ExpireAt = s.clock - old.ExpireAt
+		s.kv[k] = &kv
+		s.expiring[k] = kv.ExpireAt
+	}
+	clear(s.pending)
+}
+
+// Clock is the replicated cluster time: the largest cluster time an
+// applied command carried. It moves only with the log.
+func (s *State) Clock() time.Duration {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.clock
+}
+
+// ClockNow estimates the cluster time now on this replica: the replicated
+// clock plus the time elapsed on this process's monotonic clock since it
+// rose here. The leader stamped that value before this replica applied
+// it, so the estimate is never ahead of the leader's clock: a TTL shown
+// from it is never shorter than the leader's. A leader taking over starts
+// its own cluster time from this estimate (the cluster package).
+func (s *State) ClockNow() time.Duration {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.clockAt.IsZero() {
+		return s.clock
+	}
+	return s.clock + s.now().Sub(s.clockAt)
+}
+
+// PendingTTLs is how many keys wait for a cluster time to start their TTL.
+func (s *State) PendingTTLs() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.pending)
+}
+
+// HighestRevision is the highest revision this process has held, in this
+// state or in any state a Reset emptied: a new cluster's base revision
+// must lie above it. Process memory only: a restarted process forgets it.
+func (s *State) HighestRevision() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return max(s.highest, s.revision)
+}
+
+// Expired lists up to max keys whose expiry is at or before cluster time
+// now, for the leader to propose as one OpExpire.
+func (s *State) Expired(now time.Duration, max int) []Expiry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []Expiry
 	for k, at := range s.expiring {
-		if at <= n {
+		if at <= now {
 			out = append(out, Expiry{Key: k, ModifyRevision: s.kv[k].ModifyRevision})
 			if len(out) >= max {
 				break
@@ -297,13 +403,19 @@ func (s *State) Watch(prefix string, from int64) (*Watcher, error) {
 func (s *State) Watchers() int { return s.hub.count() }
 
 // Reset empties the state: a new, unrelated history begins (after a
-// confirmed quorum loss). Open watchers are cut off with ErrCompacted.
+// confirmed quorum loss). Open watchers are cut off with ErrCompacted. The
+// revision it held is remembered for HighestRevision.
 func (s *State) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.highest = max(s.highest, s.revision)
 	s.kv = make(map[string]*KeyValue)
 	s.bytes = 0
-	s.expiring = make(map[string]int64)
+	s.expiring = make(map[string]time.Duration)
+	s.pending = make(map[string]struct{})
 	s.revision = 0
+	// A new cluster's clock is a new timeline: it must not run on from
+	// this one's, or its leader's cluster time would be ahead of the next.
+	s.clock, s.clockAt = 0, time.Time{}
 	s.hub.reset(0)
 }

@@ -77,7 +77,7 @@ func TestApply(t *testing.T) {
 		{
 			name: "expire skips a key rewritten after the decision",
 			steps: []step{
-				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1"), ExpireAt: 10}, wantRev: 1},
+				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("1"), TTL: 10, Clock: 1}, wantRev: 1},
 				{cmd: Command{Op: OpPut, Key: "a", Value: []byte("2")}, wantRev: 2},
 				{cmd: Command{Op: OpExpire, Expire: []Expiry{{Key: "a", ModifyRevision: 1}}}, wantRev: 2},
 			},
@@ -114,22 +114,22 @@ func TestApply(t *testing.T) {
 	}
 }
 
-func TestTTLExpiryIsDecidedByTheLeaderClock(t *testing.T) {
+func TestTTLExpiryIsDecidedByTheLeaderClusterTime(t *testing.T) {
 	s := New(DefaultLimits())
-	leaderNow := time.Unix(1000, 0)
+	leaderNow := 1000 * time.Second // the leader's cluster time
 	c := Command{Op: OpPut, Key: "lease", Value: []byte("v"), TTL: 2 * time.Second}
-	c.PrepareOnLeader(leaderNow)
+	c.PrepareOnLeader(leaderNow, time.Unix(5, 0))
 	s.Apply(c)
 	s.Apply(Command{Op: OpPut, Key: "forever", Value: []byte("v")})
 
-	if got := s.Expired(leaderNow.Add(time.Second), 10); len(got) != 0 {
+	if got := s.Expired(leaderNow+time.Second, 10); len(got) != 0 {
 		t.Fatalf("expired too early: %v", got)
 	}
 	kv, _, _ := s.Get("lease")
-	if rem := kv.TTLRemaining(leaderNow.Add(500 * time.Millisecond)); rem != 1500*time.Millisecond {
+	if rem := kv.TTLRemaining(leaderNow + 500*time.Millisecond); rem != 1500*time.Millisecond {
 		t.Fatalf("TTLRemaining = %s", rem)
 	}
-	due := s.Expired(leaderNow.Add(2*time.Second), 10)
+	due := s.Expired(leaderNow+2*time.Second, 10)
 	if len(due) != 1 || due[0].Key != "lease" {
 		t.Fatalf("Expired = %v", due)
 	}
@@ -138,7 +138,7 @@ func TestTTLExpiryIsDecidedByTheLeaderClock(t *testing.T) {
 		t.Fatal("lease survived its expiry")
 	}
 	if _, _, ok := s.Get("forever"); !ok {
-		t.Fatal("key without TTL was expired")
+		t.Fatal("key without TTL expired")
 	}
 }
 
@@ -245,22 +245,22 @@ func TestSlowWatcherIsCutOff(t *testing.T) {
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	src := New(DefaultLimits())
-	src.Apply(Command{Op: OpPut, Key: "a", Value: []byte("1"), ExpireAt: 99})
+	src.Apply(Command{Op: OpPut, Key: "a", Value: []byte("1"), TTL: 99, Clock: 1})
 	src.Apply(Command{Op: OpPut, Key: "b", Value: []byte("2")})
-	src.Apply(Command{Op: OpPut, Key: "a", Value: []byte("3"), ExpireAt: 99})
+	src.Apply(Command{Op: OpPut, Key: "a", Value: []byte("3"), TTL: 99, Clock: 1})
 	var buf bytes.Buffer
 	if err := src.Snapshot()(&buf); err != nil {
 		t.Fatal(err)
 	}
 	dst := New(DefaultLimits())
-	if err := dst.Restore(&buf, SnapshotStream); err != nil {
+	if err := dst.Restore(&buf, SnapshotClocked); err != nil {
 		t.Fatal(err)
 	}
 	kv, revision, ok := dst.Get("a")
 	if !ok || string(kv.Value) != "3" || kv.CreateRevision != 1 || kv.ModifyRevision != 3 || revision != 3 {
 		t.Fatalf("restored %+v at %d", kv, revision)
 	}
-	if got := dst.Expired(time.Unix(0, 100), 10); len(got) != 1 || got[0].Key != "a" {
+	if got := dst.Expired(100, 10); len(got) != 1 || got[0].Key != "a" {
 		t.Fatalf("expiry index not restored: %v", got)
 	}
 	if _, err := dst.Watch("", 2); !errors.Is(err, ErrCompacted) {
@@ -302,7 +302,7 @@ func TestHistoryIsBoundedByBytes(t *testing.T) {
 
 func TestBaseRevisionSeparatesANewClusterFromTheOldOne(t *testing.T) {
 	s := New(DefaultLimits())
-	base := NewBase(time.UnixMicro(1_000_000))
+	base := NewBase(time.UnixMicro(1_000_000), 0)
 	if res := s.Apply(base); res.Revision != 1_000_000 {
 		t.Fatalf("revision after base = %d", res.Revision)
 	}
@@ -318,20 +318,24 @@ func TestBaseRevisionSeparatesANewClusterFromTheOldOne(t *testing.T) {
 		t.Fatalf("watch from an old revision: %v, want ErrCompacted", err)
 	}
 	// A base never lowers the revision.
-	if res := s.Apply(NewBase(time.UnixMicro(10))); res.Revision != 1_000_001 {
+	if res := s.Apply(NewBase(time.UnixMicro(10), 0)); res.Revision != 1_000_001 {
 		t.Fatalf("lower base moved the revision to %d", res.Revision)
+	}
+	// The floor wins over a clock that was stepped back.
+	if b := NewBase(time.UnixMicro(10), 2_000_000); b.BaseRevision != 2_000_000 {
+		t.Fatalf("base under a floor of 2000000 with the clock at 10: %d", b.BaseRevision)
 	}
 }
 
 func TestStatsFollowEveryChange(t *testing.T) {
 	s := New(DefaultLimits())
-	s.Apply(Command{Op: OpPut, Key: "ab", Value: []byte("123")})            // 5
-	s.Apply(Command{Op: OpPut, Key: "ab", Value: []byte("1")})              // 3
-	s.Apply(Command{Op: OpPut, Key: "c", Value: []byte("xy"), ExpireAt: 1}) // 3
+	s.Apply(Command{Op: OpPut, Key: "ab", Value: []byte("123")})                 // 5
+	s.Apply(Command{Op: OpPut, Key: "ab", Value: []byte("1")})                   // 3
+	s.Apply(Command{Op: OpPut, Key: "c", Value: []byte("xy"), TTL: 1, Clock: 1}) // 3
 	if k, b := s.Stats(); k != 2 || b != 6 {
 		t.Fatalf("after puts: %d keys, %d bytes; want 2, 6", k, b)
 	}
-	s.Apply(Command{Op: OpExpire, Expire: s.Expired(time.Unix(0, 2), 10)})
+	s.Apply(Command{Op: OpExpire, Expire: s.Expired(2, 10)})
 	s.Apply(Command{Op: OpDelete, Key: "missing"})
 	if k, b := s.Stats(); k != 1 || b != 3 {
 		t.Fatalf("after expiry: %d keys, %d bytes; want 1, 3", k, b)
@@ -341,7 +345,7 @@ func TestStatsFollowEveryChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(DefaultLimits())
-	if err := r.Restore(&buf, SnapshotStream); err != nil {
+	if err := r.Restore(&buf, SnapshotClocked); err != nil {
 		t.Fatal(err)
 	}
 	if k, b := r.Stats(); k != 1 || b != 3 {

@@ -40,6 +40,9 @@ type Reader interface {
 	Get(key string) (*fsm.KeyValue, int64, bool)
 	List(prefix, after string, limit int) ([]*fsm.KeyValue, bool, int64)
 	Watch(prefix string, from int64) (*fsm.Watcher, error)
+	// ClockNow is the replica's estimate of the cluster time, which TTLs
+	// run on (never a wall clock).
+	ClockNow() time.Duration
 }
 
 // Authenticator turns a certificate user name into a User.
@@ -310,7 +313,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, key string) error {
 	h.Set("ES-Revision", strconv.FormatInt(rev, 10))
 	h.Set("ES-Create-Revision", strconv.FormatInt(kv.CreateRevision, 10))
 	h.Set("ES-Modify-Revision", strconv.FormatInt(kv.ModifyRevision, 10))
-	if rem := kv.TTLRemaining(time.Now()); rem > 0 {
+	if rem := kv.TTLRemaining(a.o.State.ClockNow()); rem > 0 {
 		h.Set("ES-TTL-Remaining", strconv.FormatInt(int64(math.Ceil(rem.Seconds())), 10))
 	}
 	h.Set("Content-Length", strconv.Itoa(len(kv.Value)))
@@ -401,7 +404,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		}
 	}
 	page := listPage{Revision: rev, Items: make([]listItem, len(kvs)), More: more}
-	now := time.Now()
+	now := a.o.State.ClockNow()
 	for i, kv := range kvs {
 		it := listItem{Key: kv.Key, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision}
 		if !keysOnly {

@@ -18,11 +18,14 @@ import (
 )
 
 // localCluster applies commands straight to a state machine: the API layer
-// is tested against a plain map, as hraftd tests its HTTP layer.
+// is tested against a plain map, as hraftd tests its HTTP layer. It leads
+// since the test binary started.
 type localCluster struct{ s *fsm.State }
 
+var localTakeover = time.Now()
+
 func (l localCluster) Apply(_ context.Context, c fsm.Command) (fsm.Result, error) {
-	c.PrepareOnLeader(time.Now())
+	c.PrepareOnLeader(max(time.Since(localTakeover), 1), time.Now())
 	r := l.s.Apply(c)
 	return r, r.Err
 }

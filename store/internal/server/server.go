@@ -105,7 +105,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs, SnapshotBytes: cfg.SnapshotBytes,
 		Mux: s.mux, State: s.state, Logger: log.With("component", "cluster"),
-		Metrics: cluster.NewMetrics(s.registry),
+		Metrics: cluster.NewMetrics(s.registry), Wall: cfg.WallClock,
 	})
 	if err != nil {
 		return nil, err
