@@ -250,6 +250,11 @@ certificate, so its CN is tls.peerCommonName. Go: certnames.Release.ServerDNSNam
 
 {{/* How many pods may be down while a majority stays: replicas - (replicas/2 + 1). */}}
 {{- define "ephemeral-store.maxUnavailable" -}}
+{{- int .Values.pdb.maxUnavailable }}
+{{- end }}
+
+{{/* The most pods that may be down while a majority stays: replicas - (replicas/2 + 1). */}}
+{{- define "ephemeral-store.quorumMargin" -}}
 {{- $r := int .Values.replicaCount }}
 {{- sub $r (add (div $r 2) 1) }}
 {{- end }}
