@@ -42,6 +42,13 @@ type Reader interface {
 	Watch(prefix string, from int64) (*fsm.Watcher, error)
 }
 
+// Quota refuses a write that would take the data past the node's quota
+// (store/internal/quota) before it is sent to the leader, which checks it
+// again before proposing it.
+type Quota interface {
+	Check(cmd fsm.Command) error
+}
+
 // Authenticator turns a certificate user name into a User.
 type Authenticator interface {
 	Authenticate(name string) (auth.User, error)
@@ -61,8 +68,10 @@ type Options struct {
 	UserOf        UserFunc
 	MaxKeyBytes   int
 	MaxValueBytes int
-	Logger        *slog.Logger
-	Metrics       *Metrics
+	// Quota, when set, refuses writes that would grow the data past it.
+	Quota   Quota
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// PermissionRecheck is how often an open watch re-checks its user
 	// (default 5s).
 	PermissionRecheck time.Duration
@@ -343,7 +352,13 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 		}
 		return newError(http.StatusBadRequest, errcode.BadRequest, fmt.Sprintf("reading the value: %v", err))
 	}
-	res, err := a.o.Cluster.Apply(r.Context(), fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev})
+	cmd := fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev}
+	if a.o.Quota != nil {
+		if err := a.o.Quota.Check(cmd); err != nil {
+			return err
+		}
+	}
+	res, err := a.o.Cluster.Apply(r.Context(), cmd)
 	if err != nil {
 		return err
 	}
