@@ -143,7 +143,7 @@ const DefaultMemoryLimitRatio = 0.9
 // DefaultQuotaRatio is the default --quota-ratio: the data of a pod at its
 // quota takes a fifth of the memory limit, by its estimate (key and value
 // bytes plus quota.PerKeyOverhead per key). The rest is what the estimate
-// does not count: the Raft log, which keeps --raft-trailing-logs entries
+// does not count: the Raft log, which keeps TrailingLogs (256) entries
 // after each snapshot (with values of 1 MiB as many bytes again as the
 // data), the Raft log between snapshots and the watch history (each at
 // most MemoryLimit/MemoryShareDivisor), a restarted pod's catch-up, the
@@ -284,8 +284,8 @@ func (c *Config) checkSettings() error {
 	if c.MemoryLimit < 0 {
 		return invalid("--memory-limit", "%d: bytes, at least 0 (0: no limit known)", c.MemoryLimit)
 	}
-	if !(c.MemoryLimitRatio > 0 && c.MemoryLimitRatio <= 1) {
-		return invalid("--memory-limit-ratio", "%v: must be above 0 and at most 1", c.MemoryLimitRatio)
+	if !(c.MemoryLimitRatio >= 0 && c.MemoryLimitRatio <= 1) {
+		return invalid("--memory-limit-ratio", "%v: must be between 0 (Go's default) and 1", c.MemoryLimitRatio)
 	}
 	if !(c.QuotaRatio > 0 && c.QuotaRatio <= 1) {
 		return invalid("--quota-ratio", "%v: must be above 0 and at most 1 (--quota-bytes=-1 turns the quota off)", c.QuotaRatio)

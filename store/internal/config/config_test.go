@@ -125,7 +125,7 @@ func TestValidateRefusalsNameTheFlagAndTheValues(t *testing.T) {
 	}{
 		{"advertise with an empty host", func(c *Config) { c.Advertise = ":8088" }, []string{"--advertise", `":8088"`, "empty host"}},
 		{"negative memory limit", func(c *Config) { c.MemoryLimit = -1 }, []string{"--memory-limit", "-1"}},
-		{"memory limit ratio 0", func(c *Config) { c.MemoryLimitRatio = 0 }, []string{"--memory-limit-ratio", "above 0"}},
+		{"memory limit ratio below 0", func(c *Config) { c.MemoryLimitRatio = -0.5 }, []string{"--memory-limit-ratio", "-0.5", "between 0"}},
 		{"memory limit ratio above 1", func(c *Config) { c.MemoryLimitRatio = 1.5 }, []string{"--memory-limit-ratio", "1.5"}},
 		{"quota ratio 0", func(c *Config) { c.QuotaRatio = 0 }, []string{"--quota-ratio", "above 0", "--quota-bytes=-1"}},
 		{"quota ratio above 1", func(c *Config) { c.QuotaRatio = 2 }, []string{"--quota-ratio", "2"}},

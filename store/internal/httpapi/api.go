@@ -353,10 +353,8 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 		return newError(http.StatusBadRequest, errcode.BadRequest, fmt.Sprintf("reading the value: %v", err))
 	}
 	cmd := fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev}
-	if a.o.Quota != nil {
-		if err := a.o.Quota.Check(cmd); err != nil {
-			return err
-		}
+	if err := a.checkQuota(r.Context(), cmd); err != nil {
+		return err
 	}
 	res, err := a.o.Cluster.Apply(r.Context(), cmd)
 	if err != nil {
@@ -367,6 +365,22 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 		"create_revision": res.CreateRevision, "modify_revision": res.ModifyRevision,
 	})
 	return nil
+}
+
+// checkQuota refuses a write that would take the data past the quota
+// before it leaves this node, so that a doomed value does not cross the
+// network. A follower's state may lag the leader's: before it refuses, it
+// catches up to the leader's commit index (the barrier of a linearizable
+// read), so that a delete the client has just made counts. Whatever this
+// node says, the leader checks again before proposing.
+func (a *API) checkQuota(ctx context.Context, cmd fsm.Command) error {
+	if a.o.Quota == nil || a.o.Quota.Check(cmd) == nil {
+		return nil
+	}
+	if err := a.o.Cluster.LinearizableRead(ctx); err != nil {
+		return nil // the leader, if any, decides
+	}
+	return a.o.Quota.Check(cmd)
 }
 
 type listItem struct {

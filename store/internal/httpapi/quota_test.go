@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
@@ -164,4 +166,64 @@ func FuzzQuota(f *testing.F) {
 			require.Equal(t, v, rec.Body.String())
 		}
 	})
+}
+
+// laggingFollower is a follower whose replica applies the leader's
+// commits only at a read barrier, as a real follower may still lack the
+// last ones when the next request comes.
+type laggingFollower struct {
+	leader  leaderWithQuota
+	replica *fsm.State
+	mu      sync.Mutex
+	pending []fsm.Command
+}
+
+func (l *laggingFollower) Apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
+	res, err := l.leader.Apply(ctx, c)
+	if err == nil {
+		l.mu.Lock()
+		l.pending = append(l.pending, c)
+		l.mu.Unlock()
+	}
+	return res, err
+}
+
+func (l *laggingFollower) LinearizableRead(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.pending {
+		l.replica.Apply(c)
+	}
+	l.pending = nil
+	return nil
+}
+func (l *laggingFollower) Status() cluster.Status { return cluster.Status{} }
+func (l *laggingFollower) ForceReform(context.Context, string, string) error {
+	return cluster.ErrReformRefused
+}
+
+// TestFollowerCatchesUpBeforeItRefuses: a delete the client has just made
+// through a follower counts, even when the follower has not applied it
+// yet: the follower refuses only after a read barrier.
+func TestFollowerCatchesUpBeforeItRefuses(t *testing.T) {
+	const limit = 3 * (2 + 1000 + quota.PerKeyOverhead)
+	leaderState := fsm.New(fsm.Limits{HistoryEvents: 64, WatcherBuffer: 8})
+	replica := fsm.New(fsm.Limits{HistoryEvents: 64, WatcherBuffer: 8})
+	f := &laggingFollower{leader: leaderWithQuota{localCluster{leaderState}, quota.New(limit, leaderState)}, replica: replica}
+	a := New(Options{
+		Cluster: f, State: replica, Quota: quota.New(limit, replica),
+		Users:       oneUser{auth.User{Name: "myuser", AuthMode: "certificate", AllKeys: true}},
+		UserOf:      func(*tls.ConnectionState) (string, error) { return "myuser", nil },
+		MaxKeyBytes: 64, MaxValueBytes: 4096,
+	})
+	value := strings.Repeat("v", 1000)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		require.Equal(t, http.StatusOK, do(t, a, "PUT", "/v1/kv/"+k, value).Code)
+	}
+	requireQuotaExceeded(t, do(t, a, "PUT", "/v1/kv/k4", value))
+	require.NoError(t, f.LinearizableRead(context.Background()), "the follower catches up")
+	require.Equal(t, http.StatusOK, do(t, a, "DELETE", "/v1/kv/k1", "").Code)
+	_, _, ok := replica.Get("k1")
+	require.True(t, ok, "the follower has not applied the delete yet")
+	assert.Equal(t, http.StatusOK, do(t, a, "PUT", "/v1/kv/k4", value).Code, "the delete made room")
 }
