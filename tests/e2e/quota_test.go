@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/logger"
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -172,15 +173,20 @@ func requireNoRestart(t *testing.T, r *release, before map[string]string) {
 
 // logWorkingSets logs each store pod's memory working set as the kubelet
 // measures it (the figure the OOM killer acts on), from the nodes'
-// stats/summary API. It only logs: the proof is that no pod restarted.
+// stats/summary API, refreshed every few seconds. It only logs: the proof
+// is that no pod restarted. Go's collector lets garbage grow up to its
+// soft limit (90 % of the memory limit), so the working set says more
+// about the collector than about the data.
 func (r *release) logWorkingSets(t *testing.T) {
 	t.Helper()
 	nodes := map[string]bool{}
 	for _, p := range r.storePods(t) {
 		nodes[p.Spec.NodeName] = true
 	}
+	quiet := *r.kubectl
+	quiet.Logger = logger.Discard // the summary is pages of JSON
 	for node := range nodes {
-		out, err := k8s.RunKubectlAndGetOutputContextE(t, t.Context(), r.kubectl, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/stats/summary")
+		out, err := k8s.RunKubectlAndGetOutputContextE(t, t.Context(), &quiet, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/stats/summary")
 		if err != nil {
 			t.Logf("stats/summary of %s: %v", node, err)
 			continue
