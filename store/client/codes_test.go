@@ -15,7 +15,7 @@ func TestCodesAreEveryServerCode(t *testing.T) {
 		CodeBadRequest, CodeInvalidKey, CodeInvalidTTL, CodeInvalidRevision, CodeConfirmationRequired,
 		CodeUnauthenticated, CodeForbidden, CodeKeyNotFound, CodeNotFound, CodeMethodNotAllowed,
 		CodeReformRefused, CodeRevisionCompacted, CodeRevisionMismatch, CodeKeyTooLarge, CodeValueTooLarge,
-		CodeRequestCanceled, CodeInternal, CodeNoQuorum, CodeNotReady, CodeWatcherTooSlow,
+		CodeRequestCanceled, CodeInternal, CodeNoQuorum, CodeNotReady, CodeQuotaExceeded, CodeWatcherTooSlow,
 	}
 	assert.ElementsMatch(t, errcode.All(), exported)
 	for code := range sentinelByCode {

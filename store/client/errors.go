@@ -40,6 +40,11 @@ var (
 	ErrNoQuorum = errors.New("no quorum")
 	// ErrNotReady: 503 not_ready, the node has not joined a cluster yet.
 	ErrNotReady = errors.New("not ready")
+	// ErrQuotaExceeded: 507 quota_exceeded, the write would take the
+	// data past the store's quota (a bound below the pods' memory limit).
+	// Nothing was written; reads and deletes still work. Retrying does
+	// not help until keys are deleted or values shrunk.
+	ErrQuotaExceeded = errors.New("quota exceeded")
 	// ErrCompacted: 410 revision_compacted, a watch asked for a revision
 	// older than the kept history (or the cluster re-formed empty).
 	ErrCompacted = errors.New("revision compacted")
@@ -79,6 +84,7 @@ const (
 	CodeInternal             = errcode.Internal
 	CodeNoQuorum             = errcode.NoQuorum
 	CodeNotReady             = errcode.NotReady
+	CodeQuotaExceeded        = errcode.QuotaExceeded
 	CodeWatcherTooSlow       = errcode.WatcherTooSlow
 )
 
@@ -96,6 +102,7 @@ var sentinelByCode = map[string]error{
 	CodeInvalidRevision:   ErrBadRequest,
 	CodeNoQuorum:          ErrNoQuorum,
 	CodeNotReady:          ErrNotReady,
+	CodeQuotaExceeded:     ErrQuotaExceeded,
 	CodeRevisionCompacted: ErrCompacted,
 	CodeWatcherTooSlow:    ErrWatcherTooSlow,
 }
@@ -108,6 +115,7 @@ var sentinelByStatus = map[int]error{
 	http.StatusRequestEntityTooLarge: ErrTooLarge,
 	http.StatusPreconditionFailed:    ErrRevisionMismatch,
 	http.StatusGone:                  ErrCompacted,
+	http.StatusInsufficientStorage:   ErrQuotaExceeded,
 }
 
 // APIError is an error answered by the server: a non-2xx status with the

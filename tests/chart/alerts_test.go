@@ -183,6 +183,14 @@ func TestPrometheusRuleDefaultAlerts(t *testing.T) {
 				"README, Operations",
 			},
 		},
+		{
+			alert: "EphemeralStoreMemoryQuotaNearlyFull",
+			expr: `max by (namespace, service) (ephemeral_store_quota_used_bytes{` + s + `} / (ephemeral_store_quota_bytes{` + s +
+				`} > 0)) > 0.8`,
+			forDuration: "5m", severity: "warning",
+			description: []string{"more than 0.8", "507 quota_exceeded", "reads and deletes go on", "OOM-killed at once",
+				"Delete keys", "resources.limits.memory", "store.quotaBytes"},
+		},
 	}
 	var names []string
 	for _, r := range p.rules(t) {
@@ -300,22 +308,26 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 	t.Run("thresholds, windows, durations and severities", func(t *testing.T) {
 		t.Parallel()
 		p := renderRule(t, opts{set: withMonitoring(map[string]string{
-			"metrics.prometheusRule.rules.dataLoss.window":            "2h",
-			"metrics.prometheusRule.rules.dataLoss.for":               "1m",
-			"metrics.prometheusRule.rules.noLeader.for":               "30s",
-			"metrics.prometheusRule.rules.noLeader.severity":          "page",
-			"metrics.prometheusRule.rules.leaderChanges.window":       "30m",
-			"metrics.prometheusRule.rules.leaderChanges.threshold":    "12",
-			"metrics.prometheusRule.rules.authFailures.threshold":     "2.5",
-			"metrics.prometheusRule.rules.authFailures.window":        "10m",
-			"metrics.prometheusRule.rules.authFailures.for":           "",
-			"metrics.prometheusRule.rules.waitingForSilentVoters.for": "1h",
-			"metrics.prometheusRule.rules.voterMissing.severity":      "info",
-			"metrics.prometheusRule.rules.configurationMismatch.for":  "30m",
-			"metrics.prometheusRule.rules.clusterFork.window":         "1d",
-			"metrics.prometheusRule.rules.quorumLost.for":             "5m",
-			"store.quorumLossTimeout":                                 "45s",
+			"metrics.prometheusRule.rules.dataLoss.window":                 "2h",
+			"metrics.prometheusRule.rules.dataLoss.for":                    "1m",
+			"metrics.prometheusRule.rules.noLeader.for":                    "30s",
+			"metrics.prometheusRule.rules.noLeader.severity":               "page",
+			"metrics.prometheusRule.rules.leaderChanges.window":            "30m",
+			"metrics.prometheusRule.rules.leaderChanges.threshold":         "12",
+			"metrics.prometheusRule.rules.authFailures.threshold":          "2.5",
+			"metrics.prometheusRule.rules.authFailures.window":             "10m",
+			"metrics.prometheusRule.rules.authFailures.for":                "",
+			"metrics.prometheusRule.rules.waitingForSilentVoters.for":      "1h",
+			"metrics.prometheusRule.rules.voterMissing.severity":           "info",
+			"metrics.prometheusRule.rules.configurationMismatch.for":       "30m",
+			"metrics.prometheusRule.rules.clusterFork.window":              "1d",
+			"metrics.prometheusRule.rules.quorumLost.for":                  "5m",
+			"metrics.prometheusRule.rules.memoryQuotaNearlyFull.threshold": "0.95",
+			"store.quorumLossTimeout":                                      "45s",
 		})})
+		mq := p.alert(t, "EphemeralStoreMemoryQuotaNearlyFull")
+		assert.True(t, strings.HasSuffix(mq.Expr, " > 0)) > 0.95"), mq.Expr)
+		assert.Contains(t, mq.Annotations["description"], "more than 0.95")
 		dl := p.alert(t, "EphemeralStoreDataLoss")
 		assert.Contains(t, dl.Expr, "[2h])) > 0")
 		assert.Equal(t, "1m", dl.For)
@@ -350,7 +362,7 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 			"metrics.prometheusRule.rules.leaderChanges.enabled": "false",
 			"metrics.prometheusRule.rules.authFailures.enabled":  "false",
 		})})
-		require.Len(t, p.rules(t), 7)
+		require.Len(t, p.rules(t), 8)
 		for _, r := range p.rules(t) {
 			assert.NotContains(t, []string{"EphemeralStoreFrequentLeaderChanges", "EphemeralStoreAuthFailures"}, r.Alert)
 		}
@@ -358,7 +370,7 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 	t.Run("every rule disabled leaves an empty group", func(t *testing.T) {
 		t.Parallel()
 		set := withMonitoring(nil)
-		for _, name := range []string{"dataLoss", "clusterFork", "noLeader", "quorumLost", "voterMissing", "configurationMismatch", "leaderChanges", "authFailures", "waitingForSilentVoters"} {
+		for _, name := range []string{"dataLoss", "clusterFork", "noLeader", "quorumLost", "voterMissing", "configurationMismatch", "leaderChanges", "authFailures", "waitingForSilentVoters", "memoryQuotaNearlyFull"} {
 			set["metrics.prometheusRule.rules."+name+".enabled"] = "false"
 		}
 		m := render(t, opts{set: set})
@@ -372,11 +384,11 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 			{"record":"ephemeral_store:http_requests:rate5m","expr":"sum(rate(ephemeral_store_http_requests_total[5m]))"},
 			{"alert":"EphemeralStoreSlowWrites","expr":"histogram_quantile(0.99, sum by (le) (rate(ephemeral_store_http_request_duration_seconds_bucket{route=\"/v1/kv/\"}[5m]))) > 0.5","for":"10m","labels":{"severity":"warning","team":"kv"}}]`}})
 		rules := p.rules(t)
-		require.Len(t, rules, 11)
-		assert.Equal(t, "ephemeral_store:http_requests:rate5m", rules[9].Record)
-		assert.Equal(t, "EphemeralStoreSlowWrites", rules[10].Alert)
-		assert.Equal(t, "kv", rules[10].Labels["team"])
-		assert.Equal(t, "10m", rules[10].For)
+		require.Len(t, rules, 12)
+		assert.Equal(t, "ephemeral_store:http_requests:rate5m", rules[10].Record)
+		assert.Equal(t, "EphemeralStoreSlowWrites", rules[11].Alert)
+		assert.Equal(t, "kv", rules[11].Labels["team"])
+		assert.Equal(t, "10m", rules[11].For)
 	})
 	t.Run("namespace and labels", func(t *testing.T) {
 		t.Parallel()
@@ -552,7 +564,7 @@ func TestGrafanaDashboardPanels(t *testing.T) {
 	for _, want := range []string{
 		"Leader", "Voting pods", "Build", "Leader per pod", "Suffrage per pod", "Raft configuration size",
 		"Leader changes", "Silent voters", "Data-loss events", "Requests by route and code", "Latency by route",
-		"Authentication failures by reason", "Keys", "Bytes", "Watchers", "Commit index", "Commit time (leader)",
+		"Authentication failures by reason", "Keys", "Bytes and quota", "Watchers", "Commit index", "Commit time (leader)",
 		"FSM apply batch time", "FSM apply batch size", "Leader last contact (followers)", "Entries applied", "Snapshots",
 	} {
 		assert.Contains(t, titles, want, "panel %q", want)

@@ -41,6 +41,8 @@ var knownMetrics = map[string]metricType{
 	"ephemeral_store_auth_failures_total":           counter,
 	"ephemeral_store_keys":                          gauge,
 	"ephemeral_store_bytes":                         gauge,
+	"ephemeral_store_quota_bytes":                   gauge,
+	"ephemeral_store_quota_used_bytes":              gauge,
 	"ephemeral_store_watchers":                      gauge,
 	"ephemeral_store_is_leader":                     gauge,
 	"ephemeral_store_is_voter":                      gauge,

@@ -71,6 +71,8 @@ func TestNotesWarnAboutUnsafeValues(t *testing.T) {
 		{name: "client port open", set: map[string]string{"networkPolicy.allowExternal": "true"}, want: "networkPolicy.allowExternal=true"},
 		{name: "exposed Service", set: map[string]string{"service.type": "LoadBalancer"}, want: "service.type=LoadBalancer exposes the store"},
 		{name: "no PDB", set: map[string]string{"pdb.create": "false"}, want: "pdb.create=false"},
+		{name: "PDB without margin", set: map[string]string{"pdb.maxUnavailable": "2"}, want: "pdb.maxUnavailable=2: a drain may take 2 pods at once"},
+		{name: "no quota", set: map[string]string{"store.quotaBytes": "-1"}, want: "store.quotaBytes=-1: no data quota"},
 		{name: "unrestricted user", want: `user "myuser" has no permissions list`},
 		{name: "no memory limit", set: map[string]string{"resources.limits": "null"}, want: "resources.limits is empty"},
 		{name: "CA Secret not readable", set: map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"}, want: "No user certificate Secrets were created"},

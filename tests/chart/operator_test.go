@@ -243,6 +243,7 @@ func TestOperatorValuesRejectNonsense(t *testing.T) {
 		{name: "source range not a CIDR", set: map[string]string{"service.type": "LoadBalancer"}, setJSON: map[string]string{"service.loadBalancerSourceRanges": `["192.0.2.1"]`}, want: []string{"/service/loadBalancerSourceRanges/0"}},
 		{name: "extra mount without a path", setJSON: map[string]string{"extraVolumes": `[{"name":"a","configMap":{"name":"a"}}]`, "extraVolumeMounts": `[{"name":"a"}]`}, want: []string{"/extraVolumeMounts/0", "mountPath"}},
 		{name: "memory limit ratio above 1", set: map[string]string{"store.memoryLimitRatio": "1.5"}, want: []string{"/store/memoryLimitRatio"}},
+		{name: "quota below -1", set: map[string]string{"store.quotaBytes": "-2"}, want: []string{"/store/quotaBytes", "minimum"}},
 		{name: "rollingUpdate.maxUnavailable", setJSON: map[string]string{"updateStrategy.rollingUpdate": `{"maxUnavailable":2}`}, want: []string{"/updateStrategy/rollingUpdate", "maxUnavailable"}},
 
 		// The chart's own validation.
@@ -330,8 +331,9 @@ func TestNotesWarnWhenTheNetworkPolicyDropsOutsideClients(t *testing.T) {
 }
 
 // TestMemoryLimitReachesGo: with a memory limit, the pod passes it to serve
-// through the downward API with the ratio, for Go's soft memory limit; with
-// none (the downward API would give the node's memory) or a ratio of 0,
+// through the downward API with the ratio, for Go's soft memory limit and
+// the data quota (a ratio of 0 leaves Go's default, the quota still needs
+// the limit); with none (the downward API would give the node's memory)
 // nothing is passed.
 func TestMemoryLimitReachesGo(t *testing.T) {
 	t.Parallel()
@@ -342,7 +344,7 @@ func TestMemoryLimitReachesGo(t *testing.T) {
 	}{
 		{"default 1Gi limit", opts{}, "0.9"},
 		{"another ratio", opts{set: map[string]string{"store.memoryLimitRatio": "0.75"}}, "0.75"},
-		{"ratio 0", opts{set: map[string]string{"store.memoryLimitRatio": "0"}}, ""},
+		{"ratio 0", opts{set: map[string]string{"store.memoryLimitRatio": "0"}}, "0"},
 		{"no limits", opts{set: map[string]string{"resources.limits": "null"}}, ""},
 	}
 	for _, tc := range tests {
@@ -373,6 +375,34 @@ func TestMemoryLimitReachesGo(t *testing.T) {
 			assert.Equal(t, c.Name, ref.ContainerName)
 			assert.Equal(t, "limits.memory", ref.Resource)
 			assert.Equal(t, "1", ref.Divisor.String())
+		})
+	}
+}
+
+// TestQuotaBytesReachesServe: store.quotaBytes is passed only when set; the
+// default lets serve derive the quota from the memory limit.
+func TestQuotaBytesReachesServe(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, set, want string // want "": no --quota-bytes
+	}{
+		{"default: derived from the memory limit", "", ""},
+		{"explicit", "100000000", "--quota-bytes=100000000"},
+		{"off", "-1", "--quota-bytes=-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := opts{}
+			if tc.set != "" {
+				o.set = map[string]string{"store.quotaBytes": tc.set}
+			}
+			var got string
+			for _, a := range render(t, o).statefulSet(t).Spec.Template.Spec.Containers[0].Args {
+				if strings.HasPrefix(a, "--quota-bytes=") {
+					got = a
+				}
+			}
+			assert.Equal(t, tc.want, got)
 		})
 	}
 }

@@ -466,7 +466,7 @@ func TestEnvironmentValuesFiles(t *testing.T) {
 			func(t *testing.T, m *manifests) {
 				var pdb policyv1.PodDisruptionBudget
 				m.get(t, "PodDisruptionBudget", "ephemeral-store", &pdb)
-				assert.Equal(t, 2, pdb.Spec.MaxUnavailable.IntValue())
+				assert.Equal(t, 1, pdb.Spec.MaxUnavailable.IntValue())
 			}}},
 		{file: "values-kind.yaml", checks: []check{replicas(3), antiAffinity(false), requests("50m", "64Mi"),
 			has("Secret/ephemeral-store-tls", "Secret/ephemeral-store-user-myuser", "Secret/ephemeral-store-user-reader", "Secret/ephemeral-store-ca"),
@@ -500,18 +500,35 @@ func TestEnvironmentValuesFiles(t *testing.T) {
 	}
 }
 
-func TestPodDisruptionBudgetKeepsAMajority(t *testing.T) {
+// TestPodDisruptionBudgetAllowsOnePodDown: by default a drain takes one
+// pod at a time, whatever the replica count. With 5 replicas a budget of
+// 2 (all that quorum allows) leaves no margin: two drained pods are
+// placeholders until their new incarnations catch up, and one more fault
+// (a crash, a node lost) during that time is a majority loss that empties
+// the store.
+func TestPodDisruptionBudgetAllowsOnePodDown(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ replicas, maxUnavailable int }{{3, 1}, {5, 2}, {7, 3}, {9, 4}} {
-		t.Run(fmt.Sprintf("%d replicas", tc.replicas), func(t *testing.T) {
+	for _, replicas := range []int{3, 5, 7, 9} {
+		t.Run(fmt.Sprintf("%d replicas", replicas), func(t *testing.T) {
 			t.Parallel()
-			m := render(t, opts{set: map[string]string{"replicaCount": fmt.Sprint(tc.replicas)}})
+			m := render(t, opts{set: map[string]string{"replicaCount": fmt.Sprint(replicas)}})
+			var pdb policyv1.PodDisruptionBudget
+			m.get(t, "PodDisruptionBudget", oldRelease, &pdb)
+			require.NotNil(t, pdb.Spec.MaxUnavailable)
+			assert.Equal(t, 1, pdb.Spec.MaxUnavailable.IntValue())
+			assert.Nil(t, pdb.Spec.MinAvailable)
+			assert.Equal(t, m.statefulSet(t).Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels)
+		})
+	}
+	// An operator may allow more, up to what keeps a majority.
+	for _, tc := range []struct{ replicas, maxUnavailable int }{{5, 2}, {7, 3}, {9, 4}} {
+		t.Run(fmt.Sprintf("%d of %d replicas by choice", tc.maxUnavailable, tc.replicas), func(t *testing.T) {
+			t.Parallel()
+			m := render(t, opts{set: map[string]string{"replicaCount": fmt.Sprint(tc.replicas), "pdb.maxUnavailable": fmt.Sprint(tc.maxUnavailable)}})
 			var pdb policyv1.PodDisruptionBudget
 			m.get(t, "PodDisruptionBudget", oldRelease, &pdb)
 			require.NotNil(t, pdb.Spec.MaxUnavailable)
 			assert.Equal(t, tc.maxUnavailable, pdb.Spec.MaxUnavailable.IntValue())
-			assert.Nil(t, pdb.Spec.MinAvailable)
-			assert.Equal(t, m.statefulSet(t).Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels)
 		})
 	}
 	t.Run("disabled", func(t *testing.T) {

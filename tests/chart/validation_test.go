@@ -47,6 +47,9 @@ func TestBadValuesAreRejectedWithAMessage(t *testing.T) {
 		{name: "test user missing", set: map[string]string{"tests.user": "ghost"}, want: []string{`tests.user: "ghost" is not in users`, "Fix:"}},
 		{name: "test user without a Secret", setJSON: map[string]string{"users": `[{"name":"myuser"}]`}, want: []string{`tests.user: "myuser" has no createSecret`, "Fix:"}},
 		{name: "test user that cannot write", setJSON: map[string]string{"users": `[{"name":"myuser","createSecret":true,"permissions":[{"prefix":"","access":"read"}]}]`}, want: []string{`tests.user: "myuser" has no readwrite permission on "helm-test/"`, "Fix:"}},
+		{name: "PDB that allows a majority down", set: map[string]string{"replicaCount": "5", "pdb.maxUnavailable": "3"}, want: []string{"pdb.maxUnavailable: 3 of 5 pods", "Fix:"}},
+		{name: "PDB that allows a majority down with 3 replicas", set: map[string]string{"replicaCount": "3", "pdb.maxUnavailable": "2"}, want: []string{"pdb.maxUnavailable: 2 of 3 pods", "Fix:"}},
+		{name: "PDB that allows none down", set: map[string]string{"pdb.maxUnavailable": "0"}, want: []string{"/pdb/maxUnavailable", "minimum"}},
 		{name: "several problems at once", set: map[string]string{"replicaCount": "4", "tests.user": "ghost"}, want: []string{"replicaCount: 4 is even", `tests.user: "ghost"`}},
 	}
 	requireRefused(t, cases)

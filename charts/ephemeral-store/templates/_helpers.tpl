@@ -250,6 +250,11 @@ certificate, so its CN is tls.peerCommonName. Go: certnames.Release.ServerDNSNam
 
 {{/* How many pods may be down while a majority stays: replicas - (replicas/2 + 1). */}}
 {{- define "ephemeral-store.maxUnavailable" -}}
+{{- int .Values.pdb.maxUnavailable }}
+{{- end }}
+
+{{/* The most pods that may be down while a majority stays: replicas - (replicas/2 + 1). */}}
+{{- define "ephemeral-store.quorumMargin" -}}
 {{- $r := int .Values.replicaCount }}
 {{- sub $r (add (div $r 2) 1) }}
 {{- end }}
@@ -292,11 +297,12 @@ volumeMounts:
 {{- end }}
 
 {{/*
-"true" when the pod passes its memory limit to serve for Go's soft memory
-limit: a memory limit is set and store.memoryLimitRatio is not 0. Without a
-limit the downward API would give the node's allocatable memory instead.
+"true" when the pod passes its memory limit to serve, for Go's soft memory
+limit (store.memoryLimitRatio, 0 leaves Go's default) and the data quota
+(store.quotaBytes 0: a share of the limit): a memory limit is set. Without
+a limit the downward API would give the node's allocatable memory instead.
 */}}
 {{- define "ephemeral-store.memoryLimit" -}}
 {{- $limits := (.Values.resources | default dict).limits | default dict -}}
-{{- if and $limits.memory (gt (float64 .Values.store.memoryLimitRatio) 0.0) -}}true{{- end -}}
+{{- if $limits.memory -}}true{{- end -}}
 {{- end -}}

@@ -115,6 +115,8 @@ Wait until every pod is ready:
 {{- end }}
 {{- if not .Values.pdb.create }}
 {{- $warnings = append $warnings "pdb.create=false: a node drain may evict a majority at once, and then all data is lost." }}
+{{- else if gt (int .Values.pdb.maxUnavailable) 1 }}
+{{- $warnings = append $warnings (printf "pdb.maxUnavailable=%d: a drain may take %d pods at once, and one more fault while they catch up is a majority loss that empties the store (chart README, Operations)." (int .Values.pdb.maxUnavailable) (int .Values.pdb.maxUnavailable)) }}
 {{- end }}
 {{- if and (not .Values.users) (not .Values.existingUsersConfigMap) }}
 {{- $warnings = append $warnings "users is empty: nobody can use the store until users are added." }}
@@ -132,6 +134,9 @@ Wait until every pod is ready:
 {{- end }}
 {{- if not .Values.resources.limits }}
 {{- $warnings = append $warnings "resources.limits is empty: an in-memory store can grow until the node runs out of memory." }}
+{{- end }}
+{{- if lt (int64 .Values.store.quotaBytes) 0 }}
+{{- $warnings = append $warnings "store.quotaBytes=-1: no data quota; a write burst past the memory limit OOM-kills every pod at once (each holds every key), a majority loss that empties the store." }}
 {{- end }}
 {{- if $warnings }}
 

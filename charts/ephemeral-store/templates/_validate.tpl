@@ -15,6 +15,15 @@ are reported at once.
 {{- $errors = append $errors (printf "replicaCount: %d is even: a majority of %d pods is %d, so it survives no more failures than %d pods do, and a split into two halves leaves no majority. Fix: set an odd replicaCount, %d or %d." $r $r (add (div $r 2) 1) (sub $r 1) (sub $r 1) (add $r 1)) }}
 {{- end }}
 
+{{- /* The PodDisruptionBudget must keep a majority (replicas - (replicas/2 + 1) down at most). */}}
+{{- if and $v.pdb.create (ge $r 3) }}
+{{- $margin := int (include "ephemeral-store.quorumMargin" .) }}
+{{- $mu := int $v.pdb.maxUnavailable }}
+{{- if gt $mu $margin }}
+{{- $errors = append $errors (printf "pdb.maxUnavailable: %d of %d pods down at once leaves no majority of %d, and a majority loss empties the store. Fix: set pdb.maxUnavailable to 1 (the default, which leaves a margin for one more fault), at most %d." $mu $r (add (div $r 2) 1) $margin) }}
+{{- end }}
+{{- end }}
+
 {{- /* Names: pod names get "-<ordinal>" and the controller-revision-hash label. */}}
 {{- $fullname := include "ephemeral-store.fullname" . }}
 {{- if gt (len $fullname) 52 }}

@@ -324,6 +324,17 @@ func TestWatchFromACompactedRevisionFails(t *testing.T) {
 	}
 }
 
+func TestPutRefusedByTheQuotaSaysTheStoreIsFull(t *testing.T) {
+	c := newTestCerts(t)
+	url := c.serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		apiError(w, 507, "quota_exceeded", "quota exceeded: the write needs 1200 bytes")
+	}))
+	code, _, errOut := run(t, "", append([]string{"put", "k", "v"}, c.flags(url)...)...)
+	if code != 1 || !strings.Contains(errOut, "the store is full, nothing was written") || !strings.Contains(errOut, "507 quota_exceeded") {
+		t.Fatalf("exit %d, stderr %q; want 1, what happened and the code", code, errOut)
+	}
+}
+
 func TestClusterPrintsMembers(t *testing.T) {
 	c := newCluster(t)
 	code, out, _ := run(t, "", c.cmd("cluster")...)

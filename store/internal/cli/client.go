@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -238,6 +239,9 @@ does not exist; otherwise it fails with exit code 1 (412 revision_mismatch).`,
 			}
 			defer c.Close()
 			res, err := c.Put(cmd.Context(), key, value, opts...)
+			if errors.Is(err, client.ErrQuotaExceeded) {
+				return fmt.Errorf("put %s: the store is full, nothing was written: delete keys or write smaller values to make room (%w)", named(key), err)
+			}
 			if err != nil {
 				return fmt.Errorf("put %s: %w", named(key), err)
 			}

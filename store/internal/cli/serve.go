@@ -67,9 +67,11 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
 	f.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "Raft election timeout")
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots (bounds the in-memory log)")
-	f.Uint64Var(&cfg.SnapshotBytes, "raft-snapshot-bytes", cfg.SnapshotBytes, "bytes of commands between snapshots, whatever their count")
+	f.Uint64Var(&cfg.SnapshotBytes, "raft-snapshot-bytes", cfg.SnapshotBytes, "bytes of commands between snapshots, whatever their count; 0: 64 MiB, or a sixteenth of --memory-limit when smaller")
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "the container's memory limit in bytes (the chart passes limits.memory); Go's soft memory limit is set to --memory-limit-ratio of it unless GOMEMLIMIT is set; 0: none")
-	f.Float64Var(&cfg.MemoryLimitRatio, "memory-limit-ratio", cfg.MemoryLimitRatio, "share of --memory-limit the Go heap aims to stay under")
+	f.Float64Var(&cfg.MemoryLimitRatio, "memory-limit-ratio", cfg.MemoryLimitRatio, "share of --memory-limit the Go heap aims to stay under; 0: Go's default (the limit still derives the data quota)")
+	f.Int64Var(&cfg.QuotaBytes, "quota-bytes", cfg.QuotaBytes, "bound on the data's estimated memory (key and value bytes plus 128 per key): writes that would grow it further are refused with 507 quota_exceeded, reads and deletes go on; 0: --quota-ratio of --memory-limit (no quota without a limit); -1: no quota")
+	f.Float64Var(&cfg.QuotaRatio, "quota-ratio", cfg.QuotaRatio, "share of --memory-limit the data may take when --quota-bytes is 0")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's runtime profiles under /debug/pprof/ on the probe listener (for profiling; off by default)")
 }
@@ -103,8 +105,8 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // empty and has to catch up from the others. GOMEMLIMIT, when set, has been
 // read by the runtime already and wins.
 func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (string, bool), set func(int64) int64) {
-	if cfg.MemoryLimit <= 0 {
-		return
+	if cfg.MemoryLimit <= 0 || cfg.MemoryLimitRatio == 0 {
+		return // no limit known, or Go's default asked for
 	}
 	if v, ok := lookup("GOMEMLIMIT"); ok && v != "" {
 		log.Info("GOMEMLIMIT is set; --memory-limit not applied", "GOMEMLIMIT", v, "memory_limit", cfg.MemoryLimit)

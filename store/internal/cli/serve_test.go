@@ -108,6 +108,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 		{"the chart's limit at the default ratio", 1 << 30, 0.9, "", 966367641}, // 0.9 GiB, rounded down
 		{"the whole limit", 256 << 20, 1, "", 256 << 20},
 		{"no limit known", 0, 0.9, "", -1},
+		{"ratio 0: Go's default", 1 << 30, 0, "", -1},
 		{"GOMEMLIMIT wins", 1 << 30, 0.9, "800MiB", -1},
 	}
 	for _, tc := range tests {

@@ -52,6 +52,11 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 }
 
 func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
+	release, err := n.admit(cmd)
+	if err != nil {
+		return fsm.Result{}, err // never proposed
+	}
+	defer release()
 	clock, _ := n.clusterTime(r) // unstamped before the takeover
 	cmd.PrepareOnLeader(clock, n.opts.Wall())
 	b, err := cmd.Encode()

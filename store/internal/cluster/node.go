@@ -73,6 +73,9 @@ type Options struct {
 	SnapshotBytes uint64
 	// ApplyTimeout bounds one write (default 10s).
 	ApplyTimeout time.Duration
+	// Quota, when set, decides on the leader whether a write may be
+	// proposed (quota.go).
+	Quota Admitter
 
 	Mux     *transport.Mux
 	State   *fsm.State

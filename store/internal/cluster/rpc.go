@@ -15,6 +15,7 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
 )
 
@@ -91,6 +92,7 @@ var fsmErrors = map[string]error{
 	"empty_key":              fsm.ErrEmptyKey,
 	"unknown_op":             fsm.ErrUnknownOp,
 	"negative_ttl":           fsm.ErrNegativeTTL,
+	errcode.QuotaExceeded:    quota.ErrExceeded,
 }
 
 func fsmErrorCode(err error) string {

@@ -82,7 +82,8 @@ type Config struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	// SnapshotBytes triggers a snapshot by the bytes of commands applied
-	// since the last one, whatever their count.
+	// since the last one, whatever their count. 0 (the default): 64 MiB,
+	// or MemoryLimit/MemoryShareDivisor when that is smaller.
 	SnapshotBytes uint64
 
 	// MemoryLimit is the container's memory limit in bytes (0: none known);
@@ -91,6 +92,15 @@ type Config struct {
 	// the pod (which would rejoin empty and catch up).
 	MemoryLimit      int64
 	MemoryLimitRatio float64
+
+	// QuotaBytes bounds the estimated memory of the data (store/internal/quota):
+	// a write that would grow it further is refused with 507 quota_exceeded.
+	// 0: QuotaRatio of MemoryLimit, or no quota when no limit is known;
+	// negative: no quota (as etcd's --quota-backend-bytes).
+	QuotaBytes int64
+	// QuotaRatio is the share of MemoryLimit the data may take when
+	// QuotaBytes is 0 (DefaultQuotaRatio).
+	QuotaRatio float64
 
 	LogLevel string
 	// Pprof serves Go's runtime profiles under /debug/pprof/ on the probe
@@ -136,6 +146,28 @@ const (
 // two collections.
 const DefaultMemoryLimitRatio = 0.9
 
+// DefaultQuotaRatio is the default --quota-ratio: the data of a pod at its
+// quota takes a fifth of the memory limit, by its estimate (key and value
+// bytes plus quota.PerKeyOverhead per key). The rest is what the estimate
+// does not count: the Raft log, which keeps TrailingLogs (256) entries
+// after each snapshot (with values of 1 MiB as many bytes again as the
+// data), the Raft log between snapshots and the watch history (each at
+// most MemoryLimit/MemoryShareDivisor), a restarted pod's catch-up, the
+// runtime, and the collector's room under Go's soft limit
+// (--memory-limit-ratio). BenchmarkMemoryAtQuota (store/internal/server)
+// measured, with a 256 MiB limit and its 51 MiB quota, a live heap per
+// node at the quota of 74 MiB with 1 KiB values, 95 MiB with 64 KiB and
+// 122 MiB with 1 MiB (0.47 of the limit); at 0.3 the 1 MiB case reached
+// 181 MiB and the memory Go held while filling 225 MiB (0.88). README,
+// "Memory", has the figures on kind.
+const DefaultQuotaRatio = 0.2
+
+// MemoryShareDivisor: with a memory limit known, the Raft log between
+// snapshots (--raft-snapshot-bytes left at 0) and the watch history are
+// each bounded by this share of it, at most their 64 MiB defaults, so
+// that what the data does not account for shrinks with small pods too.
+const MemoryShareDivisor = 16
+
 // Default returns a configuration that runs a single node on the standard
 // ports.
 func Default() Config {
@@ -159,8 +191,8 @@ func Default() Config {
 		ElectionTimeout:   DefaultRaftTimeout,
 		SnapshotThreshold: 1024,
 		TrailingLogs:      256,
-		SnapshotBytes:     DefaultSnapshotBytes,
 		MemoryLimitRatio:  DefaultMemoryLimitRatio,
+		QuotaRatio:        DefaultQuotaRatio,
 		LogLevel:          "info",
 	}
 }
@@ -258,8 +290,11 @@ func (c *Config) checkSettings() error {
 	if c.MemoryLimit < 0 {
 		return invalid("--memory-limit", "%d: bytes, at least 0 (0: no limit known)", c.MemoryLimit)
 	}
-	if !(c.MemoryLimitRatio > 0 && c.MemoryLimitRatio <= 1) {
-		return invalid("--memory-limit-ratio", "%v: must be above 0 and at most 1", c.MemoryLimitRatio)
+	if !(c.MemoryLimitRatio >= 0 && c.MemoryLimitRatio <= 1) {
+		return invalid("--memory-limit-ratio", "%v: must be between 0 (Go's default) and 1", c.MemoryLimitRatio)
+	}
+	if !(c.QuotaRatio > 0 && c.QuotaRatio <= 1) {
+		return invalid("--quota-ratio", "%v: must be above 0 and at most 1 (--quota-bytes=-1 turns the quota off)", c.QuotaRatio)
 	}
 	return nil
 }
@@ -286,7 +321,34 @@ func (c *Config) complete() error {
 	if c.PeerCA == "" {
 		c.PeerCA = c.TLSCA
 	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = uint64(c.MemoryShare(DefaultSnapshotBytes))
+	}
 	return nil
+}
+
+// MemoryShare is def, or MemoryLimit/MemoryShareDivisor when a limit is
+// known and that is smaller: the bound of a memory use that the data's
+// quota does not count (the Raft log between snapshots, the watch history).
+func (c *Config) MemoryShare(def int64) int64 {
+	if c.MemoryLimit > 0 {
+		return min(def, c.MemoryLimit/MemoryShareDivisor)
+	}
+	return def
+}
+
+// Quota is the data's quota in bytes: --quota-bytes when positive,
+// --quota-ratio of --memory-limit when it is 0 and a limit is known, and
+// 0 (no quota) otherwise.
+func (c *Config) Quota() int64 {
+	switch {
+	case c.QuotaBytes > 0:
+		return c.QuotaBytes
+	case c.QuotaBytes == 0 && c.MemoryLimit > 0:
+		return int64(float64(c.MemoryLimit) * c.QuotaRatio)
+	default:
+		return 0
+	}
 }
 
 // checkDerived checks what needs the completed values: with --peers, the

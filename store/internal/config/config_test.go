@@ -125,8 +125,10 @@ func TestValidateRefusalsNameTheFlagAndTheValues(t *testing.T) {
 	}{
 		{"advertise with an empty host", func(c *Config) { c.Advertise = ":8088" }, []string{"--advertise", `":8088"`, "empty host"}},
 		{"negative memory limit", func(c *Config) { c.MemoryLimit = -1 }, []string{"--memory-limit", "-1"}},
-		{"memory limit ratio 0", func(c *Config) { c.MemoryLimitRatio = 0 }, []string{"--memory-limit-ratio", "above 0"}},
+		{"memory limit ratio below 0", func(c *Config) { c.MemoryLimitRatio = -0.5 }, []string{"--memory-limit-ratio", "-0.5", "between 0"}},
 		{"memory limit ratio above 1", func(c *Config) { c.MemoryLimitRatio = 1.5 }, []string{"--memory-limit-ratio", "1.5"}},
+		{"quota ratio 0", func(c *Config) { c.QuotaRatio = 0 }, []string{"--quota-ratio", "above 0", "--quota-bytes=-1"}},
+		{"quota ratio above 1", func(c *Config) { c.QuotaRatio = 2 }, []string{"--quota-ratio", "2"}},
 		{"advertise with a non-numeric port", func(c *Config) { c.Advertise = "pod-0.info:peer" }, []string{"--advertise", `port "peer"`}},
 		{"advertise with port 0", func(c *Config) { c.Advertise = "pod-0.info:0" }, []string{"--advertise", `port "0"`}},
 		{"advertise with a port too large", func(c *Config) { c.Advertise = "pod-0.info:70000" }, []string{"--advertise", `port "70000"`}},
@@ -270,5 +272,48 @@ func TestValidateChecksBeforeItDerives(t *testing.T) {
 	}
 	if c.Advertise != "es-0.info.ns.svc:8088" || c.ClientCA != "ca.crt" || c.PeerCA != "ca.crt" {
 		t.Errorf("completed: advertise %q, client CA %q, peer CA %q", c.Advertise, c.ClientCA, c.PeerCA)
+	}
+}
+
+// TestQuotaDerivesFromTheMemoryLimit: the data's quota is --quota-bytes
+// when given, else a share of the container's memory limit, and the Raft
+// log between snapshots and the watch history shrink with small limits.
+func TestQuotaDerivesFromTheMemoryLimit(t *testing.T) {
+	const mi = 1 << 20
+	ratioOf := func(limit int64) int64 { return int64(float64(limit) * DefaultQuotaRatio) }
+	tests := []struct {
+		name          string
+		quota, limit  int64
+		snapshotBytes uint64
+		wantQuota     int64
+		wantSnapshot  uint64
+		wantShare     int64 // MemoryShare(64 MiB): the watch history's bound
+	}{
+		{"no limit, no quota", 0, 0, 0, 0, DefaultSnapshotBytes, 64 * mi},
+		{"256Mi pod", 0, 256 * mi, 0, ratioOf(256 * mi), 16 * mi, 16 * mi},
+		{"1Gi pod", 0, 1024 * mi, 0, ratioOf(1024 * mi), 64 * mi, 64 * mi},
+		{"4Gi pod keeps the 64 MiB bounds", 0, 4096 * mi, 0, ratioOf(4096 * mi), 64 * mi, 64 * mi},
+		{"explicit quota wins", 100 * mi, 256 * mi, 0, 100 * mi, 16 * mi, 16 * mi},
+		{"explicit quota without a limit", 100 * mi, 0, 0, 100 * mi, DefaultSnapshotBytes, 64 * mi},
+		{"negative: no quota", -1, 256 * mi, 0, 0, 16 * mi, 16 * mi},
+		{"explicit snapshot bytes win", 0, 256 * mi, 1 * mi, ratioOf(256 * mi), 1 * mi, 16 * mi},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			c.QuotaBytes, c.MemoryLimit, c.SnapshotBytes = tc.quota, tc.limit, tc.snapshotBytes
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Quota(); got != tc.wantQuota {
+				t.Errorf("Quota() = %d, want %d", got, tc.wantQuota)
+			}
+			if c.SnapshotBytes != tc.wantSnapshot {
+				t.Errorf("SnapshotBytes = %d, want %d", c.SnapshotBytes, tc.wantSnapshot)
+			}
+			if got := c.MemoryShare(64 * mi); got != tc.wantShare {
+				t.Errorf("MemoryShare(64 MiB) = %d, want %d", got, tc.wantShare)
+			}
+		})
 	}
 }

@@ -51,6 +51,10 @@ const (
 	NoQuorum = "no_quorum"
 	NotReady = "not_ready"
 
+	// 507: the write would take the data past the node's quota (--quota-bytes);
+	// nothing was written. Reads and deletes still work.
+	QuotaExceeded = "quota_exceeded"
+
 	// The last line of a watch stream whose watcher fell too far behind.
 	WatcherTooSlow = "watcher_too_slow"
 )
@@ -66,6 +70,7 @@ func All() []string {
 		RequestCanceled,
 		Internal,
 		NoQuorum, NotReady,
+		QuotaExceeded,
 		WatcherTooSlow,
 	}
 }

@@ -45,6 +45,13 @@ type Reader interface {
 	ClockNow() time.Duration
 }
 
+// Quota refuses a write that would take the data past the node's quota
+// (store/internal/quota) before it is sent to the leader, which checks it
+// again before proposing it.
+type Quota interface {
+	Check(cmd fsm.Command) error
+}
+
 // Authenticator turns a certificate user name into a User.
 type Authenticator interface {
 	Authenticate(name string) (auth.User, error)
@@ -64,8 +71,10 @@ type Options struct {
 	UserOf        UserFunc
 	MaxKeyBytes   int
 	MaxValueBytes int
-	Logger        *slog.Logger
-	Metrics       *Metrics
+	// Quota, when set, refuses writes that would grow the data past it.
+	Quota   Quota
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// PermissionRecheck is how often an open watch re-checks its user
 	// (default 5s).
 	PermissionRecheck time.Duration
@@ -346,7 +355,11 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 		}
 		return newError(http.StatusBadRequest, errcode.BadRequest, fmt.Sprintf("reading the value: %v", err))
 	}
-	res, err := a.o.Cluster.Apply(r.Context(), fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev})
+	cmd := fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev}
+	if err := a.checkQuota(r.Context(), cmd); err != nil {
+		return err
+	}
+	res, err := a.o.Cluster.Apply(r.Context(), cmd)
 	if err != nil {
 		return err
 	}
@@ -355,6 +368,22 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 		"create_revision": res.CreateRevision, "modify_revision": res.ModifyRevision,
 	})
 	return nil
+}
+
+// checkQuota refuses a write that would take the data past the quota
+// before it leaves this node, so that a doomed value does not cross the
+// network. A follower's state may lag the leader's: before it refuses, it
+// catches up to the leader's commit index (the barrier of a linearizable
+// read), so that a delete the client has just made counts. Whatever this
+// node says, the leader checks again before proposing.
+func (a *API) checkQuota(ctx context.Context, cmd fsm.Command) error {
+	if a.o.Quota == nil || a.o.Quota.Check(cmd) == nil {
+		return nil
+	}
+	if err := a.o.Cluster.LinearizableRead(ctx); err != nil {
+		return nil // the leader, if any, decides
+	}
+	return a.o.Quota.Check(cmd)
 }
 
 type listItem struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 )
 
 // apiError is an error with its HTTP status and stable code, raised by the
@@ -47,6 +48,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnauthorized, errcode.Unauthenticated
 	case errors.Is(err, auth.ErrForbidden):
 		return http.StatusForbidden, errcode.Forbidden
+	case errors.Is(err, quota.ErrExceeded):
+		// Refused before it was proposed: nothing was written. Not a 503:
+		// retrying elsewhere does not help until room is freed.
+		return http.StatusInsufficientStorage, errcode.QuotaExceeded
 	case errors.Is(err, cluster.ErrReformRefused):
 		return http.StatusConflict, errcode.ReformRefused
 	case errors.Is(err, cluster.ErrShutdown):

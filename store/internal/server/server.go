@@ -27,6 +27,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
 )
 
@@ -88,7 +89,16 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 
-	s.state = fsm.New(fsm.DefaultLimits())
+	limits := fsm.DefaultLimits()
+	limits.HistoryBytes = int(cfg.MemoryShare(int64(limits.HistoryBytes)))
+	s.state = fsm.New(limits)
+	// The data's quota: writes that would grow the data past it are
+	// refused before they are proposed, so that every replica, growing in
+	// lockstep, stays under its memory limit.
+	dataQuota := quota.New(cfg.Quota(), s.state)
+	dataQuota.Register(s.registry)
+	log.Info("data quota", "quota_bytes", cfg.Quota(), "memory_limit", cfg.MemoryLimit,
+		"watch_history_bytes", limits.HistoryBytes, "raft_snapshot_bytes", cfg.SnapshotBytes)
 	s.mux = transport.NewMux(s.peerLn, cfg.PeerAddress(),
 		mtls.PeerServerConfig(s.tls.peerCert, s.tls.peerCAs, cfg.PeerCN),
 		mtls.PeerClientConfig(s.tls.peerCert, s.tls.peerCAs, cfg.PeerCN),
@@ -104,7 +114,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 		QuorumLossTimeout: cfg.QuorumLossTimeout, JoinRetry: cfg.JoinRetry,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs, SnapshotBytes: cfg.SnapshotBytes,
-		Mux: s.mux, State: s.state, Logger: log.With("component", "cluster"),
+		Mux: s.mux, State: s.state, Quota: dataQuota, Logger: log.With("component", "cluster"),
 		Metrics: cluster.NewMetrics(s.registry), Wall: cfg.WallClock,
 	})
 	if err != nil {
@@ -113,7 +123,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 
 	api := httpapi.New(httpapi.Options{
 		Cluster: s.node, State: s.state, Users: s.users, UserOf: mtls.UserFromState,
-		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
+		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, Quota: dataQuota,
 		Logger: log.With("component", "api"), Metrics: httpapi.NewMetrics(s.registry, s.state),
 	})
 	s.api = &http.Server{
