@@ -345,6 +345,14 @@ func (p *PoolReloader) first(b *caBundle) {
 func (p *PoolReloader) observe(b *caBundle) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.observeLocked(b)
+}
+
+// observeLocked is observe with p.mu held. b must be the current bundle as
+// read with p.mu held (or handed to OnReload, which runs before any later
+// reload): a bundle read earlier may be older than seen, and comparing with
+// it would retire the new CA.
+func (p *PoolReloader) observeLocked(b *caBundle) {
 	now := p.now()
 	changed := false
 	if p.seen != b {
@@ -436,13 +444,12 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 // Pool implements PoolSource: the current bundle's CAs, and during their
 // grace period those a reload removed.
 func (p *PoolReloader) Pool() *x509.CertPool {
-	cur := p.r.Value()
 	if p.grace <= 0 {
-		return cur.pool
+		return p.r.Value().pool
 	}
-	p.observe(cur)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.observeLocked(p.r.Value())
 	return p.pool
 }
 
