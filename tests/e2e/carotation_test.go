@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/gruntwork-io/terratest/modules/retry"
@@ -22,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
-	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
 )
 
 // TestE2ECARotationStrandsNoPod: caSecret mode (each pod mints its
@@ -84,14 +82,7 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	admin := tunnels.client(t, r.fullname)
 	r.members(t, admin)
 	load := newUpgradeLoad(run)
-	clients := []*loadClient{{name: "svc", cl: tunnels.client(t, r.fullname)}}
-	for i := range loadClients - 1 {
-		var targets []string
-		for j := range r.replicas {
-			targets = append(targets, r.pod((i+j)%r.replicas))
-		}
-		clients = append(clients, &loadClient{name: "pods-" + strings.Join(podOrdinals(targets), ""), cl: tunnels.client(t, targets...)})
-	}
+	clients := newLoadClients(t, r, tunnels)
 	stopLoad := load.start(t, clients)
 	load.waitOps(t, opsBeforeAndAfter, "before the rotation")
 	for i := range r.replicas {
@@ -163,32 +154,12 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	load.waitOps(t, opsBeforeAndAfter, "after the roll")
 	stopLoad()
 
-	final := map[string]kvhistory.Output{}
-	for i := range r.replicas {
-		got := load.readAll(t, len(clients)+i, &loadClient{name: "final-" + r.pod(i), cl: tunnels.client(t, r.pod(i))})
-		for key, out := range got {
-			if prev, ok := final[key]; ok && prev != out {
-				t.Errorf("final read of %s: %s answered %+v, an earlier pod %+v", key, r.pod(i), out, prev)
-			}
-			final[key] = out
-		}
-	}
+	final := load.finalReads(t, r, tunnels)
 	load.report(t)
 	gap, gapAt := load.longestWriteGap(rotateFrom, rotateTo)
 	t.Logf("load: the longest time without any acknowledged write from the rotation to the end of the roll was %s (from %s)",
 		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
-	for _, f := range load.failuresList() {
-		t.Errorf("request failed after its retries: %s", f)
-	}
-	for _, lost := range load.lostWrites(final) {
-		t.Errorf("acknowledged write lost: %s", lost)
-	}
-	ops := load.h.Operations()
-	res := kvhistory.Check(ops, 10*time.Minute, "e2e-carotation-linearizability-*.html")
-	t.Logf("porcupine: %s on %d operations in %s", res.Result, len(ops), res.Duration.Round(time.Millisecond))
-	if res.Result != porcupine.Ok {
-		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
-	}
+	load.verdicts(t, final, "e2e-carotation-linearizability-*.html")
 }
 
 // caSecretData is a root CA Secret's data as the chart reads it by default.

@@ -76,7 +76,31 @@ type refusedError struct{ err error }
 func (e *refusedError) Error() string { return e.err.Error() }
 func (e *refusedError) Unwrap() error { return e.err }
 
-// files is the reloader of both kinds: the content of a list of files,
+// checkedKeyPair parses a key pair and has WithCertificateCheck's
+// function, if any, refuse it.
+func (o options) checkedKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	kp, err := parseKeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if o.checkCert != nil {
+		if err := o.checkCert(kp); err != nil {
+			return nil, &refusedError{err}
+		}
+	}
+	return kp, nil
+}
+
+// loadError is a key pair constructor's error: a WithCertificateCheck
+// refusal as it is, anything else prefixed with what was loaded.
+func loadError(err error, format string, args ...any) error {
+	if refused := (*refusedError)(nil); errors.As(err, &refused) {
+		return refused.err
+	}
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
+}
+
+// files is the reloader of every kind: the content of a list of files,
 // built into a T.
 type files[T any] = filewatch.Reloader[[][]byte, T]
 
@@ -128,24 +152,10 @@ var _ CertSource = (*KeyPairReloader)(nil)
 // that certFile and keyFile name.
 func NewKeyPairReloader(certFile, keyFile string, w filewatch.Config, log *slog.Logger, opts ...Option) (*KeyPairReloader, error) {
 	o := newOptions(opts)
-	build := func(c [][]byte) (*tls.Certificate, error) {
-		kp, err := parseKeyPair(c[0], c[1])
-		if err != nil {
-			return nil, err
-		}
-		if o.checkCert != nil {
-			if err := o.checkCert(kp); err != nil {
-				return nil, &refusedError{err}
-			}
-		}
-		return kp, nil
-	}
+	build := func(c [][]byte) (*tls.Certificate, error) { return o.checkedKeyPair(c[0], c[1]) }
 	r, err := watchFiles(filewatch.Source[[][]byte, tls.Certificate]{What: "certificate", Build: build}, []string{certFile, keyFile}, w, log, o)
 	if err != nil {
-		if refused := (*refusedError)(nil); errors.As(err, &refused) {
-			return nil, refused.err
-		}
-		return nil, fmt.Errorf("load key pair %s, %s: %w", certFile, keyFile, err)
+		return nil, loadError(err, "load key pair %s, %s", certFile, keyFile)
 	}
 	return &KeyPairReloader{r: r}, nil
 }
@@ -180,16 +190,7 @@ func NewMintedKeyPair(caFile, caKeyFile string, issue func(*pki.CA) (certPEM, ke
 		if err != nil {
 			return nil, fmt.Errorf("mint a certificate from CA %q: %w", ca.Cert.Subject.CommonName, err)
 		}
-		kp, err := parseKeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, err
-		}
-		if o.checkCert != nil {
-			if err := o.checkCert(kp); err != nil {
-				return nil, &refusedError{err}
-			}
-		}
-		return kp, nil
+		return o.checkedKeyPair(certPEM, keyPEM)
 	}
 	r, err := watchFiles(filewatch.Source[[][]byte, tls.Certificate]{
 		What: "minted certificate", Build: build,
@@ -198,10 +199,7 @@ func NewMintedKeyPair(caFile, caKeyFile string, issue func(*pki.CA) (certPEM, ke
 		},
 	}, []string{caFile, caKeyFile}, w, log, o)
 	if err != nil {
-		if refused := (*refusedError)(nil); errors.As(err, &refused) {
-			return nil, refused.err
-		}
-		return nil, fmt.Errorf("mint from CA %s (key %s): %w", caFile, caKeyFile, err)
+		return nil, loadError(err, "mint from CA %s (key %s)", caFile, caKeyFile)
 	}
 	return &KeyPairReloader{r: r}, nil
 }
