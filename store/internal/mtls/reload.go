@@ -66,7 +66,8 @@ func WithCertificateCheck(f func(*tls.Certificate) error) Option {
 // users not yet given new certificates) keep working with this node while
 // the new CA's already do. The old CAs live only in memory: a restarted
 // node trusts what its files say. Zero or less: no grace.
-// KeyPairReloader and NewMintedKeyPair ignore it.
+// NewMintedKeyPair keeps its previous certificate as long (see there);
+// NewKeyPairReloader ignores it.
 func WithGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
 
 // refusedError marks an error of a WithCertificateCheck function, which the
@@ -134,6 +135,60 @@ func watchFiles[T any](src filewatch.Source[[][]byte, T], paths []string, w file
 // in-memory PEM that never changes (NewStaticKeyPair).
 type KeyPairReloader struct {
 	r *files[tls.Certificate]
+	// prev is the certificate a minted pair replaced, for its grace
+	// period (NewMintedKeyPair with WithGrace); nil otherwise.
+	prev *previousCert
+}
+
+// previousCert keeps, for a grace period after a minted certificate was
+// issued again from a new CA, the one it replaced: presented as a client
+// to a peer that asks only for the old CA (a pod whose files still hold
+// it), so that connections from a pod that saw the rotation to one that
+// has not yet keep working.
+type previousCert struct {
+	grace time.Duration
+	now   func() time.Time
+
+	mu    sync.Mutex
+	last  *tls.Certificate // the current certificate, as the hooks saw it
+	cert  *tls.Certificate // the one before, until until
+	until time.Time
+}
+
+// first notes the certificate of the initial load (the watching may start
+// before the constructor returns).
+func (p *previousCert) first(v *tls.Certificate) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		p.last = v
+	}
+}
+
+// record notes v as the current certificate; the one it replaces becomes
+// the previous one.
+func (p *previousCert) record(v *tls.Certificate) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last != nil && p.last != v {
+		p.cert, p.until = p.last, p.now().Add(p.grace)
+	}
+	p.last = v
+}
+
+// forClient is the previous certificate when the server that sent cri
+// accepts it but not cur, and its grace period runs; nil otherwise.
+func (p *previousCert) forClient(cri *tls.CertificateRequestInfo, cur *tls.Certificate) *tls.Certificate {
+	if p == nil || cri == nil || len(cri.AcceptableCAs) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	prev, until := p.cert, p.until
+	p.mu.Unlock()
+	if prev == nil || !p.now().Before(until) || cri.SupportsCertificate(cur) == nil || cri.SupportsCertificate(prev) != nil {
+		return nil
+	}
+	return prev
 }
 
 var _ CertSource = (*KeyPairReloader)(nil)
@@ -179,8 +234,19 @@ func NewStaticKeyPair(certPEM, keyPEM []byte) (*KeyPairReloader, error) {
 // NewKeyPairReloader's; a CA that does not load (a certificate written
 // before its key) or a certificate that WithCertificateCheck refuses keeps
 // the previous certificate, with a warning.
+//
+// With WithGrace, the certificate it replaced is kept for the grace period
+// and presented as a client certificate to a server whose acceptable CAs
+// name the old CA and not the new one (a peer whose files still hold the
+// old CA): this tells the two apart only when the CAs' subjects differ.
 func NewMintedKeyPair(caFile, caKeyFile string, issue func(*pki.CA) (certPEM, keyPEM []byte, err error), w filewatch.Config, log *slog.Logger, opts ...Option) (*KeyPairReloader, error) {
 	o := newOptions(opts)
+	k := &KeyPairReloader{}
+	var onReload func(*tls.Certificate)
+	if o.grace > 0 {
+		k.prev = &previousCert{grace: o.grace, now: o.now}
+		onReload = k.prev.record
+	}
 	build := func(c [][]byte) (*tls.Certificate, error) {
 		ca, err := pki.ParseCA(c[0], c[1])
 		if err != nil {
@@ -190,10 +256,14 @@ func NewMintedKeyPair(caFile, caKeyFile string, issue func(*pki.CA) (certPEM, ke
 		if err != nil {
 			return nil, fmt.Errorf("mint a certificate from CA %q: %w", ca.Cert.Subject.CommonName, err)
 		}
-		return o.checkedKeyPair(certPEM, keyPEM)
+		kp, err := o.checkedKeyPair(certPEM, keyPEM)
+		if err == nil && k.prev != nil {
+			k.prev.first(kp)
+		}
+		return kp, err
 	}
 	r, err := watchFiles(filewatch.Source[[][]byte, tls.Certificate]{
-		What: "minted certificate", Build: build,
+		What: "minted certificate", Build: build, OnReload: onReload,
 		Describe: func(c *tls.Certificate) []any {
 			return []any{"issuer", c.Leaf.Issuer.String(), "serial", fmt.Sprintf("%x", c.Leaf.SerialNumber), "not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339)}
 		},
@@ -201,7 +271,8 @@ func NewMintedKeyPair(caFile, caKeyFile string, issue func(*pki.CA) (certPEM, ke
 	if err != nil {
 		return nil, loadError(err, "mint from CA %s (key %s)", caFile, caKeyFile)
 	}
-	return &KeyPairReloader{r: r}, nil
+	k.r = r
+	return k, nil
 }
 
 func parseKeyPair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
@@ -227,9 +298,14 @@ func (k *KeyPairReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate
 
 // GetClientCertificate implements CertSource for
 // tls.Config.GetClientCertificate: the current certificate, whatever the
-// server asks for.
-func (k *KeyPairReloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	return k.r.Value(), nil
+// server asks for; only a minted pair in its grace period presents the
+// certificate it replaced to a server that accepts only that one.
+func (k *KeyPairReloader) GetClientCertificate(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	cur := k.r.Value()
+	if prev := k.prev.forClient(cri, cur); prev != nil {
+		return prev, nil
+	}
+	return cur, nil
 }
 
 // Reloads counts the successful reloads since construction.

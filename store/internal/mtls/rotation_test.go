@@ -169,3 +169,49 @@ func TestMintedKeyPairFollowsTheCA(t *testing.T) {
 		})
 	}
 }
+
+// After a rotation, a minted peer presents the certificate it replaced to
+// a peer that still asks only for the old CA (its files not updated yet),
+// for the grace period, and the new one to a peer that accepts the new CA.
+func TestMintedPeerPresentsItsPreviousCertificateToAPeerOnTheOldCA(t *testing.T) {
+	ca1, ca2 := newTestCA(t, "ca1"), newTestCA(t, "ca2")
+	files := func(ca *pki.CA) map[string][]byte {
+		key, err := ca.KeyPEM()
+		require.NoError(t, err)
+		return map[string][]byte{"rootCA.crt": ca.CertPEM, "rootCA.key": key}
+	}
+	clock := &fakeClock{now: time.Unix(1e9, 0)}
+	a := filewatchtest.NewAtomicDir(t, t.TempDir(), files(ca1))
+	log, logs := newLog()
+	issue := func(ca *pki.CA) ([]byte, []byte, error) { return ca.Issue(serverReq(pki.PeerCommonName)) }
+	const grace = time.Hour
+	k, err := NewMintedKeyPair(filepath.Join(a.Dir, "rootCA.crt"), filepath.Join(a.Dir, "rootCA.key"), issue, polling, log, WithGrace(grace), withClock(clock))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = k.Close() })
+	a.Update(files(ca2))
+	require.Eventually(t, func() bool { return k.Certificate().Leaf.Issuer.CommonName == "ca2" }, waitFor, tick, "log:\n%s", logs)
+
+	client := PeerClientConfig(k, mustStaticPool(t, bundle(ca1, ca2)), "")
+	peerOn := func(ca *pki.CA) *tls.Config {
+		return PeerServerConfig(staticCert(t, ca, serverReq(pki.PeerCommonName)), mustStaticPool(t, ca.CertPEM), "")
+	}
+	accepted := func(r result) bool { return r.clientErr == nil && r.serverErr == nil && r.user == pki.PeerCommonName }
+
+	r := handshake(t, peerOn(ca1), client)
+	assert.True(t, accepted(r), "a peer on the old CA, in the grace period: %+v", r)
+	r = handshake(t, peerOn(ca2), client)
+	assert.True(t, accepted(r), "a peer on the new CA: %+v", r)
+
+	clock.advance(grace)
+	r = handshake(t, peerOn(ca1), client)
+	assert.False(t, accepted(r), "a peer on the old CA after the grace period: %+v", r)
+	r = handshake(t, peerOn(ca2), client)
+	assert.True(t, accepted(r), "a peer on the new CA after the grace period: %+v", r)
+}
+
+func mustStaticPool(t *testing.T, pemData []byte) *PoolReloader {
+	t.Helper()
+	p, err := NewStaticPool(pemData)
+	require.NoError(t, err)
+	return p
+}

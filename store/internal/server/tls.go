@@ -81,7 +81,7 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 				ServerAuth:  true, ClientAuth: true, Validity: mintedValidity,
 			})
 		}
-		kp, err := mtls.NewMintedKeyPair(cfg.TLSCA, cfg.TLSCAKey, issue, watch, rlog, servingOpts...)
+		kp, err := mtls.NewMintedKeyPair(cfg.TLSCA, cfg.TLSCAKey, issue, watch, rlog, append(servingOpts, grace)...)
 		if err != nil {
 			return nil, fmt.Errorf("mint mode: %w", wrapLoad("serving certificate", err))
 		}
