@@ -131,8 +131,10 @@ func watchFiles[T any](src filewatch.Source[[][]byte, T], paths []string, w file
 }
 
 // KeyPairReloader is a CertSource backed by a certificate and key file pair,
-// reloaded when their content changes (see NewKeyPairReloader), or by
-// in-memory PEM that never changes (NewStaticKeyPair).
+// reloaded when their content changes (see NewKeyPairReloader), by a CA
+// it mints from, minting again when the CA files change
+// (NewMintedKeyPair), or by in-memory PEM that never changes
+// (NewStaticKeyPair).
 type KeyPairReloader struct {
 	r *files[tls.Certificate]
 	// prev is the certificate a minted pair replaced, for its grace
@@ -215,8 +217,8 @@ func NewKeyPairReloader(certFile, keyFile string, w filewatch.Config, log *slog.
 	return &KeyPairReloader{r: r}, nil
 }
 
-// NewStaticKeyPair is a KeyPairReloader for PEM in memory (mint mode): it
-// never reloads.
+// NewStaticKeyPair is a KeyPairReloader for PEM in memory: it never
+// reloads.
 func NewStaticKeyPair(certPEM, keyPEM []byte) (*KeyPairReloader, error) {
 	c, err := parseKeyPair(certPEM, keyPEM)
 	if err != nil {
