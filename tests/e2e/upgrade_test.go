@@ -96,18 +96,8 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 	oldImage := r.storeImage(t)
 	newImage := loadUpgradeImage(t, c, oldImage)
 
-	// Clients: one through the client Service (a ready, non-terminating
-	// endpoint picked at each connection, as kube-proxy would), three
-	// through every pod in turn, each starting at another pod.
 	load := newUpgradeLoad(run)
-	clients := []*loadClient{{name: "svc", cl: tunnels.client(t, r.fullname)}}
-	for i := range loadClients - 1 {
-		var targets []string
-		for j := range r.replicas {
-			targets = append(targets, r.pod((i+j)%r.replicas))
-		}
-		clients = append(clients, &loadClient{name: "pods-" + strings.Join(podOrdinals(targets), ""), cl: tunnels.client(t, targets...)})
-	}
+	clients := newLoadClients(t, r, tunnels)
 	stopLoad := load.start(t, clients)
 	t.Logf("load: %d clients on %d keys under %s, one operation per client every %s at most, each retried for up to %s",
 		len(clients), loadKeys, load.prefix, loadPace, opBound)
@@ -146,18 +136,7 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 	load.waitOps(t, opsBeforeAndAfter, "after the second upgrade")
 	stopLoad()
 
-	// The final state: every key read linearizably through each pod alone
-	// (the reads join the history).
-	final := map[string]kvhistory.Output{}
-	for i := range r.replicas {
-		got := load.readAll(t, len(clients)+i, &loadClient{name: "final-" + r.pod(i), cl: tunnels.client(t, r.pod(i))})
-		for key, out := range got {
-			if prev, ok := final[key]; ok && prev != out {
-				t.Errorf("final read of %s: %s answered %+v, an earlier pod %+v", key, r.pod(i), out, prev)
-			}
-			final[key] = out
-		}
-	}
+	final := load.finalReads(t, r, tunnels)
 
 	// Numbers first, then the verdicts.
 	load.report(t)
@@ -166,18 +145,7 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
 	t.Logf("upgrades: 1 (annotation) %s, 2 (image) %s; tunnels: %d connections opened, %d refused",
 		took1.Round(time.Second), took2.Round(time.Second), tunnels.dials.Load(), tunnels.refused.Load())
-	for _, f := range load.failuresList() {
-		t.Errorf("request failed after its retries: %s", f)
-	}
-	for _, lost := range load.lostWrites(final) {
-		t.Errorf("acknowledged write lost: %s", lost)
-	}
-	ops := load.h.Operations()
-	res := kvhistory.Check(ops, 10*time.Minute, "e2e-upgrade-linearizability-*.html")
-	t.Logf("porcupine: %s on %d operations in %s", res.Result, len(ops), res.Duration.Round(time.Millisecond))
-	if res.Result != porcupine.Ok {
-		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
-	}
+	load.verdicts(t, final, "e2e-upgrade-linearizability-*.html")
 
 	logs.requireHandovers(t, []upgradeWindow{{"upgrade 1", start1, end1}, {"upgrade 2", start2, end2}}, 2*r.replicas)
 }

@@ -57,6 +57,7 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.StringVar(&cfg.PeerKey, "peer-key", cfg.PeerKey, "peer key")
 	f.StringVar(&cfg.PeerCA, "peer-ca", cfg.PeerCA, "CA of peer certificates (default --tls-ca)")
 	f.StringVar(&cfg.PeerCN, "peer-cn", cfg.PeerCN, "Common Name a peer certificate must carry")
+	f.DurationVar(&cfg.CARotationGrace, "ca-rotation-grace", cfg.CARotationGrace, "how long a CA certificate that left --tls-ca, --client-ca or --peer-ca stays trusted after the file changed (in memory only: a restarted node trusts what the files say); 0: none")
 	f.StringVar(&cfg.UsersDir, "users-dir", cfg.UsersDir, "directory of user entries (the mounted ConfigMap)")
 	f.DurationVar(&cfg.ReloadInterval, "reload-interval", cfg.ReloadInterval, "how often users and certificates are re-read by hash")
 	f.IntVar(&cfg.MaxKeyBytes, "max-key-bytes", cfg.MaxKeyBytes, "largest key in bytes")

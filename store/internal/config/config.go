@@ -51,6 +51,11 @@ type Config struct {
 	// PeerCN is the Common Name every peer certificate must carry; user
 	// certificates (CN = user name) are therefore refused on the peer port.
 	PeerCN string
+	// CARotationGrace is how long a CA certificate that left a CA bundle
+	// (TLSCA, ClientCA, PeerCA) stays trusted after the file changed, so
+	// that peers and users holding certificates of the old CA keep working
+	// while a rotation reaches every pod. Kept in memory only; 0: none.
+	CARotationGrace time.Duration
 
 	UsersDir string
 	// ReloadInterval is how often the users directory and certificate files
@@ -140,6 +145,12 @@ const (
 	DefaultSnapshotBytes = 64 << 20
 )
 
+// DefaultCARotationGrace is the default --ca-rotation-grace: far longer
+// than kubelet takes to update a mounted Secret in every pod (about a
+// minute) and than a rolling restart, short enough that a CA taken out of
+// the bundle is not trusted for long by a node that keeps running.
+const DefaultCARotationGrace = time.Hour
+
 // DefaultMemoryLimitRatio leaves a tenth of the container's memory limit
 // to what Go's soft limit does not count (stacks of the runtime aside, the
 // kernel's page cache of the binary) and to the heap's overshoot between
@@ -179,6 +190,7 @@ func Default() Config {
 		NodeName:          host,
 		Replicas:          1,
 		PeerCN:            "ephemeral-store-peer",
+		CARotationGrace:   DefaultCARotationGrace,
 		UsersDir:          "/etc/ephemeral-store/users",
 		ReloadInterval:    5 * time.Second,
 		MaxKeyBytes:       1024,
@@ -271,6 +283,9 @@ func (c *Config) checkSettings() error {
 	}
 	if c.PeerCN == "" {
 		return invalid("--peer-cn", "empty")
+	}
+	if c.CARotationGrace < 0 {
+		return invalid("--ca-rotation-grace", "%s: must be at least 0 (0: stop trusting a CA as soon as it leaves the bundle)", c.CARotationGrace)
 	}
 	if c.MaxKeyBytes < 1 || c.MaxKeyBytes > 64<<10 {
 		return invalid("--max-key-bytes", "%d: must be between 1 and 65536", c.MaxKeyBytes)

@@ -12,7 +12,9 @@
 //
 // Certificates and CA bundles come from a CertSource and a PoolSource,
 // consulted on every handshake, so that rotated files (KeyPairReloader,
-// PoolReloader) take effect without a restart. Session tickets are off on
+// PoolReloader) take effect without a restart; a minted certificate
+// (NewMintedKeyPair) is issued again when its CA files change, and a CA
+// that leaves a bundle stays trusted for a grace period (WithGrace). Session tickets are off on
 // the servers, so that every connection is verified against the current CA
 // pool rather than resumed from an earlier verification.
 package mtls

@@ -17,12 +17,14 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
-// mintedValidity is the lifetime of a certificate minted at start. It lives
-// only in memory and is replaced at every process start.
+// mintedValidity is the lifetime of a minted certificate. It lives only in
+// memory and is replaced at every process start and CA change.
 const mintedValidity = 365 * 24 * time.Hour
 
 // loadTLS builds the certificate sources: files that reload when they
-// change, or (mint mode) a serving certificate issued in memory from the CA.
+// change, or (mint mode) a serving certificate issued in memory from the CA
+// and issued again when the CA files change. The CA pools keep a CA that
+// left their bundle for --ca-rotation-grace.
 //
 // The peer certificate (--peer-cert, by default the serving one) must carry
 // --peer-cn and chain to --peer-ca, or every peer refuses it with a bare
@@ -39,13 +41,14 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 	}()
 	rlog := log.With("component", "tls")
 	watch := filewatch.Config{Interval: cfg.ReloadInterval}
-	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, watch, rlog)
+	grace := mtls.WithGrace(cfg.CARotationGrace)
+	clientCAs, err := mtls.NewPoolReloader(cfg.ClientCA, watch, rlog, grace)
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
 	m.clientCAs = clientCAs
 	m.closers = append(m.closers, func() { _ = clientCAs.Close() })
-	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, watch, rlog)
+	peerCAs, err := mtls.NewPoolReloader(cfg.PeerCA, watch, rlog, grace)
 	if err != nil {
 		return nil, fmt.Errorf("peer CA: %w", err)
 	}
@@ -68,24 +71,23 @@ func loadTLS(cfg *config.Config, log *slog.Logger) (_ *tlsMaterial, err error) {
 	}
 
 	if cfg.TLSCert == "" {
-		ca, err := pki.LoadCA(cfg.TLSCA, cfg.TLSCAKey)
-		if err != nil {
-			return nil, fmt.Errorf("mint mode: %w", err)
+		// Minted again from the new CA whenever the CA files change, so a
+		// rotated CA Secret strands no pod (see mtls.NewMintedKeyPair).
+		names := mintedNames(cfg)
+		issue := func(ca *pki.CA) ([]byte, []byte, error) {
+			return ca.Issue(pki.IssueRequest{
+				CommonName: cfg.PeerCN, DNSNames: names,
+				IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+				ServerAuth:  true, ClientAuth: true, Validity: mintedValidity,
+			})
 		}
-		certPEM, keyPEM, err := ca.Issue(pki.IssueRequest{
-			CommonName: cfg.PeerCN, DNSNames: mintedNames(cfg),
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-			ServerAuth:  true, ClientAuth: true, Validity: mintedValidity,
-		})
+		kp, err := mtls.NewMintedKeyPair(cfg.TLSCA, cfg.TLSCAKey, issue, watch, rlog, append(servingOpts, grace)...)
 		if err != nil {
-			return nil, fmt.Errorf("mint serving certificate: %w", err)
-		}
-		kp, err := mtls.NewStaticKeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("minted certificate: %w", err)
+			return nil, fmt.Errorf("mint mode: %w", wrapLoad("serving certificate", err))
 		}
 		m.serving = kp
-		log.Info("minted serving and peer certificate from the CA", "names", mintedNames(cfg))
+		m.closers = append(m.closers, func() { _ = kp.Close() })
+		log.Info("minted serving and peer certificate from the CA; minted again when the CA files change", "names", names)
 	} else {
 		kp, err := mtls.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, watch, rlog, servingOpts...)
 		if err != nil {
