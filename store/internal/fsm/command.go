@@ -27,6 +27,10 @@ const (
 	// client's old revision never matches a new, unrelated version in a
 	// compare-and-swap, and resuming a watch from it is refused as compacted.
 	OpBase Op = "base"
+	// OpReplicas records the replica count the leader read from the
+	// platform. The cluster layer applies it (its members agree on one
+	// count through the log); it never reaches State, which holds keys.
+	OpReplicas Op = "replicas"
 )
 
 // Command is one change to the state machine. Commands are applied in log
@@ -50,6 +54,8 @@ type Command struct {
 	Expire []Expiry `json:"expire,omitempty"`
 	// BaseRevision is the revision an OpBase raises the store to.
 	BaseRevision int64 `json:"base_revision,omitempty"`
+	// Replicas is the count an OpReplicas records.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // Expiry names one key an OpExpire removes and the version it removes.
