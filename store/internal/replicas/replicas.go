@@ -107,7 +107,7 @@ type StatefulSet struct {
 const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 // InCluster locates the pod's own StatefulSet: its name is the pod name
-// without the trailing -<ordinal>; its namespace is ES_POD_NAMESPACE when
+// without the trailing -<ordinal>; its namespace is POD_NAMESPACE when
 // set, else the service account's namespace file; the API server is
 // KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT, trusted through the
 // service account's CA.
@@ -117,11 +117,11 @@ func InCluster(podName string) (*StatefulSet, error) {
 		return nil, fmt.Errorf("--replicas-from statefulset: pod name %q has no -<ordinal> suffix", podName)
 	}
 	name := podName[:i]
-	ns := os.Getenv("ES_POD_NAMESPACE")
+	ns := os.Getenv("POD_NAMESPACE")
 	if ns == "" {
 		b, err := os.ReadFile(serviceAccountDir + "/namespace")
 		if err != nil {
-			return nil, fmt.Errorf("--replicas-from statefulset: namespace (set ES_POD_NAMESPACE or mount the service account token): %w", err)
+			return nil, fmt.Errorf("--replicas-from statefulset: namespace (set POD_NAMESPACE or mount the service account token): %w", err)
 		}
 		ns = strings.TrimSpace(string(b))
 	}
