@@ -1,0 +1,161 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/random"
+	"github.com/gruntwork-io/terratest/modules/retry"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
+)
+
+// TestE2EScaleDownAndUpUnderLoad: `helm upgrade --set replicaCount=3` from
+// 5 replicas, back to 5, then `kubectl scale statefulset --replicas=3`, all
+// while four clients write and read through the pods that stay (and the
+// client Service), retrying what fails. After each change every pod acts on
+// the new count and the configuration is exactly one voter per pod (no
+// placeholder of a removed pod); the pods that stay are never restarted (the
+// pod template does not depend on the count); the history is linearizable
+// (porcupine); no acknowledged write is lost; no pod counted a data loss;
+// and every pod reports the cluster id of the start. Issue 18: a scale-down
+// from 5 to 3 rolled every pod while the survivors still counted 5
+// replicas, and the cluster re-formed empty.
+func TestE2EScaleDownAndUpUnderLoad(t *testing.T) {
+	c := suite(t, "scale down and up under load")
+	r := install(t, c, installOptions{Label: "scale", Replicas: 5})
+	run := strings.ToLower(random.UniqueID())
+
+	kube := newKubeAccess(t, c, r)
+	tunnels := &podTunnels{kube: kube, r: r, tls: r.tls.Clone()}
+	tunnels.tls.NextProtos = []string{"h2", "http/1.1"}
+	const stay = 3 // pods 0..2 are in every step
+	clusterID := r.requireScaled(t, tunnels, "")
+
+	load := newUpgradeLoad(run)
+	clients := []*loadClient{{name: "svc", cl: tunnels.client(t, r.fullname)}}
+	for i := range loadClients - 1 {
+		var targets []string
+		for j := range stay {
+			targets = append(targets, r.pod((i+j)%stay))
+		}
+		clients = append(clients, &loadClient{name: "pods-" + strings.Join(podOrdinals(targets), ""), cl: tunnels.client(t, targets...)})
+	}
+	stopLoad := load.start(t, clients)
+	load.waitOps(t, opsBeforeAndAfter, "before the first scale")
+	from := load.h.Now()
+	staying := func() map[string]string {
+		ids := r.identities(t)
+		out := map[string]string{}
+		for i := range stay {
+			out[r.pod(i)] = ids[r.pod(i)]
+		}
+		return out
+	}
+	before := staying()
+
+	steps := []struct {
+		what  string
+		to    int
+		scale func()
+	}{
+		{"helm upgrade --set replicaCount=3", 3, func() { r.upgrade(t, map[string]string{"replicaCount": "3"}) }},
+		{"helm upgrade --set replicaCount=5", 5, func() { r.upgrade(t, map[string]string{"replicaCount": "5"}) }},
+		{"kubectl scale statefulset --replicas=3", 3, func() {
+			k8s.RunKubectl(t, r.kubectl, "scale", "statefulset", r.fullname, "--replicas=3")
+			r.waitHealthy(t)
+		}},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		r.replicas = s.to
+		s.scale()
+		r.requireScaled(t, tunnels, clusterID)
+		t.Logf("%s: %d pods, each acting on %d replicas, one voter each, %s after the change began",
+			s.what, s.to, s.to, time.Since(start).Round(time.Second))
+		require.Equal(t, before, staying(), "%s restarted a pod that stays: the pod template must not depend on the count", s.what)
+		load.waitOps(t, 5, "after "+s.what)
+	}
+	to := load.h.Now()
+	stopLoad()
+
+	final := map[string]kvhistory.Output{}
+	for i := range r.replicas {
+		got := load.readAll(t, len(clients)+i, &loadClient{name: "final-" + r.pod(i), cl: tunnels.client(t, r.pod(i))})
+		for key, out := range got {
+			if prev, ok := final[key]; ok && prev != out {
+				t.Errorf("final read of %s: %s answered %+v, an earlier pod %+v", key, r.pod(i), out, prev)
+			}
+			final[key] = out
+		}
+	}
+
+	load.report(t)
+	gap, gapAt := load.longestWriteGap(from, to)
+	t.Logf("load: the longest time without any acknowledged write while scaling was %s (from %s)",
+		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
+	for _, f := range load.failuresList() {
+		t.Errorf("request failed after its retries: %s", f)
+	}
+	lost := load.lostWrites(final)
+	for _, l := range lost {
+		t.Errorf("acknowledged write lost: %s", l)
+	}
+	t.Logf("lost acknowledged writes: %d", len(lost))
+	for i := range r.replicas {
+		require.Zero(t, r.metricSum(t, i, "ephemeral_store_data_loss_events_total"), "%s counted a data loss", r.pod(i))
+	}
+	ops := load.h.Operations()
+	res := kvhistory.Check(ops, 10*time.Minute, "e2e-scale-linearizability-*.html")
+	t.Logf("porcupine: %s on %d operations in %s", res.Result, len(ops), res.Duration.Round(time.Millisecond))
+	if res.Result != porcupine.Ok {
+		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
+	}
+}
+
+// requireScaled waits until every store pod, asked alone, acts on
+// r.replicas replicas, shows one voter per pod and no other member
+// (membership), and reports one cluster id (clusterID when given); it
+// returns that id.
+func (r *release) requireScaled(t *testing.T, tunnels *podTunnels, clusterID string) string {
+	t.Helper()
+	pods := make([]*client.Client, r.replicas)
+	for i := range pods {
+		pods[i] = tunnels.client(t, r.pod(i))
+	}
+	var id string
+	_, err := retry.DoWithRetryContextE(t, t.Context(), fmt.Sprintf("every pod acts on %d replicas", r.replicas), pollTries, pollEvery, func() (string, error) {
+		ids := map[string]bool{}
+		for i := range r.replicas {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			st, err := pods[i].Cluster(ctx)
+			cancel()
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", r.pod(i), err)
+			}
+			if st.Replicas != r.replicas {
+				return "", fmt.Errorf("%s acts on %d replicas, want %d", r.pod(i), st.Replicas, r.replicas)
+			}
+			if _, err := r.membership(st); err != nil {
+				return "", fmt.Errorf("%s: %w", r.pod(i), err)
+			}
+			ids[st.ClusterID] = true
+			id = st.ClusterID
+		}
+		if len(ids) != 1 || (clusterID != "" && id != clusterID) {
+			return "", fmt.Errorf("cluster ids %v, want one: %q", ids, clusterID)
+		}
+		return id, nil
+	})
+	require.NoError(t, err)
+	return id
+}
