@@ -9,14 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/gruntwork-io/terratest/modules/retry"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
-	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
 )
 
 // TestE2EScaleDownAndUpUnderLoad: `helm upgrade --set replicaCount=3` from
@@ -88,38 +86,16 @@ func TestE2EScaleDownAndUpUnderLoad(t *testing.T) {
 	to := load.h.Now()
 	stopLoad()
 
-	final := map[string]kvhistory.Output{}
-	for i := range r.replicas {
-		got := load.readAll(t, len(clients)+i, &loadClient{name: "final-" + r.pod(i), cl: tunnels.client(t, r.pod(i))})
-		for key, out := range got {
-			if prev, ok := final[key]; ok && prev != out {
-				t.Errorf("final read of %s: %s answered %+v, an earlier pod %+v", key, r.pod(i), out, prev)
-			}
-			final[key] = out
-		}
-	}
+	final := load.finalState(t, tunnels, r, len(clients))
 
 	load.report(t)
 	gap, gapAt := load.longestWriteGap(from, to)
 	t.Logf("load: the longest time without any acknowledged write while scaling was %s (from %s)",
 		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
-	for _, f := range load.failuresList() {
-		t.Errorf("request failed after its retries: %s", f)
-	}
-	lost := load.lostWrites(final)
-	for _, l := range lost {
-		t.Errorf("acknowledged write lost: %s", l)
-	}
-	t.Logf("lost acknowledged writes: %d", len(lost))
 	for i := range r.replicas {
 		require.Zero(t, r.metricSum(t, i, "ephemeral_store_data_loss_events_total"), "%s counted a data loss", r.pod(i))
 	}
-	ops := load.h.Operations()
-	res := kvhistory.Check(ops, 10*time.Minute, "e2e-scale-linearizability-*.html")
-	t.Logf("porcupine: %s on %d operations in %s", res.Result, len(ops), res.Duration.Round(time.Millisecond))
-	if res.Result != porcupine.Ok {
-		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
-	}
+	load.verdicts(t, final, "e2e-scale-linearizability-*.html")
 }
 
 // requireScaled waits until every store pod, asked alone, acts on

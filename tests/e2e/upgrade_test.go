@@ -146,18 +146,7 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 	load.waitOps(t, opsBeforeAndAfter, "after the second upgrade")
 	stopLoad()
 
-	// The final state: every key read linearizably through each pod alone
-	// (the reads join the history).
-	final := map[string]kvhistory.Output{}
-	for i := range r.replicas {
-		got := load.readAll(t, len(clients)+i, &loadClient{name: "final-" + r.pod(i), cl: tunnels.client(t, r.pod(i))})
-		for key, out := range got {
-			if prev, ok := final[key]; ok && prev != out {
-				t.Errorf("final read of %s: %s answered %+v, an earlier pod %+v", key, r.pod(i), out, prev)
-			}
-			final[key] = out
-		}
-	}
+	final := load.finalState(t, tunnels, r, len(clients))
 
 	// Numbers first, then the verdicts.
 	load.report(t)
@@ -166,18 +155,7 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
 	t.Logf("upgrades: 1 (annotation) %s, 2 (image) %s; tunnels: %d connections opened, %d refused",
 		took1.Round(time.Second), took2.Round(time.Second), tunnels.dials.Load(), tunnels.refused.Load())
-	for _, f := range load.failuresList() {
-		t.Errorf("request failed after its retries: %s", f)
-	}
-	for _, lost := range load.lostWrites(final) {
-		t.Errorf("acknowledged write lost: %s", lost)
-	}
-	ops := load.h.Operations()
-	res := kvhistory.Check(ops, 10*time.Minute, "e2e-upgrade-linearizability-*.html")
-	t.Logf("porcupine: %s on %d operations in %s", res.Result, len(ops), res.Duration.Round(time.Millisecond))
-	if res.Result != porcupine.Ok {
-		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
-	}
+	load.verdicts(t, final, "e2e-upgrade-linearizability-*.html")
 
 	logs.requireHandovers(t, []upgradeWindow{{"upgrade 1", start1, end1}, {"upgrade 2", start2, end2}}, 2*r.replicas)
 }
@@ -699,6 +677,44 @@ func (l *upgradeLoad) readAll(t *testing.T, id int, c *loadClient) map[string]kv
 		out[key] = got
 	}
 	return out
+}
+
+// finalState reads every key linearizably through each store pod alone,
+// as clients firstID, firstID+1, ... (the reads join the history); the pods
+// must agree.
+func (l *upgradeLoad) finalState(t *testing.T, tunnels *podTunnels, r *release, firstID int) map[string]kvhistory.Output {
+	t.Helper()
+	final := map[string]kvhistory.Output{}
+	for i := range r.replicas {
+		got := l.readAll(t, firstID+i, &loadClient{name: "final-" + r.pod(i), cl: tunnels.client(t, r.pod(i))})
+		for key, out := range got {
+			if prev, ok := final[key]; ok && prev != out {
+				t.Errorf("final read of %s: %s answered %+v, an earlier pod %+v", key, r.pod(i), out, prev)
+			}
+			final[key] = out
+		}
+	}
+	return final
+}
+
+// verdicts fails the test for every request that failed after its
+// retries, every acknowledged write the final state lost, and a history
+// porcupine finds not linearizable (its visualization under pattern).
+func (l *upgradeLoad) verdicts(t *testing.T, final map[string]kvhistory.Output, pattern string) {
+	t.Helper()
+	for _, f := range l.failuresList() {
+		t.Errorf("request failed after its retries: %s", f)
+	}
+	lost := l.lostWrites(final)
+	for _, w := range lost {
+		t.Errorf("acknowledged write lost: %s", w)
+	}
+	ops := l.h.Operations()
+	res := kvhistory.Check(ops, 10*time.Minute, pattern)
+	t.Logf("porcupine: %s on %d operations in %s; %d acknowledged writes lost", res.Result, len(ops), res.Duration.Round(time.Millisecond), len(lost))
+	if res.Result != porcupine.Ok {
+		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
+	}
 }
 
 func (l *upgradeLoad) failuresList() []string {

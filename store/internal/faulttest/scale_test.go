@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/scenario"
 )
 
 // Scaling the replica count with real processes, under a porcupine-checked
@@ -60,7 +61,7 @@ func scaleUnderLoad(t *testing.T, start int, steps ...int) {
 		c.Start(i)
 	}
 	require.NoError(t, c.WaitReadyErr(running(), 60*time.Second))
-	clusterID := waitScaled(t, c, current, "")
+	clusterID := scenario.RequireScaled(t, c.Scenario(), current, "")
 
 	w := newWorkload(c, 6, "k0", "k1", "k2", "k3")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -82,7 +83,7 @@ func scaleUnderLoad(t *testing.T, start int, steps ...int) {
 		wg.Wait()
 		current = n
 		require.NoError(t, c.WaitReadyErr(running(), 60*time.Second))
-		waitScaled(t, c, n, clusterID)
+		scenario.RequireScaled(t, c.Scenario(), n, clusterID)
 		t.Logf("scaled to %d replicas: the configuration is those %d voters %s after the change", n, n, time.Since(began).Round(time.Millisecond))
 		before := w.acked.Load()
 		// A rolling restart at the new count, highest ordinal first.
@@ -91,7 +92,7 @@ func scaleUnderLoad(t *testing.T, start int, steps ...int) {
 			c.Start(i)
 			require.NoError(t, c.WaitReadyErr(running(), 60*time.Second), "after restarting n%d", i)
 		}
-		waitScaled(t, c, n, clusterID)
+		scenario.RequireScaled(t, c.Scenario(), n, clusterID)
 		require.Greater(t, w.acked.Load(), before, "writes were acknowledged during the rolling restart at %d replicas", n)
 	}
 	cancel()
@@ -103,7 +104,7 @@ func scaleUnderLoad(t *testing.T, start int, steps ...int) {
 		assert.True(t, ok, "n%d exports the data-loss counter", i)
 		assert.Zero(t, v, "n%d counted a data loss", i)
 	}
-	waitScaled(t, c, current, clusterID)
+	scenario.RequireScaled(t, c.Scenario(), current, clusterID)
 }
 
 func upTo(n int) []int {
@@ -112,52 +113,4 @@ func upTo(n int) []int {
 		out[i] = i
 	}
 	return out
-}
-
-// waitScaled waits until every running node of 0..n-1 reports n replicas,
-// a configuration of exactly those n replicas as voters (no placeholder,
-// no server beyond the count) and one cluster id (clusterID when given).
-// It returns that id.
-func waitScaled(t *testing.T, c *Cluster, n int, clusterID string) string {
-	t.Helper()
-	var (
-		mu   sync.Mutex // the condition runs on its own goroutine
-		seen string
-	)
-	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		ids := map[string]bool{}
-		for i := 0; i < n; i++ {
-			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			st, err := c.Status(sctx, i)
-			cancel()
-			if !assert.NoError(ct, err, "status of n%d", i) {
-				return
-			}
-			ids[st.ClusterID] = true
-			assert.Equal(ct, n, st.Replicas, "n%d acts on the replica count", i)
-			names := map[string]bool{}
-			for _, m := range st.Members {
-				assert.Equal(ct, "voter", m.Suffrage, "n%d sees %s", i, m.ID)
-				assert.False(ct, strings.HasSuffix(m.ID, "/placeholder"), "n%d sees placeholder %s", i, m.ID)
-				names[m.Name] = true
-			}
-			assert.Len(ct, st.Members, n, "n%d members %+v", i, st.Members)
-			for j := 0; j < n; j++ {
-				assert.True(ct, names[c.Nodes[j].Name], "n%d: %s is a member", i, c.Nodes[j].Name)
-			}
-		}
-		if assert.Len(ct, ids, 1, "one cluster id: %v", ids) {
-			for id := range ids {
-				if clusterID != "" {
-					assert.Equal(ct, clusterID, id, "the cluster of the start, never a re-formed one")
-				}
-				mu.Lock()
-				seen = id
-				mu.Unlock()
-			}
-		}
-	}, 60*time.Second, 200*time.Millisecond, "the configuration of %d replicas", n)
-	mu.Lock()
-	defer mu.Unlock()
-	return seen
 }

@@ -3,14 +3,13 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ephemeral-store/ephemeral-store/store/internal/scenario"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
 
@@ -46,8 +45,7 @@ func scaleUnderWrites(t *testing.T, start int, steps ...int) {
 	}
 	c := testcluster.New(t, start, testcluster.WithSpareSlots(most-start))
 	c.WaitReady(readyTimeout)
-	clusterID := c.Node(0).Server.Node().Status().ClusterID
-	require.NotEmpty(t, clusterID)
+	clusterID := scenario.RequireScaled(t, c.Scenario(), start, "")
 
 	stable := make([]int, least) // the nodes no step removes
 	for i := range stable {
@@ -59,7 +57,7 @@ func scaleUnderWrites(t *testing.T, start int, steps ...int) {
 		t.Logf("scaling from %d to %d replicas", c.Size(), n)
 		began := time.Now()
 		c.ScaleTo(n)
-		waitConfiguration(t, c, n)
+		scenario.RequireScaled(t, c.Scenario(), n, clusterID)
 		t.Logf("configuration is the %d replicas, all voters, %s after the change", n, time.Since(began).Round(time.Millisecond))
 		w.require(t, fmt.Sprintf("after scaling to %d", n))
 		// A rolling update after the change (an image upgrade, a changed
@@ -70,18 +68,13 @@ func scaleUnderWrites(t *testing.T, start int, steps ...int) {
 			c.Start(i)
 			c.WaitReady(readyTimeout)
 		}
-		waitConfiguration(t, c, n)
+		scenario.RequireScaled(t, c.Scenario(), n, clusterID)
 		w.require(t, fmt.Sprintf("after a rolling restart at %d replicas", n))
 	}
 	acked := w.stop()
 	require.NotZero(t, len(acked), "the writers acknowledged nothing")
 
 	ctx := ctxT(t)
-	for i := 0; i < c.Size(); i++ {
-		st := c.Node(i).Server.Node().Status()
-		require.Equal(t, clusterID, st.ClusterID, "node %d: one cluster from start to end", i)
-		require.Equal(t, c.Size(), st.Replicas, "node %d acts on the replica count", i)
-	}
 	all, err := c.Client(testcluster.UserAll).ListAll(ctx, "w/")
 	require.NoError(t, err)
 	got := map[string]string{}
@@ -96,33 +89,6 @@ func scaleUnderWrites(t *testing.T, start int, steps ...int) {
 	}
 	require.Empty(t, lost, "%d of %d acknowledged writes lost", len(lost), len(acked))
 	t.Logf("%d acknowledged writes, all read back; one cluster id %s", len(acked), clusterID)
-}
-
-// waitConfiguration waits until every running node reports a
-// configuration of exactly n voters, the replicas 0..n-1, no placeholder
-// and no other server, and acts on n replicas.
-func waitConfiguration(t *testing.T, c *testcluster.Cluster, n int) {
-	t.Helper()
-	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		for i := 0; i < c.Size(); i++ {
-			s := c.Node(i).Server
-			if !assert.NotNil(ct, s, "node %d running", i) {
-				return
-			}
-			st := s.Node().Status()
-			assert.Equal(ct, n, st.Replicas, "node %d replica count", i)
-			names := map[string]bool{}
-			for _, m := range st.Members {
-				assert.Equal(ct, "voter", m.Suffrage, "node %d sees %s", i, m.ID)
-				assert.False(ct, strings.HasSuffix(m.ID, "/placeholder"), "node %d sees placeholder %s", i, m.ID)
-				names[m.Name] = true
-			}
-			assert.Len(ct, st.Members, n, "node %d: members %+v", i, st.Members)
-			for j := 0; j < n; j++ {
-				assert.True(ct, names[fmt.Sprintf("node-%d", j)], "node %d: node-%d is a member", i, j)
-			}
-		}
-	}, readyTimeout, 100*time.Millisecond, "the configuration of %d replicas", n)
 }
 
 // writers put unique keys through the given nodes until stopped, and
