@@ -61,13 +61,21 @@ func TestE2EScaleDownAndUpUnderLoad(t *testing.T) {
 	}
 	before := staying()
 
+	// replicaCount is an integer in the schema: --set, not the harness's
+	// --set-string.
+	helmScale := func(n int) func() {
+		return func() {
+			r.helm.SetValues["replicaCount"] = fmt.Sprint(n)
+			r.upgrade(t, nil)
+		}
+	}
 	steps := []struct {
 		what  string
 		to    int
 		scale func()
 	}{
-		{"helm upgrade --set replicaCount=3", 3, func() { r.upgrade(t, map[string]string{"replicaCount": "3"}) }},
-		{"helm upgrade --set replicaCount=5", 5, func() { r.upgrade(t, map[string]string{"replicaCount": "5"}) }},
+		{"helm upgrade --set replicaCount=3", 3, helmScale(3)},
+		{"helm upgrade --set replicaCount=5", 5, helmScale(5)},
 		{"kubectl scale statefulset --replicas=3", 3, func() {
 			k8s.RunKubectl(t, r.kubectl, "scale", "statefulset", r.fullname, "--replicas=3")
 			r.waitHealthy(t)
