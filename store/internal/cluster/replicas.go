@@ -216,11 +216,24 @@ func (n *Node) tendReplicaCount(r *raft.Raft) {
 		return
 	}
 	for _, s := range n.serversBeyond(r, count) {
+		// A live voter that has not asked to leave goes only while the
+		// voters left that answer still make a quorum of the smaller
+		// configuration: removing it earlier would turn a cluster that
+		// commits into one that cannot (its pod leaves soon anyway, and
+		// leaving removes it whatever the quorum, since then it votes no
+		// more either way). Asked before taking membershipMu: the probe
+		// may wait for silent peers.
+		if s.Suffrage == raft.Voter && !isPlaceholder(s.ID) {
+			if err := n.removalKeepsQuorum(r, s.ID); err != nil {
+				n.logWaiting("scale-down", "scale-down: a voter beyond the replica count stays for now", "server", s.ID, "replicas", count, "reason", err)
+				return
+			}
+		}
 		n.membershipMu.Lock()
-		err := n.removeBeyond(r, s, count)
+		err := n.removeBeyond(r, s.ID, count)
 		n.membershipMu.Unlock()
 		if err != nil {
-			n.log.Info("scale-down: server not removed yet", "server", s.ID, "replicas", count, "reason", err)
+			n.log.Warn("scale-down: could not remove a server beyond the replica count", "server", s.ID, "replicas", count, "err", err)
 			return
 		}
 	}
@@ -259,50 +272,40 @@ func (n *Node) serversBeyond(r *raft.Raft, count int) []raft.Server {
 	return out
 }
 
-// removeBeyond removes server s, whose ordinal is beyond the count, if it
-// is still in the configuration. A live voter that has not asked to leave
-// is removed only when the voters left that answer still make a quorum of
-// the smaller configuration: removing it earlier would turn a cluster that
-// commits into one that cannot (its pod leaves soon anyway, and leaving
-// removes it whatever the quorum, since then it votes no more either way).
-// The caller holds n.membershipMu.
-func (n *Node) removeBeyond(r *raft.Raft, s raft.Server, count int) error {
+// removeBeyond removes server id, whose ordinal is beyond the count, if it
+// is still in the configuration. The caller holds n.membershipMu.
+func (n *Node) removeBeyond(r *raft.Raft, id raft.ServerID, count int) error {
 	f := r.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
-	var current *raft.Server
-	for _, o := range f.Configuration().Servers {
-		if o.ID == s.ID {
-			current = &o
+	for _, s := range f.Configuration().Servers {
+		if s.ID != id {
+			continue
 		}
-	}
-	if current == nil {
-		return nil // removed meanwhile
-	}
-	if current.Suffrage == raft.Voter && !isPlaceholder(current.ID) {
-		if err := n.removalKeepsQuorum(f.Configuration(), current.ID); err != nil {
-			return err
+		if err := r.RemoveServer(id, 0, 0).Error(); err != nil {
+			return fmt.Errorf("remove %s: %w", id, err)
 		}
+		n.log.Info("scale-down: removed a server beyond the replica count", "server", id, "replicas", count)
+		return nil
 	}
-	if err := r.RemoveServer(current.ID, 0, 0).Error(); err != nil {
-		return fmt.Errorf("remove %s: %w", current.ID, err)
-	}
-	n.log.Info("scale-down: removed a server beyond the replica count", "server", current.ID, "replicas", count)
-	return nil
+	return nil // removed meanwhile
 }
 
-// removalKeepsQuorum checks that the voters of cfg without id that are
-// this node or answer as themselves make a majority of them.
-func (n *Node) removalKeepsQuorum(cfg raft.Configuration, id raft.ServerID) error {
-	statuses := n.probe()
+// removalKeepsQuorum checks that the voters of r's configuration without
+// id that are this node or answer as themselves make a majority of them.
+func (n *Node) removalKeepsQuorum(r *raft.Raft, id raft.ServerID) error {
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
 	byAddr := map[string]statusResponse{}
-	for p, st := range statuses {
+	for p, st := range n.probe() {
 		byAddr[p.Address] = st
 	}
 	me := n.ID()
 	voters, live := 0, 0
-	for _, s := range cfg.Servers {
+	for _, s := range f.Configuration().Servers {
 		if s.Suffrage != raft.Voter || s.ID == id {
 			continue
 		}
