@@ -83,12 +83,6 @@ func Parse(spec string, flag int, podName string) (Source, error) {
 	return nil, fmt.Errorf("--replicas-from %q: want statefulset or file:PATH", spec)
 }
 
-// ValidSpec reports whether Parse understands spec, without touching the
-// environment (config validation).
-func ValidSpec(spec string) bool {
-	return spec == "" || spec == "statefulset" || (strings.HasPrefix(spec, "file:") && len(spec) > len("file:"))
-}
-
 // StatefulSet reads spec.replicas of one StatefulSet through the
 // Kubernetes API, with the pod's service account token. The spec changes
 // before the StatefulSet controller deletes a pod, so a leaving pod that
