@@ -314,14 +314,17 @@ func (c *Client) ListAll(ctx context.Context, prefix string, opts ...ListOption)
 
 // ClusterStatus is what the answering node knows of the cluster.
 type ClusterStatus struct {
-	Self         string   `json:"self"`
-	Leader       string   `json:"leader"`
-	State        string   `json:"state"`
-	ClusterID    string   `json:"cluster_id,omitempty"`
-	Revision     int64    `json:"revision"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Members      []Member `json:"members"`
+	Self         string `json:"self"`
+	Leader       string `json:"leader"`
+	State        string `json:"state"`
+	ClusterID    string `json:"cluster_id,omitempty"`
+	Revision     int64  `json:"revision"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// Replicas is the replica count the answering node acts on (the
+	// replicated count once the cluster has recorded one).
+	Replicas int      `json:"replicas,omitempty"`
+	Members  []Member `json:"members"`
 	// Quorum says why there is no leader: "ok", "electing", or
 	// "waiting_for_silent_voters" with the voters that stay silent.
 	Quorum QuorumReport `json:"quorum"`

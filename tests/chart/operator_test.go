@@ -143,15 +143,15 @@ func TestNetworkPolicyExtraRules(t *testing.T) {
 		assert.Equal(t, "client", extra.Ports[0].Port.String())
 		assert.Len(t, np.Spec.Ingress[1].From, 1, "the peer rule keeps admitting store pods only")
 	})
-	t.Run("extraEgress is appended after DNS and peers", func(t *testing.T) {
+	t.Run("extraEgress is appended after DNS, peers and the Kubernetes API", func(t *testing.T) {
 		t.Parallel()
 		np := get(t, opts{set: map[string]string{"networkPolicy.restrictEgress": "true"}, setJSON: map[string]string{
 			"networkPolicy.extraEgress": `[{"to":[{"ipBlock":{"cidr":"10.0.0.10/32"}}],"ports":[{"port":8200,"protocol":"TCP"}]}]`,
 		}})
 		assert.Contains(t, np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
-		require.Len(t, np.Spec.Egress, 3)
-		assert.Equal(t, "10.0.0.10/32", np.Spec.Egress[2].To[0].IPBlock.CIDR)
-		assert.Equal(t, 8200, np.Spec.Egress[2].Ports[0].Port.IntValue())
+		require.Len(t, np.Spec.Egress, 4)
+		assert.Equal(t, "10.0.0.10/32", np.Spec.Egress[3].To[0].IPBlock.CIDR)
+		assert.Equal(t, 8200, np.Spec.Egress[3].Ports[0].Port.IntValue())
 	})
 	t.Run("none by default", func(t *testing.T) {
 		t.Parallel()

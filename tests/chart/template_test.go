@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
@@ -24,6 +25,8 @@ func TestDefaultValuesRenderTheOldObjectNames(t *testing.T) {
 		"NetworkPolicy/ephemeral-store",
 		"Pod/ephemeral-store-test",
 		"PodDisruptionBudget/ephemeral-store",
+		"Role/ephemeral-store",
+		"RoleBinding/ephemeral-store",
 		"Secret/ephemeral-store-ca",
 		"Secret/ephemeral-store-secret",
 		"Secret/ephemeral-store-tls",
@@ -180,8 +183,10 @@ func TestStatefulSetDefaults(t *testing.T) {
 	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
 
 	// Security.
+	// The token reads the StatefulSet's replica count, nothing else
+	// (TestReplicaCountIsReadFromTheStatefulSet).
 	require.NotNil(t, spec.AutomountServiceAccountToken)
-	assert.False(t, *spec.AutomountServiceAccountToken)
+	assert.True(t, *spec.AutomountServiceAccountToken)
 	psc := spec.SecurityContext
 	require.NotNil(t, psc)
 	assert.True(t, *psc.RunAsNonRoot)
@@ -198,15 +203,19 @@ func TestStatefulSetDefaults(t *testing.T) {
 	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type)
 
 	// Identity and discovery (ES_MEMORY_LIMIT: TestMemoryLimitReachesGo).
-	require.Len(t, c.Env, 2)
+	require.Len(t, c.Env, 3)
 	assert.Equal(t, "ES_NODE_NAME", c.Env[0].Name)
 	require.NotNil(t, c.Env[0].ValueFrom)
 	assert.Equal(t, "metadata.name", c.Env[0].ValueFrom.FieldRef.FieldPath)
+	assert.Equal(t, "POD_NAMESPACE", c.Env[1].Name)
+	require.NotNil(t, c.Env[1].ValueFrom)
+	assert.Equal(t, "metadata.namespace", c.Env[1].ValueFrom.FieldRef.FieldPath)
 	require.NotEmpty(t, c.Args)
 	assert.Equal(t, "serve", c.Args[0])
 	f := flags(c.Args)
 	assert.Equal(t, []string{"ephemeral-store-info." + namespace + ".svc.cluster.local"}, f["peers-dns"])
-	assert.Equal(t, []string{"5"}, f["replicas"])
+	assert.Empty(t, f["replicas"], "the count is read from the StatefulSet, not a flag only a restart changes")
+	assert.Equal(t, []string{"statefulset"}, f["replicas-from"])
 	assert.Equal(t, []string{":8087"}, f["listen"])
 	assert.Equal(t, []string{":8088"}, f["peer-listen"])
 	assert.Equal(t, []string{":8089"}, f["probe-listen"])
@@ -314,6 +323,8 @@ func TestObjectsDecodeStrictlyIntoKubernetesTypes(t *testing.T) {
 		"StatefulSet":         func() any { return &appsv1.StatefulSet{} },
 		"PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
 		"NetworkPolicy":       func() any { return &networkingv1.NetworkPolicy{} },
+		"Role":                func() any { return &rbacv1.Role{} },
+		"RoleBinding":         func() any { return &rbacv1.RoleBinding{} },
 	}
 	for _, v := range variants(t) {
 		t.Run(v.name, func(t *testing.T) {
@@ -609,10 +620,14 @@ func TestNetworkPolicy(t *testing.T) {
 		t.Parallel()
 		np := get(t, opts{set: map[string]string{"networkPolicy.restrictEgress": "true"}})
 		assert.Contains(t, np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
-		require.Len(t, np.Spec.Egress, 2)
+		require.Len(t, np.Spec.Egress, 3)
 		assert.Equal(t, 53, np.Spec.Egress[0].Ports[0].Port.IntValue())
 		assert.Equal(t, 8088, np.Spec.Egress[1].Ports[0].Port.IntValue())
 		assert.Equal(t, store, np.Spec.Egress[1].To[0].PodSelector.MatchLabels)
+		// The Kubernetes API, where the replica count is read.
+		require.Len(t, np.Spec.Egress[2].Ports, 2)
+		assert.Equal(t, 443, np.Spec.Egress[2].Ports[0].Port.IntValue())
+		assert.Equal(t, 6443, np.Spec.Egress[2].Ports[1].Port.IntValue())
 	})
 	t.Run("disabled", func(t *testing.T) {
 		t.Parallel()

@@ -34,6 +34,11 @@ func TestUpgradeRollsPodsOnlyForPodTemplateInputs(t *testing.T) {
 		{name: "metrics, ServiceMonitor, alerts and dashboard", set: map[string]string{"metrics.enabled": "true", "metrics.serviceMonitor.enabled": "true", "metrics.prometheusRule.enabled": "true", "metrics.grafanaDashboard.enabled": "true"}},
 		{name: "rollout pacing", set: map[string]string{"minReadySeconds": "30", "updateStrategy.rollingUpdate.partition": "2"}},
 		{name: "helm test", set: map[string]string{"tests.enabled": "false"}},
+		// The pods read the count from the StatefulSet (--replicas-from):
+		// a scale that rolled the pods while the survivors still counted
+		// the old replicas lost every key (issue 18).
+		{name: "replica count", set: map[string]string{"replicaCount": "7"}},
+		{name: "replica count down", set: map[string]string{"replicaCount": "3"}},
 
 		// A new pod template: every pod is replaced, one at a time.
 		{name: "image tag", set: map[string]string{"image.tag": "0.2.0"}, rolls: true},
@@ -46,7 +51,6 @@ func TestUpgradeRollsPodsOnlyForPodTemplateInputs(t *testing.T) {
 		{name: "resources", set: map[string]string{"resources.requests.cpu": "2"}, rolls: true},
 		{name: "TLS mode", set: map[string]string{"tls.mode": "caSecret"}, rolls: true},
 		{name: "extra DNS names", setJSON: map[string]string{"tls.extraDnsNames": `["kv.example.com"]`}, rolls: true},
-		{name: "replica count", set: map[string]string{"replicaCount": "7"}, rolls: true},
 		{name: "pod annotations", set: map[string]string{"podAnnotations.a": "b"}, rolls: true},
 		{name: "common labels", set: map[string]string{"commonLabels.team": "kv"}, rolls: true},
 		{name: "extra volumes", setJSON: map[string]string{"extraVolumes": `[{"name":"x","configMap":{"name":"x"}}]`, "extraVolumeMounts": `[{"name":"x","mountPath":"/x","readOnly":true}]`}, rolls: true},

@@ -82,7 +82,7 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	admin := tunnels.client(t, r.fullname)
 	r.members(t, admin)
 	load := newUpgradeLoad(run)
-	clients := newLoadClients(t, r, tunnels)
+	clients := newLoadClients(t, r, tunnels, r.replicas)
 	stopLoad := load.start(t, clients)
 	load.waitOps(t, opsBeforeAndAfter, "before the rotation")
 	for i := range r.replicas {

@@ -14,15 +14,15 @@ import (
 
 // newLoadClients are the clients of an upgradeLoad: one through the client
 // Service (a ready, non-terminating endpoint picked at each connection, as
-// kube-proxy would), the others through every pod in turn, each starting
-// at another pod.
-func newLoadClients(t *testing.T, r *release, tunnels *podTunnels) []*loadClient {
+// kube-proxy would), the others through pods 0 to pods-1 in turn, each
+// starting at another pod.
+func newLoadClients(t *testing.T, r *release, tunnels *podTunnels, pods int) []*loadClient {
 	t.Helper()
 	clients := []*loadClient{{name: "svc", cl: tunnels.client(t, r.fullname)}}
 	for i := range loadClients - 1 {
 		var targets []string
-		for j := range r.replicas {
-			targets = append(targets, r.pod((i+j)%r.replicas))
+		for j := range pods {
+			targets = append(targets, r.pod((i+j)%pods))
 		}
 		clients = append(clients, &loadClient{name: "pods-" + strings.Join(podOrdinals(targets), ""), cl: tunnels.client(t, targets...)})
 	}
@@ -56,12 +56,13 @@ func (l *upgradeLoad) verdicts(t *testing.T, final map[string]kvhistory.Output, 
 	for _, f := range l.failuresList() {
 		t.Errorf("request failed after its retries: %s", f)
 	}
-	for _, lost := range l.lostWrites(final) {
-		t.Errorf("acknowledged write lost: %s", lost)
+	lost := l.lostWrites(final)
+	for _, w := range lost {
+		t.Errorf("acknowledged write lost: %s", w)
 	}
 	ops := l.h.Operations()
 	res := kvhistory.Check(ops, 10*time.Minute, visualization)
-	t.Logf("porcupine: %s on %d operations in %s", res.Result, len(ops), res.Duration.Round(time.Millisecond))
+	t.Logf("porcupine: %s on %d operations in %s; %d acknowledged writes lost", res.Result, len(ops), res.Duration.Round(time.Millisecond), len(lost))
 	if res.Result != porcupine.Ok {
 		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
 	}

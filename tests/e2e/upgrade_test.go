@@ -97,7 +97,7 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 	newImage := loadUpgradeImage(t, c, oldImage)
 
 	load := newUpgradeLoad(run)
-	clients := newLoadClients(t, r, tunnels)
+	clients := newLoadClients(t, r, tunnels, r.replicas)
 	stopLoad := load.start(t, clients)
 	t.Logf("load: %d clients on %d keys under %s, one operation per client every %s at most, each retried for up to %s",
 		len(clients), loadKeys, load.prefix, loadPace, opBound)

@@ -262,11 +262,12 @@ certificate, so its CN is tls.peerCommonName. Go: certnames.Release.ServerDNSNam
 {{/*
 Checksum of the server configuration that is not already in the pod template.
 Users are deliberately left out: the store reloads the users directory live,
-so editing users must never roll the pods.
+so editing users must never roll the pods. So is replicaCount: the pods read
+it from the StatefulSet while they run, and a scale must not roll them.
 */}}
 {{- define "ephemeral-store.configChecksum" -}}
 {{- $tls := pick .Values.tls "mode" "peerCommonName" "extraDnsNames" }}
-{{- dict "store" .Values.store "ports" .Values.containerPorts "tls" $tls "replicas" .Values.replicaCount "domain" .Values.clusterDomain | toJson | sha256sum }}
+{{- dict "store" .Values.store "ports" .Values.containerPorts "tls" $tls "domain" .Values.clusterDomain | toJson | sha256sum }}
 {{- end }}
 
 {{/* secretName of the users entry named tests.user, if any. */}}

@@ -53,6 +53,9 @@ func (n *Node) voteLease() time.Duration {
 type grantRequest struct {
 	Candidate string `json:"candidate"`
 	Address   string `json:"address"`
+	// Replicas is the count the candidate bootstraps for: a voter that
+	// counts otherwise refuses (0: a version that did not say).
+	Replicas int `json:"replicas,omitempty"`
 }
 
 type grantResponse struct {
@@ -67,19 +70,6 @@ type commitRequest struct {
 	// BaseFloor is the lowest base revision of the new cluster (revisions.go).
 	BaseFloor int64 `json:"base_floor,omitempty"`
 }
-
-// ordinalOf is the ordinal of a configured peer address, or -1.
-func (n *Node) ordinalOf(address string) int {
-	for _, p := range n.opts.Peers {
-		if p.Address == address {
-			return p.Ordinal
-		}
-	}
-	return -1
-}
-
-// majority of the configured replica count.
-func (n *Node) majority() int { return len(n.opts.Peers)/2 + 1 }
 
 // runCandidacy is one bootstrap attempt by this node. voters are the peers
 // that answered as non-members. force (an operator's reform) bootstraps
@@ -101,7 +91,7 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 	grants := n.requestVotes(voters)
 	if !force && 1+len(grants) < n.majority() {
 		n.logWaiting("bootstrap", "not enough bootstrap votes for a new cluster yet",
-			"votes", 1+len(grants), "needed", n.majority(), "replicas", len(n.opts.Peers))
+			"votes", 1+len(grants), "needed", n.majority(), "replicas", n.replicas())
 		return false
 	}
 
@@ -112,7 +102,7 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 		voted[addr] = true
 	}
 	if !force {
-		for _, p := range n.opts.Peers {
+		for _, p := range n.peers() {
 			if !voted[p.Address] {
 				servers = append(servers, placeholderFor(p.Address))
 			}
@@ -152,7 +142,7 @@ func (n *Node) requestVotes(voters map[Peer]statusResponse) map[string]grantResp
 	for p := range voters {
 		addrs = append(addrs, p.Address)
 	}
-	req := grantRequest{Candidate: string(n.ID()), Address: n.opts.Address}
+	req := grantRequest{Candidate: string(n.ID()), Address: n.opts.Address, Replicas: n.replicas()}
 	return fanOut(addrs, func(addr string) (grantResponse, bool) {
 		var g grantResponse
 		if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/bootstrap/vote", req, &g); err != nil {
@@ -192,8 +182,19 @@ func (n *Node) handleVote(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ordinal := n.ordinalOf(g.Address)
-	if ordinal < 0 {
+	if ordinal < 0 || !n.configured(g.Address) {
 		writeRPCError(w, http.StatusForbidden, "unknown_peer", fmt.Errorf("%s is not a configured replica", g.Address))
+		return
+	}
+	// Candidate and voters must count the same replicas, or two candidates
+	// counting differently could each gather "a majority" (2 of 3 and 3 of
+	// 5) while the count changes. The sources agree again within a poll.
+	if mine := n.replicas(); g.Replicas != 0 && g.Replicas != mine {
+		writeRPCError(w, http.StatusConflict, "replicas_differ", fmt.Errorf("candidate counts %d replicas, this node %d", g.Replicas, mine))
+		return
+	}
+	if !n.configured(n.opts.Address) {
+		writeRPCError(w, http.StatusConflict, "beyond_replica_count", fmt.Errorf("this replica is beyond the replica count %d", n.replicas()))
 		return
 	}
 	me := n.ID()

@@ -31,12 +31,17 @@ func (n *Node) discoveryLoop() {
 func (n *Node) probe() map[Peer]statusResponse {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+time.Second)
 	defer cancel()
-	answers := fanOut(n.otherPeers(), func(addr string) (statusResponse, bool) {
+	targets := n.probeTargets()
+	addrs := make([]string, len(targets))
+	for i, p := range targets {
+		addrs[i] = p.Address
+	}
+	answers := fanOut(addrs, func(addr string) (statusResponse, bool) {
 		st, err := n.peer.status(ctx, addr)
 		return st, err == nil && st.Address == addr
 	})
 	out := make(map[Peer]statusResponse, len(answers))
-	for _, p := range n.opts.Peers {
+	for _, p := range targets {
 		if st, ok := answers[p.Address]; ok {
 			out[p] = st
 		}
@@ -48,6 +53,10 @@ func (n *Node) probe() map[Peer]statusResponse {
 // through a member that knows its leader; with no member in sight, the
 // lowest ordinal among the non-members that answer runs for bootstrap.
 func (n *Node) seekCluster() {
+	if n.replicas() == 0 {
+		n.logWaiting("replicas", "the replica count is not known yet (its source has not answered); waiting")
+		return
+	}
 	statuses := n.probe()
 	members := 0
 	for _, st := range statuses {
@@ -70,6 +79,11 @@ func (n *Node) seekCluster() {
 		n.logWaiting("join", "members answer but know no leader; waiting to join", "members", members)
 		return
 	}
+	if !n.configured(n.opts.Address) {
+		// Scaled away (or not yet scaled up to): never a candidate.
+		n.logWaiting("join", "this replica's ordinal is beyond the replica count; it may only join", "replicas", n.replicas())
+		return
+	}
 	n.answering.Store(int32(1 + len(statuses)))
 	for p, st := range statuses {
 		// A lower ordinal that answers runs and this node votes, unless it
@@ -80,7 +94,7 @@ func (n *Node) seekCluster() {
 	}
 	if answered := 1 + len(statuses); answered < n.majority() {
 		n.logWaiting("bootstrap", "too few replicas answer to bootstrap a new cluster; waiting",
-			"answering", answered, "needed", n.majority(), "replicas", len(n.opts.Peers))
+			"answering", answered, "needed", n.majority(), "replicas", n.replicas())
 		return
 	}
 	n.runCandidacy(statuses, false)
@@ -164,7 +178,7 @@ func (n *Node) tendMembership() {
 		n.restart("removed", id)
 		return
 	case self != nil && r.State() == raft.Leader:
-		n.pruneForeignPlaceholders(r)
+		n.tendReplicaCount(r)
 		n.restoreLostPlaceholders(r)
 	case self != nil && self.Suffrage != raft.Voter && leaderAddr != "":
 		n.mu.RLock()

@@ -27,13 +27,13 @@ func fanOut[T any](addrs []string, call func(addr string) (T, bool)) map[string]
 	return out
 }
 
-// otherPeers are the addresses of every configured peer but this node.
+// otherPeers are the addresses of every peer to ask but this node: the
+// configured replicas and the other servers of its configuration
+// (probeTargets).
 func (n *Node) otherPeers() []string {
 	var out []string
-	for _, p := range n.opts.Peers {
-		if p.Address != n.opts.Address {
-			out = append(out, p.Address)
-		}
+	for _, p := range n.probeTargets() {
+		out = append(out, p.Address)
 	}
 	return out
 }

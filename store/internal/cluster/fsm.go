@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -25,6 +26,9 @@ type raftFSM struct {
 	// logBytes counts command bytes applied since the last snapshot: the
 	// in-memory log holds about that much, whatever the entry count.
 	logBytes atomic.Uint64
+	// replicas is the replica count the log has recorded (fsm.OpReplicas),
+	// 0 before the first; snapshots carry it.
+	replicas atomic.Int64
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced after every apply
@@ -71,6 +75,12 @@ func (f *raftFSM) applyCommand(l *raft.Log) any {
 		// version; every replica skips it the same way.
 		return fsm.Result{Revision: f.state.Revision(), Err: err}
 	}
+	if cmd.Op == fsm.OpReplicas {
+		if cmd.Replicas > 0 {
+			f.replicas.Store(int64(cmd.Replicas))
+		}
+		return fsm.Result{Revision: f.state.Revision()}
+	}
 	return f.state.Apply(cmd)
 }
 
@@ -99,7 +109,7 @@ func (f *raftFSM) changed() <-chan struct{} {
 // Snapshot captures the state and the index it reflects.
 func (f *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.logBytes.Store(0)
-	return &snapshot{index: f.applied.Load(), write: f.state.Snapshot()}, nil
+	return &snapshot{index: f.applied.Load(), replicas: f.replicas.Load(), write: f.state.Snapshot()}, nil
 }
 
 // Restore replaces the state with a snapshot's (a node catching up, or a
@@ -117,21 +127,33 @@ func (f *raftFSM) Restore(rc io.ReadCloser) error {
 	case index&streamFormatBit != 0:
 		index, format = index&^streamFormatBit, fsm.SnapshotStream
 	}
+	var meta clusterMeta
+	if index&clusterMetaBit != 0 {
+		index &^= clusterMetaBit
+		var err error
+		if meta, err = readClusterMeta(rc); err != nil {
+			return err
+		}
+	}
 	if err := f.state.Restore(rc, format); err != nil {
 		return err
 	}
+	// A snapshot without the count (an older leader's) leaves it unknown:
+	// the node uses its source until the log records one.
+	f.replicas.Store(int64(meta.Replicas))
 	f.applied.Store(index)
 	f.advance(0)
 	if f.restored != nil {
-		snap := &snapshot{index: index, write: f.state.Snapshot()}
+		snap := &snapshot{index: index, replicas: int64(meta.Replicas), write: f.state.Snapshot()}
 		f.restored(index, snap.writeTo)
 	}
 	return nil
 }
 
 type snapshot struct {
-	index uint64
-	write func(io.Writer) error
+	index    uint64
+	replicas int64 // the replicated replica count, 0 if none
+	write    func(io.Writer) error
 }
 
 // streamFormatBit, set in a snapshot's header, says the state follows in
@@ -147,13 +169,82 @@ const (
 	clockedFormatBit = uint64(1) << 62
 )
 
-// writeTo writes the snapshot: the applied index with the format bits,
-// then the state.
+// clusterMetaBit, set in a snapshot's header, says a block of the cluster
+// layer's own replicated facts (clusterMeta: the replica count) follows
+// the header, before the state. The block opens with clusterMetaMagic, ten
+// bytes that no varint decodes: a node that does not know the bit reads
+// them as the state's revision and refuses the snapshot at once, rather
+// than restoring it under a wrong index.
+const clusterMetaBit = uint64(1) << 61
+
+var clusterMetaMagic = [binary.MaxVarintLen64]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// clusterMeta is what the cluster layer replicates besides the state.
+type clusterMeta struct {
+	Replicas int `json:"replicas,omitempty"`
+}
+
+// maxClusterMeta bounds the block a snapshot may carry.
+const maxClusterMeta = 64 << 10
+
+func writeClusterMeta(w io.Writer, m clusterMeta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode snapshot metadata: %w", err)
+	}
+	var size [binary.MaxVarintLen64]byte
+	buf := append(append([]byte(nil), clusterMetaMagic[:]...), size[:binary.PutUvarint(size[:], uint64(len(b)))]...)
+	if _, err := w.Write(append(buf, b...)); err != nil {
+		return fmt.Errorf("write snapshot metadata: %w", err)
+	}
+	return nil
+}
+
+func readClusterMeta(r io.Reader) (clusterMeta, error) {
+	var m clusterMeta
+	var magic [len(clusterMetaMagic)]byte
+	if _, err := io.ReadFull(r, magic[:]); err != nil || magic != clusterMetaMagic {
+		return m, fmt.Errorf("read snapshot metadata: %w", fsm.ErrBadSnapshot)
+	}
+	size, err := binary.ReadUvarint(byteReader{r})
+	if err != nil || size > maxClusterMeta {
+		return m, fmt.Errorf("read snapshot metadata size: %w", fsm.ErrBadSnapshot)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return m, fmt.Errorf("read snapshot metadata: %w: %w", fsm.ErrBadSnapshot, err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode snapshot metadata: %w: %w", fsm.ErrBadSnapshot, err)
+	}
+	return m, nil
+}
+
+// byteReader reads one byte at a time from r, so that nothing after the
+// metadata block is consumed before the state's decoder gets r.
+type byteReader struct{ r io.Reader }
+
+func (b byteReader) ReadByte() (byte, error) {
+	var one [1]byte
+	_, err := io.ReadFull(b.r, one[:])
+	return one[0], err
+}
+
+// writeTo writes the snapshot: the applied index with the format bits, the
+// cluster's metadata block when there is a replica count, then the state.
 func (s *snapshot) writeTo(w io.Writer) error {
-	var hdr [8]byte
-	binary.BigEndian.PutUint64(hdr[:], s.index|streamFormatBit|clockedFormatBit)
+	hdr, index := [8]byte{}, s.index|streamFormatBit|clockedFormatBit
+	if s.replicas > 0 {
+		index |= clusterMetaBit
+	}
+	binary.BigEndian.PutUint64(hdr[:], index)
 	if _, err := w.Write(hdr[:]); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
+	}
+	if s.replicas > 0 {
+		if err := writeClusterMeta(w, clusterMeta{Replicas: int(s.replicas)}); err != nil {
+			return err
+		}
 	}
 	return s.write(w)
 }

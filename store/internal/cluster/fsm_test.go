@@ -104,3 +104,51 @@ func TestSnapshotsRoundTripWithTheClusterTime(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 42*time.Second+time.Minute, kv.ExpireAt)
 }
+
+// TestReplicaCountIsAppliedAndCarriedBySnapshots: an OpReplicas entry sets
+// the replicated count without touching the keys; a snapshot carries it to
+// a node that restores it; a snapshot from a version without the count
+// restores with the count unknown (0); and the previous reader, which only
+// knows the stream bit, refuses the new snapshot instead of restoring it.
+func TestReplicaCountIsAppliedAndCarriedBySnapshots(t *testing.T) {
+	state := fsm.New(fsm.DefaultLimits())
+	f := newRaftFSM(state)
+	f.ApplyBatch([]*raft.Log{
+		commandLog(t, 1, fsm.Command{Op: fsm.OpPut, Key: "k", Value: []byte("v")}),
+		commandLog(t, 2, fsm.Command{Op: fsm.OpReplicas, Replicas: 5}),
+	})
+	require.EqualValues(t, 5, f.replicas.Load())
+	require.EqualValues(t, 1, state.Revision(), "the count is no key and takes no revision")
+	res := f.Apply(commandLog(t, 3, fsm.Command{Op: fsm.OpReplicas, Replicas: 3}))
+	require.NoError(t, res.(fsm.Result).Err)
+	require.EqualValues(t, 3, f.replicas.Load())
+
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, snap.(*snapshot).writeTo(&buf))
+	encoded := buf.Bytes()
+
+	other := newRaftFSM(fsm.New(fsm.DefaultLimits()))
+	require.NoError(t, other.Restore(io.NopCloser(bytes.NewReader(encoded))))
+	require.EqualValues(t, 3, other.replicas.Load())
+	require.EqualValues(t, 3, other.applied.Load())
+	kv, _, ok := other.state.Get("k")
+	require.True(t, ok)
+	require.Equal(t, "v", string(kv.Value))
+
+	// The previous version's reader: header, stream bit, then the state.
+	hdr := binary.BigEndian.Uint64(encoded[:8])
+	require.NotZero(t, hdr&clusterMetaBit)
+	old := fsm.New(fsm.DefaultLimits())
+	require.ErrorIs(t, old.Restore(bytes.NewReader(encoded[8:]), fsm.SnapshotStream), fsm.ErrBadSnapshot)
+
+	// A snapshot without the count (written before there was one).
+	withoutCount := &snapshot{index: 9, write: fsm.New(fsm.DefaultLimits()).Snapshot()}
+	buf.Reset()
+	require.NoError(t, withoutCount.writeTo(&buf))
+	require.Zero(t, binary.BigEndian.Uint64(buf.Bytes()[:8])&clusterMetaBit)
+	require.NoError(t, other.Restore(io.NopCloser(&buf)))
+	require.Zero(t, other.replicas.Load(), "an older snapshot leaves the count unknown")
+	require.EqualValues(t, 9, other.applied.Load())
+}

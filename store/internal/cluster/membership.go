@@ -78,33 +78,6 @@ func (n *Node) retire(r *raft.Raft, s raft.Server) error {
 	return nil
 }
 
-// pruneForeignPlaceholders, on the leader, drops placeholders of replicas
-// that are no longer configured (the StatefulSet was scaled down): nothing
-// will ever take their place.
-func (n *Node) pruneForeignPlaceholders(r *raft.Raft) {
-	configured := map[string]bool{}
-	for _, p := range n.opts.Peers {
-		configured[p.Address] = true
-	}
-	f := r.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
-	for _, s := range f.Configuration().Servers {
-		if !isPlaceholder(s.ID) || configured[replicaOf(s)] {
-			continue
-		}
-		n.membershipMu.Lock()
-		err := r.RemoveServer(s.ID, 0, 0).Error()
-		n.membershipMu.Unlock()
-		if err != nil {
-			n.log.Warn("could not drop the placeholder of a replica no longer configured", "placeholder", s.ID, "err", err)
-			return
-		}
-		n.log.Info("dropped the placeholder of a replica no longer configured", "placeholder", s.ID)
-	}
-}
-
 // restorePlaceholder gives the replica at address its placeholder back
 // when no voter stands for it (neither an incarnation nor a placeholder).
 // retire removes a voter and adds the placeholder in two configuration
@@ -117,15 +90,11 @@ func (n *Node) pruneForeignPlaceholders(r *raft.Raft) {
 // all is otherwise normal (a forced reform bootstraps with the replicas that
 // answered, without placeholders). The caller holds n.membershipMu.
 func (n *Node) restorePlaceholder(r *raft.Raft, address string) error {
-	configured := false
-	for _, p := range n.opts.Peers {
-		configured = configured || p.Address == address
-	}
 	f := r.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
-	if !configured || hasVoterFor(f.Configuration(), address) {
+	if !n.configured(address) || hasVoterFor(f.Configuration(), address) {
 		return nil
 	}
 	ph := placeholderFor(address)
@@ -157,9 +126,10 @@ func (n *Node) noteVotersLocked(cfg raft.Configuration) {
 // the replicas that did not answer have none, by design; a scale-up adds
 // replicas through promotion).
 func (n *Node) restoreLostPlaceholders(r *raft.Raft) {
+	peers := n.peers()
 	n.mu.RLock()
 	var lost []string
-	for _, p := range n.opts.Peers {
+	for _, p := range peers {
 		if n.voted[p.Address] {
 			lost = append(lost, p.Address)
 		}

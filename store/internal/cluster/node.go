@@ -52,9 +52,17 @@ type Options struct {
 	// Address is this node's Raft address: advertised DNS name and peer port.
 	Address string
 	// Ordinal and Peers drive bootstrap: the lowest ordinal that answers
-	// bootstraps when no cluster exists. Peers includes this node.
+	// bootstraps when no cluster exists. Peers includes this node. With a
+	// Topology and a ReplicaSource, Peers is only the default: the peers
+	// are the first replicas() ordinals of the Topology (replicas.go).
 	Ordinal int
 	Peers   []Peer
+	// Topology names the replica of any ordinal (nil functions: Peers by
+	// position).
+	Topology Topology
+	// ReplicaSource reports the replica count the platform runs now; nil
+	// means len(Peers), fixed. The leader replicates it (replicas.go).
+	ReplicaSource ReplicaSource
 
 	// QuorumLossTimeout is how long a member goes without a leader before
 	// it asks the voters whether they are gone. It only starts the asking:
@@ -211,6 +219,8 @@ type Node struct {
 	forks       atomic.Pointer[[]Fork]
 	stopping    atomic.Bool
 	draining    atomic.Bool // shutting down soon: not ready, still serving
+	// sourceReplicas is what the ReplicaSource last reported (0: never).
+	sourceReplicas atomic.Int64
 }
 
 // New prepares a node; Start runs it.
@@ -249,6 +259,9 @@ func New(opts Options) (*Node, error) {
 	n.peer = newPeerClient(opts.Mux)
 	n.readSem = make(chan struct{}, 1)
 	n.clusterID.Store("")
+	if opts.ReplicaSource == nil {
+		n.sourceReplicas.Store(int64(len(opts.Peers)))
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
 }
@@ -285,6 +298,13 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.rpc = &http.Server{Handler: n.rpcHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if n.opts.ReplicaSource != nil {
+		// Once before discovery, so that a source that answers at once
+		// (a flag, a file) is known to the first round.
+		n.readSource(n.ctx)
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.sourceLoop() }()
+	}
 	n.wg.Add(4)
 	go func() { defer n.wg.Done(); _ = n.rpc.Serve(n.opts.Mux.RPCListener()) }()
 	go func() { defer n.wg.Done(); n.discoveryLoop() }()

@@ -60,6 +60,10 @@ type statusResponse struct {
 type joinRequest struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
+	// Remove, in a leave, says the leaver was scaled away: its ordinal is
+	// beyond the count its source reports, so it is removed, not replaced
+	// by its placeholder.
+	Remove bool `json:"remove,omitempty"`
 }
 
 type joinResponse struct {
@@ -188,6 +192,10 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	if !n.withinCount(req.Context(), r, j.Address) {
+		writeRPCError(w, http.StatusConflict, "beyond_replica_count", fmt.Errorf("%s is beyond the replica count %d", j.Address, n.replicas()))
+		return
+	}
 	n.membershipMu.Lock()
 	defer n.membershipMu.Unlock()
 	cfg := r.GetConfiguration()
@@ -229,6 +237,10 @@ func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
+	if !n.withinCount(req.Context(), r, j.Address) {
+		writeRPCError(w, http.StatusConflict, "beyond_replica_count", fmt.Errorf("%s is beyond the replica count %d", j.Address, n.replicas()))
+		return
+	}
 	n.membershipMu.Lock()
 	defer n.membershipMu.Unlock()
 	// Promote only a non-voter that is still in the configuration at that
@@ -266,19 +278,67 @@ func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
+// withinCount reports whether the replica at address may join or vote: its
+// ordinal is below the replica count (an address without an ordinal is
+// not subject to the count). Beyond it, the leader first reads its source
+// and proposes a new count: a scale-up's new pod may ask before the
+// leader's poll has seen the new count.
+func (n *Node) withinCount(ctx context.Context, r *raft.Raft, address string) bool {
+	o := n.ordinalOf(address)
+	if o < 0 || o < n.replicas() {
+		return true
+	}
+	n.readSource(ctx)
+	n.syncReplicaCount(r)
+	return o < n.replicas()
+}
+
 // handleLeave retires a member that is shutting down: a voter's place is
-// kept by its replica's placeholder.
+// kept by its replica's placeholder, unless its replica is scaled away.
 func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
 	j, r, ok := n.membershipRequest(w, req, "leave", false)
 	if !ok {
 		return
 	}
-	if err := n.retireByID(r, raft.ServerID(j.ID), j.Address); err != nil {
+	if err := n.leaveByID(req.Context(), r, raft.ServerID(j.ID), j.Address, j.Remove); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "remove_failed", err)
 		return
 	}
 	n.log.Info("member left", "id", j.ID)
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// leaveByID takes a leaving server out of the configuration. A leaver
+// whose replica is beyond the replica count is removed outright: no
+// placeholder keeps a place that no incarnation will take again. When the
+// leaver says it was scaled away (its source reports a count at or below
+// its ordinal) and the replicated count still includes it, the leader
+// reads its own source and proposes the new count first; if the count
+// still includes the leaver, it is retired like a restarting pod.
+func (n *Node) leaveByID(ctx context.Context, r *raft.Raft, id raft.ServerID, address string, remove bool) error {
+	ordinal := n.ordinalOf(address)
+	if remove && ordinal >= 0 && ordinal < n.replicatedCount() {
+		n.readSource(ctx)
+		n.syncReplicaCount(r)
+	}
+	if count := n.replicatedCount(); ordinal >= 0 && count > 0 && ordinal >= count {
+		n.membershipMu.Lock()
+		defer n.membershipMu.Unlock()
+		f := r.GetConfiguration()
+		if err := f.Error(); err != nil {
+			return err
+		}
+		for _, s := range f.Configuration().Servers {
+			if s.ID == id || s.ID == placeholderID(address) {
+				if err := r.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+					return fmt.Errorf("remove %s: %w", s.ID, err)
+				}
+				n.log.Info("scale-down: a leaving server beyond the replica count was removed", "server", s.ID, "replicas", count)
+			}
+		}
+		return nil
+	}
+	return n.retireByID(r, id, address)
 }
 
 // retireByID retires the server with that ID, if it is in the
@@ -446,7 +506,8 @@ func (p *peerClient) readIndex(ctx context.Context, addr string) (uint64, error)
 }
 
 // leave asks the node at addr, if it leads, to retire incarnation id of the
-// replica at self (its peer address).
-func (p *peerClient) leave(ctx context.Context, addr string, id raft.ServerID, self string) error {
-	return p.call(ctx, http.MethodPost, addr, "/peer/leave", joinRequest{ID: string(id), Address: self}, nil)
+// replica at self (its peer address), or to remove it when remove is set
+// (scaled away).
+func (p *peerClient) leave(ctx context.Context, addr string, id raft.ServerID, self string, remove bool) error {
+	return p.call(ctx, http.MethodPost, addr, "/peer/leave", joinRequest{ID: string(id), Address: self, Remove: remove}, nil)
 }

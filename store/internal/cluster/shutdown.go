@@ -43,9 +43,15 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		// Leave: the leader retires this incarnation, keeping its place
 		// with the replica's placeholder until the next incarnation is
-		// promoted (membership.go).
+		// promoted (membership.go). A pod scaled away (its ordinal beyond
+		// the count its source reports now) asks to be removed instead:
+		// no next incarnation will come (replicas.go).
 		if others > 0 {
-			n.leave(ctx, r, id)
+			remove := n.beyondCountNow(ctx)
+			if remove {
+				n.log.Info("leaving for good: this replica's ordinal is beyond the replica count", "ordinal", n.opts.Ordinal, "replicas", n.sourceReplicas.Load())
+			}
+			n.leave(ctx, r, id, remove)
 		}
 	}
 	n.cancel()
@@ -65,29 +71,26 @@ func (n *Node) Close(ctx context.Context) error {
 // already removed it (its answer was lost when that leader stepped down
 // mid-retirement) no longer sends it anything, so it would never learn one;
 // that leader answers at once, and only a leader acts on the request.
-func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID) {
+func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID, remove bool) {
 	for ctx.Err() == nil {
 		if r.State() == raft.Leader {
-			if err := n.retireByID(r, id, n.opts.Address); err == nil {
+			if err := n.leaveByID(ctx, r, id, n.opts.Address, remove); err == nil {
 				n.log.Info("left the cluster", "id", id)
 				return
 			}
 		} else if addr, _ := r.LeaderWithID(); addr != "" {
-			if err := n.peer.leave(ctx, string(addr), id, n.opts.Address); err == nil {
+			if err := n.peer.leave(ctx, string(addr), id, n.opts.Address, remove); err == nil {
 				n.log.Info("left the cluster", "id", id)
 				return
 			}
 		} else {
-			for _, p := range n.opts.Peers {
-				if p.Address == n.opts.Address {
-					continue
-				}
+			for _, addr := range n.otherPeers() {
 				// A paused or unreachable peer must not use up the deadline.
 				pctx, cancel := context.WithTimeout(ctx, time.Second)
-				err := n.peer.leave(pctx, p.Address, id, n.opts.Address)
+				err := n.peer.leave(pctx, addr, id, n.opts.Address, remove)
 				cancel()
 				if err == nil {
-					n.log.Info("left the cluster", "id", id, "via", p.Address)
+					n.log.Info("left the cluster", "id", id, "via", addr)
 					return
 				}
 			}

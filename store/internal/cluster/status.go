@@ -46,8 +46,11 @@ type Status struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	// SnapshotIndex is the last log index this node's latest snapshot covers.
-	SnapshotIndex uint64   `json:"snapshot_index"`
-	Members       []Member `json:"members"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
+	// Replicas is the replica count this node acts on: the replicated one
+	// (the leader proposes what the platform reports), else its source's.
+	Replicas int      `json:"replicas"`
+	Members  []Member `json:"members"`
 	// Quorum says why there is no leader, when there is none.
 	Quorum QuorumReport `json:"quorum"`
 	// Forks lists peers found in another cluster (it should stay empty).
@@ -65,6 +68,7 @@ func (n *Node) Status() Status {
 		Self: string(n.ID()), Leader: string(lid), State: r.State().String(),
 		ClusterID: n.clusterID.Load().(string), Revision: n.opts.State.Revision(),
 		CommitIndex: r.CommitIndex(), AppliedIndex: applied, Members: []Member{},
+		Replicas: n.replicas(),
 	}
 	st.SnapshotIndex, _ = strconv.ParseUint(r.Stats()["last_snapshot_index"], 10, 64)
 	if q := n.quorum.Load(); q != nil {

@@ -34,6 +34,12 @@ type Config struct {
 	// PeersDNS + Replicas: Kubernetes discovery through the headless Service.
 	PeersDNS string
 	Replicas int
+	// ReplicasFrom names where the replica count comes from while the node
+	// runs: "" (Replicas, or the length of Peers, fixed), "statefulset" (the
+	// pod's own StatefulSet's spec.replicas, through the Kubernetes API) or
+	// "file:PATH" (a number in a file). With Peers, the count takes the
+	// first entries of the list.
+	ReplicasFrom string
 	// Peers: static discovery, host:port of every node in ordinal order; a
 	// node's ordinal is the position of its Advertise in the list.
 	Peers []string
@@ -264,6 +270,17 @@ func (c *Config) checkSettings() error {
 		}
 		if _, err := ordinalOf(c.NodeName); err != nil {
 			return invalid("--node-name", "%v (with --peers-dns the name must end in -<ordinal>, as StatefulSet pods do)", err)
+		}
+	}
+	if c.ReplicasFrom != "" {
+		if c.PeersDNS == "" && len(c.Peers) == 0 {
+			return invalid("--replicas-from", "needs --peers-dns or --peers (a single node has no replicas to count)")
+		}
+		if c.ReplicasFrom != "statefulset" && (!strings.HasPrefix(c.ReplicasFrom, "file:") || c.ReplicasFrom == "file:") {
+			return invalid("--replicas-from", "%q: want statefulset or file:PATH", c.ReplicasFrom)
+		}
+		if c.ReplicasFrom == "statefulset" && c.PeersDNS == "" {
+			return invalid("--replicas-from", "statefulset needs --peers-dns (the pods of a StatefulSet)")
 		}
 	}
 	if len(c.Peers) > 0 && c.Advertise == "" {
@@ -506,8 +523,63 @@ type Peer struct {
 	Address string // host:port of its peer listener
 }
 
+// PeerAt is the peer address of the replica with that ordinal: with
+// --peers-dns any ordinal has one, with --peers the ordinals of the list.
+func (c *Config) PeerAt(ordinal int) (string, bool) {
+	switch {
+	case ordinal < 0:
+		return "", false
+	case len(c.Peers) > 0:
+		if ordinal < len(c.Peers) {
+			return c.Peers[ordinal], true
+		}
+		return "", false
+	case c.PeersDNS != "":
+		_, port, _ := net.SplitHostPort(c.PeerListen)
+		return net.JoinHostPort(fmt.Sprintf("%s-%d.%s", c.statefulSetName(), ordinal, c.PeersDNS), port), true
+	}
+	if ordinal == 0 {
+		return c.PeerAddress(), true
+	}
+	return "", false
+}
+
+// OrdinalOfPeer is the inverse of PeerAt.
+func (c *Config) OrdinalOfPeer(address string) (int, bool) {
+	switch {
+	case len(c.Peers) > 0:
+		i := slices.Index(c.Peers, address)
+		return i, i >= 0
+	case c.PeersDNS != "":
+		host, _, err := net.SplitHostPort(address)
+		prefix := c.statefulSetName() + "-"
+		name, ok := strings.CutSuffix(host, "."+c.PeersDNS)
+		if err != nil || !ok || !strings.HasPrefix(name, prefix) {
+			return 0, false
+		}
+		o, err := ordinalOf(name)
+		if err != nil || name != fmt.Sprintf("%s%d", prefix, o) {
+			return 0, false
+		}
+		if a, _ := c.PeerAt(o); a != address {
+			return 0, false
+		}
+		return o, true
+	}
+	return 0, address == c.PeerAddress()
+}
+
+// statefulSetName is the node name without its -<ordinal>.
+func (c *Config) statefulSetName() string {
+	if i := strings.LastIndex(c.NodeName, "-"); i >= 0 {
+		return c.NodeName[:i]
+	}
+	return c.NodeName
+}
+
 // DiscoveredPeers lists every node of the cluster, this one included, by
-// ordinal. Single-node mode lists only this node.
+// ordinal, for the replica count the flags give (--replicas, or the length
+// of --peers). Single-node mode lists only this node.
 func (c *Config) DiscoveredPeers() []Peer {
 	switch {
 	case len(c.Peers) > 0:

@@ -34,6 +34,12 @@ func TestValidateNamesTheBadFlag(t *testing.T) {
 		{"peer cert without key", func(c *Config) { c.PeerCert = "p.crt" }, "--peer-cert"},
 		{"slash in node name", func(c *Config) { c.NodeName = "a/b" }, "--node-name"},
 		{"log level typo", func(c *Config) { c.LogLevel = "infoo" }, "--log-level"},
+		{"replica source for a single node", func(c *Config) { c.ReplicasFrom = "file:/n" }, "--replicas-from"},
+		{"replica source typo", func(c *Config) { c.PeersDNS = "x.svc"; c.ReplicasFrom = "statefulsets" }, "--replicas-from"},
+		{"replica file without a path", func(c *Config) { c.PeersDNS = "x.svc"; c.ReplicasFrom = "file:" }, "--replicas-from"},
+		{"statefulset source without dns discovery", func(c *Config) {
+			c.Peers, c.Advertise, c.ReplicasFrom = []string{"a:1", "b:1"}, "a:1", "statefulset"
+		}, "--replicas-from"},
 		{"empty log level", func(c *Config) { c.LogLevel = "" }, "--log-level"},
 		// Every listener wrong: the first in a fixed order is named, every run.
 		{"first bad listener", func(c *Config) { c.Listen, c.PeerListen, c.ProbeListen = "a", "b", "c" }, "--listen: \"a\""},
@@ -88,6 +94,57 @@ func TestKubernetesDiscoveryUsesStableDNSNames(t *testing.T) {
 	peers := c.DiscoveredPeers()
 	if len(peers) != 5 || peers[0].Address != "ephemeral-store-0.ephemeral-store-info.prod.svc.cluster.local:8088" || peers[4].Ordinal != 4 {
 		t.Fatalf("DiscoveredPeers = %+v", peers)
+	}
+}
+
+// TestPeerAtNamesAnyOrdinal: the replica count changes while a node runs,
+// so discovery names the replica of any ordinal, and back.
+func TestPeerAtNamesAnyOrdinal(t *testing.T) {
+	dns := valid()
+	dns.PeersDNS = "ephemeral-store-info.prod.svc.cluster.local"
+	dns.ReplicasFrom = "statefulset"
+	static := valid()
+	static.NodeName = "n1"
+	static.Peers = []string{"127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"}
+	static.Advertise = "127.0.0.1:9002"
+	static.ReplicasFrom = "file:/run/replicas"
+	for _, c := range []*Config{&dns, &static} {
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		c       *Config
+		ordinal int
+		address string
+	}{
+		{&dns, 0, "ephemeral-store-0.ephemeral-store-info.prod.svc.cluster.local:8088"},
+		{&dns, 6, "ephemeral-store-6.ephemeral-store-info.prod.svc.cluster.local:8088"},
+		{&dns, -1, ""},
+		{&static, 2, "127.0.0.1:9003"},
+		{&static, 3, ""},
+	} {
+		got, ok := tc.c.PeerAt(tc.ordinal)
+		if got != tc.address || ok != (tc.address != "") {
+			t.Errorf("PeerAt(%d) = %q, %v; want %q", tc.ordinal, got, ok, tc.address)
+		}
+		if tc.address == "" {
+			continue
+		}
+		if o, ok := tc.c.OrdinalOfPeer(tc.address); !ok || o != tc.ordinal {
+			t.Errorf("OrdinalOfPeer(%q) = %d, %v; want %d", tc.address, o, ok, tc.ordinal)
+		}
+	}
+	for _, addr := range []string{
+		"other-1.ephemeral-store-info.prod.svc.cluster.local:8088",          // another StatefulSet
+		"ephemeral-store-1.ephemeral-store-info.dev.svc.cluster.local:8088", // another namespace
+		"ephemeral-store-01.ephemeral-store-info.prod.svc.cluster.local:8088",
+		"ephemeral-store-1.ephemeral-store-info.prod.svc.cluster.local:9000",
+		"placeholder-x.invalid:1",
+	} {
+		if o, ok := dns.OrdinalOfPeer(addr); ok {
+			t.Errorf("OrdinalOfPeer(%q) = %d, want none", addr, o)
+		}
 	}
 }
 

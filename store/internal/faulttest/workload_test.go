@@ -280,12 +280,17 @@ func (w *workload) readAll(ctx context.Context, cl *client.Client, node, clientI
 func (w *workload) verify(t *testing.T) {
 	t.Helper()
 	c := w.c
-	c.WaitAllReady(30 * time.Second)
+	live := w.live()
+	require.NotEmpty(t, live, "no node runs")
+	require.NoError(t, c.WaitReadyErr(live, 30*time.Second))
 
-	// Converge: a linearizable read through node 0, then every node's local
-	// copy must show the same state (a node may still be applying).
+	// Converge: a linearizable read through the first node, then every
+	// node's local copy must show the same state (a node may still be
+	// applying). Only the nodes that run count: after a scale-down the
+	// nodes beyond the replica count are gone for good.
+	first := live[0]
 	clients := make([]*client.Client, len(c.Nodes))
-	for i := range clients {
+	for _, i := range live {
 		clients[i] = c.NodeClient(i, 5*time.Second)
 	}
 	var (
@@ -293,11 +298,11 @@ func (w *workload) verify(t *testing.T) {
 		converged   map[string]readState
 	)
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		lin, err := w.readAll(context.Background(), clients[0], 0, w.clients, false)
-		if !assert.NoError(ct, err, "linearizable read through n0") {
+		lin, err := w.readAll(context.Background(), clients[first], first, w.clients, false)
+		if !assert.NoError(ct, err, "linearizable read through n%d", first) {
 			return
 		}
-		for i := range c.Nodes {
+		for _, i := range live {
 			st, err := w.readAll(context.Background(), clients[i], i, -1, true)
 			if !assert.NoError(ct, err, "stale read through n%d", i) {
 				return
@@ -317,7 +322,7 @@ func (w *workload) verify(t *testing.T) {
 	convergedMu.Unlock()
 	// Linearizable reads through every node join the history. A read may
 	// fail while the cluster elects; only the answers count.
-	for i := range c.Nodes {
+	for _, i := range live {
 		var (
 			readMu sync.Mutex
 			read   map[string]readState
@@ -337,7 +342,7 @@ func (w *workload) verify(t *testing.T) {
 		readMu.Unlock()
 		for _, k := range w.keys {
 			if st[k] != final[k] {
-				t.Errorf("final linearizable read through n%d: %s = %v, node 0 said %v", i, k, st[k], final[k])
+				t.Errorf("final linearizable read through n%d: %s = %v, n%d said %v", i, k, st[k], first, final[k])
 			}
 		}
 	}
@@ -357,6 +362,17 @@ func (w *workload) verify(t *testing.T) {
 	if res.Result != porcupine.Ok {
 		t.Errorf("history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
 	}
+}
+
+// live lists the nodes whose process runs (a paused one counts).
+func (w *workload) live() []int {
+	var out []int
+	for i := range w.c.Nodes {
+		if w.c.Running(i) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // checkNoAckedWriteLost compares the final state of each key with the
@@ -435,7 +451,7 @@ func (w *workload) lostWrites(final map[string]readState) []string {
 // an election settles). The puts join the history.
 func (w *workload) writeAfterHeal(t *testing.T) {
 	t.Helper()
-	for i := range w.c.Nodes {
+	for _, i := range w.live() {
 		cl := w.c.NodeClient(i, 5*time.Second)
 		id := w.clients + 1 + len(w.c.Nodes) + i
 		var seq atomic.Int64

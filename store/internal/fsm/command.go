@@ -34,6 +34,10 @@ const (
 	// A replica of an older version refuses it as an unknown operation,
 	// which changes nothing there.
 	OpClock Op = "clock"
+	// OpReplicas records the replica count the leader read from the
+	// platform. The cluster layer applies it (its members agree on one
+	// count through the log); it never reaches State, which holds keys.
+	OpReplicas Op = "replicas"
 )
 
 // Command is one change to the state machine. Commands are applied in log
@@ -66,6 +70,8 @@ type Command struct {
 	Expire []Expiry `json:"expire,omitempty"`
 	// BaseRevision is the revision an OpBase raises the store to.
 	BaseRevision int64 `json:"base_revision,omitempty"`
+	// Replicas is the count an OpReplicas records.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // Expiry names one key an OpExpire removes and the version it removes.

@@ -188,7 +188,7 @@ func TestTwoNodesRestartedAtOnceRejoin(t *testing.T) {
 }
 
 func TestScaleFromThreeToFiveAndBack(t *testing.T) {
-	c := testcluster.New(t, 3)
+	c := testcluster.New(t, 3, testcluster.WithSpareSlots(2))
 	c.WaitReady(readyTimeout)
 	ctx := ctxT(t)
 	_, err := c.Client(testcluster.UserAll).Put(ctx, "k", []byte("v"))
@@ -202,12 +202,19 @@ func TestScaleFromThreeToFiveAndBack(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "v", string(kv.Value))
 
-	// Scale down as a StatefulSet does: highest ordinals, gracefully.
-	c.Stop(b)
-	c.Stop(a)
+	// Scale down as a StatefulSet does: the count first, then the highest
+	// ordinals leave, gracefully; they leave no placeholders.
+	c.RemoveSlot()
+	c.RemoveSlot()
 	c.WaitReady(readyTimeout, 0, 1, 2)
 	require.Eventually(t, func() bool {
-		return len(c.Node(0).Server.Node().Status().Members) == 3
+		members := c.Node(0).Server.Node().Status().Members
+		for _, m := range members {
+			if strings.HasSuffix(m.ID, "/placeholder") {
+				return false
+			}
+		}
+		return len(members) == 3
 	}, 10*time.Second, 50*time.Millisecond, "leaving nodes must leave the configuration")
 	_, err = c.Client(testcluster.UserAll, 0, 1, 2).Put(ctx, "k2", []byte("v2"))
 	require.NoError(t, err)

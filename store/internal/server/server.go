@@ -28,6 +28,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/replicas"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
 )
 
@@ -109,8 +110,14 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 	for _, p := range cfg.DiscoveredPeers() {
 		peers = append(peers, cluster.Peer{Ordinal: p.Ordinal, Address: p.Address})
 	}
+	source, err := replicas.Parse(cfg.ReplicasFrom, len(peers), cfg.NodeName)
+	if err != nil {
+		return nil, err
+	}
 	s.node, err = cluster.New(cluster.Options{
 		Name: cfg.NodeName, Address: cfg.PeerAddress(), Ordinal: ordinal, Peers: peers,
+		Topology:          cluster.Topology{Address: cfg.PeerAt, Ordinal: cfg.OrdinalOfPeer},
+		ReplicaSource:     source,
 		QuorumLossTimeout: cfg.QuorumLossTimeout, JoinRetry: cfg.JoinRetry,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs, SnapshotBytes: cfg.SnapshotBytes,

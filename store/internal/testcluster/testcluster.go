@@ -43,6 +43,11 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	nodes []*Node
+	// spare slots are in Peers (every node knows their addresses, as a
+	// StatefulSet's pods know the DNS name of any ordinal) but beyond the
+	// replica count: AddSlot takes the next one, RemoveSlot gives one back.
+	spare  []*Node
+	spares int
 	// Tune adjusts each node's config before it starts.
 	tune func(i int, c *config.Config)
 }
@@ -66,6 +71,10 @@ type Option func(*Cluster)
 
 // WithConfig adjusts every node's configuration.
 func WithConfig(f func(i int, c *config.Config)) Option { return func(c *Cluster) { c.tune = f } }
+
+// WithSpareSlots reserves k more slots beyond the replica count, to scale
+// up into (AddSlot).
+func WithSpareSlots(k int) Option { return func(c *Cluster) { c.spares = k } }
 
 // Logf-style output goes to the test log only on failure, through slog.
 func testLogger(t testing.TB, node string) *slog.Logger {
@@ -99,9 +108,13 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 	for i := 0; i < n; i++ {
 		c.nodes = append(c.nodes, newSlot(t, i))
 	}
-	for _, nd := range c.nodes {
+	for i := 0; i < c.spares; i++ {
+		c.spare = append(c.spare, newSlot(t, n+i))
+	}
+	for _, nd := range append(append([]*Node(nil), c.nodes...), c.spare...) {
 		c.Peers = append(c.Peers, nd.Peer)
 	}
+	c.writeReplicas(n)
 	t.Cleanup(c.Close)
 	for i := range c.nodes {
 		c.Start(i)
@@ -140,6 +153,10 @@ func (c *Cluster) config(i int) config.Config {
 	cfg.Advertise = nd.Peer
 	if len(c.Peers) > 1 {
 		cfg.Peers = append([]string(nil), c.Peers...)
+		// The replica count comes from a file the cluster rewrites when it
+		// scales, as Kubernetes changes a StatefulSet's spec.replicas: the
+		// running nodes see it without a restart.
+		cfg.ReplicasFrom = "file:" + c.replicasFile()
 	}
 	cfg.TLSCert, cfg.TLSKey = filepath.Join(c.Dir, "server.crt"), filepath.Join(c.Dir, "server.key")
 	cfg.TLSCA = filepath.Join(c.Dir, "rootCA.crt")
@@ -228,7 +245,11 @@ func (c *Cluster) Stop(i int) {
 func (c *Cluster) Close() {
 	for i := range c.nodes {
 		c.Kill(i)
-		if b := c.nodes[i].bound; b != nil {
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, nd := range append(append([]*Node(nil), c.nodes...), c.spare...) {
+		if b := nd.bound; b != nil {
 			_ = b.Client.Close()
 			_ = b.Peer.Close()
 			_ = b.Probe.Close()
@@ -246,15 +267,76 @@ func (c *Cluster) Node(i int) *Node {
 // Size is the number of slots.
 func (c *Cluster) Size() int { return len(c.nodes) }
 
-// AddSlot adds a slot with fresh ports to the peer list (scale up). Running
-// nodes keep their old list; discovery needs only one member to answer.
+// replicasFile holds the replica count every node reads
+// (--replicas-from=file:...).
+func (c *Cluster) replicasFile() string { return filepath.Join(c.Dir, "replicas") }
+
+// writeReplicas sets the replica count the nodes read, atomically (a
+// rename), as the API server answers a StatefulSet's new spec.replicas.
+func (c *Cluster) writeReplicas(n int) {
+	tmp := c.replicasFile() + ".tmp"
+	writeFile(c.t, tmp, fmt.Sprint(n))
+	if err := os.Rename(tmp, c.replicasFile()); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// AddSlot scales up by one, as a StatefulSet does: the replica count the
+// running nodes read grows to include the next spare slot (WithSpareSlots),
+// which the caller then starts.
 func (c *Cluster) AddSlot() int {
+	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nd := newSlot(c.t, len(c.nodes))
+	if len(c.spare) == 0 {
+		c.t.Fatal("testcluster: AddSlot needs a spare slot (WithSpareSlots): every node must be able to name the new replica")
+	}
+	nd := c.spare[0]
+	c.spare = c.spare[1:]
 	c.nodes = append(c.nodes, nd)
-	c.Peers = append(c.Peers, nd.Peer)
+	c.writeReplicas(len(c.nodes))
 	return nd.Index
+}
+
+// RemoveSlot scales down by one, as a StatefulSet does: the replica count
+// shrinks first, then the highest slot stops gracefully (SIGTERM) and
+// becomes a spare slot again.
+func (c *Cluster) RemoveSlot() {
+	c.ScaleTo(c.Size() - 1)
+}
+
+// ScaleTo changes the replica count to n as a StatefulSet with parallel
+// pod management does: the count first, then every slot beyond it stops
+// gracefully at once, or every new slot starts at once.
+func (c *Cluster) ScaleTo(n int) {
+	c.t.Helper()
+	size := c.Size()
+	if n > size {
+		var added []int
+		for len(added) < n-size {
+			added = append(added, c.AddSlot())
+		}
+		var wg sync.WaitGroup
+		for _, i := range added {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Start(i) }()
+		}
+		wg.Wait()
+		return
+	}
+	c.mu.Lock()
+	c.writeReplicas(n)
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := n; i < size; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Stop(i) }()
+	}
+	wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spare = append(append([]*Node(nil), c.nodes[n:]...), c.spare...)
+	c.nodes = c.nodes[:n]
 }
 
 // WaitReady waits until the given nodes (all running ones when none given)
