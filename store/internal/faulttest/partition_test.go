@@ -194,6 +194,57 @@ var composedFaults = []partitionFault{
 		}
 		return fmt.Sprintf("drain-2(%s)", nodeList(two))
 	}},
+	{"scale-down-up", func(r *scheduleRun) string {
+		// A StatefulSet scaled from 5 to 3 while one of the three that stay
+		// is cut off, then back to 5 once it healed: the count changes in
+		// the file the nodes read (as in spec.replicas), the pods beyond it
+		// stop together (SIGTERM) and later start again as new incarnations.
+		all := len(r.c.Nodes)
+		small := all/2 + 1
+		cut := r.rng.IntN(small)
+		qlt := r.c.Options().QuorumLossTimeout
+		r.partition([]int{cut}, r.others(cut))
+		r.setReplicas(small)
+		var wg sync.WaitGroup
+		for i := small; i < all; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.c.Stop(i) }()
+		}
+		wg.Wait()
+		r.hold(2 * qlt)
+		if err := r.lab.Heal(); err != nil {
+			r.t.Fatalf("heal: %v", err)
+		}
+		stay := r.all()[:small]
+		if err := r.c.WaitReadyErr(stay, readyAfterHeal); err != nil {
+			r.fail("scaled down to %d: %v", small, err)
+		}
+		r.setReplicas(all)
+		for i := small; i < all; i++ {
+			r.c.Start(i)
+		}
+		return fmt.Sprintf("scale-down-up(%d->%d->%d, n%d cut off during the scale-down)", all, small, all, cut)
+	}},
+}
+
+// setReplicas writes the replica count the nodes read
+// (--replicas-from=file:), as Kubernetes changes a StatefulSet's
+// spec.replicas.
+func (r *scheduleRun) setReplicas(n int) {
+	r.t.Helper()
+	writeReplicaCount(r.t, r.countFile, n)
+	r.logf("replica count: %d", n)
+}
+
+func writeReplicaCount(t *testing.T, path string, n int) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintln(n)), 0o644); err != nil {
+		t.Fatalf("replica count: %v", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatalf("replica count: %v", err)
+	}
 }
 
 func nodeList(idx []int) string {
@@ -288,6 +339,8 @@ type scheduleRun struct {
 	events []string // timeline, for the files of a failed run
 	errs   []string // why the run failed, in the words of the summary
 	dead   map[int]bool
+	// countFile holds the replica count the nodes read.
+	countFile string
 }
 
 // reportDeaths fails the run for every node whose process ended and was
@@ -437,6 +490,9 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	opts := DefaultOptions()
 	opts.Network = true
 	opts.QuorumLossTimeout = partitionQuorumLoss
+	countFile := filepath.Join(t.TempDir(), "replicas")
+	writeReplicaCount(t, countFile, opts.withDefaults().Nodes)
+	opts.ExtraArgs = append(opts.ExtraArgs, "--replicas-from", "file:"+countFile)
 	t.Logf("seed %d: replay with FAULT_SEED=%d", seed, seed)
 	counted := false
 	defer func() {
@@ -450,7 +506,7 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 		}
 	}()
 	c := NewCluster(t, bin, opts)
-	r := &scheduleRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), c: c, lab: c.Lab()}
+	r := &scheduleRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), c: c, lab: c.Lab(), countFile: countFile}
 	r.w = newWorkload(c, 10, "k0", "k1", "k2", "k3", "k4", "k5")
 	r.w.unique, r.w.pinned, r.w.seed = "u/", true, seed
 	// A client on the cut-off side gets quick no_quorum answers, each an

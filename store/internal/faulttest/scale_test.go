@@ -2,8 +2,6 @@ package faulttest
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -45,11 +43,7 @@ func scaleUnderLoad(t *testing.T, start int, steps ...int) {
 		most = max(most, n)
 	}
 	countFile := filepath.Join(t.TempDir(), "replicas")
-	setCount := func(n int) {
-		tmp := countFile + ".tmp"
-		require.NoError(t, os.WriteFile(tmp, []byte(fmt.Sprintln(n)), 0o644))
-		require.NoError(t, os.Rename(tmp, countFile))
-	}
+	setCount := func(n int) { writeReplicaCount(t, countFile, n) }
 	setCount(start)
 	o := DefaultOptions()
 	o.Nodes = most
