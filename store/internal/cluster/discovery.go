@@ -151,13 +151,14 @@ func (n *Node) tendMembership() {
 	if cfg.Error() == nil {
 		self = serverIn(cfg.Configuration(), id)
 	}
+	count := n.replicas() // before n.mu: it reads the incarnation under it
 	n.mu.Lock()
 	if self != nil {
 		n.seenSelfAt = max(n.seenSelfAt, cfg.Index())
 	}
 	seenAt, target := n.seenSelfAt, n.catchUpTo
 	if cfg.Error() == nil {
-		n.noteVotersLocked(cfg.Configuration())
+		n.noteVotersLocked(cfg.Configuration(), count)
 	}
 	n.mu.Unlock()
 	n.opts.Metrics.observe(r, self != nil && self.Suffrage == raft.Voter)

@@ -106,8 +106,14 @@ func (n *Node) restorePlaceholder(r *raft.Raft, address string) error {
 }
 
 // noteVotersLocked records the replicas a voter of cfg stands for, in this
-// node's current cluster (a new cluster starts a new record). n.mu is held.
-func (n *Node) noteVotersLocked(cfg raft.Configuration) {
+// node's current cluster (a new cluster starts a new record), and forgets
+// the replicas of ordinals at or beyond count (the replica count): a
+// scale-down removed them for good. Remembered, they came back as
+// placeholders on the next scale-up (restoreLostPlaceholders), and
+// {a0, a1, a2, placeholder, placeholder} needed every live voter until the
+// new pods caught up: one fault in that window lost every key. n.mu is
+// held.
+func (n *Node) noteVotersLocked(cfg raft.Configuration, count int) {
 	cid, _ := n.clusterID.Load().(string)
 	if n.voted == nil || n.votedCluster != cid {
 		n.voted, n.votedCluster = map[string]bool{}, cid
@@ -115,6 +121,14 @@ func (n *Node) noteVotersLocked(cfg raft.Configuration) {
 	for _, s := range cfg.Servers {
 		if s.Suffrage == raft.Voter {
 			n.voted[replicaOf(s)] = true
+		}
+	}
+	if count <= 0 {
+		return // the count is not known yet
+	}
+	for addr := range n.voted {
+		if o := n.ordinalOf(addr); o >= count {
+			delete(n.voted, addr)
 		}
 	}
 }

@@ -386,7 +386,9 @@ func (n *Node) startRaft() error {
 	n.mu.Lock()
 	stopped := make(chan struct{})
 	n.id, n.r, n.fsm, n.logs, n.stream, n.stopped = id, r, f, store, stream, stopped
-	n.joinedVia, n.joinTerm = nil, 0
+	// A new incarnation has joined nothing and been listed nowhere yet;
+	// it learns these again from its own join or bootstrap.
+	n.joinedVia, n.joinTerm, n.seenSelfAt, n.catchUpTo = nil, 0, 0, 0
 	// Under mu with the swap: the previous incarnation's leadership
 	// watcher stores readiness only while its Raft is still n.r.
 	n.leaderReady.Store(false)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -201,4 +202,29 @@ func TestRemovedOnlyByANewerConfiguration(t *testing.T) {
 			assert.Equal(t, tt.want, removedFromConfiguration(tt.listed, tt.seenAt, tt.current))
 		})
 	}
+}
+
+// After a scale-down the replicas beyond the count are forgotten, so a
+// later scale-up does not bring them back as placeholders: with
+// {a0, a1, a2, placeholder 3, placeholder 4} every live voter is needed
+// until the new pods catch up, and one fault then loses every key.
+func TestScaleDownForgetsTheReplicasItRemoved(t *testing.T) {
+	n := &Node{}
+	for i := range 5 {
+		n.opts.Peers = append(n.opts.Peers, Peer{Ordinal: i, Address: fmt.Sprintf("es-%d:8088", i)})
+	}
+	five := raft.Configuration{}
+	for i := range 5 {
+		five.Servers = append(five.Servers, voter(fmt.Sprintf("es-%d/a", i), fmt.Sprintf("es-%d:8088", i)))
+	}
+	n.noteVotersLocked(five, 5)
+	assert.Len(t, n.voted, 5)
+
+	three := raft.Configuration{Servers: five.Servers[:3]}
+	n.noteVotersLocked(three, 3)
+	assert.Equal(t, map[string]bool{"es-0:8088": true, "es-1:8088": true, "es-2:8088": true}, n.voted,
+		"replicas 3 and 4 were removed by the scale-down and must not be restored as placeholders when the count goes back to 5")
+
+	n.noteVotersLocked(three, 0)
+	assert.Len(t, n.voted, 3, "an unknown count forgets nothing")
 }
