@@ -324,16 +324,9 @@ func (n *Node) leaveByID(ctx context.Context, r *raft.Raft, id raft.ServerID, ad
 	if count := n.replicatedCount(); ordinal >= 0 && count > 0 && ordinal >= count {
 		n.membershipMu.Lock()
 		defer n.membershipMu.Unlock()
-		f := r.GetConfiguration()
-		if err := f.Error(); err != nil {
-			return err
-		}
-		for _, s := range f.Configuration().Servers {
-			if s.ID == id || s.ID == placeholderID(address) {
-				if err := r.RemoveServer(s.ID, 0, 0).Error(); err != nil {
-					return fmt.Errorf("remove %s: %w", s.ID, err)
-				}
-				n.log.Info("scale-down: a leaving server beyond the replica count was removed", "server", s.ID, "replicas", count)
+		for _, gone := range []raft.ServerID{id, placeholderID(address)} {
+			if err := n.removeBeyond(r, gone, count); err != nil {
+				return err
 			}
 		}
 		return nil
