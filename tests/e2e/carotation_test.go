@@ -155,10 +155,7 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	stopLoad()
 
 	final := load.finalReads(t, r, tunnels)
-	load.report(t)
-	gap, gapAt := load.longestWriteGap(rotateFrom, rotateTo)
-	t.Logf("load: the longest time without any acknowledged write from the rotation to the end of the roll was %s (from %s)",
-		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
+	load.reportWithGap(t, rotateFrom, rotateTo, "from the rotation to the end of the roll")
 	load.verdicts(t, final, "e2e-carotation-linearizability-*.html")
 }
 

@@ -67,3 +67,14 @@ func (l *upgradeLoad) verdicts(t *testing.T, final map[string]kvhistory.Output, 
 		t.Errorf("the history is not linearizable: porcupine says %s; visualization: %s", res.Result, res.Visualization)
 	}
 }
+
+// reportWithGap logs the load's numbers and the longest time between from
+// and to (recorder timestamps) without an acknowledged write, during names
+// what happened then.
+func (l *upgradeLoad) reportWithGap(t *testing.T, from, to int64, during string) {
+	t.Helper()
+	l.report(t)
+	gap, gapAt := l.longestWriteGap(from, to)
+	t.Logf("load: the longest time without any acknowledged write %s was %s (from %s)",
+		during, gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
+}

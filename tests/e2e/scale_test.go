@@ -92,10 +92,7 @@ func TestE2EScaleDownAndUpUnderLoad(t *testing.T) {
 
 	final := load.finalReads(t, r, tunnels)
 
-	load.report(t)
-	gap, gapAt := load.longestWriteGap(from, to)
-	t.Logf("load: the longest time without any acknowledged write while scaling was %s (from %s)",
-		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
+	load.reportWithGap(t, from, to, "while scaling")
 	for i := range r.replicas {
 		require.Zero(t, r.metricSum(t, i, "ephemeral_store_data_loss_events_total"), "%s counted a data loss", r.pod(i))
 	}

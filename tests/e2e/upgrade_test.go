@@ -139,10 +139,7 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 	final := load.finalReads(t, r, tunnels)
 
 	// Numbers first, then the verdicts.
-	load.report(t)
-	gap, gapAt := load.longestWriteGap(rollFrom, rollTo)
-	t.Logf("load: the longest time without any acknowledged write during the upgrades was %s (from %s)",
-		gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
+	load.reportWithGap(t, rollFrom, rollTo, "during the upgrades")
 	t.Logf("upgrades: 1 (annotation) %s, 2 (image) %s; tunnels: %d connections opened, %d refused",
 		took1.Round(time.Second), took2.Round(time.Second), tunnels.dials.Load(), tunnels.refused.Load())
 	load.verdicts(t, final, "e2e-upgrade-linearizability-*.html")
