@@ -107,6 +107,58 @@ Call with (dict "root" $ "user" $user).
 {{- end }}
 {{- end }}
 
+{{/*
+The namespace of a user's certificate Secret (or Certificate): users[].namespace,
+else clientNamespace, else the release namespace. Call with (dict "root" $ "user" $user).
+*/}}
+{{- define "ephemeral-store.userNamespace" -}}
+{{- default (default .root.Release.Namespace .root.Values.clientNamespace) .user.namespace }}
+{{- end }}
+
+{{/*
+The client namespaces other than the release's (JSON list, sorted, each once):
+the namespaces of users (users[].namespace, clientNamespace) and
+clientCA.namespaces. Each gets the CA-only Secret; the NetworkPolicy admits the
+labelled pods of each namespace that holds a user's certificate.
+*/}}
+{{- define "ephemeral-store.clientNamespaces" -}}
+{{- $out := list }}
+{{- range .Values.users }}
+{{- $ns := include "ephemeral-store.userNamespace" (dict "root" $ "user" .) }}
+{{- if ne $ns $.Release.Namespace }}{{ $out = append $out $ns }}{{ end }}
+{{- end }}
+{{- range .Values.clientCA.namespaces }}
+{{- $out = append $out (toString .) }}
+{{- end }}
+{{- $out | uniq | sortAlpha | toJson }}
+{{- end }}
+
+{{/*
+The namespaces holding a user's certificate Secret, other than the release's
+(JSON list): the NetworkPolicy admits the pods labelled <fullname>-client there.
+*/}}
+{{- define "ephemeral-store.userNamespaces" -}}
+{{- $out := list }}
+{{- range .Values.users }}
+{{- $ns := include "ephemeral-store.userNamespace" (dict "root" $ "user" .) }}
+{{- if ne $ns $.Release.Namespace }}{{ $out = append $out $ns }}{{ end }}
+{{- end }}
+{{- $out | uniq | sortAlpha | toJson }}
+{{- end }}
+
+{{/*
+The CA-only Secret in each client namespace (the old docs'
+ephemeral-store-user-rootca-cert): clientCA.secretName, else
+<fullname>-user-rootca-cert, which is the old name under release "ephemeral-store".
+*/}}
+{{- define "ephemeral-store.clientCASecretName" -}}
+{{- if .Values.clientCA.secretName }}
+{{- .Values.clientCA.secretName }}
+{{- else }}
+{{- include "ephemeral-store.suffixed" (dict "root" . "suffix" "user-rootca-cert") }}
+{{- end }}
+{{- end }}
+
 {{/* The ServiceAccount of the store pods. */}}
 {{- define "ephemeral-store.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}

@@ -19,14 +19,15 @@ those are the defaults and the Secret was made by `kubectl create secret tls`
 */}}
 
 {{/*
-The data of Secret .name in the release namespace, as JSON: {} when it does
-not exist, and always under `helm template` and a client-side --dry-run,
-which cannot read the cluster. The one place the TLS templates call lookup,
-so that the chart tests can stand in for the cluster.
-Call with (dict "root" $ "name" $secretName).
+The data of Secret .name in namespace .namespace (default: the release
+namespace), as JSON: {} when it does not exist, and always under `helm
+template` and a client-side --dry-run, which cannot read the cluster. The one
+place the TLS templates call lookup, so that the chart tests can stand in for
+the cluster. Reading another namespace needs Helm's credentials to get Secrets there.
+Call with (dict "root" $ "name" $secretName ["namespace" $ns]).
 */}}
 {{- define "ephemeral-store.lookupSecret" -}}
-{{- lookup "v1" "Secret" .root.Release.Namespace .name | default (dict) | toJson }}
+{{- lookup "v1" "Secret" (default .root.Release.Namespace .namespace) .name | default (dict) | toJson }}
 {{- end }}
 
 {{/*
@@ -185,4 +186,23 @@ Keys set to anything but the defaults never fall back.
   mountPath: /etc/ephemeral-store/client-ca
   readOnly: true
 {{- end }}
+{{- end }}
+
+{{/*
+The CA-only Secret of a client namespace: the old docs'
+ephemeral-store-user-rootca-cert, the root CA certificate under clientCA.key
+(rootCA.crt), never its key. Call with (dict "root" $ "namespace" ns "cert" PEM).
+*/}}
+{{- define "ephemeral-store.clientCASecret" }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ include "ephemeral-store.clientCASecretName" .root }}
+  namespace: {{ .namespace }}
+  labels:
+    {{- include "ephemeral-store.componentLabels" (dict "root" .root "component" "client-ca") | nindent 4 }}
+  {{- with include "ephemeral-store.annotations" (dict "root" .root) }}{{ . | nindent 2 }}{{ end }}
+type: Opaque
+data:
+  {{ .root.Values.clientCA.key }}: {{ .cert | b64enc }}
 {{- end }}
