@@ -191,6 +191,13 @@ func TestPrometheusRuleDefaultAlerts(t *testing.T) {
 			description: []string{"more than 0.8", "507 quota_exceeded", "reads and deletes go on", "OOM-killed at once",
 				"Delete keys", "resources.limits.memory", "store.quotaBytes"},
 		},
+		{
+			alert:       "EphemeralStoreCertificateExpiresSoon",
+			expr:        `min by (namespace, service, pod, kind) (ephemeral_store_certificate_expiry_timestamp_seconds{` + s + `} - time()) / 86400 < 14`,
+			forDuration: "15m", severity: "warning",
+			description: []string{"less than 14", "NotAfter", "refuse the handshake", "helm upgrade", "tls.renewBeforeDays (30 days",
+				"Rotating the root CA", "user Secrets (tls.mode generate)"},
+		},
 	}
 	var names []string
 	for _, r := range p.rules(t) {
@@ -308,23 +315,27 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 	t.Run("thresholds, windows, durations and severities", func(t *testing.T) {
 		t.Parallel()
 		p := renderRule(t, opts{set: withMonitoring(map[string]string{
-			"metrics.prometheusRule.rules.dataLoss.window":                 "2h",
-			"metrics.prometheusRule.rules.dataLoss.for":                    "1m",
-			"metrics.prometheusRule.rules.noLeader.for":                    "30s",
-			"metrics.prometheusRule.rules.noLeader.severity":               "page",
-			"metrics.prometheusRule.rules.leaderChanges.window":            "30m",
-			"metrics.prometheusRule.rules.leaderChanges.threshold":         "12",
-			"metrics.prometheusRule.rules.authFailures.threshold":          "2.5",
-			"metrics.prometheusRule.rules.authFailures.window":             "10m",
-			"metrics.prometheusRule.rules.authFailures.for":                "",
-			"metrics.prometheusRule.rules.waitingForSilentVoters.for":      "1h",
-			"metrics.prometheusRule.rules.voterMissing.severity":           "info",
-			"metrics.prometheusRule.rules.configurationMismatch.for":       "30m",
-			"metrics.prometheusRule.rules.clusterFork.window":              "1d",
-			"metrics.prometheusRule.rules.quorumLost.for":                  "5m",
-			"metrics.prometheusRule.rules.memoryQuotaNearlyFull.threshold": "0.95",
-			"store.quorumLossTimeout":                                      "45s",
+			"metrics.prometheusRule.rules.dataLoss.window":                  "2h",
+			"metrics.prometheusRule.rules.dataLoss.for":                     "1m",
+			"metrics.prometheusRule.rules.noLeader.for":                     "30s",
+			"metrics.prometheusRule.rules.noLeader.severity":                "page",
+			"metrics.prometheusRule.rules.leaderChanges.window":             "30m",
+			"metrics.prometheusRule.rules.leaderChanges.threshold":          "12",
+			"metrics.prometheusRule.rules.authFailures.threshold":           "2.5",
+			"metrics.prometheusRule.rules.authFailures.window":              "10m",
+			"metrics.prometheusRule.rules.authFailures.for":                 "",
+			"metrics.prometheusRule.rules.waitingForSilentVoters.for":       "1h",
+			"metrics.prometheusRule.rules.voterMissing.severity":            "info",
+			"metrics.prometheusRule.rules.configurationMismatch.for":        "30m",
+			"metrics.prometheusRule.rules.clusterFork.window":               "1d",
+			"metrics.prometheusRule.rules.quorumLost.for":                   "5m",
+			"metrics.prometheusRule.rules.memoryQuotaNearlyFull.threshold":  "0.95",
+			"metrics.prometheusRule.rules.certificateExpiresSoon.threshold": "30",
+			"store.quorumLossTimeout":                                       "45s",
 		})})
+		ce := p.alert(t, "EphemeralStoreCertificateExpiresSoon")
+		assert.True(t, strings.HasSuffix(ce.Expr, " / 86400 < 30"), ce.Expr)
+		assert.Contains(t, ce.Annotations["description"], "less than 30")
 		mq := p.alert(t, "EphemeralStoreMemoryQuotaNearlyFull")
 		assert.True(t, strings.HasSuffix(mq.Expr, " > 0)) > 0.95"), mq.Expr)
 		assert.Contains(t, mq.Annotations["description"], "more than 0.95")
@@ -362,7 +373,7 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 			"metrics.prometheusRule.rules.leaderChanges.enabled": "false",
 			"metrics.prometheusRule.rules.authFailures.enabled":  "false",
 		})})
-		require.Len(t, p.rules(t), 8)
+		require.Len(t, p.rules(t), 9)
 		for _, r := range p.rules(t) {
 			assert.NotContains(t, []string{"EphemeralStoreFrequentLeaderChanges", "EphemeralStoreAuthFailures"}, r.Alert)
 		}
@@ -370,7 +381,7 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 	t.Run("every rule disabled leaves an empty group", func(t *testing.T) {
 		t.Parallel()
 		set := withMonitoring(nil)
-		for _, name := range []string{"dataLoss", "clusterFork", "noLeader", "quorumLost", "voterMissing", "configurationMismatch", "leaderChanges", "authFailures", "waitingForSilentVoters", "memoryQuotaNearlyFull"} {
+		for _, name := range []string{"dataLoss", "clusterFork", "noLeader", "quorumLost", "voterMissing", "configurationMismatch", "leaderChanges", "authFailures", "waitingForSilentVoters", "memoryQuotaNearlyFull", "certificateExpiresSoon"} {
 			set["metrics.prometheusRule.rules."+name+".enabled"] = "false"
 		}
 		m := render(t, opts{set: set})
@@ -384,11 +395,11 @@ func TestPrometheusRuleIsConfigurable(t *testing.T) {
 			{"record":"ephemeral_store:http_requests:rate5m","expr":"sum(rate(ephemeral_store_http_requests_total[5m]))"},
 			{"alert":"EphemeralStoreSlowWrites","expr":"histogram_quantile(0.99, sum by (le) (rate(ephemeral_store_http_request_duration_seconds_bucket{route=\"/v1/kv/\"}[5m]))) > 0.5","for":"10m","labels":{"severity":"warning","team":"kv"}}]`}})
 		rules := p.rules(t)
-		require.Len(t, rules, 12)
-		assert.Equal(t, "ephemeral_store:http_requests:rate5m", rules[10].Record)
-		assert.Equal(t, "EphemeralStoreSlowWrites", rules[11].Alert)
-		assert.Equal(t, "kv", rules[11].Labels["team"])
-		assert.Equal(t, "10m", rules[11].For)
+		require.Len(t, rules, 13)
+		assert.Equal(t, "ephemeral_store:http_requests:rate5m", rules[11].Record)
+		assert.Equal(t, "EphemeralStoreSlowWrites", rules[12].Alert)
+		assert.Equal(t, "kv", rules[12].Labels["team"])
+		assert.Equal(t, "10m", rules[12].For)
 	})
 	t.Run("namespace and labels", func(t *testing.T) {
 		t.Parallel()

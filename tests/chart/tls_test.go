@@ -328,10 +328,12 @@ func TestCertManagerCertificates(t *testing.T) {
 	assert.Equal(t, "ephemeral-store-selfsigned", root.Spec.IssuerRef.Name)
 }
 
-// fakeSecret is a Secret that the chart's lookup finds in the release namespace.
+// fakeSecret is a Secret that the chart's lookup finds: in the release
+// namespace under its name, in another namespace under "<namespace>/<name>".
 type fakeSecret struct {
-	Type string            `json:"type,omitempty"`
-	Data map[string][]byte `json:"data"` // base64 in JSON, as the API server returns it
+	Type        string            `json:"type,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Data        map[string][]byte `json:"data"` // base64 in JSON, as the API server returns it
 }
 
 // renderWithSecrets renders the chart as `helm install` would against a
@@ -345,23 +347,27 @@ func renderWithSecrets(t *testing.T, o opts, secrets map[string]fakeSecret) (str
 	dir := filepath.Join(t.TempDir(), "ephemeral-store")
 	require.NoError(t, os.CopyFS(dir, os.DirFS(chartDir)))
 	objects := map[string]any{}
-	for name, s := range secrets {
-		obj := map[string]any{
-			"apiVersion": "v1", "kind": "Secret",
-			"metadata": map[string]any{"name": name, "namespace": namespace},
-			"data":     s.Data,
+	for key, s := range secrets {
+		ns, name, found := strings.Cut(key, "/")
+		if !found {
+			ns, name = namespace, key
 		}
+		meta := map[string]any{"name": name, "namespace": ns}
+		if s.Annotations != nil {
+			meta["annotations"] = s.Annotations
+		}
+		obj := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": s.Data}
 		if s.Type != "" {
 			obj["type"] = s.Type
 		}
-		objects[name] = obj
+		objects[ns+"/"+name] = obj
 	}
 	js, err := json.Marshal(objects)
 	require.NoError(t, err)
 	require.NotContains(t, string(js), "`")
 	fake := "{{- define \"ephemeral-store.lookupSecret\" -}}\n" +
 		"{{- $secrets := `" + string(js) + "` | fromJson }}\n" +
-		"{{- if eq .root.Release.Namespace \"" + namespace + "\" }}{{ get $secrets .name | default (dict) | toJson }}{{ else }}{}{{ end }}\n" +
+		"{{- if eq .root.Release.Namespace \"" + namespace + "\" }}{{ get $secrets (printf \"%s/%s\" (default .root.Release.Namespace .namespace) .name) | default (dict) | toJson }}{{ else }}{}{{ end }}\n" +
 		"{{- end }}\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "templates", "_0-test-lookup.tpl"), []byte(fake), 0o644))
 	o.chart = dir

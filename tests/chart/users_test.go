@@ -31,7 +31,7 @@ func TestUsersRenderIntoTheConfigMapInTheOldFormat(t *testing.T) {
 		},
 		{
 			name: "permissions kept, chart-only keys dropped",
-			users: `[{"name":"pool-reader","auth_mode":"certificate","createSecret":true,"secretName":"reader-cert",
+			users: `[{"name":"pool-reader","auth_mode":"certificate","createSecret":true,"secretName":"reader-cert","namespace":"kube-system",
 			          "permissions":[{"prefix":"pools/","access":"read"},{"prefix":"tmp/","access":"readwrite"}]},
 			         {"name":"nobody","auth_mode":"certificate","permissions":[]},
 			         {"name":"All_Keys.v2","auth_mode":"certificate"}]`,
@@ -62,6 +62,7 @@ func TestUsersRenderIntoTheConfigMapInTheOldFormat(t *testing.T) {
 				require.NoError(t, json.Unmarshal([]byte(cm.Data[k]), &obj))
 				assert.NotContains(t, obj, "createSecret")
 				assert.NotContains(t, obj, "secretName")
+				assert.NotContains(t, obj, "namespace")
 			}
 			var userSecrets []string
 			for _, s := range m.ofKind("Secret") {
