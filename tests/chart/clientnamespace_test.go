@@ -440,3 +440,12 @@ func TestNetworkPolicyAdmitsExactlyTheClients(t *testing.T) {
 		assert.Len(t, from, 2)
 	})
 }
+
+func TestNotesNameTheClientNamespaces(t *testing.T) {
+	t.Parallel()
+	chart := notesChart(t)
+	notes := renderNotes(t, chart, opts{setJSON: map[string]string{"users": aspUsers}})
+	assert.Contains(t, notes, `ephemeral-store-user-asp  client certificate of user "asp" (tls.crt, tls.key, ca.crt) in namespace kube-system`)
+	assert.Contains(t, notes, "ephemeral-store-user-rootca-cert  rootCA.crt only (the root CA certificate), in namespaces edge, kube-system")
+	assert.NotContains(t, renderNotes(t, chart, opts{}), "rootca-cert", "no client namespace, no word of it")
+}

@@ -39,7 +39,7 @@ Wait until every pod is ready:
 {{- if $userSecret }}
   {{- if $caReadable }}
   {{- range .Values.users }}{{ if .createSecret }}
-  {{ include "ephemeral-store.userSecretName" (dict "root" $ "user" .) }}  client certificate of user "{{ .name }}" (tls.crt, tls.key, ca.crt): mount it in client workloads
+  {{ include "ephemeral-store.userSecretName" (dict "root" $ "user" .) }}  client certificate of user "{{ .name }}" (tls.crt, tls.key, ca.crt){{ $userNs := include "ephemeral-store.userNamespace" (dict "root" $ "user" .) }}{{ if ne $userNs $ns }} in namespace {{ $userNs }}{{ end }}: mount it in client workloads
   {{- end }}{{ end }}
   {{- else }}
 
@@ -50,6 +50,11 @@ Wait until every pod is ready:
 {{- end }}
 {{- if and .Values.tls.caOnlySecret.create $caReadable (has $mode (list "generate" "caSecret")) }}
   {{ include "ephemeral-store.caOnlySecretName" . }}  ca.crt only: lets a client trust the store without being able to sign anything
+{{- end }}
+{{- with include "ephemeral-store.clientNamespaces" . | fromJsonArray }}
+{{- if $.Values.clientCA.create }}
+  {{ include "ephemeral-store.clientCASecretName" $ }}  {{ $.Values.clientCA.key }} only (the root CA certificate), in namespace{{ if gt (len .) 1 }}s{{ end }} {{ join ", " . }}{{ if eq $mode "certManager" }} (written by trust-manager){{ end }}
+{{- end }}
 {{- end }}
 
   A client workload mounts its user Secret and is labelled so the NetworkPolicy lets it in:
