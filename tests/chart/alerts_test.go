@@ -577,6 +577,7 @@ func TestGrafanaDashboardPanels(t *testing.T) {
 		"Leader changes", "Silent voters", "Data-loss events", "Requests by route and code", "Latency by route",
 		"Authentication failures by reason", "Keys", "Bytes and quota", "Watchers", "Commit index", "Commit time (leader)",
 		"FSM apply batch time", "FSM apply batch size", "Leader last contact (followers)", "Entries applied", "Snapshots",
+		"Days until certificates expire",
 	} {
 		assert.Contains(t, titles, want, "panel %q", want)
 	}

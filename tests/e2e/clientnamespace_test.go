@@ -34,7 +34,8 @@ const aspUser = "asp"
 // Then `helm upgrade` renews the generated certificates (tls.renewBeforeDays
 // above their validity: every certificate is "about to expire"); the kubelet
 // updates the client's mounted Secret in place, the client's next command
-// reads the new files, and its watch stream opened before goes on.
+// reads the new files, and its watch stream opened before goes on. Last, with
+// the NetworkPolicy deleted, the unlabelled pod connects: the drop was the policy's.
 func TestE2EClientInItsOwnNamespace(t *testing.T) {
 	c := suite(t, "client in its own namespace")
 	ctx := t.Context()
@@ -157,6 +158,11 @@ networkPolicy:
 	client.waitEvent(t, "asp/after-renewal", "v2")
 	require.Equal(t, before, clientRestarts(t, clientKubectl, "asp-client"), "the client pod restarted")
 	t.Logf("after the renewal the client wrote and read with the renewed certificate (no restart), and its watch stream opened before saw the write")
+
+	// The twin of the drop: without the policy the unlabelled pod connects,
+	// so the drop above was the NetworkPolicy's.
+	require.NoError(t, k8s.RunKubectlContextE(t, ctx, r.kubectl, "delete", "networkpolicy", r.fullname))
+	cr.expectProbe(t, unlabelled, storePod.Status.PodIP, clientPort, connected, "unlabelled pod in "+clientNs+" -> client port of "+at+", no policy")
 }
 
 // clientNamespacePodSpec is a client of the store in its own namespace that
