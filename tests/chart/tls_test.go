@@ -366,6 +366,8 @@ func renderWithSecrets(t *testing.T, o opts, secrets map[string]fakeSecret) (str
 	require.NoError(t, err)
 	require.NotContains(t, string(js), "`")
 	fake := "{{- define \"ephemeral-store.lookupSecret\" -}}\n" +
+		// A real lookup with an empty name lists every Secret: never ask for one.
+		"{{- if not .name }}{{ fail \"lookupSecret without a name: lookup would list every Secret of the namespace\" }}{{ end }}\n" +
 		"{{- $secrets := `" + string(js) + "` | fromJson }}\n" +
 		"{{- if eq .root.Release.Namespace \"" + namespace + "\" }}{{ get $secrets (printf \"%s/%s\" (default .root.Release.Namespace .namespace) .name) | default (dict) | toJson }}{{ else }}{}{{ end }}\n" +
 		"{{- end }}\n"

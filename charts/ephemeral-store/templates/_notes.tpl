@@ -52,7 +52,7 @@ Wait until every pod is ready:
   {{ include "ephemeral-store.caOnlySecretName" . }}  ca.crt only: lets a client trust the store without being able to sign anything
 {{- end }}
 {{- with include "ephemeral-store.clientNamespaces" . | fromJsonArray }}
-{{- if $.Values.clientCA.create }}
+{{- if and $.Values.clientCA.create $caReadable }}
   {{ include "ephemeral-store.clientCASecretName" $ }}  {{ $.Values.clientCA.key }} only (the root CA certificate), in namespace{{ if gt (len .) 1 }}s{{ end }} {{ join ", " . }}{{ if eq $mode "certManager" }} (written by trust-manager){{ end }}
 {{- end }}
 {{- end }}

@@ -27,7 +27,12 @@ the cluster. Reading another namespace needs Helm's credentials to get Secrets t
 Call with (dict "root" $ "name" $secretName ["namespace" $ns]).
 */}}
 {{- define "ephemeral-store.lookupSecret" -}}
+{{- if .name }}
 {{- lookup "v1" "Secret" (default .root.Release.Namespace .namespace) .name | default (dict) | toJson }}
+{{- else }}
+{{- /* lookup with an empty name would list every Secret of the namespace. */}}
+{{- dict | toJson }}
+{{- end }}
 {{- end }}
 
 {{/*
