@@ -9,7 +9,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,7 +20,7 @@ import (
 )
 
 // aspUsers: myuser stays in the release namespace (the helm test's), asp
-// goes to kube-system, edge to clientNamespace (when set).
+// goes to kube-system, edge to edge.
 const aspUsers = `[{"name":"myuser","createSecret":true},
 	{"name":"asp","createSecret":true,"namespace":"kube-system"},
 	{"name":"edge","createSecret":true,"namespace":"edge"}]`
@@ -63,14 +66,37 @@ func TestUserSecretsAndTheCAOnlySecretGoToTheClientNamespaces(t *testing.T) {
 			caSecret: "ephemeral-store-secret",
 		},
 		{
-			name:    "clientNamespace is the default of users without a namespace",
-			set:     map[string]string{"clientNamespace": "edge", "tests.existingSecret": "client"},
-			setJSON: map[string]string{"users": `[{"name":"myuser","createSecret":true},{"name":"asp","createSecret":true,"namespace":"kube-system"}]`},
+			name: "clientNamespaces: a user without a namespace gets a Secret in each; one with its own, only there",
+			set:  map[string]string{"tests.existingSecret": "client"},
+			setJSON: map[string]string{
+				"clientNamespaces": `["edge","kube-system"]`,
+				"users":            `[{"name":"myuser","createSecret":true},{"name":"asp","createSecret":true,"namespace":"kube-system"},{"name":"nocert"}]`,
+			},
 			want: []string{
-				"edge/ephemeral-store-user-myuser", "kube-system/ephemeral-store-user-asp",
+				"edge/ephemeral-store-user-myuser", "kube-system/ephemeral-store-user-myuser", "kube-system/ephemeral-store-user-asp",
 				"edge/ephemeral-store-user-rootca-cert", "kube-system/ephemeral-store-user-rootca-cert",
 			},
-			notWant:  []string{"store-ns/ephemeral-store-user-myuser"},
+			notWant: []string{
+				"store-ns/ephemeral-store-user-myuser", "edge/ephemeral-store-user-asp", "store-ns/ephemeral-store-user-asp",
+				"edge/ephemeral-store-user-nocert", "kube-system/ephemeral-store-user-nocert", "store-ns/ephemeral-store-user-rootca-cert",
+			},
+			caSecret: "ephemeral-store-secret",
+		},
+		{
+			name:    "clientNamespaces with the release namespace: the helm test user's Secret stays there too, no CA-only Secret there",
+			setJSON: map[string]string{"clientNamespaces": `["kube-system","store-ns"]`},
+			want: []string{
+				"store-ns/ephemeral-store-user-myuser", "kube-system/ephemeral-store-user-myuser",
+				"kube-system/ephemeral-store-user-rootca-cert", "store-ns/ephemeral-store-ca",
+			},
+			notWant:  []string{"store-ns/ephemeral-store-user-rootca-cert"},
+			caSecret: "ephemeral-store-secret",
+		},
+		{
+			name:     "clientNamespaces in caSecret mode: the same",
+			set:      map[string]string{"tls.mode": "caSecret"},
+			setJSON:  map[string]string{"clientNamespaces": `["kube-system","store-ns","edge"]`},
+			want:     []string{"store-ns/ephemeral-store-user-myuser", "kube-system/ephemeral-store-user-myuser", "edge/ephemeral-store-user-myuser"},
 			caSecret: "ephemeral-store-secret",
 		},
 		{
@@ -121,6 +147,7 @@ func TestUserSecretsAndTheCAOnlySecretGoToTheClientNamespaces(t *testing.T) {
 			for _, w := range tc.notWant {
 				assert.NotContains(t, names, w)
 			}
+			assert.Len(t, m.ofKind("Secret"), len(secrets), "each Secret once per namespace")
 			for _, o := range m.ofKind("Secret") {
 				if o.Meta.Namespace != namespace {
 					assert.Contains(t, []string{"client-certificate", "client-ca"}, o.Meta.Labels["app.kubernetes.io/component"],
@@ -218,6 +245,90 @@ func TestClientNamespaceUserCertificatesAreKeptAndRenewed(t *testing.T) {
 		got := upgrade(t, nil, cluster("ephemeral-store-user-asp"))
 		assert.NotEqual(t, string(aspSecret.Data["tls.crt"]), string(got), "a Secret of that name in the release namespace is not the user's")
 	})
+}
+
+// TestEachClientNamespaceCopyIsKeptAndRenewedOnItsOwn: a user without a
+// namespace gets one certificate per namespace of clientNamespaces, each with
+// a key of its own, and `helm upgrade` reads each copy back from its own
+// namespace: the one expiring within tls.renewBeforeDays is re-issued (same
+// CA), the other kept byte for byte; a copy deleted in one namespace is
+// issued anew there alone.
+func TestEachClientNamespaceCopyIsKeptAndRenewedOnItsOwn(t *testing.T) {
+	t.Parallel()
+	o := opts{
+		set:     map[string]string{"tests.existingSecret": "client"},
+		setJSON: map[string]string{"clientNamespaces": `["edge","kube-system"]`},
+	}
+	type secretData struct {
+		Data map[string][]byte `json:"data"`
+	}
+	copies := func(t *testing.T, m *manifests) map[string]fakeSecret {
+		t.Helper()
+		out := map[string]fakeSecret{}
+		for _, o := range m.ofKind("Secret") {
+			if o.Name != "ephemeral-store-user-myuser" {
+				continue
+			}
+			var s secretData
+			require.NoError(t, json.Unmarshal(mustJSON(t, o.Raw), &s))
+			out[o.Meta.Namespace] = fakeSecret{Type: "kubernetes.io/tls", Annotations: o.Meta.Annotations, Data: s.Data}
+		}
+		return out
+	}
+	first := render(t, o)
+	ca := first.secret(t, "ephemeral-store-secret")
+	roots := x509.NewCertPool()
+	roots.AddCert(parseCert(t, ca.Data["rootCA.crt"]))
+	installed := copies(t, first)
+	require.Equal(t, []string{"edge", "kube-system"}, keys(installed), "one copy per client namespace, none in the release's")
+	assert.NotEqual(t, string(installed["edge"].Data["tls.key"]), string(installed["kube-system"].Data["tls.key"]), "each copy has a key of its own")
+
+	// soon: the copy's annotation says it ends in 10 days, within the default 30.
+	soon := func(s fakeSecret) fakeSecret {
+		a := map[string]string{}
+		for k, v := range s.Annotations {
+			a[k] = v
+		}
+		a["ephemeral-store.io/not-after"] = strconv.FormatInt(time.Now().Add(10*24*time.Hour).Unix(), 10)
+		return fakeSecret{Type: s.Type, Annotations: a, Data: s.Data}
+	}
+	cases := []struct {
+		name    string
+		cluster map[string]fakeSecret // namespace -> the copy found there
+		kept    []string              // namespaces whose copy must come back byte for byte
+		renewed []string              // namespaces whose copy must be a new certificate
+	}{
+		{name: "both valid: both kept", cluster: map[string]fakeSecret{"edge": installed["edge"], "kube-system": installed["kube-system"]}, kept: []string{"edge", "kube-system"}},
+		{name: "kube-system's expires soon: it alone is renewed", cluster: map[string]fakeSecret{"edge": installed["edge"], "kube-system": soon(installed["kube-system"])}, kept: []string{"edge"}, renewed: []string{"kube-system"}},
+		{name: "edge's expires soon: it alone is renewed", cluster: map[string]fakeSecret{"edge": soon(installed["edge"]), "kube-system": installed["kube-system"]}, kept: []string{"kube-system"}, renewed: []string{"edge"}},
+		{name: "edge's was deleted: it alone is issued", cluster: map[string]fakeSecret{"kube-system": installed["kube-system"]}, kept: []string{"kube-system"}, renewed: []string{"edge"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			secrets := map[string]fakeSecret{"ephemeral-store-secret": {Data: ca.Data}}
+			for ns, s := range tc.cluster {
+				secrets[ns+"/ephemeral-store-user-myuser"] = s
+			}
+			out, err := renderWithSecrets(t, o, secrets)
+			require.NoError(t, err)
+			got := copies(t, decode(t, out))
+			require.Equal(t, []string{"edge", "kube-system"}, keys(got))
+			for _, ns := range tc.kept {
+				assert.Equal(t, string(installed[ns].Data["tls.crt"]), string(got[ns].Data["tls.crt"]), "%s: kept", ns)
+				assert.Equal(t, string(installed[ns].Data["tls.key"]), string(got[ns].Data["tls.key"]), "%s: kept", ns)
+			}
+			for _, ns := range tc.renewed {
+				assert.NotEqual(t, string(installed[ns].Data["tls.crt"]), string(got[ns].Data["tls.crt"]), "%s: renewed", ns)
+				assert.NotEqual(t, string(installed[ns].Data["tls.key"]), string(got[ns].Data["tls.key"]), "%s: a new key", ns)
+				cert := parseCert(t, got[ns].Data["tls.crt"])
+				assert.Equal(t, "myuser", cert.Subject.CommonName)
+				_, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+				assert.NoError(t, err, "%s: signed by the same CA", ns)
+				assert.True(t, cert.NotAfter.After(time.Now().Add(800*24*time.Hour)), "%s: a full validity, not %s", ns, cert.NotAfter)
+			}
+		})
+	}
 }
 
 // TestExistingModeCopiesTheCACertificateToClientNamespaces: tls.mode=existing
@@ -324,6 +435,30 @@ func TestCertManagerIssuesClientCertificatesInTheClientNamespace(t *testing.T) {
 		assert.Equal(t, "In", e.Operator)
 		assert.Equal(t, []string{"edge", "kube-system"}, e.Values, "the client namespaces, not the release's")
 	})
+	t.Run("clientNamespaces: a Certificate in each for a user without a namespace", func(t *testing.T) {
+		t.Parallel()
+		m := render(t, opts{set: clusterIssuer, setJSON: map[string]string{
+			"clientNamespaces": `["store-ns","kube-system","edge"]`, "clientCA.trustManager.sources": sources,
+			"users": `[{"name":"myuser","createSecret":true},{"name":"asp","createSecret":true,"namespace":"kube-system"}]`,
+		}})
+		where := map[string][]string{}
+		for _, o := range m.ofKind("Certificate") {
+			where[o.Name] = append(where[o.Name], o.Meta.Namespace)
+		}
+		assert.ElementsMatch(t, []string{"store-ns", "kube-system", "edge"}, where["ephemeral-store-user-myuser"])
+		assert.Equal(t, []string{"kube-system"}, where["ephemeral-store-user-asp"], "its own namespace only")
+		var bundle struct {
+			Spec struct {
+				Target struct {
+					NamespaceSelector struct {
+						MatchExpressions []struct{ Values []string } `json:"matchExpressions"`
+					} `json:"namespaceSelector"`
+				} `json:"target"`
+			} `json:"spec"`
+		}
+		m.get(t, "Bundle", "ephemeral-store-user-rootca-cert", &bundle)
+		assert.Equal(t, []string{"edge", "kube-system"}, bundle.Spec.Target.NamespaceSelector.MatchExpressions[0].Values)
+	})
 	t.Run("no client namespace, no Bundle", func(t *testing.T) {
 		t.Parallel()
 		m := render(t, opts{set: clusterIssuer, setJSON: map[string]string{"clientCA.trustManager.sources": sources}})
@@ -366,9 +501,24 @@ func TestClientNamespaceValuesAreRefusedWithAFix(t *testing.T) {
 			want:    []string{"clientCA.create: tls.mode=certManager writes no CA-only Secret", "clientCA.trustManager.sources", "ephemeral-store-user-rootca-cert current in kube-system", "Fix:"},
 		},
 		{
-			name: "the helm test user moved to another namespace", set: map[string]string{"clientNamespace": "kube-system"},
-			want: []string{`tests.user: "myuser"'s certificate Secret is in namespace "kube-system"`, "Fix:"},
+			name: "certManager, clientNamespaces and a namespaced Issuer", set: map[string]string{"tls.mode": "certManager", "clientCA.create": "false", "tests.existingSecret": "client"},
+			setJSON: map[string]string{"clientNamespaces": `["kube-system","edge"]`},
+			want:    []string{`clientNamespaces: "myuser"'s Certificate is issued in namespaces "kube-system", "edge"`, "Fix:", "ClusterIssuer"},
 		},
+		{
+			name: "the helm test user moved to another namespace", setJSON: map[string]string{"clientNamespaces": `["kube-system"]`},
+			want: []string{`tests.user: "myuser"'s certificate Secret is only in namespace kube-system (clientNamespaces)`, `Fix: add "store-ns" to clientNamespaces`, "clientNamespaces: [store-ns, kube-system]"},
+		},
+		{
+			name: "the helm test user with a namespace of its own", setJSON: map[string]string{"users": `[{"name":"myuser","createSecret":true,"namespace":"kube-system"}]`, "clientNamespaces": `["store-ns"]`},
+			want: []string{`tests.user: "myuser"'s certificate Secret is only in namespace kube-system (its users[].namespace)`, `set that user's namespace to "store-ns"`},
+		},
+		{name: "clientNamespaces is a list, not a string", set: map[string]string{"clientNamespaces": "kube-system"}, want: []string{"/clientNamespaces", "want array"}},
+		{name: "a clientNamespaces entry that is no name", setJSON: map[string]string{"clientNamespaces": `["kube-system","Kube_System"]`}, want: []string{"/clientNamespaces/1", "does not match pattern"}},
+		{name: "a clientNamespaces entry with a dot", setJSON: map[string]string{"clientNamespaces": `["a.b"]`}, want: []string{"/clientNamespaces/0"}},
+		{name: "a clientNamespaces entry too long", setJSON: map[string]string{"clientNamespaces": `["` + strings.Repeat("a", 64) + `"]`}, want: []string{"/clientNamespaces/0"}},
+		{name: "a clientNamespaces entry twice", setJSON: map[string]string{"clientNamespaces": `["edge","edge"]`}, want: []string{"/clientNamespaces", "equal"}},
+		{name: "the singular clientNamespace is gone", set: map[string]string{"clientNamespace": "kube-system"}, want: []string{"additional properties 'clientNamespace' not allowed"}},
 		{name: "a namespace that is no name", setJSON: map[string]string{"users": `[{"name":"myuser","createSecret":true},{"name":"asp","namespace":"Kube_System"}]`}, want: []string{"/users/1/namespace"}},
 		{name: "a clientCA namespace that is no name", setJSON: map[string]string{"clientCA.namespaces": `["a.b"]`}, want: []string{"/clientCA/namespaces/0"}},
 		{name: "a client entry without a pod selector", setJSON: map[string]string{"networkPolicy.clients": `[{"namespaceSelector":{}}]`}, want: []string{"/networkPolicy/clients/0", "podSelector"}},
@@ -376,7 +526,10 @@ func TestClientNamespaceValuesAreRefusedWithAFix(t *testing.T) {
 	})
 	requireRendered(t, []valuesCase{
 		{name: "certManager with a ClusterIssuer and no CA-only Secret", set: map[string]string{"tls.mode": "certManager", "clientCA.create": "false", "tls.certManager.issuerRef.name": "corp", "tls.certManager.issuerRef.kind": "ClusterIssuer"}, setJSON: map[string]string{"users": asp}},
-		{name: "clientNamespace with a test Secret of one's own", set: map[string]string{"clientNamespace": "kube-system", "tests.existingSecret": "client"}},
+		{name: "clientNamespaces with a test Secret of one's own", set: map[string]string{"tests.existingSecret": "client"}, setJSON: map[string]string{"clientNamespaces": `["kube-system"]`}},
+		{name: "clientNamespaces holding the release namespace", setJSON: map[string]string{"clientNamespaces": `["kube-system","store-ns"]`}},
+		{name: "the helm test user with the release namespace as its own", setJSON: map[string]string{"clientNamespaces": `["kube-system"]`, "users": `[{"name":"myuser","createSecret":true,"namespace":"store-ns"}]`}},
+		{name: "clientNamespaces empty", setJSON: map[string]string{"clientNamespaces": `[]`}},
 		{name: "certManager with the chart's CA and no client namespace", set: map[string]string{"tls.mode": "certManager"}},
 	})
 }
@@ -434,6 +587,21 @@ func TestNetworkPolicyAdmitsExactlyTheClients(t *testing.T) {
 			assert.Equal(t, map[string]string{"ephemeral-store-client": "true"}, p.PodSelector.MatchLabels)
 		}
 	})
+	t.Run("each of clientNamespaces admits its labelled pods, the release's is not repeated", func(t *testing.T) {
+		t.Parallel()
+		from := clientRule(t, opts{setJSON: map[string]string{
+			"clientNamespaces": `["kube-system","store-ns","edge"]`,
+			"users":            `[{"name":"myuser","createSecret":true},{"name":"asp","namespace":"asp-ns"}]`,
+		}})
+		require.Len(t, from, 5, "label, store pods, asp-ns, edge, kube-system")
+		for i, ns := range []string{"asp-ns", "edge", "kube-system"} {
+			p := from[2+i]
+			require.NotNil(t, p.NamespaceSelector)
+			require.NotNil(t, p.PodSelector, "never a whole namespace")
+			assert.Equal(t, map[string]string{"kubernetes.io/metadata.name": ns}, p.NamespaceSelector.MatchLabels)
+			assert.Equal(t, map[string]string{"ephemeral-store-client": "true"}, p.PodSelector.MatchLabels)
+		}
+	})
 	t.Run("clientCA.namespaces alone admit nobody", func(t *testing.T) {
 		t.Parallel()
 		from := clientRule(t, opts{setJSON: map[string]string{"clientCA.namespaces": `["ingress"]`}})
@@ -448,4 +616,13 @@ func TestNotesNameTheClientNamespaces(t *testing.T) {
 	assert.Contains(t, notes, `ephemeral-store-user-asp  client certificate of user "asp" (tls.crt, tls.key, ca.crt) in namespace kube-system`)
 	assert.Contains(t, notes, "ephemeral-store-user-rootca-cert  rootCA.crt only (the root CA certificate), in namespaces edge, kube-system")
 	assert.NotContains(t, renderNotes(t, chart, opts{}), "rootca-cert", "no client namespace, no word of it")
+
+	notes = renderNotes(t, chart, opts{set: map[string]string{"tests.existingSecret": "client"}, setJSON: map[string]string{"clientNamespaces": `["kube-system","edge"]`}})
+	assert.Contains(t, notes, `ephemeral-store-user-myuser  client certificate of user "myuser" (tls.crt, tls.key, ca.crt) in namespaces kube-system, edge`)
+	assert.Contains(t, notes, "kubectl -n kube-system get secret ephemeral-store-user-myuser", "the example reads the Secret where it is")
+	assert.NotContains(t, notes, "kubectl -n store-ns get secret")
+
+	notes = renderNotes(t, chart, opts{setJSON: map[string]string{"clientNamespaces": `["kube-system","store-ns"]`}})
+	assert.Contains(t, notes, `(tls.crt, tls.key, ca.crt) in namespaces kube-system, store-ns`)
+	assert.Contains(t, notes, "kubectl -n store-ns get secret ephemeral-store-user-myuser", "the release namespace's copy when there is one")
 }

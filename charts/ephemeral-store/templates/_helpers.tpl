@@ -108,42 +108,50 @@ Call with (dict "root" $ "user" $user).
 {{- end }}
 
 {{/*
-The namespace of a user's certificate Secret (or Certificate): users[].namespace,
-else clientNamespace, else the release namespace. Call with (dict "root" $ "user" $user).
+The namespaces of a user's certificate Secret (or Certificate), as a JSON list:
+users[].namespace alone when set, else every namespace of clientNamespaces,
+else the release namespace. Each gets a certificate of its own, kept and
+renewed on its own. Call with (dict "root" $ "user" $user).
 */}}
-{{- define "ephemeral-store.userNamespace" -}}
-{{- default (default .root.Release.Namespace .root.Values.clientNamespace) .user.namespace }}
+{{- define "ephemeral-store.namespacesOfUser" -}}
+{{- if .user.namespace }}
+{{- list (toString .user.namespace) | toJson }}
+{{- else if .root.Values.clientNamespaces }}
+{{- $out := list }}
+{{- range .root.Values.clientNamespaces }}{{ $out = append $out (toString .) }}{{ end }}
+{{- $out | uniq | toJson }}
+{{- else }}
+{{- list .root.Release.Namespace | toJson }}
+{{- end }}
 {{- end }}
 
 {{/*
 The client namespaces other than the release's (JSON list, sorted, each once):
-the namespaces of users (users[].namespace, clientNamespace) and
-clientCA.namespaces. Each gets the CA-only Secret; the NetworkPolicy admits the
-labelled pods of each namespace that holds a user's certificate.
+the namespaces of users (users[].namespace, clientNamespaces) and
+clientCA.namespaces. Each gets the CA-only Secret.
 */}}
 {{- define "ephemeral-store.clientNamespaces" -}}
-{{- $out := list }}
-{{- range .Values.users }}
-{{- $ns := include "ephemeral-store.userNamespace" (dict "root" $ "user" .) }}
-{{- if ne $ns $.Release.Namespace }}{{ $out = append $out $ns }}{{ end }}
-{{- end }}
+{{- $out := include "ephemeral-store.userNamespaces" . | fromJsonArray }}
 {{- range .Values.clientCA.namespaces }}
-{{- $out = append $out (toString .) }}
+{{- if ne (toString .) $.Release.Namespace }}{{ $out = append $out (toString .) }}{{ end }}
 {{- end }}
 {{- $out | uniq | sortAlpha | toJson }}
 {{- end }}
 
 {{/*
-The namespaces holding a user's certificate Secret, other than the release's
-(JSON list): the NetworkPolicy admits the pods labelled <fullname>-client there.
+The namespaces where users' certificate Secrets go, other than the release's
+(JSON list, sorted, each once): users[].namespace and clientNamespaces. The
+NetworkPolicy admits the pods labelled <fullname>-client there.
 */}}
 {{- define "ephemeral-store.userNamespaces" -}}
 {{- $out := list }}
 {{- range .Values.users }}
-{{- $ns := include "ephemeral-store.userNamespace" (dict "root" $ "user" .) }}
-{{- if ne $ns $.Release.Namespace }}{{ $out = append $out $ns }}{{ end }}
+{{- $out = concat $out (include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" .) | fromJsonArray) }}
 {{- end }}
-{{- $out | uniq | sortAlpha | toJson }}
+{{- range .Values.clientNamespaces }}
+{{- $out = append $out (toString .) }}
+{{- end }}
+{{- without ($out | uniq | sortAlpha) .Release.Namespace | toJson }}
 {{- end }}
 
 {{/*

@@ -6,7 +6,10 @@
 {{- $mode := .Values.tls.mode -}}
 {{- $user := .Values.tests.user -}}
 {{- $userSecret := "" -}}
-{{- range .Values.users }}{{ if and .createSecret (not $userSecret) }}{{ $user = .name }}{{ $userSecret = include "ephemeral-store.userSecretName" (dict "root" $ "user" .) }}{{ end }}{{ end -}}
+{{- $userSecretNs := $ns -}}
+{{- range .Values.users }}{{ if and .createSecret (not $userSecret) }}{{ $user = .name }}{{ $userSecret = include "ephemeral-store.userSecretName" (dict "root" $ "user" .) }}
+{{- /* Where to read that Secret: the release namespace if it is there, else its first namespace. */}}
+{{- $in := include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" .) | fromJsonArray }}{{ if not (has $ns $in) }}{{ $userSecretNs = first $in }}{{ end }}{{ end }}{{ end -}}
 {{- $caReadable := or (has $mode (list "generate" "certManager")) .Values.tls.ca.create (not (empty (lookup "v1" "Secret" $ns (include "ephemeral-store.caSecretName" .)))) -}}
 ephemeral-store {{ .Chart.AppVersion }} is starting as release "{{ .Release.Name }}" in namespace "{{ $ns }}":
 {{ .Values.replicaCount }} pods (a majority of {{ add (div (int .Values.replicaCount) 2) 1 }} keeps the data; it is never written to disk).
@@ -39,7 +42,7 @@ Wait until every pod is ready:
 {{- if $userSecret }}
   {{- if $caReadable }}
   {{- range .Values.users }}{{ if .createSecret }}
-  {{ include "ephemeral-store.userSecretName" (dict "root" $ "user" .) }}  client certificate of user "{{ .name }}" (tls.crt, tls.key, ca.crt){{ $userNs := include "ephemeral-store.userNamespace" (dict "root" $ "user" .) }}{{ if ne $userNs $ns }} in namespace {{ $userNs }}{{ end }}: mount it in client workloads
+  {{ include "ephemeral-store.userSecretName" (dict "root" $ "user" .) }}  client certificate of user "{{ .name }}" (tls.crt, tls.key, ca.crt){{ $userNs := include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" .) | fromJsonArray }}{{ if ne (toJson $userNs) (toJson (list $ns)) }} in namespace{{ if gt (len $userNs) 1 }}s{{ end }} {{ join ", " $userNs }}{{ end }}: mount it in client workloads
   {{- end }}{{ end }}
   {{- else }}
 
@@ -71,9 +74,9 @@ Wait until every pod is ready:
 
 2. Use the store with the certificate of user "{{ $user }}"
 
-  kubectl -n {{ $ns }} get secret {{ $userSecret }} -o jsonpath='{.data.tls\.crt}' | base64 -d > {{ $user }}.crt
-  kubectl -n {{ $ns }} get secret {{ $userSecret }} -o jsonpath='{.data.tls\.key}' | base64 -d > {{ $user }}.key
-  kubectl -n {{ $ns }} get secret {{ $userSecret }} -o jsonpath='{.data.ca\.crt}'  | base64 -d > ca.crt
+  kubectl -n {{ $userSecretNs }} get secret {{ $userSecret }} -o jsonpath='{.data.tls\.crt}' | base64 -d > {{ $user }}.crt
+  kubectl -n {{ $userSecretNs }} get secret {{ $userSecret }} -o jsonpath='{.data.tls\.key}' | base64 -d > {{ $user }}.key
+  kubectl -n {{ $userSecretNs }} get secret {{ $userSecret }} -o jsonpath='{.data.ca\.crt}'  | base64 -d > ca.crt
   kubectl -n {{ $ns }} port-forward svc/{{ $svc }} 8087:{{ .Values.service.port }} &
 
   curl --cacert ca.crt --cert {{ $user }}.crt --key {{ $user }}.key -X PUT --data world https://localhost:8087/v1/kv/hello

@@ -56,9 +56,10 @@ are reported at once.
 {{- if $v.tls.clientCA.existingSecret }}
 {{- $errors = append $errors (printf "users[%d].createSecret: the chart signs user certificates with the server CA, but tls.clientCA.existingSecret=%q makes the store trust only that CA for users. Fix: unset tls.clientCA.existingSecret, or set users[%d].createSecret=false and sign %q's certificate with your user CA." $i $v.tls.clientCA.existingSecret $i $name) }}
 {{- end }}
-{{- $userNs := include "ephemeral-store.userNamespace" (dict "root" $ "user" $u) }}
-{{- if and (eq $mode "certManager") (ne $userNs $.Release.Namespace) (ne $v.tls.certManager.issuerRef.kind "ClusterIssuer") }}
-{{- $errors = append $errors (printf "users[%d].namespace: %q's Certificate is issued in namespace %q (so that cert-manager renews the Secret where the client mounts it), but %s. A namespaced Issuer signs only in its own namespace, and an Issuer there would need the CA key in %q, where whoever reads it can mint any user. Fix: set tls.certManager.issuerRef.name to a ClusterIssuer and tls.certManager.issuerRef.kind=ClusterIssuer (e.g. a CA ClusterIssuer whose CA Secret lives in cert-manager's namespace), or leave users[%d].namespace unset." $i $name $userNs (ternary (printf "tls.certManager.issuerRef is the Issuer %q" $v.tls.certManager.issuerRef.name) "the chart's own CA is a namespaced Issuer" (not (empty $v.tls.certManager.issuerRef.name))) $userNs $i) }}
+{{- $away := without (include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" $u) | fromJsonArray) $.Release.Namespace }}
+{{- if and (eq $mode "certManager") $away (ne $v.tls.certManager.issuerRef.kind "ClusterIssuer") }}
+{{- $quoted := list }}{{ range $away }}{{ $quoted = append $quoted (quote .) }}{{ end }}
+{{- $errors = append $errors (printf "%s: %q's Certificate is issued in namespace%s %s (so that cert-manager renews the Secret where the client mounts it), but %s. A namespaced Issuer signs only in its own namespace, and an Issuer there would need the CA key in %s, where whoever reads it can mint any user. Fix: set tls.certManager.issuerRef.name to a ClusterIssuer and tls.certManager.issuerRef.kind=ClusterIssuer (e.g. a CA ClusterIssuer whose CA Secret lives in cert-manager's namespace), or %s." (ternary (printf "users[%d].namespace" $i) "clientNamespaces" (not (empty $u.namespace))) $name (ternary "s" "" (gt (len $away) 1)) (join ", " $quoted) (ternary (printf "tls.certManager.issuerRef is the Issuer %q" $v.tls.certManager.issuerRef.name) "the chart's own CA is a namespaced Issuer" (not (empty $v.tls.certManager.issuerRef.name))) (join ", " $quoted) (ternary (printf "leave users[%d].namespace unset" $i) "leave clientNamespaces empty" (not (empty $u.namespace)))) }}
 {{- end }}
 {{- $secret := include "ephemeral-store.userSecretName" (dict "root" $ "user" $u) }}
 {{- if or (gt (len $secret) 253) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $secret)) }}
@@ -71,7 +72,7 @@ are reported at once.
 {{- $clientNamespaces := include "ephemeral-store.clientNamespaces" . | fromJsonArray }}
 {{- range $clientNamespaces }}
 {{- if or (gt (len .) 63) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" .)) }}
-{{- $errors = append $errors (printf "users[].namespace, clientNamespace or clientCA.namespaces: %q is not a namespace name (lowercase letters, digits and \"-\", at most 63). Fix: correct it." .) }}
+{{- $errors = append $errors (printf "users[].namespace, clientNamespaces or clientCA.namespaces: %q is not a namespace name (lowercase letters, digits and \"-\", at most 63). Fix: correct it." .) }}
 {{- end }}
 {{- end }}
 {{- if and (eq $mode "certManager") $v.clientCA.create $clientNamespaces (not $v.clientCA.trustManager.sources) }}
@@ -159,8 +160,9 @@ are reported at once.
 {{- end }}
 {{- if not $testUser }}
 {{- $errors = append $errors (printf "tests.user: %q is not in users, so the helm test has no client certificate. Fix: add it to users with createSecret: true, set tests.existingSecret to a Secret with tls.crt, tls.key and ca.crt, or set tests.enabled=false." $v.tests.user) }}
-{{- else if ne (include "ephemeral-store.userNamespace" (dict "root" $ "user" $testUser)) $.Release.Namespace }}
-{{- $errors = append $errors (printf "tests.user: %q's certificate Secret is in namespace %q, which the helm test pod (in %q) cannot mount. Fix: choose a tests.user whose Secret stays in the release namespace (users[].namespace unset; mind clientNamespace), or set tests.existingSecret." $v.tests.user (include "ephemeral-store.userNamespace" (dict "root" $ "user" $testUser)) $.Release.Namespace) }}
+{{- else if not (has $.Release.Namespace (include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" $testUser) | fromJsonArray)) }}
+{{- $testNs := include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" $testUser) | fromJsonArray }}
+{{- $errors = append $errors (printf "tests.user: %q's certificate Secret is only in namespace%s %s (%s), and the helm test pod (in %q) can mount a Secret of its own namespace only. Fix: %s, choose a tests.user whose Secret is in %q, or set tests.existingSecret." $v.tests.user (ternary "s" "" (gt (len $testNs) 1)) (join ", " $testNs) (ternary "its users[].namespace" "clientNamespaces" (not (empty $testUser.namespace))) $.Release.Namespace (ternary (printf "set that user's namespace to %q" $.Release.Namespace) (printf "add %q to clientNamespaces (each namespace gets the Secret: clientNamespaces: [%s, %s])" $.Release.Namespace $.Release.Namespace (join ", " $testNs)) (not (empty $testUser.namespace))) $.Release.Namespace) }}
 {{- else if not $testUser.createSecret }}
 {{- $errors = append $errors (printf "tests.user: %q has no createSecret: true, so the helm test has no client certificate. Fix: set createSecret: true on that user, set tests.existingSecret, or set tests.enabled=false." $v.tests.user) }}
 {{- else if hasKey $testUser "permissions" }}
