@@ -29,7 +29,9 @@ const aspUser = "asp"
 // deployment's Application Services Proxy in kube-system, the store
 // elsewhere) gets in with only what the chart created there: the user's
 // certificate Secret (users[].namespace) and the old docs' CA-only Secret
-// ephemeral-store-user-rootca-cert (rootCA.crt). The NetworkPolicy admits
+// ephemeral-store-user-rootca-cert (rootCA.crt). The user without a namespace
+// gets a certificate of its own in each of clientNamespaces (the release's,
+// for helm test, and the client's), and only it. The NetworkPolicy admits
 // the labelled pod of that namespace and drops an unlabelled one beside it.
 // Then `helm upgrade` renews the generated certificates (tls.renewBeforeDays
 // above their validity: every certificate is "about to expire"); the kubelet
@@ -57,8 +59,11 @@ func TestE2EClientInItsOwnNamespace(t *testing.T) {
 		}
 	})
 
+	// The release namespace is named before the install: clientNamespaces lists it.
+	storeNs := "e2e-clientns-" + strings.ToLower(random.UniqueID())
 	values := filepath.Join(t.TempDir(), "client-namespace-values.yaml")
-	require.NoError(t, os.WriteFile(values, []byte(fmt.Sprintf(`users:
+	require.NoError(t, os.WriteFile(values, []byte(fmt.Sprintf(`clientNamespaces: [%s, %s]
+users:
   - name: myuser
     auth_mode: certificate
     createSecret: true
@@ -72,8 +77,8 @@ func TestE2EClientInItsOwnNamespace(t *testing.T) {
 networkPolicy:
   enabled: true
   allowExternal: false
-`, aspUser, clientNs)), 0o644))
-	r := install(t, c, installOptions{Label: "clientns", ValuesFiles: []string{values}})
+`, storeNs, clientNs, aspUser, clientNs)), 0o644))
+	r := install(t, c, installOptions{Label: "clientns", Namespace: storeNs, ValuesFiles: []string{values}})
 
 	// What the chart created in the client namespace, and nothing else used.
 	userSecret := r.userSecretName(aspUser)
@@ -90,6 +95,25 @@ networkPolicy:
 	verifyClientCert(t, firstCert, rootCA)
 	t.Logf("in %s: %s (CN %s, NotAfter %s, serial %s) and %s (rootCA.crt only)", clientNs, userSecret,
 		firstCert.Subject.CommonName, firstCert.NotAfter.Format(time.RFC3339), firstCert.SerialNumber, caOnly)
+
+	// clientNamespaces: myuser (no namespace of its own) has a certificate in
+	// each, with a key of its own; asp (namespace set) is in its namespace only.
+	myuserSecret := r.userSecretName(testUser)
+	mine := map[string]*x509.Certificate{}
+	keys := map[string]string{}
+	for _, ns := range []string{storeNs, clientNs} {
+		s, err := k8s.GetSecretContextE(t, ctx, c.KubectlOptions(ns), myuserSecret)
+		require.NoError(t, err, "clientNamespaces: no Secret %s in %s", myuserSecret, ns)
+		mine[ns] = parsePEMCert(t, s.Data["tls.crt"])
+		keys[ns] = string(s.Data["tls.key"])
+		require.Equal(t, testUser, mine[ns].Subject.CommonName)
+		verifyClientCert(t, mine[ns], rootCA)
+	}
+	require.NotEqual(t, keys[storeNs], keys[clientNs], "each namespace's copy has a key of its own")
+	_, err = k8s.GetSecretContextE(t, ctx, r.kubectl, userSecret)
+	require.Error(t, err, "%s must not be in the release namespace %s: its own namespace overrides clientNamespaces", userSecret, storeNs)
+	t.Logf("clientNamespaces: %s in %s (serial %s) and %s (serial %s); %s only in %s", myuserSecret,
+		storeNs, mine[storeNs].SerialNumber, clientNs, mine[clientNs].SerialNumber, userSecret, clientNs)
 
 	// The client: a labelled pod in its namespace, watching asp/ through the
 	// client Service's cross-namespace name, with only those two Secrets.
@@ -131,6 +155,13 @@ networkPolicy:
 	require.NotEqual(t, firstCert.SerialNumber, renewedCert.SerialNumber, "helm upgrade did not renew %s in %s", userSecret, clientNs)
 	require.NotEqual(t, string(first.Data["tls.key"]), string(renewed.Data["tls.key"]), "a renewed certificate has a new key")
 	verifyClientCert(t, renewedCert, rootCA)
+	for _, ns := range []string{storeNs, clientNs} {
+		s, err := k8s.GetSecretContextE(t, ctx, c.KubectlOptions(ns), myuserSecret)
+		require.NoError(t, err)
+		cert := parsePEMCert(t, s.Data["tls.crt"])
+		require.NotEqual(t, mine[ns].SerialNumber, cert.SerialNumber, "helm upgrade did not renew %s in %s", myuserSecret, ns)
+		verifyClientCert(t, cert, rootCA)
+	}
 	t.Logf("helm upgrade renewed %s in %s: serial %s -> %s, NotAfter %s -> %s", userSecret, clientNs,
 		firstCert.SerialNumber, renewedCert.SerialNumber, firstCert.NotAfter.Format(time.RFC3339), renewedCert.NotAfter.Format(time.RFC3339))
 
