@@ -150,7 +150,7 @@ func TLSConfigFromFiles(certFile, keyFile, caFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.RootCAs = roots.Value()
+		cfg.RootCAs = roots.value()
 		cfg.InsecureSkipVerify = true // verifyServer does the verification
 		cfg.VerifyConnection = verifyServer(roots)
 	}
