@@ -379,7 +379,7 @@ func TestResumeFromNowStartsAtTheCurrentRevision(t *testing.T) {
 	if w.LastRevision() != 2 {
 		t.Fatalf("LastRevision %d, want the current revision 2", w.LastRevision())
 	}
-	srv.CloseClientConnections() // breaks the stream before any event
+	srv.CloseClientConnections()                            // breaks the stream before any event
 	must(p.client(srv.URL).Put(ctx, "new", []byte("3")))(t) // a client whose connection was not cut
 	sameList(t, "events", nextN(t, w, 1), []string{"3 put new 3"})
 	if froms := r.froms(); len(froms) == 0 || froms[0] != 3 {
