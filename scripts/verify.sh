@@ -43,8 +43,8 @@ tidy() {
 check_client_deps() {
   local app mod=github.com/ephemeral-store/ephemeral-store/store/client deps bad
   app=$(mktemp -d)
-  # shellcheck disable=SC2064 # expand now: app is local
-  trap "rm -rf '$app'" RETURN
+  # shellcheck disable=SC2064 # expand now: app is local; the trap removes itself once run
+  trap "rm -rf '$app'; trap - RETURN" RETURN
   cat >"$app/go.mod" <<EOF
 module example.com/clientonly
 
@@ -62,8 +62,9 @@ import "$mod"
 
 func main() { _, _ = client.NewFromFiles([]string{"https://ephemeral-store:8087"}, "tls.crt", "tls.key", "ca.crt") }
 EOF
-  if ! deps=$(cd "$app" && go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' . 2>&1); then
-    printf '%s\n' "$deps" >&2
+  # -mod=mod: the application's go.sum starts empty, as a new user's would.
+  if ! deps=$(cd "$app" && GOFLAGS=-mod=mod go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' . 2>"$app/stderr"); then
+    cat "$app/stderr" >&2
     failed "go list -deps of a program importing only the client failed (above)"
     return
   fi
