@@ -305,59 +305,68 @@ func TestResumeCompactedNamesTheRevision(t *testing.T) {
 }
 
 // TestResumeWaitsEndWithCloseAndContext: a Watcher retrying against a
-// cluster without quorum backs off (growing waits) and stops at once on
-// Close or when its context ends.
+// cluster without quorum, or a node whose streams open and break at once,
+// backs off (growing waits) and stops at once on Close or when its
+// context ends.
 func TestResumeWaitsEndWithCloseAndContext(t *testing.T) {
-	for _, stop := range []string{"close", "context"} {
-		t.Run(stop, func(t *testing.T) {
-			p := newTestPKI(t)
-			s := &scripted{steps: []func(http.ResponseWriter, *http.Request){
-				lines("reset", put(3)),
-				status(503, CodeNoQuorum),
-			}}
-			srv := p.startTLS(s)
-			ctx, cancel := context.WithCancel(ctxT(t))
-			defer cancel()
-			waits := make(chan time.Duration, 100)
-			w := must(p.client(srv.URL).Watch(ctx, "", 3, Resume{
-				MinBackoff: 4 * time.Millisecond, MaxBackoff: 40 * time.Millisecond,
-				OnRetry: func(_ error, _ int64, wait time.Duration) { waits <- wait },
-			}))(t)
-			defer w.Close()
-			must(w.Next())(t)
-			errc := make(chan error, 1)
-			go func() { _, err := w.Next(); errc <- err }()
-			var seen []time.Duration
-			for len(seen) < 6 {
-				select {
-				case d := <-waits:
-					seen = append(seen, d)
-				case err := <-errc:
-					t.Fatalf("Next returned %v after %d retries, want it to keep retrying", err, len(seen))
-				case <-time.After(10 * time.Second):
-					t.Fatalf("%d retries in 10 s", len(seen))
-				}
-			}
-			// Jittered in [b/2, b]: the sixth wait's backoff is capped at 40 ms.
-			if seen[0] > 4*time.Millisecond || seen[5] < 20*time.Millisecond || seen[5] > 40*time.Millisecond {
-				t.Fatalf("waits %v: want 2-4 ms growing to 20-40 ms", seen)
-			}
-			want := ErrWatcherClosed
-			if stop == "close" {
-				w.Close()
-			} else {
-				cancel()
-				want = context.Canceled
-			}
-			select {
-			case err := <-errc:
-				if !errors.Is(err, want) {
-					t.Fatalf("got %v, want %v", err, want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Next did not return after " + stop)
-			}
-		})
+	failures := map[string]func(http.ResponseWriter, *http.Request){
+		"no quorum":          status(503, CodeNoQuorum),
+		"streams that break": lines("reset"),
+	}
+	for name, failure := range failures {
+		for _, stop := range []string{"close", "context"} {
+			t.Run(name+", "+stop, func(t *testing.T) { resumeWaits(t, failure, stop) })
+		}
+	}
+}
+
+func resumeWaits(t *testing.T, failure func(http.ResponseWriter, *http.Request), stop string) {
+	p := newTestPKI(t)
+	s := &scripted{steps: []func(http.ResponseWriter, *http.Request){
+		lines("reset", put(3)),
+		failure,
+	}}
+	srv := p.startTLS(s)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	waits := make(chan time.Duration, 100)
+	w := must(p.client(srv.URL).Watch(ctx, "", 3, Resume{
+		MinBackoff: 4 * time.Millisecond, MaxBackoff: 40 * time.Millisecond,
+		OnRetry: func(_ error, _ int64, wait time.Duration) { waits <- wait },
+	}))(t)
+	defer w.Close()
+	must(w.Next())(t)
+	errc := make(chan error, 1)
+	go func() { _, err := w.Next(); errc <- err }()
+	var seen []time.Duration
+	for len(seen) < 6 {
+		select {
+		case d := <-waits:
+			seen = append(seen, d)
+		case err := <-errc:
+			t.Fatalf("Next returned %v after %d retries, want it to keep retrying", err, len(seen))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d retries in 10 s", len(seen))
+		}
+	}
+	// Jittered in [b/2, b]: the sixth wait's backoff is capped at 40 ms.
+	if seen[0] > 4*time.Millisecond || seen[5] < 20*time.Millisecond || seen[5] > 40*time.Millisecond {
+		t.Fatalf("waits %v: want 2-4 ms growing to 20-40 ms", seen)
+	}
+	want := ErrWatcherClosed
+	if stop == "close" {
+		w.Close()
+	} else {
+		cancel()
+		want = context.Canceled
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, want) {
+			t.Fatalf("got %v, want %v", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Next did not return after " + stop)
 	}
 }
 

@@ -55,8 +55,9 @@ const (
 // server sends every event from the revision asked for, one per
 // revision, in order, and Next drops any it already returned.
 //
-// Between attempts it waits MinBackoff, doubling up to MaxBackoff (with
-// some jitter), until a stream delivers an event again. The Watcher's
+// Between attempts it waits MinBackoff, doubling up to MaxBackoff (each
+// wait jittered between half and all of it), until a stream delivers an
+// event again. The Watcher's
 // context and Close end the waiting. What resuming cannot fix ends Next
 // with that error: ErrCompacted (the revision to resume from is older
 // than the history the nodes keep, or the cluster re-formed empty: list
@@ -88,12 +89,12 @@ type Watcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc // ends the Watcher: its streams and any wait
 
-	mu     sync.Mutex
-	cur    *stream // guarded by mu, replaced when resuming
-	done   bool    // Close was called; guarded by mu
-	last   int64
-	err    error // sticky, once the Watcher is over
-	resets int   // streams opened after the first
+	mu      sync.Mutex
+	cur     *stream // guarded by mu, replaced when resuming
+	done    bool    // Close was called; guarded by mu
+	last    int64
+	err     error         // sticky, once the Watcher is over
+	backoff time.Duration // the next wait when resuming; 0 after an event
 }
 
 // stream is one watch response being read.
@@ -205,6 +206,7 @@ func (w *Watcher) Next() (Event, error) {
 				continue // already returned before the stream broke
 			}
 			w.last = max(w.last, ev.Revision)
+			w.backoff = 0 // the stream works: a break starts the waits over
 			return ev, nil
 		}
 		if w.resume == nil || !resumable(err) {
@@ -268,7 +270,12 @@ func (w *Watcher) reconnect(cause error) error {
 	w.mu.Lock()
 	w.cur.close()
 	w.mu.Unlock()
-	backoff := w.resume.MinBackoff
+	// The wait goes on growing across streams that open but deliver
+	// nothing before they break (a node that accepts, then fails).
+	backoff := w.backoff
+	if backoff == 0 {
+		backoff = w.resume.MinBackoff
+	}
 	for {
 		from := w.last + 1
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter: watchers of one node do not return in step
@@ -291,8 +298,8 @@ func (w *Watcher) reconnect(cause error) error {
 				return ErrWatcherClosed
 			}
 			w.cur = s
-			w.resets++
 			w.mu.Unlock()
+			w.backoff = min(2*backoff, w.resume.MaxBackoff)
 			return nil
 		}
 		if stop := w.stopped(); stop != nil {
