@@ -2,14 +2,10 @@ module github.com/ephemeral-store/ephemeral-store/bench
 
 go 1.26.0
 
-replace github.com/ephemeral-store/ephemeral-store => ../
-
-// The Go client's module, as in the root module.
+// The store's Go client, its own module in this repository: the harness needs
+// nothing else of the store (scripts/bench.sh builds the server binary from the
+// root module).
 replace github.com/ephemeral-store/ephemeral-store/store/client => ../store/client
-
-// The store's patched Raft copy, as in the root module: a replace applies only
-// in the main module, so it is repeated here.
-replace github.com/hashicorp/raft => ../store/third_party/raft
 
 require (
 	github.com/ephemeral-store/ephemeral-store/store/client v0.0.0-00010101000000-000000000000
