@@ -252,11 +252,13 @@ func TestListThenWatchReconstructsTheStateUnderConcurrentWrites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var once sync.Once
+			defer once.Do(started.Done) // a writer that fails early must not hang the test
 			wc := c.Client(testcluster.UserAll, wr)
 			rng := rand.New(rand.NewPCG(uint64(wr), 19))
 			for n := range 150 {
 				if n == 20 {
-					started.Done()
+					once.Do(started.Done)
 				}
 				key := fmt.Sprintf("l/%02d", rng.IntN(40))
 				switch op := rng.IntN(10); {
