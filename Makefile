@@ -40,7 +40,7 @@ docs: ## Regenerate the generated docs: docs/cli/ (every command and flag) and t
 test: verify lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 12 to 15 min warm, 35 to 40 min cold.
 
 .PHONY: verify
-verify: ## gofmt, go mod tidy (root, bench/), shellcheck on scripts/, generated docs current: about 15 s.
+verify: ## gofmt, go mod tidy (root, store/client/, bench/), the client's dependency list, shellcheck on scripts/, generated docs current: about 15 s.
 	scripts/verify.sh
 
 # The fault tier (store/internal/faulttest) is test-faults' alone: it needs root, network
@@ -48,8 +48,9 @@ verify: ## gofmt, go mod tidy (root, bench/), shellcheck on scripts/, generated 
 UNIT_PKGS = $(shell $(GO) list ./store/... | grep -v '/store/internal/faulttest')
 
 .PHONY: test-unit
-test-unit: ## Unit and in-process cluster tests (-race), the patched raft's, the bench harness's; no root: about 2 min.
+test-unit: ## Unit and in-process cluster tests (-race), the client module's, the patched raft's, the bench harness's; no root: about 2 min.
 	$(GO) test -race -count=1 -timeout 20m $(UNIT_PKGS)
+	cd store/client && $(GO) test -race -count=1 ./...
 	cd store/third_party/raft && $(GO) test -race -count=1 -run 'TestInstallSnapshot|TestVerifyLeader|TestVouched|TestGetConfiguration' .
 	cd bench && $(GO) test -count=1 ./...
 
@@ -89,6 +90,7 @@ bench: ## Side-by-side ephemeral-store vs etcd vs Redis into bench/results/<date
 .PHONY: lint
 lint: tools ## go vet, helm lint --strict on every values file, ct lint.
 	$(GO) vet ./...
+	cd store/client && $(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
 	cd bench && $(GO) vet ./...
 	scripts/lint-chart.sh

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/anishathalye/porcupine v1.3.1
+	github.com/ephemeral-store/ephemeral-store/store/client v0.0.0-00010101000000-000000000000
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/gruntwork-io/terratest v1.0.1
 	github.com/hashicorp/go-hclog v1.6.3
@@ -144,3 +145,7 @@ require (
 
 // Patched copy of v1.8.0 (InstallSnapshot fix, hashicorp/raft#697); see store/third_party/raft/PATCH.md.
 replace github.com/hashicorp/raft => ./store/third_party/raft
+
+// The Go client is its own module (no server dependencies for the
+// applications that import it), developed in this repository.
+replace github.com/ephemeral-store/ephemeral-store/store/client => ./store/client

@@ -2,14 +2,13 @@ module github.com/ephemeral-store/ephemeral-store/bench
 
 go 1.26.0
 
-replace github.com/ephemeral-store/ephemeral-store => ../
-
-// The store's patched Raft copy, as in the root module: a replace applies only
-// in the main module, so it is repeated here.
-replace github.com/hashicorp/raft => ../store/third_party/raft
+// The store's Go client, its own module in this repository: the harness needs
+// nothing else of the store (scripts/bench.sh builds the server binary from the
+// root module).
+replace github.com/ephemeral-store/ephemeral-store/store/client => ../store/client
 
 require (
-	github.com/ephemeral-store/ephemeral-store v0.0.0-00010101000000-000000000000
+	github.com/ephemeral-store/ephemeral-store/store/client v0.0.0-00010101000000-000000000000
 	github.com/redis/go-redis/v9 v9.17.3
 	go.etcd.io/etcd/client/v3 v3.6.16
 	go.uber.org/zap v1.27.0
@@ -29,7 +28,6 @@ require (
 	github.com/coreos/go-systemd/v22 v22.5.0 // indirect
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
-	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect

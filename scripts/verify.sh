@@ -4,7 +4,10 @@
 # script fails if any did.
 #
 #   - gofmt: every Go file under store/, tests/ and bench/ is formatted
-#   - go mod tidy: go.mod and go.sum of the root module and of bench/ need no change
+#   - go mod tidy: go.mod and go.sum of the root module, of the Go client's module (store/client)
+#     and of bench/ need no change
+#   - the Go client's dependencies: a program importing only the client builds from the standard
+#     library and the client module alone (no k8s.io, terratest, Raft, Prometheus, testify...)
 #   - the shell linter, Debian's shellcheck package $SHELLCHECK_VERSION (installed with apt-get
 #     when missing), finds nothing in scripts/ and .ci/run
 #   - generated files: docs/cli/ (store/internal/cli/docgen) and the values table of
@@ -30,6 +33,45 @@ tidy() {
   if ! diff=$(cd "$dir" && go mod tidy -diff 2>&1); then
     printf '%s\n' "$diff" >&2
     failed "$dir/go.mod or $dir/go.sum is not tidy (fix: cd $dir && go mod tidy)"
+  fi
+}
+
+# check_client_deps: an application of its own module, importing the client the way a user's
+# would (a require and, here, a replace to the working tree), lists its packages with
+# `go list -deps`: every one outside the standard library must be the application's or the
+# client module's. The list is printed either way.
+check_client_deps() {
+  local app mod=github.com/ephemeral-store/ephemeral-store/store/client deps bad
+  app=$(mktemp -d)
+  # shellcheck disable=SC2064 # expand now: app is local; the trap removes itself once run
+  trap "rm -rf '$app'; trap - RETURN" RETURN
+  cat >"$app/go.mod" <<EOF
+module example.com/clientonly
+
+go 1.26.0
+
+require $mod v0.0.0-00010101000000-000000000000
+
+replace $mod => $ROOT/store/client
+EOF
+  cat >"$app/main.go" <<EOF
+// A program that uses the Go client and nothing else.
+package main
+
+import "$mod"
+
+func main() { _, _ = client.NewFromFiles([]string{"https://ephemeral-store:8087"}, "tls.crt", "tls.key", "ca.crt") }
+EOF
+  # -mod=mod: the application's go.sum starts empty, as a new user's would.
+  if ! deps=$(cd "$app" && GOFLAGS=-mod=mod go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' . 2>"$app/stderr"); then
+    cat "$app/stderr" >&2
+    failed "go list -deps of a program importing only the client failed (above)"
+    return
+  fi
+  log "packages outside the standard library of a program importing only the client: $(tr '\n' ' ' <<<"$deps")"
+  bad=$(grep -v -e '^example\.com/clientonly$' -e "^$mod\$" -e "^$mod/" <<<"$deps" || true)
+  if [[ -n $bad ]]; then
+    failed "the Go client pulls in other modules' packages (keep store/client free of them): $(tr '\n' ' ' <<<"$bad")"
   fi
 }
 
@@ -78,6 +120,8 @@ check_generated() {
 
 stage "gofmt (store, tests, bench)" check_gofmt
 stage "go mod tidy (root module)" tidy .
+stage "go mod tidy (store/client/)" tidy store/client
+stage "the Go client's dependencies (go list -deps of a program importing only it)" check_client_deps
 stage "go mod tidy (bench/)" tidy bench
 stage "shellcheck (scripts/, .ci/run)" check_shellcheck
 stage "generated files current (docs/cli/, chart README table)" check_generated

@@ -22,6 +22,21 @@
 // The client never sleeps between attempts; a 503's Retry-After is in
 // APIError.RetryAfter for the caller to honour.
 //
+// # Watches
+//
+// Watch streams the changes under a prefix from a revision. Each change has
+// its own revision, so a stream that breaks resumes exactly from the
+// revision after the last event received; with the Resume option the
+// Watcher does that itself, with backoff, on the same or another endpoint,
+// and ends only on what resuming cannot fix (ErrCompacted: the revision is
+// older than the history the nodes keep). ListThenWatch returns a prefix's
+// keys at one revision and a Watcher of every change after it.
+//
+// # Dependencies
+//
+// The client is a module of its own that imports the standard library
+// only: a program that uses it builds none of the server's dependencies.
+//
 // # Keys
 //
 // A key is any non-empty UTF-8 string without control characters and may
@@ -150,7 +165,7 @@ func TLSConfigFromFiles(certFile, keyFile, caFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.RootCAs = roots.Value()
+		cfg.RootCAs = roots.value()
 		cfg.InsecureSkipVerify = true // verifyServer does the verification
 		cfg.VerifyConnection = verifyServer(roots)
 	}

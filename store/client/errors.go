@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
 )
 
 // Sentinel errors. Every error the server answers with is an *APIError;

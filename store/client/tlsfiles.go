@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-
-	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch"
 )
 
 // The files of TLSConfigFromFiles are read again when their content
@@ -20,17 +18,13 @@ import (
 // leaves the previous certificate or CA in use.
 
 // fileKeyPair is a client certificate and key read from files.
-type fileKeyPair = filewatch.Reloader[[][]byte, tls.Certificate]
+type fileKeyPair = fileValue[tls.Certificate]
 
 func loadKeyPair(certFile, keyFile string) (*fileKeyPair, error) {
-	r, err := filewatch.Load(filewatch.Source[[][]byte, tls.Certificate]{
-		What: "client certificate",
-		Read: func() ([][]byte, string, error) { return filewatch.ReadFiles(certFile, keyFile) },
-		Build: func(c [][]byte) (*tls.Certificate, error) {
-			kp, err := tls.X509KeyPair(c[0], c[1])
-			return &kp, err
-		},
-	})
+	r, err := loadFiles(func(c [][]byte) (*tls.Certificate, error) {
+		kp, err := tls.X509KeyPair(c[0], c[1])
+		return &kp, err
+	}, certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("client: certificate %s, key %s: %w", certFile, keyFile, err)
 	}
@@ -40,28 +34,24 @@ func loadKeyPair(certFile, keyFile string) (*fileKeyPair, error) {
 // getClientCertificate is tls.Config.GetClientCertificate for kp.
 func getClientCertificate(kp *fileKeyPair) func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 	return func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		kp.Check()
-		return kp.Value(), nil
+		kp.check()
+		return kp.value(), nil
 	}
 }
 
 // fileRoots is a CA bundle read from a file.
-type fileRoots = filewatch.Reloader[[][]byte, x509.CertPool]
+type fileRoots = fileValue[x509.CertPool]
 
 var errNoCertificate = errors.New("no PEM certificate in it")
 
 func loadRoots(caFile string) (*fileRoots, error) {
-	r, err := filewatch.Load(filewatch.Source[[][]byte, x509.CertPool]{
-		What: "CA bundle",
-		Read: func() ([][]byte, string, error) { return filewatch.ReadFiles(caFile) },
-		Build: func(c [][]byte) (*x509.CertPool, error) {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(c[0]) {
-				return nil, errNoCertificate
-			}
-			return pool, nil
-		},
-	})
+	r, err := loadFiles(func(c [][]byte) (*x509.CertPool, error) {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(c[0]) {
+			return nil, errNoCertificate
+		}
+		return pool, nil
+	}, caFile)
 	if err != nil {
 		return nil, fmt.Errorf("client: CA file %s: %w", caFile, err)
 	}
@@ -90,9 +80,9 @@ func verifyServer(roots *fileRoots) func(tls.ConnectionState) error {
 		if cs.ServerName == "" {
 			return fail(errNoServerName)
 		}
-		roots.Check()
+		roots.check()
 		opts := x509.VerifyOptions{
-			Roots:         roots.Value(),
+			Roots:         roots.value(),
 			DNSName:       cs.ServerName,
 			Intermediates: x509.NewCertPool(),
 		}

@@ -18,13 +18,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
-	"github.com/ephemeral-store/ephemeral-store/store/internal/filewatch/filewatchtest"
 )
 
 // serveWith serves the cluster status over TLS with cert as the server
@@ -52,7 +48,7 @@ func serveWith(t *testing.T, cert tls.Certificate, clientCA *testPKI) *httptest.
 func (p *testPKI) issueNamed(dns []string, ips []net.IP) tls.Certificate {
 	p.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(p.t, err)
+	noErr(p.t, err)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1) + 10),
 		Subject:      pkix.Name{CommonName: "ephemeral-store-peer"},
@@ -64,9 +60,9 @@ func (p *testPKI) issueNamed(dns []string, ips []net.IP) tls.Certificate {
 		IPAddresses:  ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	require.NoError(p.t, err)
+	noErr(p.t, err)
 	leaf, err := x509.ParseCertificate(der)
-	require.NoError(p.t, err)
+	noErr(p.t, err)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
@@ -77,17 +73,17 @@ func certPEM(c *x509.Certificate) []byte {
 // secretFiles is a user's certificate, key and CA bundle in one
 // directory, updated the way kubelet updates a cert-manager Secret
 // volume (a ..data symlink swap).
-func secretFiles(t *testing.T, p *testPKI, user string, ca []byte) (*filewatchtest.AtomicDir, map[string][]byte) {
+func secretFiles(t *testing.T, p *testPKI, user string, ca []byte) (*atomicDir, map[string][]byte) {
 	t.Helper()
 	c := p.issue(user, false)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	require.NoError(t, err)
+	noErr(t, err)
 	files := map[string][]byte{
 		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
 		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 		"ca.crt":  ca,
 	}
-	return filewatchtest.NewAtomicDir(t, filepath.Join(t.TempDir(), "secret"), files), files
+	return newAtomicDir(t, filepath.Join(t.TempDir(), "secret"), files), files
 }
 
 func isUnknownAuthority(err error) bool {
@@ -124,26 +120,26 @@ func TestCABundleIsReadAgainWhenItsFileChanges(t *testing.T) {
 	ctx := ctxT(t)
 
 	_, err := only(byCA2).Cluster(ctx)
-	require.Error(t, err, "ca2 is not trusted yet")
-	assert.True(t, isUnknownAuthority(err), "want an unknown authority, got %v", err)
-	assert.Equal(t, "alice", must(only(byCA1).Cluster(ctx))(t).Self)
+	wantErr(t, err, "ca2 is not trusted yet")
+	check(t, isUnknownAuthority(err), "want an unknown authority, got %v", err)
+	equal(t, "alice", must(only(byCA1).Cluster(ctx))(t).Self)
 
 	files["ca.crt"] = append(certPEM(ca1.ca), certPEM(ca2.ca)...)
 	secret.Update(files)
-	assert.Equal(t, "alice", must(only(byCA2).Cluster(ctx))(t).Self, "ca2 trusted after the rewrite")
-	assert.Equal(t, "alice", must(only(byCA1).Cluster(ctx))(t).Self)
+	equal(t, "alice", must(only(byCA2).Cluster(ctx))(t).Self, "ca2 trusted after the rewrite")
+	equal(t, "alice", must(only(byCA1).Cluster(ctx))(t).Self)
 
 	files["ca.crt"] = certPEM(ca2.ca)
 	secret.Update(files)
 	only(byCA1).Close() // a live connection keeps the trust of its handshake
 	_, err = only(byCA1).Cluster(ctx)
-	assert.True(t, isUnknownAuthority(err), "ca1 dropped: want an unknown authority, got %v", err)
-	assert.Equal(t, "alice", must(only(byCA2).Cluster(ctx))(t).Self)
+	check(t, isUnknownAuthority(err), "ca1 dropped: want an unknown authority, got %v", err)
+	equal(t, "alice", must(only(byCA2).Cluster(ctx))(t).Self)
 
 	// A CA file that does not load leaves the last good one in use.
 	files["ca.crt"] = []byte("not PEM")
 	secret.Update(files)
-	assert.Equal(t, "alice", must(only(byCA2).Cluster(ctx))(t).Self)
+	equal(t, "alice", must(only(byCA2).Cluster(ctx))(t).Self)
 }
 
 // TestServerNameIsStillVerified: verifying against the CA file by hand
@@ -168,17 +164,17 @@ func TestServerNameIsStillVerified(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := serveWith(t, tt.server, p)
 			u, err := url.Parse(srv.URL)
-			require.NoError(t, err)
+			noErr(t, err)
 			endpoint := "https://" + net.JoinHostPort(tt.host, u.Port())
 			c := must(NewFromFiles([]string{endpoint}, cert, key, p.caFile()))(t)
 			defer c.Close()
 			_, err = c.Cluster(ctxT(t))
 			if tt.accepted {
-				require.NoError(t, err)
+				noErr(t, err)
 				return
 			}
 			var hostErr x509.HostnameError
-			assert.True(t, errors.As(err, &hostErr), "want a hostname error, got %v", err)
+			check(t, errors.As(err, &hostErr), "want a hostname error, got %v", err)
 		})
 	}
 }
@@ -201,11 +197,11 @@ func TestOwnTransportWithAnIPEndpointNeedsServerName(t *testing.T) {
 	}
 	tc := must(TLSConfigFromFiles(cert, key, p.caFile()))(t)
 	err := get(tc)
-	require.Error(t, err)
-	assert.ErrorIs(t, err, errNoServerName)
+	wantErr(t, err)
+	check(t, errors.Is(err, errNoServerName), "got %v, want %v", err, errNoServerName)
 
 	tc.ServerName = "localhost"
-	assert.NoError(t, get(tc))
+	okErr(t, get(tc))
 }
 
 func TestTLSConfigFromFilesRefusesBadCAFiles(t *testing.T) {
@@ -213,15 +209,15 @@ func TestTLSConfigFromFilesRefusesBadCAFiles(t *testing.T) {
 	cert, key := p.userFiles("myuser")
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.crt")
-	require.NoError(t, os.WriteFile(garbage, []byte("not PEM"), 0o600))
+	noErr(t, os.WriteFile(garbage, []byte("not PEM"), 0o600))
 	for name, ca := range map[string]string{
 		"missing":        filepath.Join(dir, "nope.crt"),
 		"no certificate": garbage,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := TLSConfigFromFiles(cert, key, ca)
-			require.Error(t, err)
-			assert.ErrorContains(t, err, ca)
+			wantErr(t, err)
+			check(t, err != nil && strings.Contains(err.Error(), ca), "error %v does not name %s", err, ca)
 		})
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"

@@ -12,9 +12,10 @@
 // filesystem events in the files' directories. Events make updates fast;
 // polling makes them certain (events can be lost: inotify queue overflow, a
 // watched directory that is replaced, file systems without events). Both
-// are used together by default. An owner that has no goroutine to spare,
-// such as the Go client, calls Reloader.Check where it uses the value
-// instead.
+// are used together by default. An owner that has no goroutine to spare
+// calls Reloader.Check where it uses the value instead, as the Go client
+// (a module of its own, with a small copy of Reloader) does at each TLS
+// handshake.
 package filewatch
 
 import (

@@ -17,9 +17,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
-	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 

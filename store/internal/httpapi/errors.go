@@ -6,9 +6,9 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
-	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 )

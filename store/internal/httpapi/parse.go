@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
 )
 
 // maxTTL bounds ?ttl: the store holds short-lived state, and a bound keeps

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
-	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 )

@@ -7,13 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
+
+// The module has no test dependencies (applications that import it get
+// none): plain testing.
 
 // declared returns the value of every string constant of this package, by
 // name, read from its source: All must not forget one.
@@ -21,7 +22,9 @@ func declared(t *testing.T) map[string]string {
 	t.Helper()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "errcode.go", nil, 0)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]string{}
 	for _, d := range f.Decls {
 		gd, ok := d.(*ast.GenDecl)
@@ -32,9 +35,13 @@ func declared(t *testing.T) map[string]string {
 			vs := spec.(*ast.ValueSpec)
 			for i, name := range vs.Names {
 				lit, ok := vs.Values[i].(*ast.BasicLit)
-				require.True(t, ok && lit.Kind == token.STRING, "%s is not a string literal", name.Name)
+				if !ok || lit.Kind != token.STRING {
+					t.Fatalf("%s is not a string literal", name.Name)
+				}
 				v, err := strconv.Unquote(lit.Value)
-				require.NoError(t, err)
+				if err != nil {
+					t.Fatal(err)
+				}
 				out[name.Name] = v
 			}
 		}
@@ -47,12 +54,20 @@ func TestAllListsEveryConstantOnce(t *testing.T) {
 	for _, v := range declared(t) {
 		values = append(values, v)
 	}
-	assert.ElementsMatch(t, values, All())
+	slices.Sort(values)
+	if all := slices.Sorted(slices.Values(All())); !slices.Equal(values, all) {
+		t.Errorf("declared %q, All %q", values, all)
+	}
 	seen := map[string]bool{}
+	form := regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
 	for _, c := range All() {
-		assert.False(t, seen[c], "%q twice", c)
+		if seen[c] {
+			t.Errorf("%q twice", c)
+		}
 		seen[c] = true
-		assert.Regexp(t, `^[a-z]+(_[a-z]+)*$`, c)
+		if !form.MatchString(c) {
+			t.Errorf("%q is not lower_snake_case", c)
+		}
 	}
 }
 
@@ -61,10 +76,15 @@ func TestAllListsEveryConstantOnce(t *testing.T) {
 // parentheses (which hold remarks such as "with `Retry-After`").
 func docCodes(t *testing.T) []string {
 	t.Helper()
+	// The module lives in the repository with the docs (store/client/errcode).
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "interfaces.md"))
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, section, found := strings.Cut(string(data), "\n### Error codes")
-	require.True(t, found, `docs/interfaces.md has no "### Error codes" section`)
+	if !found {
+		t.Fatal(`docs/interfaces.md has no "### Error codes" section`)
+	}
 	if i := strings.Index(section, "\n#"); i >= 0 {
 		section = section[:i]
 	}
@@ -86,7 +106,9 @@ func docCodes(t *testing.T) []string {
 			codes = append(codes, m[1])
 		}
 	}
-	require.NotZero(t, rows, "no table rows found under ### Error codes")
+	if rows == 0 {
+		t.Fatal("no table rows found under ### Error codes")
+	}
 	return codes
 }
 
@@ -96,15 +118,21 @@ func TestDocumentedCodesAreTheConstants(t *testing.T) {
 	documented := docCodes(t)
 	inDoc := map[string]bool{}
 	for _, c := range documented {
-		assert.False(t, inDoc[c], "%q is documented twice", c)
+		if inDoc[c] {
+			t.Errorf("%q is documented twice", c)
+		}
 		inDoc[c] = true
 	}
 	declared := map[string]bool{}
 	for _, c := range All() {
 		declared[c] = true
-		assert.True(t, inDoc[c], "%q is declared in errcode but missing from the table of docs/interfaces.md", c)
+		if !inDoc[c] {
+			t.Errorf("%q is declared in errcode but missing from the table of docs/interfaces.md", c)
+		}
 	}
 	for _, c := range documented {
-		assert.True(t, declared[c], "%q is in the table of docs/interfaces.md but not declared in errcode", c)
+		if !declared[c] {
+			t.Errorf("%q is in the table of docs/interfaces.md but not declared in errcode", c)
+		}
 	}
 }

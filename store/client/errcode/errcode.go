@@ -3,6 +3,9 @@
 // "Error codes"). The server writes them (httpapi), the peer channel
 // carries back those a forwarded write can end with (cluster), and the Go
 // client matches them; it exports them as client.Code... for its callers.
+// It belongs to the client's module, which the server's module requires,
+// so that both import this one list and cannot drift apart (the client
+// module cannot import the server's internal packages).
 //
 // A code is part of the API: clients compare it, so it never changes once
 // released. The table in docs/interfaces.md lists exactly these (a test
