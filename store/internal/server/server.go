@@ -75,6 +75,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 	if s.tls, err = loadTLS(&cfg, log); err != nil {
 		return nil, err
 	}
+	s.registry.MustRegister(newCertificateCollector(s.tls))
 	s.users, err = auth.OpenDirectory(cfg.UsersDir, filewatch.Config{Interval: cfg.ReloadInterval}, log.With("component", "users"))
 	if err != nil {
 		return nil, fmt.Errorf("users directory: %w", err)
@@ -306,8 +307,8 @@ func (s *Server) probeHandler() http.Handler {
 type tlsMaterial struct {
 	serving   mtls.CertSource
 	peerCert  mtls.CertSource
-	clientCAs mtls.PoolSource
-	peerCAs   mtls.PoolSource
+	clientCAs caSource
+	peerCAs   caSource
 	closers   []func()
 }
 
