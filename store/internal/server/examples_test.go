@@ -18,7 +18,10 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
 
-var pythonExample = filepath.Join("..", "..", "..", "docs", "examples", "python", "ephemeral_store_example.py")
+var (
+	pythonExample = filepath.Join("..", "..", "..", "docs", "examples", "python", "ephemeral_store_example.py")
+	javaExample   = filepath.Join("..", "..", "..", "docs", "examples", "java", "EphemeralStoreExample.java")
+)
 
 // runExample runs the example program cmd against node 0 of c as user and
 // returns its exit code, stdout and stderr.
@@ -41,27 +44,25 @@ func runExample(t *testing.T, c *testcluster.Cluster, user string, name string, 
 	return 0, stdout.String(), stderr.String()
 }
 
-// TestPythonExampleAgainstARealNode runs docs/examples/python with python3
-// against an in-process node over mutual TLS: put, get, compare-and-swap,
-// a refused stale swap (revision_mismatch) and a missing key
-// (key_not_found). Its twin runs it as a user the node does not know,
-// which must fail with unauthenticated.
-func TestPythonExampleAgainstARealNode(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not on PATH: the Python example cannot run here (it needs only the standard library of Python 3)")
-	}
+// checkExample runs an example program (docs/examples/<lang>) against an
+// in-process node over mutual TLS: put, get, compare-and-swap, a refused
+// stale swap (revision_mismatch) and a missing key (key_not_found), with
+// the key gone afterwards. Its twin runs it as a user the node does not
+// know, which must fail with 401 unauthenticated and exit code 2.
+func checkExample(t *testing.T, prefix, name string, args ...string) {
+	t.Helper()
 	c, _ := single(t)
-	const prefix = "examples/python/"
+	args = append(args, "--prefix", prefix)
 
-	code, stdout, stderr := runExample(t, c, testcluster.UserAll, python, pythonExample, "--prefix", prefix)
+	code, stdout, stderr := runExample(t, c, testcluster.UserAll, name, args...)
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-	m := regexp.MustCompile(`(?s)^put examples/python/greeting revision=(\d+)\n` +
-		`get examples/python/greeting value=hello revision=(\d+)\n` +
-		`cas examples/python/greeting revision=(\d+)\n` +
+	k := regexp.QuoteMeta(prefix + "greeting")
+	m := regexp.MustCompile(`(?s)^put ` + k + ` revision=(\d+)\n` +
+		`get ` + k + ` value=hello revision=(\d+)\n` +
+		`cas ` + k + ` revision=(\d+)\n` +
 		`cas refused: code=revision_mismatch status=412\n` +
 		`get missing: code=key_not_found status=404\n` +
-		`deleted examples/python/greeting\n$`).FindStringSubmatch(stdout)
+		`deleted ` + k + `\n$`).FindStringSubmatch(stdout)
 	require.NotNil(t, m, "unexpected output:\n%s\nstderr:\n%s", stdout, stderr)
 	put, _ := strconv.ParseInt(m[1], 10, 64)
 	got, _ := strconv.ParseInt(m[2], 10, 64)
@@ -73,15 +74,34 @@ func TestPythonExampleAgainstARealNode(t *testing.T) {
 	// the store's revision is past the delete.
 	ctx := ctxT(t)
 	cl := c.Client(testcluster.UserAll)
-	_, err = cl.Get(ctx, prefix+"greeting")
+	_, err := cl.Get(ctx, prefix+"greeting")
 	require.ErrorIs(t, err, client.ErrKeyNotFound)
 	st, err := cl.Cluster(ctx)
 	require.NoError(t, err)
 	assert.Greater(t, st.Revision, cas, "the delete came after the swap")
 
-	// Twin: a certificate whose CN is not a user gets 401 unauthenticated,
-	// which the example reports and exits 2 on.
-	code, stdout, stderr = runExample(t, c, testcluster.UserUnknown, python, pythonExample, "--prefix", prefix)
+	// Twin: a certificate whose CN is not a user.
+	code, stdout, stderr = runExample(t, c, testcluster.UserUnknown, name, args...)
 	assert.Equal(t, 2, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	assert.Contains(t, stderr, "401 unauthenticated")
+}
+
+// TestPythonExampleAgainstARealNode runs docs/examples/python with python3
+// (standard library only).
+func TestPythonExampleAgainstARealNode(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not on PATH: the Python example cannot run here (it needs only the standard library of Python 3)")
+	}
+	checkExample(t, "examples/python/", python, pythonExample)
+}
+
+// TestJavaExampleAgainstARealNode runs docs/examples/java as a single
+// source file (java 17+, JDK only).
+func TestJavaExampleAgainstARealNode(t *testing.T) {
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Skip("java is not on PATH: the Java example cannot run here (it needs a JDK 17 or later)")
+	}
+	checkExample(t, "examples/java/", java, javaExample)
 }
