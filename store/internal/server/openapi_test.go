@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	legacyrouter "github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -218,4 +221,85 @@ func mustRequest(t *testing.T, method, target string) *http.Request {
 	req, err := http.NewRequest(method, target, nil)
 	require.NoError(t, err)
 	return req
+}
+
+// TestOpenAPIResponsesMatchTheirSchemas validates requests and the real
+// node's answers against the document (kin-openapi's openapi3filter): the
+// parameters sent must be documented, and each answer's status, headers
+// and JSON body must match what the document says, errors included.
+func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
+	doc := loadOpenAPI(t)
+	c, base := single(t)
+	hc := httpClient(t, c, testcluster.UserAll)
+	// Route against this node: the document's servers are templates.
+	doc.Servers = openapi3.Servers{{URL: base}}
+	router, err := legacyrouter.NewRouter(doc)
+	require.NoError(t, err)
+	opts := &openapi3filter.Options{
+		IncludeResponseStatus: true,
+		// The mutual TLS handshake authenticates; nothing to check here.
+		AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
+	}
+
+	steps := []struct {
+		method, path, body string
+		status             int
+	}{
+		{http.MethodPut, "/v1/kv/openapi-k?ttl=30s", "v1", http.StatusOK},
+		{http.MethodPut, "/v1/kv/openapi-k?prev_revision=0", "v2", http.StatusPreconditionFailed},
+		{http.MethodPut, "/v1/kv/openapi-k?ttl=forever", "v2", http.StatusBadRequest},
+		{http.MethodGet, "/v1/kv/openapi-k", "", http.StatusOK},
+		{http.MethodGet, "/v1/kv/openapi-k?stale", "", http.StatusOK},
+		{http.MethodHead, "/v1/kv/openapi-k", "", http.StatusOK},
+		{http.MethodGet, "/v1/kv/?prefix=openapi&limit=10", "", http.StatusOK},
+		{http.MethodGet, "/v1/kv/?prefix=openapi&keys_only", "", http.StatusOK},
+		{http.MethodGet, "/v1/kv/openapi-missing", "", http.StatusNotFound},
+		{http.MethodGet, "/v1/cluster", "", http.StatusOK},
+		{http.MethodPost, "/v1/cluster/reform?confirm=", "", http.StatusBadRequest},
+		{http.MethodGet, "/v1/watch/?from=999999999", "", http.StatusGone},
+		{http.MethodDelete, "/v1/kv/openapi-k", "", http.StatusOK},
+		{http.MethodDelete, "/v1/kv/openapi-k", "", http.StatusNotFound},
+	}
+	for _, s := range steps {
+		name := s.method + " " + s.path
+		var body io.Reader
+		if s.body != "" {
+			body = strings.NewReader(s.body)
+		}
+		req, err := http.NewRequest(s.method, base+s.path, body)
+		require.NoError(t, err, name)
+		if s.body != "" {
+			req.Header.Set("Content-Type", "application/octet-stream")
+		}
+		route, pathParams, err := router.FindRoute(req)
+		require.NoError(t, err, "%s: no documented route", name)
+		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: opts}
+		require.NoError(t, openapi3filter.ValidateRequest(context.Background(), in), "%s: the request does not match the document", name)
+		// ValidateRequest lets unknown query parameters through: every one
+		// sent must be documented for the operation.
+		for q := range req.URL.Query() {
+			documented := false
+			for _, p := range append(route.PathItem.Parameters, route.Operation.Parameters...) {
+				documented = documented || (p.Value.In == openapi3.ParameterInQuery && p.Value.Name == q)
+			}
+			assert.True(t, documented, "%s: query parameter %q is not documented", name, q)
+		}
+		// A status must be listed, not only covered by default.
+		assert.NotNil(t, route.Operation.Responses.Status(s.status), "%s: status %d is not documented", name, s.status)
+		if s.body != "" {
+			req.Body = io.NopCloser(strings.NewReader(s.body)) // ValidateRequest read it
+		}
+
+		resp, err := hc.Do(req)
+		require.NoError(t, err, name)
+		respBody, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.NoError(t, err, name)
+		require.Equal(t, s.status, resp.StatusCode, "%s: %s", name, respBody)
+		out := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: opts,
+		}
+		out.SetBodyBytes(respBody)
+		assert.NoError(t, openapi3filter.ValidateResponse(context.Background(), out), "%s: the answer does not match the document: %s", name, respBody)
+	}
 }
