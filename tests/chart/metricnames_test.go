@@ -62,6 +62,9 @@ var knownMetrics = map[string]metricType{
 	"ephemeral_store_raft_state_leader":             counter,
 	"ephemeral_store_raft_snapshot_create":          summary,
 	"ephemeral_store_raft_snapshot_persist":         summary,
+
+	// NotAfter of the certificates in use, by kind (server, peer, ca).
+	"ephemeral_store_certificate_expiry_timestamp_seconds": gauge,
 }
 
 // chartMetricUse is one metric name in one PromQL expression of the chart.

@@ -108,28 +108,55 @@ func fsmErrorCode(err error) string {
 	return ""
 }
 
+// PeerRoutes are the patterns of the peer channel's routes ("METHOD
+// /peer/..."), which only store nodes reach: they are not part of the
+// client API, and docs/openapi.yaml says so (a test checks that it
+// documents none of them).
+func PeerRoutes() []string {
+	var n Node
+	out := make([]string, 0, len(n.rpcRoutes()))
+	for _, r := range n.rpcRoutes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+type rpcRoute struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// rpcRoutes is the one list rpcHandler registers and PeerRoutes reports.
+func (n *Node) rpcRoutes() []rpcRoute {
+	return []rpcRoute{
+		{"GET /peer/status", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, n.status())
+		}},
+		{"POST /peer/join", n.handleJoin},
+		{"POST /peer/promote", n.handlePromote},
+		{"POST /peer/leave", n.handleLeave},
+		{"POST /peer/apply", n.handleApply},
+		{"POST /peer/bootstrap/vote", n.handleVote},
+		{"POST /peer/bootstrap/commit", n.handleCommit},
+		{"POST /peer/reform", n.handleReform},
+		{"GET /peer/readindex", func(w http.ResponseWriter, req *http.Request) {
+			ctx, cancel := context.WithTimeout(req.Context(), n.opts.ApplyTimeout)
+			defer cancel()
+			idx, err := n.readIndex(ctx)
+			if err != nil {
+				writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
+		}},
+	}
+}
+
 func (n *Node) rpcHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /peer/status", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, n.status())
-	})
-	mux.HandleFunc("POST /peer/join", n.handleJoin)
-	mux.HandleFunc("POST /peer/promote", n.handlePromote)
-	mux.HandleFunc("POST /peer/leave", n.handleLeave)
-	mux.HandleFunc("POST /peer/apply", n.handleApply)
-	mux.HandleFunc("POST /peer/bootstrap/vote", n.handleVote)
-	mux.HandleFunc("POST /peer/bootstrap/commit", n.handleCommit)
-	mux.HandleFunc("POST /peer/reform", n.handleReform)
-	mux.HandleFunc("GET /peer/readindex", func(w http.ResponseWriter, req *http.Request) {
-		ctx, cancel := context.WithTimeout(req.Context(), n.opts.ApplyTimeout)
-		defer cancel()
-		idx, err := n.readIndex(ctx)
-		if err != nil {
-			writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
-	})
+	for _, r := range n.rpcRoutes() {
+		mux.HandleFunc(r.pattern, r.handler)
+	}
 	return mux
 }
 

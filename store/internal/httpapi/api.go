@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
@@ -129,8 +131,7 @@ func (s *statusRecorder) Flush() {
 	}
 }
 
-// ServeHTTP routes by hand rather than with http.ServeMux: the mux cleans
-// paths and would redirect keys such as "a//b" or "x/../y".
+// ServeHTTP dispatches from the route table (routes.go).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
@@ -144,47 +145,23 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 	path := r.URL.EscapedPath()
-	var route string
-	switch {
-	case len(path) >= len("/v1/kv/") && path[:len("/v1/kv/")] == "/v1/kv/":
-		route = "kv"
-	case path == "/v1/watch/" || path == "/v1/watch":
-		route = "watch"
-	case path == "/v1/cluster":
-		route = "cluster"
-	case path == "/v1/cluster/reform":
-		route = "reform"
-	default:
+	rt := findRoute(path, r.Method)
+	if rt == nil {
 		writeError(w, newError(http.StatusNotFound, errcode.NotFound, fmt.Sprintf("no route for %s", path)))
 		return "unknown"
 	}
 	user, err := a.authenticate(r)
 	if err != nil {
 		writeError(w, err)
-		return route
+		return rt.Name
 	}
-	switch route {
-	case "kv":
-		if path == "/v1/kv/" && r.Method == http.MethodGet {
-			route = "list"
-			a.handle(w, r, func() error { return a.list(w, r, user) })
-			return route
+	a.handle(w, r, func() error {
+		if !slices.Contains(rt.Methods, r.Method) {
+			return methodNotAllowed(r, strings.Join(rt.Methods, ", "))
 		}
-		a.handle(w, r, func() error { return a.kv(w, r, user) })
-	case "watch":
-		a.handle(w, r, func() error { return a.watch(w, r, user) })
-	case "reform":
-		a.handle(w, r, func() error { return a.reform(w, r, user) })
-	case "cluster":
-		a.handle(w, r, func() error {
-			if r.Method != http.MethodGet {
-				return methodNotAllowed(r, "GET")
-			}
-			writeJSON(w, http.StatusOK, a.o.Cluster.Status())
-			return nil
-		})
-	}
-	return route
+		return rt.serve(a, w, r, user)
+	})
+	return rt.Name
 }
 
 // reform is the operator's forced re-forming after a quorum loss whose
@@ -192,9 +169,6 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 // takes a user with read/write on every key and the cluster ID as
 // confirmation, and it is logged with the user's name.
 func (a *API) reform(w http.ResponseWriter, r *http.Request, u auth.User) error {
-	if r.Method != http.MethodPost {
-		return methodNotAllowed(r, "POST")
-	}
 	if !u.AllKeys {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
 		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not reform the cluster: it takes read/write on every key", u.Name))
@@ -296,8 +270,8 @@ func (a *API) kv(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"key": key, "revision": res.Revision})
 		return nil
-	default:
-		return methodNotAllowed(r, "GET, PUT, DELETE")
+	default: // the route table let only its methods through
+		return methodNotAllowed(r, "GET, HEAD, PUT, DELETE")
 	}
 }
 
@@ -455,9 +429,6 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
 }
 
 func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
-	if r.Method != http.MethodGet {
-		return methodNotAllowed(r, "GET")
-	}
 	q := r.URL.Query()
 	prefix := q.Get("prefix")
 	if err := auth.AuthorizePrefix(u, prefix, auth.AccessRead); err != nil {

@@ -529,6 +529,11 @@ func (p *PoolReloader) Pool() *x509.CertPool {
 	return p.pool
 }
 
+// Certificates are the CA certificates of the bundle as last loaded from
+// the file, without those kept for a grace period after they left it.
+// The slice must not be modified.
+func (p *PoolReloader) Certificates() []*x509.Certificate { return p.r.Value().certs }
+
 // Reloads counts the successful reloads since construction.
 func (p *PoolReloader) Reloads() uint64 { return p.r.Reloads() }
 

@@ -75,6 +75,7 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 	if s.tls, err = loadTLS(&cfg, log); err != nil {
 		return nil, err
 	}
+	s.registry.MustRegister(newCertificateCollector(s.tls))
 	s.users, err = auth.OpenDirectory(cfg.UsersDir, filewatch.Config{Interval: cfg.ReloadInterval}, log.With("component", "users"))
 	if err != nil {
 		return nil, fmt.Errorf("users directory: %w", err)
@@ -252,20 +253,46 @@ func (s *Server) closeMaterial() {
 	}
 }
 
+// ProbeRoutes are the patterns ("METHOD /path") of the probe port, plain
+// HTTP without data: docs/openapi.yaml documents them under its probe
+// server. pprof's, which only --pprof adds, are left out.
+func ProbeRoutes() []string {
+	var s Server
+	out := make([]string, 0, 3)
+	for _, r := range s.probeRoutes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+type probeRoute struct {
+	pattern string
+	handler http.Handler
+}
+
+// probeRoutes is the one list probeHandler registers and ProbeRoutes reports.
+func (s *Server) probeRoutes() []probeRoute {
+	return []probeRoute{
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("ok\n"))
+		})},
+		{"GET /readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if !s.Ready() {
+				st := s.node.Status()
+				http.Error(w, fmt.Sprintf("not ready: state=%s leader=%q members=%d\n", st.State, st.Leader, len(st.Members)), http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ok\n"))
+		})},
+		{"GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})},
+	}
+}
+
 func (s *Server) probeHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
-			st := s.node.Status()
-			http.Error(w, fmt.Sprintf("not ready: state=%s leader=%q members=%d\n", st.State, st.Leader, len(st.Members)), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	for _, r := range s.probeRoutes() {
+		mux.Handle(r.pattern, r.handler)
+	}
 	if s.cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -280,8 +307,8 @@ func (s *Server) probeHandler() http.Handler {
 type tlsMaterial struct {
 	serving   mtls.CertSource
 	peerCert  mtls.CertSource
-	clientCAs mtls.PoolSource
-	peerCAs   mtls.PoolSource
+	clientCAs caSource
+	peerCAs   caSource
 	closers   []func()
 }
 
