@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
-	"github.com/ephemeral-store/ephemeral-store/store/internal/errcode"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
@@ -140,7 +140,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 }
 
 // TestOpenAPIDocumentsEveryErrorCode: the ErrorCode enum is exactly the
-// codes of store/internal/errcode.
+// codes of store/client/errcode.
 func TestOpenAPIDocumentsEveryErrorCode(t *testing.T) {
 	doc := loadOpenAPI(t)
 	ref, ok := doc.Components.Schemas["ErrorCode"]
