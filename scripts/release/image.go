@@ -165,7 +165,7 @@ func WriteArchive(out string, spec Spec) error {
 		return fmt.Errorf("writing the OCI layout: %w", err)
 	}
 	err = p.AppendIndex(idx, layout.WithAnnotations(map[string]string{
-		annotationRefName:     tagOf(spec.Name), // OCI: the tag; skopeo's oci-archive:FILE:TAG
+		annotationRefName:        tagOf(spec.Name), // OCI: the tag; skopeo's oci-archive:FILE:TAG
 		annotationContainerdName: spec.Name,
 	}))
 	if err != nil {
