@@ -30,6 +30,10 @@ tools: ## Install the pinned tools (helm, kind, kubectl, ct) into bin/.
 image: ## Build the store image FROM scratch (needs Docker).
 	scripts/store-image.sh
 
+.PHONY: release
+release: ## Release artifacts into dist/, then checked: binaries (linux/darwin x amd64/arm64), multi-arch image as an OCI archive, chart .tgz + index.yaml, SHA256SUMS.
+	scripts/release.sh
+
 .PHONY: docs
 docs: ## Regenerate the generated docs: docs/cli/ (every command and flag) and the chart README values table.
 	scripts/gen-docs.sh

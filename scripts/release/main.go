@@ -4,6 +4,7 @@
 //
 //	release image -out FILE -name REF -version V -created RFC3339 -binary linux/amd64=PATH ...
 //	release check-image -archive FILE -name REF -version V -platform linux/amd64 ... [-binary linux/amd64=PATH ...]
+//	release check-binary -platform darwin/arm64 FILE...
 //
 // The image is the one scripts/store-image/Dockerfile builds (FROM scratch, /ephemeral-store,
 // user 65532:65532, ports 8087-8089, entrypoint /ephemeral-store, command serve, the same
@@ -28,15 +29,17 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: release image|check-image [flags] (-h for the flags)")
+		return errors.New("usage: release image|check-image|check-binary [flags] (-h for the flags)")
 	}
 	switch args[0] {
 	case "image":
 		return runImage(args[1:])
 	case "check-image":
 		return runCheck(args[1:])
+	case "check-binary":
+		return runCheckBinary(args[1:])
 	default:
-		return fmt.Errorf("unknown command %q: want image or check-image", args[0])
+		return fmt.Errorf("unknown command %q: want image, check-image or check-binary", args[0])
 	}
 }
 

@@ -226,3 +226,30 @@ func corrupt(t *testing.T, archive string) string {
 	}
 	return out
 }
+
+func TestCheckExecutable(t *testing.T) {
+	b := binaries(t)
+	cases := []struct {
+		name, path, os, arch, err string
+	}{
+		{"linux amd64", b["amd64"], "linux", "amd64", ""},
+		{"linux arm64", b["arm64"], "linux", "arm64", ""},
+		{"arm64 as amd64", b["arm64"], "linux", "amd64", "not linux/amd64"},
+		{"ELF as darwin", b["amd64"], "darwin", "amd64", "an ELF file, not a Mach-O"},
+		{"windows", b["amd64"], "windows", "amd64", `OS "windows"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := checkExecutable(c.path, c.os, c.arch)
+			if c.err == "" {
+				if err != nil {
+					t.Fatalf("checkExecutable: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("checkExecutable: %v, want an error with %q", err, c.err)
+			}
+		})
+	}
+}
