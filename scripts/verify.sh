@@ -106,7 +106,7 @@ check_govulncheck() {
   for dir in "${GO_MODULES[@]}"; do
     local tags=(); [[ $dir == . ]] && tags=(-tags e2e)
     out=$ES_WORK/logs/govulncheck-${dir//[.\/]/_}.json
-    log "govulncheck -test ${tags[*]} ./... ($dir)"
+    log "govulncheck -test ${tags[*]:+${tags[*]} }./... ($dir)"
     if ! (cd "$dir" && govulncheck -db "file://$db" -test "${tags[@]}" -format json ./... > "$out"); then
       failed "govulncheck could not scan $dir (log $out)"
       continue
