@@ -52,10 +52,11 @@ verify: ## gofmt, go mod tidy, shellcheck, generated docs current, golangci-lint
 UNIT_PKGS = $(shell $(GO) list ./store/... | grep -v '/store/internal/faulttest')
 
 .PHONY: test-unit
-test-unit: ## Unit and in-process cluster tests (-race), the patched raft's, the bench harness's; no root: about 2 min.
+test-unit: ## Unit and in-process cluster tests (-race), the patched raft's, the bench harness's, the release tool's; no root: about 2 min.
 	$(GO) test -race -count=1 -timeout 20m $(UNIT_PKGS)
 	cd store/third_party/raft && $(GO) test -race -count=1 -run 'TestInstallSnapshot|TestVerifyLeader|TestVouched|TestGetConfiguration' .
 	cd bench && $(GO) test -count=1 ./...
+	cd scripts/release && $(GO) test -count=1 ./...
 
 .PHONY: netlab
 netlab: ## Ensure ip and iptables for the network lab of the fault tests (apt-get only if missing).
