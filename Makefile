@@ -30,6 +30,10 @@ tools: ## Install the pinned tools (helm, kind, kubectl, ct) into bin/.
 image: ## Build the store image FROM scratch (needs Docker).
 	scripts/store-image.sh
 
+.PHONY: release
+release: ## Release artifacts into dist/, then checked: binaries (linux/darwin x amd64/arm64), multi-arch image as an OCI archive, chart .tgz + index.yaml, SHA256SUMS.
+	scripts/release.sh
+
 .PHONY: docs
 docs: ## Regenerate the generated docs: docs/cli/ (every command and flag) and the chart README values table.
 	scripts/gen-docs.sh
@@ -40,7 +44,7 @@ docs: ## Regenerate the generated docs: docs/cli/ (every command and flag) and t
 test: verify lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 12 to 15 min warm, 35 to 40 min cold.
 
 .PHONY: verify
-verify: ## gofmt, go mod tidy (root, store/client/, bench/), the client's dependency list, shellcheck on scripts/, generated docs current: about 15 s.
+verify: ## gofmt, go mod tidy (root, store/client/, bench/, scripts/release/), the client's dependency list, shellcheck, generated docs current, golangci-lint, govulncheck (offline DB): about 2 min warm.
 	scripts/verify.sh
 
 # The fault tier (store/internal/faulttest) is test-faults' alone: it needs root, network
@@ -48,11 +52,12 @@ verify: ## gofmt, go mod tidy (root, store/client/, bench/), the client's depend
 UNIT_PKGS = $(shell $(GO) list ./store/... | grep -v '/store/internal/faulttest')
 
 .PHONY: test-unit
-test-unit: ## Unit and in-process cluster tests (-race), the client module's, the patched raft's, the bench harness's; no root: about 2 min.
+test-unit: ## Unit and in-process cluster tests (-race), the client module's, the patched raft's, the bench harness's, the release tool's; no root: about 2 min.
 	$(GO) test -race -count=1 -timeout 20m $(UNIT_PKGS)
 	cd store/client && $(GO) test -race -count=1 ./...
 	cd store/third_party/raft && $(GO) test -race -count=1 -run 'TestInstallSnapshot|TestVerifyLeader|TestVouched|TestGetConfiguration' .
 	cd bench && $(GO) test -count=1 ./...
+	cd scripts/release && $(GO) test -count=1 ./...
 
 .PHONY: netlab
 netlab: ## Ensure ip and iptables for the network lab of the fault tests (apt-get only if missing).

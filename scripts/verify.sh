@@ -12,8 +12,16 @@
 #     when missing), finds nothing in scripts/ and .ci/run
 #   - generated files: docs/cli/ (store/internal/cli/docgen) and the values table of
 #     charts/ephemeral-store/README.md (tests/chart/readmegen) are current
+#   - golangci-lint $GOLANGCI_LINT_VERSION with .golangci.yml finds nothing in the root module
+#     (e2e build tag included), bench/ and scripts/release/
+#   - govulncheck $GOVULNCHECK_VERSION, offline, on the vulnerability data of golang.org/x/vulndb
+#     at $VULNDB_VERSION (scripts/install-linters.sh builds the database), finds no vulnerability
+#     that the code reaches, tests included, in the same three modules, except the ones
+#     scripts/govulncheck-accepted.txt accepts with a reason
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/kind-node/common.sh
+source "$ROOT/scripts/kind-node/common.sh"   # ES_WORK: the govulncheck logs
 cd "$ROOT" || exit
 
 failures=()
@@ -21,7 +29,7 @@ failed() { failures+=("$1"); log "FAILED: $1"; }
 
 check_gofmt() {
   local files
-  files=$(gofmt -l store tests bench)
+  files=$(gofmt -l store tests bench scripts/release)
   if [[ -n $files ]]; then
     failed "not gofmt-ed (fix: gofmt -w <file>): $(tr '\n' ' ' <<<"$files")"
   fi
@@ -118,13 +126,75 @@ check_generated() {
   fi
 }
 
-stage "gofmt (store, tests, bench)" check_gofmt
+# The Go modules golangci-lint and govulncheck look at.
+GO_MODULES=(. bench scripts/release)
+
+check_golangci_lint() {
+  local dir
+  for dir in "${GO_MODULES[@]}"; do
+    log "golangci-lint run ($dir)"
+    if ! (cd "$dir" && golangci-lint run --config "$ROOT/.golangci.yml" ./...); then
+      failed "golangci-lint finds problems in $dir (above; fix them, or exclude one in .golangci.yml with a reason)"
+    fi
+  done
+}
+
+# check_govulncheck: the symbol-level findings (the code calls the vulnerable function) fail,
+# unless accepted; the package and module ones (imported or required, not called) are listed.
+check_govulncheck() {
+  local db=$1 dir out found=() accepted
+  accepted=$(awk '!/^#/ && NF { print $1 }' scripts/govulncheck-accepted.txt)
+  log "vulnerability data of $(jq -r .modified "$db/index/db.json") (golang.org/x/vulndb@$VULNDB_VERSION, $db)"
+  for dir in "${GO_MODULES[@]}"; do
+    local tags=(); [[ $dir == . ]] && tags=(-tags e2e)
+    out=$ES_WORK/logs/govulncheck-${dir//[.\/]/_}.json
+    log "govulncheck -test ${tags[*]:+${tags[*]} }./... ($dir)"
+    if ! (cd "$dir" && govulncheck -db "file://$db" -test "${tags[@]}" -format json ./... > "$out"); then
+      failed "govulncheck could not scan $dir (log $out)"
+      continue
+    fi
+    # one line per vulnerability, at the deepest level found: called (the code reaches the
+    # vulnerable function), imported (its package only), required (its module only); the OSV id,
+    # module@version, the fixed version, where the code reaches it
+    jq -rs '[.[] | select(.finding) | .finding
+        | {lvl: (if .trace[0].function then 3 elif .trace[0].package then 2 else 1 end), osv,
+           mod: "\(.trace[0].module)@\(.trace[0].version)", fix: (.fixed_version // "no fix"),
+           at: (.trace | map(select(.position)) | last
+                | if . then "\(.position.filename):\(.position.line)" else "" end)}]
+      | group_by(.osv) | map(max_by(.lvl)) | .[]
+      | [(["", "required", "imported", "called"])[.lvl], .osv, .mod, .fix, .at] | @tsv' "$out" > "$out.tsv"
+    local lvl id mod fix at others=()
+    while IFS=$'\t' read -r lvl id mod fix at; do
+      if [[ $lvl != called ]]; then
+        others+=("$id ($mod, $lvl)")
+      elif [[ $mod == stdlib@* ]] && grep -qx "$id" <<<"$accepted"; then
+        log "  $dir: $id in $mod is called (from ${at:-?}), fixed in $fix: accepted (scripts/govulncheck-accepted.txt)"
+        found+=("$id")
+      else
+        failed "$dir: $id in $mod is called (from ${at:-?}); fixed in $fix: bump it (go get ...@$fix), see https://pkg.go.dev/vuln/$id"
+      fi
+    done < "$out.tsv"
+    (( ${#others[@]} == 0 )) || log "  $dir: not called (imported or required only): ${others[*]}"
+  done
+  local id
+  for id in $accepted; do
+    if ! printf '%s\n' "${found[@]}" | grep -qx "$id"; then
+      failed "scripts/govulncheck-accepted.txt accepts $id, which no scan finds any more: delete its line"
+    fi
+  done
+}
+
+stage "gofmt (store, tests, bench, scripts/release)" check_gofmt
 stage "go mod tidy (root module)" tidy .
 stage "go mod tidy (store/client/)" tidy store/client
 stage "the Go client's dependencies (go list -deps of a program importing only it)" check_client_deps
 stage "go mod tidy (bench/)" tidy bench
+stage "go mod tidy (scripts/release/)" tidy scripts/release
 stage "shellcheck (scripts/, .ci/run)" check_shellcheck
 stage "generated files current (docs/cli/, chart README table)" check_generated
+vulndb=$("$ROOT/scripts/install-linters.sh")
+stage "golangci-lint (${GO_MODULES[*]})" check_golangci_lint
+stage "govulncheck (${GO_MODULES[*]})" check_govulncheck "$vulndb"
 
 if (( ${#failures[@]} )); then
   log "verify: ${#failures[@]} check(s) failed:"

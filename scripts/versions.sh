@@ -14,6 +14,11 @@ export DEBIAN_SUITE=trixie
 export BUSYBOX_VERSION=1.35         # Debian bookworm's busybox-static: local-path helper image
 export KNP_VERSION=v0.8.0           # sigs.k8s.io/kube-network-policies: the NetworkPolicy agent kind's kindnetd embeds
 export SHELLCHECK_VERSION=0.9.0-1     # Debian bookworm's shellcheck package: scripts/verify.sh
+export GOLANGCI_LINT_VERSION=v2.15.0  # github.com/golangci/golangci-lint/v2: scripts/verify.sh, .golangci.yml
+export GOVULNCHECK_VERSION=v1.9.0     # golang.org/x/vuln: scripts/verify.sh
+# golang.org/x/vulndb: its OSV files become the offline database govulncheck reads
+# (scripts/install-linters.sh); the pseudo-version's date is the data's date. Bump it for newer data.
+export VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
 
 # The kind node image built offline by scripts/node-image.sh (a `localhost/` name: kind's
 # builder always tries `docker pull <base>`, which then fails at once on 127.0.0.1 instead of

@@ -80,7 +80,7 @@ func TestE2EPodLossAndNonPersistence(t *testing.T) {
 			// pods' containers are still being killed, the old one may
 			// briefly still take a write.
 			if _, err := survivor.Get(ctx, sortedKeys(want)[0]); !errors.Is(err, client.ErrKeyNotFound) {
-				return "", fmt.Errorf("still the old cluster (an old key reads %v)", err)
+				return "", fmt.Errorf("still the old cluster (an old key reads %w)", err)
 			}
 			return "", nil
 		})

@@ -73,7 +73,7 @@ func TestE2EScaleDownAndUpUnderLoad(t *testing.T) {
 		{"helm upgrade --set replicaCount=3", 3, helmScale(3)},
 		{"helm upgrade --set replicaCount=5", 5, helmScale(5)},
 		{"kubectl scale statefulset --replicas=3", 3, func() {
-			k8s.RunKubectl(t, r.kubectl, "scale", "statefulset", r.fullname, "--replicas=3")
+			k8s.RunKubectlContext(t, t.Context(), r.kubectl, "scale", "statefulset", r.fullname, "--replicas=3")
 			r.waitHealthy(t)
 		}},
 	}

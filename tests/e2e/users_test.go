@@ -164,7 +164,7 @@ func waitRefused(t *testing.T, what string, op func() error) {
 		if errors.Is(err, client.ErrUnauthenticated) {
 			return err.Error(), nil
 		}
-		return "", fmt.Errorf("want 401 unauthenticated, got %v", err)
+		return "", fmt.Errorf("want 401 unauthenticated, got %w", err)
 	})
 	require.NoError(t, err, what)
 	t.Logf("%s: refused (401 unauthenticated)", what)

@@ -69,7 +69,7 @@ func FailoverTimes(ctx context.Context, s systems.System, kills int, attempt tim
 			}
 			if ctx.Err() != nil || time.Now().After(deadline) {
 				c.Close()
-				return f, fmt.Errorf("no write acknowledged within 2m of killing leader %d: %v", leader, err)
+				return f, fmt.Errorf("no write acknowledged within 2m of killing leader %d: %w", leader, err)
 			}
 			time.Sleep(10 * time.Millisecond) // a pause between attempts, not a wait for state
 		}

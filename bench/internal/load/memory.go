@@ -115,7 +115,7 @@ func waitReplicated(ctx context.Context, s systems.System) error {
 			}
 			if ctx.Err() != nil || time.Now().After(deadline) {
 				c.Close()
-				return fmt.Errorf("node %d did not apply the memory marker within 5m: %v", i, err)
+				return fmt.Errorf("node %d did not apply the memory marker within 5m: %w", i, err)
 			}
 			time.Sleep(50 * time.Millisecond) // polling period
 		}

@@ -216,7 +216,7 @@ func TestDirectoryFollowsChanges(t *testing.T) {
 // last users stay, and the directory is followed again when it returns.
 func TestDirectoryKeepsUsersWhileUnreadable(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "users")
-	a := filewatchtest.NewAtomicDir(t, dir, files("myuser.json", myuser))
+	filewatchtest.NewAtomicDir(t, dir, files("myuser.json", myuser))
 	log, logs := newLog()
 	d, err := OpenDirectory(dir, polling, log)
 	require.NoError(t, err)
@@ -230,7 +230,7 @@ func TestDirectoryKeepsUsersWhileUnreadable(t *testing.T) {
 	_, ok := d.Lookup("myuser")
 	assert.True(t, ok, "the last users stay")
 
-	a = filewatchtest.NewAtomicDir(t, dir, files("reader.json", reader))
+	a := filewatchtest.NewAtomicDir(t, dir, files("reader.json", reader))
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, ok := d.Lookup("reader")
 		assert.True(c, ok, "reader")

@@ -413,7 +413,7 @@ func TestCertsBundleServesTheClientCommands(t *testing.T) {
 	users := make(chan string, 1)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		users <- r.TLS.VerifiedChains[0][0].Subject.CommonName
-		w.Write([]byte("hello"))
+		_, _ = w.Write([]byte("hello"))
 	}))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, Certificates: []tls.Certificate{serverCert}}
 	srv.StartTLS()

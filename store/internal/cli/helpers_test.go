@@ -182,7 +182,7 @@ func (m *memStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.watch(w, r, q)
 	case path == "/v1/cluster":
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"self":"pod-1/b2","leader":"pod-0/a1","state":"Follower","revision":9,"commit_index":12,"applied_index":12,
+		_, _ = io.WriteString(w, `{"self":"pod-1/b2","leader":"pod-0/a1","state":"Follower","revision":9,"commit_index":12,"applied_index":12,
 			"members":[{"id":"pod-0/a1","name":"pod-0","address":"pod-0.info:8088","suffrage":"voter","leader":true},
 			{"id":"pod-1/b2","name":"pod-1","address":"pod-1.info:8088","suffrage":"voter","leader":false}]}`)
 	default:
@@ -215,7 +215,7 @@ func (m *memStore) kv(w http.ResponseWriter, r *http.Request, key string) {
 		if cur.ttl > 0 {
 			w.Header().Set("ES-TTL-Remaining", strconv.Itoa(int(cur.ttl.Seconds())))
 		}
-		w.Write(cur.value)
+		_, _ = w.Write(cur.value)
 	case http.MethodPut:
 		m.rev++
 		kv := memKV{value: body, create: m.rev, modify: m.rev}
@@ -228,7 +228,7 @@ func (m *memStore) kv(w http.ResponseWriter, r *http.Request, key string) {
 		m.kvs[key] = kv
 		m.publish(map[string]any{"type": "put", "key": key, "value": body, "revision": m.rev})
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"key": key, "revision": m.rev, "create_revision": kv.create, "modify_revision": kv.modify})
+		_ = json.NewEncoder(w).Encode(map[string]any{"key": key, "revision": m.rev, "create_revision": kv.create, "modify_revision": kv.modify})
 	case http.MethodDelete:
 		if !ok {
 			apiError(w, 404, "key_not_found", fmt.Sprintf("%q: key not found", key))
@@ -238,7 +238,7 @@ func (m *memStore) kv(w http.ResponseWriter, r *http.Request, key string) {
 		delete(m.kvs, key)
 		m.publish(map[string]any{"type": "delete", "key": key, "revision": m.rev})
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"key": key, "revision": m.rev})
+		_ = json.NewEncoder(w).Encode(map[string]any{"key": key, "revision": m.rev})
 	}
 }
 
@@ -282,7 +282,7 @@ func (m *memStore) list(w http.ResponseWriter, q url.Values) {
 		page["next"] = keys[len(keys)-1]
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(page)
+	_ = json.NewEncoder(w).Encode(page)
 }
 
 func (m *memStore) watch(w http.ResponseWriter, r *http.Request, q url.Values) {
@@ -316,10 +316,10 @@ func (m *memStore) watch(w http.ResponseWriter, r *http.Request, q url.Values) {
 		case <-m.stop:
 			return
 		case ev := <-ch:
-			enc.Encode(ev)
+			_ = enc.Encode(ev)
 			sent++
 			if cut > 0 && sent == cut {
-				io.WriteString(w, `{"type":"error","error":{"code":"watcher_too_slow","message":"watcher too slow"}}`+"\n")
+				_, _ = io.WriteString(w, `{"type":"error","error":{"code":"watcher_too_slow","message":"watcher too slow"}}`+"\n")
 				return
 			}
 			w.(http.Flusher).Flush()

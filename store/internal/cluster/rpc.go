@@ -475,10 +475,13 @@ func (p *peerClient) call(ctx context.Context, method, addr, path string, in, ou
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		var de *dialError
+		// The transport's error is text only (%v): callers branch on errPeerUnreachable or
+		// ErrOutcomeUnknown, and a wrapped context error must not turn an unknown outcome
+		// into a cancellation where httpapi maps errors to status codes.
 		if errors.As(err, &de) {
-			return fmt.Errorf("%w: %s %s: %v", errPeerUnreachable, path, addr, err)
+			return fmt.Errorf("%w: %s %s: %v", errPeerUnreachable, path, addr, err) //nolint:errorlint // see above
 		}
-		return fmt.Errorf("%w: %s %s: %v", ErrOutcomeUnknown, path, addr, err)
+		return fmt.Errorf("%w: %s %s: %v", ErrOutcomeUnknown, path, addr, err) //nolint:errorlint // see above
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

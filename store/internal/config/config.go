@@ -411,7 +411,7 @@ func advertiseAddress(adv, peerListen string) (string, error) {
 	switch {
 	case err == nil:
 		if err := checkPort(port); err != nil {
-			return "", fmt.Errorf("%q: %v", adv, err)
+			return "", fmt.Errorf("%q: %w", adv, err)
 		}
 	case net.ParseIP(strings.Trim(adv, "[]")) != nil:
 		host = strings.Trim(adv, "[]")

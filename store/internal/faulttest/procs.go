@@ -33,7 +33,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,9 +70,10 @@ type Binary struct {
 // with its `certs` command and a users directory granting User every key.
 // TestMain calls it once per test run and fails the run when it errs.
 func Build(dir string) (*Binary, error) {
+	// `go test` puts its own GOROOT/bin first on the PATH of the tests it runs
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return nil, fmt.Errorf("the go command, to build the server: %w", err)
 	}
 	b := &Binary{
 		Path:     filepath.Join(dir, "ephemeral-store"),
@@ -581,7 +581,7 @@ func (c *Cluster) waitReady(idx []int, timeout time.Duration) error {
 				n.mu.Lock()
 				err := n.exit
 				n.mu.Unlock()
-				exited = fmt.Errorf("%s exited while waiting for it to be ready: %v (log %s)", n.Name, err, n.LogPath)
+				exited = fmt.Errorf("%s exited while waiting for it to be ready: %w (log %s)", n.Name, err, n.LogPath)
 				return // ends the wait
 			}
 			if ok, msg := c.Ready(i); !ok {

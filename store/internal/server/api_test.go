@@ -229,7 +229,8 @@ func TestAuthentication(t *testing.T) {
 func TestHandshakeRefusesMissingOrForeignCertificates(t *testing.T) {
 	c, base := single(t)
 	t.Run("no client certificate", func(t *testing.T) {
-		_, err := httpClient(t, c, "").Get(base + "/v1/kv/a")
+		resp, err := httpClient(t, c, "").Get(base + "/v1/kv/a")
+		closeBody(resp)
 		require.Error(t, err, "a request without a client certificate must not get an answer")
 	})
 	t.Run("certificate from another CA", func(t *testing.T) {
@@ -241,16 +242,25 @@ func TestHandshakeRefusesMissingOrForeignCertificates(t *testing.T) {
 		require.NoError(t, err)
 		pool.AppendCertsFromPEM(pem)
 		hc.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
-		_, err = hc.Get(base + "/v1/kv/a")
+		resp, err := hc.Get(base + "/v1/kv/a")
+		closeBody(resp)
 		require.Error(t, err)
 	})
 	t.Run("TLS 1.1 is refused", func(t *testing.T) {
 		hc := httpClient(t, c, testcluster.UserAll)
 		tc := hc.Transport.(*http.Transport).TLSClientConfig
 		tc.MinVersion, tc.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-		_, err := hc.Get(base + "/v1/kv/a")
+		resp, err := hc.Get(base + "/v1/kv/a")
+		closeBody(resp)
 		require.Error(t, err)
 	})
+}
+
+// closeBody closes the body of a response a test expected not to get.
+func closeBody(resp *http.Response) {
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
 }
 
 func TestLimitsAndMalformedRequests(t *testing.T) {
