@@ -127,7 +127,7 @@ check_generated() {
 }
 
 # The Go modules golangci-lint and govulncheck look at.
-GO_MODULES=(. bench scripts/release)
+GO_MODULES=(. store/client bench scripts/release)
 
 check_golangci_lint() {
   local dir

@@ -175,10 +175,10 @@ func TestErrorsMapToSentinels(t *testing.T) {
 				rec.Header().Set("Retry-After", tt.retryAfter)
 			}
 			rec.WriteHeader(tt.status)
-			rec.WriteString(tt.body)
+			_, _ = rec.WriteString(tt.body)
 			err := error(apiErrorFrom(rec.Result()))
 			for _, s := range sentinels {
-				if got := errors.Is(err, s); got != (s == tt.want) {
+				if got := errors.Is(err, s); got != (s == tt.want) { //nolint:errorlint // s and tt.want are sentinels of the table: identity is the point
 					t.Errorf("errors.Is(%v, %v) = %v", err, s, got)
 				}
 			}
@@ -408,8 +408,8 @@ func TestWatchStreamErrorsAreTyped(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-ndjson")
-		io.WriteString(w, `{"type":"put","key":"k","value":"dg==","revision":7}`+"\n")
-		io.WriteString(w, `{"type":"error","error":{"code":"watcher_too_slow","message":"watcher too slow"}}`+"\n")
+		_, _ = io.WriteString(w, `{"type":"put","key":"k","value":"dg==","revision":7}`+"\n")
+		_, _ = io.WriteString(w, `{"type":"error","error":{"code":"watcher_too_slow","message":"watcher too slow"}}`+"\n")
 	}))
 	c := p.client(srv.URL)
 	ctx := ctxT(t)
@@ -426,7 +426,7 @@ func TestWatchStreamErrorsAreTyped(t *testing.T) {
 	if !errors.Is(err, ErrWatcherTooSlow) || err.Error() != "watcher too slow (watcher_too_slow)" {
 		t.Fatalf("got %v, want ErrWatcherTooSlow", err)
 	}
-	if _, again := w.Next(); again != err {
+	if _, again := w.Next(); again != err { //nolint:errorlint // the very same error value must come back
 		t.Fatalf("the error must stick, got %v", again)
 	}
 	if w.LastRevision() != 7 {
@@ -574,7 +574,7 @@ func TestAFinalAnswerIsReturnedAsIs(t *testing.T) {
 	c := p.client(a, b.URL)
 	_, err := c.Get(ctxT(t), "k")
 	var ae *APIError
-	if !errors.As(err, &ae) || err != error(ae) {
+	if !errors.As(err, &ae) || err != error(ae) { //nolint:errorlint // the *APIError itself, not wrapped, is what is asserted
 		t.Fatalf("got %#v, want the *APIError itself", err)
 	}
 	if err.Error() != `"k": key not found (404 key_not_found)` {

@@ -134,7 +134,7 @@ func lines(end string, ls ...string) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		for _, l := range ls {
-			io.WriteString(w, l+"\n")
+			_, _ = io.WriteString(w, l+"\n")
 		}
 		w.(http.Flusher).Flush()
 		switch end {
@@ -270,7 +270,7 @@ func TestResumeCases(t *testing.T) {
 				if !errors.Is(err, tc.errIs) {
 					t.Fatalf("got %v, want %v", err, tc.errIs)
 				}
-				if _, again := w.Next(); again != err {
+				if _, again := w.Next(); again != err { //nolint:errorlint // the very same error value must come back
 					t.Fatalf("the error must stick: %v then %v", err, again)
 				}
 			}

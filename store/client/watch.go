@@ -278,7 +278,7 @@ func (w *Watcher) reconnect(cause error) error {
 	}
 	for {
 		from := w.last + 1
-		wait := backoff/2 + rand.N(backoff/2+1) // jitter: watchers of one node do not return in step
+		wait := backoff/2 + rand.N(backoff/2+1) //nolint:gosec // jitter (watchers of one node do not return in step) needs no secrecy
 		if w.resume.OnRetry != nil {
 			w.resume.OnRetry(cause, from, wait)
 		}

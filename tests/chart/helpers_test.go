@@ -72,7 +72,7 @@ func requireHelm(t *testing.T) {
 		}
 		out, err := exec.Command(path, "version", "--short").CombinedOutput()
 		if err != nil {
-			helmErr = fmt.Errorf("%s version: %v: %s", path, err, out)
+			helmErr = fmt.Errorf("%s version: %w: %s", path, err, out)
 			return
 		}
 		if !strings.HasPrefix(strings.TrimSpace(string(out)), "v3.") {
