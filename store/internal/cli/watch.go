@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -86,56 +85,28 @@ func eventPrinter(w io.Writer, format string) func(client.Event) error {
 	}
 }
 
-// Reconnection backoff of watchLoop.
-const (
-	watchBackoffMin = 100 * time.Millisecond
-	watchBackoffMax = 5 * time.Second
-)
-
 // watchLoop prints events until ctx ends (a nil error: the user stopped
-// it). A stream that breaks is resumed from the revision after the last
-// printed one, with backoff; an answer that resuming cannot fix (forbidden,
-// compacted, a bad request) ends it with that error, and so does a failure
-// to open the first stream.
+// it). The client library resumes a stream that breaks from the revision
+// after the last printed one, with backoff (client.Resume), and says so on
+// stderr; an answer that resuming cannot fix (forbidden, compacted, a bad
+// request) ends it with that error, and so does a failure to open the first
+// stream.
 func watchLoop(ctx context.Context, c *client.Client, prefix string, from int64, print func(client.Event) error, stderr io.Writer) error {
-	backoff := watchBackoffMin
-	opened := false
-	for {
-		w, err := c.Watch(ctx, prefix, from)
-		switch {
-		case ctx.Err() != nil:
+	w, err := c.Watch(ctx, prefix, from, client.Resume{OnRetry: func(err error, from int64, wait time.Duration) {
+		fmt.Fprintf(stderr, "ephemeral-store: watch: %s; resuming from revision %d in %s\n", streamEnd(err), from, wait.Round(time.Millisecond))
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
 			return nil
-		case err != nil && (!opened || !resumable(err)):
-			return err
-		case err != nil:
-			fmt.Fprintf(stderr, "ephemeral-store: watch: %v; retrying in %s\n", err, backoff)
-		default:
-			opened = true
-			err = drain(w, print)
-			w.Close()
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !resumable(err) {
-				return err
-			}
-			if w.LastRevision() >= from {
-				backoff = watchBackoffMin // events flowed: the stream was healthy
-			}
-			from = w.LastRevision() + 1
-			if from == 0 {
-				fmt.Fprintf(stderr, "ephemeral-store: watch: %v; resuming (changes while disconnected may be missed: no event seen yet, give --from)\n", streamEnd(err))
-			} else {
-				fmt.Fprintf(stderr, "ephemeral-store: watch: %v; resuming from revision %d\n", streamEnd(err), from)
-			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, watchBackoffMax)
+		return err
 	}
+	defer w.Close()
+	err = drain(w, print)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // drain prints events until the stream ends, and returns why it ended.
@@ -163,20 +134,4 @@ func streamEnd(err error) string {
 		return "the server ended the stream"
 	}
 	return err.Error()
-}
-
-// resumable reports whether a watch that ended with err may be opened again
-// from where it stopped: the stream ended or broke, the watcher fell
-// behind, or the cluster was briefly unavailable.
-func resumable(err error) bool {
-	var pe printError
-	if errors.As(err, &pe) {
-		return false
-	}
-	var ae *client.APIError
-	if !errors.As(err, &ae) {
-		return true // io.EOF, a broken connection, every endpoint unreachable
-	}
-	return errors.Is(err, client.ErrWatcherTooSlow) || ae.StatusCode == http.StatusServiceUnavailable ||
-		errors.Is(err, client.ErrNoQuorum) || errors.Is(err, client.ErrNotReady)
 }
