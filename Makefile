@@ -44,7 +44,7 @@ docs: ## Regenerate the generated docs: docs/cli/ (every command and flag) and t
 test: verify lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 12 to 15 min warm, 35 to 40 min cold.
 
 .PHONY: verify
-verify: ## gofmt, go mod tidy (root, store/client/, bench/, scripts/release/), the client's dependency list, shellcheck, generated docs current, golangci-lint, govulncheck (offline DB): about 2 min warm.
+verify: ## gofmt, go mod tidy (root, store/client/, bench/, scripts/release/), the client's dependency list, the raft copy against its patches/, shellcheck, generated docs current, golangci-lint, govulncheck (offline DB): about 2 min warm.
 	scripts/verify.sh
 
 # The fault tier (store/internal/faulttest) is test-faults' alone: it needs root, network

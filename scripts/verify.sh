@@ -8,6 +8,8 @@
 #     and of bench/ need no change
 #   - the Go client's dependencies: a program importing only the client builds from the standard
 #     library and the client module alone (no k8s.io, terratest, Raft, Prometheus, testify...)
+#   - the patched copy of hashicorp/raft (store/third_party/raft) is upstream with its patches/
+#     applied and nothing else but the files it lists as ours (scripts/raft-patches.sh)
 #   - the shell linter, Debian's shellcheck package $SHELLCHECK_VERSION (installed with apt-get
 #     when missing), finds nothing in scripts/ and .ci/run
 #   - generated files: docs/cli/ (store/internal/cli/docgen) and the values table of
@@ -80,6 +82,13 @@ EOF
   bad=$(grep -v -e '^example\.com/clientonly$' -e "^$mod\$" -e "^$mod/" <<<"$deps" || true)
   if [[ -n $bad ]]; then
     failed "the Go client pulls in other modules' packages (keep store/client free of them): $(tr '\n' ' ' <<<"$bad")"
+  fi
+}
+
+# check_raft_patches: the script prints what differs or which patch fails to apply.
+check_raft_patches() {
+  if ! "$ROOT/scripts/raft-patches.sh"; then
+    failed "store/third_party/raft is not hashicorp/raft plus store/third_party/raft/patches/ (above; see its PATCH.md)"
   fi
 }
 
@@ -190,6 +199,7 @@ stage "go mod tidy (store/client/)" tidy store/client
 stage "the Go client's dependencies (go list -deps of a program importing only it)" check_client_deps
 stage "go mod tidy (bench/)" tidy bench
 stage "go mod tidy (scripts/release/)" tidy scripts/release
+stage "store/third_party/raft is hashicorp/raft plus its patches/" check_raft_patches
 stage "shellcheck (scripts/, .ci/run)" check_shellcheck
 stage "generated files current (docs/cli/, chart README table)" check_generated
 vulndb=$("$ROOT/scripts/install-linters.sh")
