@@ -151,12 +151,16 @@ check_golangci_lint() {
 # check_govulncheck: the symbol-level findings (the code calls the vulnerable function) fail,
 # unless accepted; the package and module ones (imported or required, not called) are listed.
 check_govulncheck() {
-  local db=$1 dir out found=() accepted
+  local db=$1 dir out found=() accepted logdir failures_before=${#failures[@]}
   accepted=$(awk '!/^#/ && NF { print $1 }' scripts/govulncheck-accepted.txt)
+  # Each run its own log directory: two verify runs at once (two checkouts on one machine)
+  # wrote one file and read each other's half-written JSON. Kept only when the stage fails.
+  mkdir -p "$ES_WORK/logs"
+  logdir=$(mktemp -d "$ES_WORK/logs/govulncheck.XXXXXX")
   log "vulnerability data of $(jq -r .modified "$db/index/db.json") (golang.org/x/vulndb@$VULNDB_VERSION, $db)"
   for dir in "${GO_MODULES[@]}"; do
     local tags=(); [[ $dir == . ]] && tags=(-tags e2e)
-    out=$ES_WORK/logs/govulncheck-${dir//[.\/]/_}.json
+    out=$logdir/${dir//[.\/]/_}.json
     log "govulncheck -test ${tags[*]:+${tags[*]} }./... ($dir)"
     if ! (cd "$dir" && govulncheck -db "file://$db" -test "${tags[@]}" -format json ./... > "$out"); then
       failed "govulncheck could not scan $dir (log $out)"
@@ -191,6 +195,11 @@ check_govulncheck() {
       failed "scripts/govulncheck-accepted.txt accepts $id, which no scan finds any more: delete its line"
     fi
   done
+  if (( ${#failures[@]} == failures_before )); then
+    rm -rf "$logdir"
+  else
+    log "govulncheck logs kept in $logdir"
+  fi
 }
 
 stage "gofmt (store, tests, bench, scripts/release)" check_gofmt
