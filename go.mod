@@ -147,7 +147,7 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.2 // indirect
 )
 
-// Patched copy of v1.8.0 (InstallSnapshot fix, hashicorp/raft#697); see store/third_party/raft/PATCH.md.
+// Patched copy of v1.8.0: the five patches of store/third_party/raft/patches/, explained in its PATCH.md.
 replace github.com/hashicorp/raft => ./store/third_party/raft
 
 // The Go client is its own module (no server dependencies for the
