@@ -10,8 +10,9 @@
 #     library and the client module alone (no k8s.io, terratest, Raft, Prometheus, testify...)
 #   - the shell linter, Debian's shellcheck package $SHELLCHECK_VERSION (installed with apt-get
 #     when missing), finds nothing in scripts/ and .ci/run
-#   - generated files: docs/cli/ (store/internal/cli/docgen) and the values table of
-#     charts/ephemeral-store/README.md (tests/chart/readmegen) are current
+#   - generated files: docs/cli/ and the serve flag table of README.md
+#     (store/internal/cli/docgen) and the values table of charts/ephemeral-store/README.md
+#     (tests/chart/readmegen) are current
 #   - golangci-lint $GOLANGCI_LINT_VERSION with .golangci.yml finds nothing in the root module
 #     (e2e build tag included), bench/ and scripts/release/
 #   - govulncheck $GOVULNCHECK_VERSION, offline, on the vulnerability data of golang.org/x/vulndb
@@ -118,8 +119,8 @@ check_shellcheck() {
 }
 
 check_generated() {
-  if ! go run ./store/internal/cli/docgen -check -out docs/cli; then
-    failed "docs/cli/ is stale (fix: make docs)"
+  if ! go run ./store/internal/cli/docgen -check -out docs/cli -readme README.md; then
+    failed "docs/cli/ or the serve flag table of README.md is stale (fix: make docs)"
   fi
   if ! "$ROOT/scripts/chart-readme.sh" --check; then
     failed "the values table of charts/ephemeral-store/README.md is stale (fix: make docs)"
@@ -191,7 +192,7 @@ stage "the Go client's dependencies (go list -deps of a program importing only i
 stage "go mod tidy (bench/)" tidy bench
 stage "go mod tidy (scripts/release/)" tidy scripts/release
 stage "shellcheck (scripts/, .ci/run)" check_shellcheck
-stage "generated files current (docs/cli/, chart README table)" check_generated
+stage "generated files current (docs/cli/, README serve flags, chart README table)" check_generated
 vulndb=$("$ROOT/scripts/install-linters.sh")
 stage "golangci-lint (${GO_MODULES[*]})" check_golangci_lint
 stage "govulncheck (${GO_MODULES[*]})" check_govulncheck "$vulndb"

@@ -63,9 +63,10 @@ func defaultCell(f *pflag.Flag) string {
 	return "`" + f.DefValue + "`"
 }
 
-// cell makes text safe inside a markdown table cell.
+// cell makes text safe inside a markdown table cell: a pipe would end the
+// cell, and <node-name> would be read as an HTML tag and vanish.
 func cell(s string) string {
-	s = strings.ReplaceAll(s, "|", `\|`)
+	s = strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
 	return strings.Join(strings.Fields(s), " ")
 }
 

@@ -89,3 +89,11 @@ func TestCheckCatchesAStaleServeFlagTable(t *testing.T) {
 	require.ErrorContains(t, err, "not found")
 	require.Error(t, checkTable([]byte(tableEnd+"\n"+tableBegin+"\n"), tbl), "markers out of order")
 }
+
+// TestCellKeepsTheTableIntact: a pipe does not end the cell and <placeholders>
+// are not swallowed as HTML tags.
+func TestCellKeepsTheTableIntact(t *testing.T) {
+	assert.Equal(t, `read \| readwrite`, cell("read | readwrite"))
+	assert.Equal(t, "default &lt;node-name&gt;.&lt;peers-dns&gt;", cell("default <node-name>.<peers-dns>"))
+	assert.Equal(t, "one line", cell("one\n  line"))
+}
