@@ -13,6 +13,8 @@
 #   - generated files: docs/cli/ and the serve flag table of README.md
 #     (store/internal/cli/docgen) and the values table of charts/ephemeral-store/README.md
 #     (tests/chart/readmegen) are current
+#   - markdown links: every relative link and #anchor of the repository's .md files resolves
+#     (tests/docs)
 #   - golangci-lint $GOLANGCI_LINT_VERSION with .golangci.yml finds nothing in the root module
 #     (e2e build tag included), bench/ and scripts/release/
 #   - govulncheck $GOVULNCHECK_VERSION, offline, on the vulnerability data of golang.org/x/vulndb
@@ -127,6 +129,12 @@ check_generated() {
   fi
 }
 
+check_links() {
+  if ! go test -count=1 ./tests/docs/; then
+    failed "a markdown link or anchor is dead (above: file:line, target, what is missing)"
+  fi
+}
+
 # The Go modules golangci-lint and govulncheck look at.
 GO_MODULES=(. store/client bench scripts/release)
 
@@ -193,6 +201,7 @@ stage "go mod tidy (bench/)" tidy bench
 stage "go mod tidy (scripts/release/)" tidy scripts/release
 stage "shellcheck (scripts/, .ci/run)" check_shellcheck
 stage "generated files current (docs/cli/, README serve flags, chart README table)" check_generated
+stage "markdown links and anchors resolve (tests/docs)" check_links
 vulndb=$("$ROOT/scripts/install-linters.sh")
 stage "golangci-lint (${GO_MODULES[*]})" check_golangci_lint
 stage "govulncheck (${GO_MODULES[*]})" check_govulncheck "$vulndb"
