@@ -30,8 +30,11 @@ var errStaleTable = errors.New("the serve flag table is stale")
 // its help text.
 func serveFlagTable(root *cobra.Command) ([]byte, error) {
 	serve, _, err := root.Find([]string{"serve"})
-	if err != nil || serve == root {
-		return nil, fmt.Errorf("the command tree has no serve command: %v", err)
+	if err != nil {
+		return nil, fmt.Errorf("the command tree has no serve command: %w", err)
+	}
+	if serve == root {
+		return nil, errors.New("the command tree has no serve command")
 	}
 	var b bytes.Buffer
 	b.WriteString("| flag | environment | default | meaning |\n| --- | --- | --- | --- |\n")
