@@ -35,7 +35,7 @@ release: ## Release artifacts into dist/, then checked: binaries (linux/darwin x
 	scripts/release.sh
 
 .PHONY: docs
-docs: ## Regenerate the generated docs: docs/cli/ (every command and flag) and the chart README values table.
+docs: ## Regenerate the generated docs: docs/cli/ (every command and flag), the README's serve flag table and the chart README values table.
 	scripts/gen-docs.sh
 
 ##@ Test (minutes: this 2-core VM, warm build cache)

@@ -12,8 +12,11 @@
 #     applied and nothing else but the files it lists as ours (scripts/raft-patches.sh)
 #   - the shell linter, Debian's shellcheck package $SHELLCHECK_VERSION (installed with apt-get
 #     when missing), finds nothing in scripts/ and .ci/run
-#   - generated files: docs/cli/ (store/internal/cli/docgen) and the values table of
-#     charts/ephemeral-store/README.md (tests/chart/readmegen) are current
+#   - generated files: docs/cli/ and the serve flag table of README.md
+#     (store/internal/cli/docgen) and the values table of charts/ephemeral-store/README.md
+#     (tests/chart/readmegen) are current
+#   - markdown links: every relative link and #anchor of the repository's .md files resolves
+#     (tests/docs)
 #   - golangci-lint $GOLANGCI_LINT_VERSION with .golangci.yml finds nothing in the root module
 #     (e2e build tag included), bench/ and scripts/release/
 #   - govulncheck $GOVULNCHECK_VERSION, offline, on the vulnerability data of golang.org/x/vulndb
@@ -127,11 +130,17 @@ check_shellcheck() {
 }
 
 check_generated() {
-  if ! go run ./store/internal/cli/docgen -check -out docs/cli; then
-    failed "docs/cli/ is stale (fix: make docs)"
+  if ! go run ./store/internal/cli/docgen -check -out docs/cli -readme README.md; then
+    failed "docs/cli/ or the serve flag table of README.md is stale (fix: make docs)"
   fi
   if ! "$ROOT/scripts/chart-readme.sh" --check; then
     failed "the values table of charts/ephemeral-store/README.md is stale (fix: make docs)"
+  fi
+}
+
+check_links() {
+  if ! go test -count=1 ./tests/docs/; then
+    failed "a markdown link or anchor is dead (above: file:line, target, what is missing)"
   fi
 }
 
@@ -142,7 +151,7 @@ check_golangci_lint() {
   local dir
   for dir in "${GO_MODULES[@]}"; do
     log "golangci-lint run ($dir)"
-    if ! (cd "$dir" && golangci-lint run --config "$ROOT/.golangci.yml" ./...); then
+    if ! (cd "$dir" && golangci-lint run --allow-serial-runners --config "$ROOT/.golangci.yml" ./...); then
       failed "golangci-lint finds problems in $dir (above; fix them, or exclude one in .golangci.yml with a reason)"
     fi
   done
@@ -210,7 +219,8 @@ stage "go mod tidy (bench/)" tidy bench
 stage "go mod tidy (scripts/release/)" tidy scripts/release
 stage "store/third_party/raft is hashicorp/raft plus its patches/" check_raft_patches
 stage "shellcheck (scripts/, .ci/run)" check_shellcheck
-stage "generated files current (docs/cli/, chart README table)" check_generated
+stage "generated files current (docs/cli/, README serve flags, chart README table)" check_generated
+stage "markdown links and anchors resolve (tests/docs)" check_links
 vulndb=$("$ROOT/scripts/install-linters.sh")
 stage "golangci-lint (${GO_MODULES[*]})" check_golangci_lint
 stage "govulncheck (${GO_MODULES[*]})" check_govulncheck "$vulndb"

@@ -180,7 +180,7 @@ func TestPrometheusRuleDefaultAlerts(t *testing.T) {
 			description: []string{
 				"quorum-loss timeout (30s)", "silence is never proof", "quorum.silent", "dead for good",
 				"ephemeral-store cluster reform --confirm <cluster_id>", "loses every key", "read and write every key",
-				"README, Operations",
+				"docs/operations.md, Silent voters are waited for",
 			},
 		},
 		{

@@ -30,8 +30,8 @@ const (
 	summary   metricType = "summary"
 )
 
-// knownMetrics are the families the server exports (docs/interfaces.md and the
-// repository README, Operations), by the name of the family. Raft's own come
+// knownMetrics are the families the server exports (docs/interfaces.md and
+// docs/operations.md), by the name of the family. Raft's own come
 // through go-metrics' Prometheus sink: summaries in milliseconds with
 // quantile 0.5/0.9/0.99 plus _sum and _count; raft_apply is a counter without
 // _total. build_info is a gauge of 1 with version and commit labels.

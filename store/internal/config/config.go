@@ -175,8 +175,8 @@ const DefaultMemoryLimitRatio = 0.9
 // measured, with a 256 MiB limit and its 51 MiB quota, a live heap per
 // node at the quota of 74 MiB with 1 KiB values, 95 MiB with 64 KiB and
 // 122 MiB with 1 MiB (0.47 of the limit); at 0.3 the 1 MiB case reached
-// 181 MiB and the memory Go held while filling 225 MiB (0.88). README,
-// "Memory", has the figures on kind.
+// 181 MiB and the memory Go held while filling 225 MiB (0.88). docs/operations.md,
+// "Memory and the data quota", has the figures on kind.
 const DefaultQuotaRatio = 0.2
 
 // MemoryShareDivisor: with a memory limit known, the Raft log between

@@ -1,11 +1,12 @@
 // Command docgen writes the command-line reference of ephemeral-store, one
-// markdown file per command, from the cobra command tree itself
-// (github.com/spf13/cobra/doc), so that it cannot drift from the flags the
+// markdown file per command, and the table of serve's flags in the README
+// (between its serve-flags markers), from the cobra command tree itself
+// (github.com/spf13/cobra/doc), so that neither can drift from the flags the
 // binary has. With -check it writes nothing and fails when the files in the
-// directory differ from what it would write.
+// directory or the README's table differ from what it would write.
 //
-//	go run ./store/internal/cli/docgen             # rewrite docs/cli/
-//	go run ./store/internal/cli/docgen -check      # fail when docs/cli/ is stale
+//	go run ./store/internal/cli/docgen             # rewrite docs/cli/ and the README table
+//	go run ./store/internal/cli/docgen -check      # fail when either is stale
 //
 // `make docs` runs the first, scripts/verify.sh (make verify) the second.
 package main
@@ -29,21 +30,49 @@ import (
 
 func main() {
 	out := flag.String("out", "docs/cli", "directory of the generated markdown files")
-	check := flag.Bool("check", false, "write nothing; fail when the directory is not what would be written")
+	readme := flag.String("readme", "README.md", "markdown file holding the serve flag table between its markers; empty: none")
+	check := flag.Bool("check", false, "write nothing; fail when the directory or the table is not what would be written")
 	flag.Parse()
-	if err := run(*out, *check); err != nil {
+	if err := run(*out, *readme, *check); err != nil {
 		fmt.Fprintln(os.Stderr, "docgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string, check bool) error {
-	want, err := generate()
+func run(out, readme string, check bool) error {
+	root := cli.NewRootCommand()
+	machineIndependent(root)
+	want, err := generate(root)
 	if err != nil {
 		return err
 	}
+	var table, doc []byte
+	if readme != "" {
+		if table, err = serveFlagTable(root); err != nil {
+			return err
+		}
+		if doc, err = os.ReadFile(readme); err != nil {
+			return err
+		}
+	}
 	if check {
-		return compare(out, want)
+		err := compare(out, want)
+		if readme != "" {
+			if terr := checkTable(doc, table); terr != nil {
+				err = errors.Join(err, fmt.Errorf("%s: %w\nrun `make docs` and commit the result", readme, terr))
+			}
+		}
+		return err
+	}
+	if readme != "" {
+		updated, err := spliceTable(doc, table)
+		if err != nil {
+			return fmt.Errorf("%s: %w", readme, err)
+		}
+		if err := os.WriteFile(readme, updated, 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("docgen: wrote the serve flag table of %s\n", readme)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -70,10 +99,8 @@ func run(out string, check bool) error {
 }
 
 // generate renders every command's page in memory: file name -> content.
-func generate() (map[string][]byte, error) {
-	root := cli.NewRootCommand()
+func generate(root *cobra.Command) (map[string][]byte, error) {
 	root.DisableAutoGenTag = true // no date line: the output depends on the code only
-	machineIndependent(root)
 	dir, err := os.MkdirTemp("", "docgen-")
 	if err != nil {
 		return nil, err
