@@ -41,10 +41,10 @@ docs: ## Regenerate the generated docs: docs/cli/ (every command and flag), the 
 ##@ Test (minutes: this 2-core VM, warm build cache)
 
 .PHONY: test
-test: verify lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 12 to 15 min warm, 35 to 40 min cold.
+test: verify lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 21 min warm, 35 to 45 min cold (docs/testing.md).
 
 .PHONY: verify
-verify: ## gofmt, go mod tidy (root, store/client/, bench/, scripts/release/), the client's dependency list, the raft copy against its patches/, shellcheck, generated docs current, golangci-lint, govulncheck (offline DB): about 2 min warm.
+verify: ## gofmt, go mod tidy (root, store/client/, bench/, scripts/release/), the client's dependency list, the raft copy against its patches/, shellcheck, generated docs current, golangci-lint, govulncheck (offline DB): 2 to 3.5 min warm.
 	scripts/verify.sh
 
 # The fault tier (store/internal/faulttest) is test-faults' alone: it needs root, network
@@ -70,13 +70,13 @@ test-faults: netlab ## Multi-process fault tier (root): kill/pause/SIGTERM tests
 	FAULT_RUNS=$(RUNS) $(GO) test -count=1 -timeout 6h -v -run '^TestPartitionSchedules$$' ./store/internal/faulttest/
 
 .PHONY: test-chart
-test-chart: tools ## Chart template tests (no cluster): under 1 min (8 min with a cold build cache).
+test-chart: tools ## Chart template tests (no cluster): 1 to 2 min (8 min with a cold build cache).
 	$(GO) test -count=1 -short -timeout 10m ./tests/...
 
 .PHONY: test-e2e
 E2E_RUN ?= E2E
 E2E_PARALLEL ?= 3
-test-e2e: tools ## End-to-end suites on kind (E2E_RUN selects): 5.5 to 8 min with the cluster up, 35 to 40 min cold.
+test-e2e: tools ## End-to-end suites on kind (E2E_RUN selects): 6 to 8 min with the cluster up, 35 to 40 min cold.
 	$(GO) test -tags e2e -count=1 -timeout 75m -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' -v ./tests/e2e/
 
 .PHONY: fuzz
