@@ -122,11 +122,11 @@ func (p *podTunnels) connect(ctx context.Context, addr string) (net.Conn, error)
 	}
 	pod := host
 	if host == p.r.fullname {
-		if pod, err = p.servicePod(ctx); err != nil {
+		if pod, err = p.kube.servicePod(ctx, p.r.fullname, p.svcNext.Add(1)); err != nil {
 			return nil, err
 		}
 	}
-	raw, err := p.forward(ctx, pod, port)
+	raw, err := p.kube.portForward(ctx, pod, port)
 	if err != nil {
 		return nil, err
 	}
@@ -138,13 +138,14 @@ func (p *podTunnels) connect(ctx context.Context, addr string) (net.Conn, error)
 	return conn, nil
 }
 
-// servicePod picks, round robin, a pod the client Service routes to now:
-// an EndpointSlice endpoint that is ready and not terminating.
-func (p *podTunnels) servicePod(ctx context.Context) (string, error) {
-	list, err := p.kube.clientset.DiscoveryV1().EndpointSlices(p.kube.ns).List(ctx,
-		metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + p.r.fullname})
+// servicePod picks a pod the Service routes to now, an EndpointSlice
+// endpoint that is ready and not terminating: the pick-th of them in name
+// order, so that successive picks go round robin.
+func (k *kubeAccess) servicePod(ctx context.Context, service string, pick int64) (string, error) {
+	list, err := k.clientset.DiscoveryV1().EndpointSlices(k.ns).List(ctx,
+		metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("endpoints of service %s: %w", service, err)
 	}
 	var pods []string
 	for _, s := range list.Items {
@@ -156,20 +157,21 @@ func (p *podTunnels) servicePod(ctx context.Context) (string, error) {
 		}
 	}
 	if len(pods) == 0 {
-		return "", fmt.Errorf("service %s has no ready endpoint", p.r.fullname)
+		return "", fmt.Errorf("service %s has no ready endpoint", service)
 	}
 	sort.Strings(pods)
-	return pods[int(p.svcNext.Add(1))%len(pods)], nil
+	return pods[int(pick%int64(len(pods)))], nil
 }
 
-// forward opens one port-forward stream pair to port of pod, on a SPDY
-// connection of its own that the returned conn closes.
-func (p *podTunnels) forward(ctx context.Context, pod string, port int) (net.Conn, error) {
-	rt, upgrader, err := spdy.RoundTripperFor(p.kube.config)
+// connect opens a SPDY connection of the port-forward protocol to pod (the
+// pods/portforward subresource, what kubectl port-forward uses), or fails
+// as kubectl would: no such pod, or the pod is not running.
+func (k *kubeAccess) connect(ctx context.Context, pod string) (httpstream.Connection, error) {
+	rt, upgrader, err := spdy.RoundTripperFor(k.config)
 	if err != nil {
 		return nil, err
 	}
-	u := p.kube.clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(p.kube.ns).Name(pod).SubResource("portforward").URL()
+	u := k.clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(k.ns).Name(pod).SubResource("portforward").URL()
 	dialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: rt}, http.MethodPost, u)
 	type dialed struct {
 		conn httpstream.Connection
@@ -194,6 +196,16 @@ func (p *podTunnels) forward(ctx context.Context, pod string, port int) (net.Con
 			}
 		}()
 		return nil, ctx.Err()
+	}
+	return conn, nil
+}
+
+// portForward opens one port-forward stream pair to port of pod, on a SPDY
+// connection of its own that the returned conn closes.
+func (k *kubeAccess) portForward(ctx context.Context, pod string, port int) (net.Conn, error) {
+	conn, err := k.connect(ctx, pod)
+	if err != nil {
+		return nil, err
 	}
 
 	// The protocol of client-go's portforward.PortForwarder: an error
@@ -267,9 +279,173 @@ func (s *streamConn) Write(b []byte) (int, error) {
 	return n, s.wrap(err)
 }
 
+// CloseWrite half-closes: the pod's end reads EOF and may still answer.
+func (s *streamConn) CloseWrite() error { return s.data.Close() }
+
 func (s *streamConn) Close() error                     { return s.conn.Close() }
 func (s *streamConn) LocalAddr() net.Addr              { return tunnelAddr("local") }
 func (s *streamConn) RemoteAddr() net.Addr             { return s.addr }
 func (s *streamConn) SetDeadline(time.Time) error      { return nil }
 func (s *streamConn) SetReadDeadline(time.Time) error  { return nil }
 func (s *streamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// localTunnel serves port-forwards on a free local port, for what needs an
+// address rather than a dialer (a store client with its own TLS settings,
+// an HTTP GET, a raw TLS probe): each connection it accepts gets a
+// port-forward of its own, to the pod of that name that exists then, or for
+// a Service to a ready endpoint picked at that connection (round robin, as
+// kube-proxy would). So a tunnel outlives the pods it forwards to, like the
+// dialer of podTunnels; what it cannot reach, it closes the connection of.
+type localTunnel struct {
+	kube *kubeAccess
+	kind k8s.KubeResourceType
+	name string
+	port int
+	ln   net.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	pick   atomic.Int64
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // open, closed by Close
+	closed bool
+}
+
+// openTunnel opens a tunnel to port of the pod or Service name, once a
+// port-forward connection to the pod it would use now succeeds: it fails
+// while the pod is missing or not running, or the Service has no ready
+// endpoint.
+func openTunnel(ctx context.Context, kube *kubeAccess, kind k8s.KubeResourceType, name string, port int) (*localTunnel, error) {
+	if kind != k8s.ResourceTypePod && kind != k8s.ResourceTypeService {
+		return nil, fmt.Errorf("tunnel to %s/%s: only pods and services are supported", kind, name)
+	}
+	l := &localTunnel{kube: kube, kind: kind, name: name, port: port, conns: map[net.Conn]struct{}{}}
+	pod, err := l.pod(ctx)
+	if err != nil {
+		return nil, err
+	}
+	probe, err := kube.connect(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	_ = probe.Close()
+	l.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("tunnel to %s: %w", l, err)
+	}
+	// Connections are not tied to the opener's context, only to Close.
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.serve()
+	return l, nil
+}
+
+func (l *localTunnel) String() string { return fmt.Sprintf("%s/%s:%d", l.kind, l.name, l.port) }
+
+// endpoint is the local host:port the tunnel listens on.
+func (l *localTunnel) endpoint() string { return l.ln.Addr().String() }
+
+// pod is the pod a new connection goes to.
+func (l *localTunnel) pod(ctx context.Context) (string, error) {
+	if l.kind == k8s.ResourceTypePod {
+		return l.name, nil
+	}
+	return l.kube.servicePod(ctx, l.name, l.pick.Add(1))
+}
+
+func (l *localTunnel) serve() {
+	defer l.wg.Done()
+	for {
+		local, err := l.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		if !l.track(local) {
+			_ = local.Close()
+			return
+		}
+		l.wg.Add(1)
+		go l.relay(local)
+	}
+}
+
+// track records an open connection for Close; false once closed.
+func (l *localTunnel) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.conns[c] = struct{}{}
+	return true
+}
+
+func (l *localTunnel) untrack(c net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	_ = c.Close()
+}
+
+// relay copies between a local connection and its port-forward as kubectl
+// port-forward does: the local end's EOF half-closes the forward, and the
+// connection ends when the pod's end does (or a copy fails).
+func (l *localTunnel) relay(local net.Conn) {
+	defer l.wg.Done()
+	defer l.untrack(local)
+	ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+	pod, err := l.pod(ctx)
+	var remote net.Conn
+	if err == nil {
+		remote, err = l.kube.portForward(ctx, pod, l.port)
+	}
+	cancel()
+	if err != nil || !l.track(remote) {
+		if remote != nil {
+			_ = remote.Close()
+		}
+		return
+	}
+	defer l.untrack(remote)
+	localDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(remote, local)
+		if err == nil {
+			err = remote.(*streamConn).CloseWrite()
+		}
+		localDone <- err
+	}()
+	remoteDone := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(local, remote)
+		close(remoteDone)
+	}()
+	select {
+	case <-remoteDone:
+	case err := <-localDone:
+		if err != nil {
+			break
+		}
+		<-remoteDone
+	}
+}
+
+// Close stops listening and closes every connection; it is idempotent.
+func (l *localTunnel) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	conns := l.conns
+	l.conns = nil
+	l.mu.Unlock()
+	l.cancel()
+	_ = l.ln.Close()
+	for c := range conns {
+		_ = c.Close()
+	}
+	l.wg.Wait()
+}

@@ -39,7 +39,7 @@ func TestE2ERollingUpgradeUnderLoad(t *testing.T) {
 	r := install(t, c, installOptions{Label: "upgrade"})
 	run := strings.ToLower(random.UniqueID())
 
-	kube := newKubeAccess(t, c, r)
+	kube := r.kube
 	logs := followStoreLogs(t, kube, r)
 	tunnels := &podTunnels{kube: kube, r: r, tls: r.tls.Clone()}
 	tunnels.tls.NextProtos = []string{"h2", "http/1.1"}
