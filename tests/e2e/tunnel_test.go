@@ -411,8 +411,8 @@ func (l *localTunnel) relay(local net.Conn) {
 	localDone := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(remote, local)
-		if err == nil {
-			err = remote.(*streamConn).CloseWrite()
+		if cw, ok := remote.(interface{ CloseWrite() error }); ok && err == nil {
+			err = cw.CloseWrite()
 		}
 		localDone <- err
 	}()
