@@ -52,7 +52,7 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	var kube *kubeAccess
 	r := install(t, c, installOptions{Label: "carotation", Set: map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"},
 		BeforeInstall: func(r *release) {
-			kube = newKubeAccess(t, c, r)
+			kube = r.kube
 			_, err := kube.clientset.CoreV1().Secrets(r.ns).Create(t.Context(), &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Name: caSecret},
 				Data:       caSecretData(t, oldCA),
@@ -177,7 +177,7 @@ func servedIssuer(t *testing.T, tunnels *podTunnels, pod string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	raw, err := tunnels.forward(ctx, pod, clientPort)
+	raw, err := tunnels.kube.portForward(ctx, pod, clientPort)
 	if err != nil {
 		t.Logf("served issuer of %s: %v", pod, err)
 		return ""

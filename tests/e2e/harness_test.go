@@ -125,6 +125,8 @@ type release struct {
 	user    string
 	kubectl *k8s.KubectlOptions
 	helm    *helm.Options
+	// kube is the API for the tunnels and the log followers.
+	kube *kubeAccess
 	// tls is the host's client configuration for the user of installOptions.
 	tls *tls.Config
 }
@@ -208,6 +210,7 @@ func install(t *testing.T, c *kindcluster.Cluster, o installOptions) *release {
 	}
 	r := &release{cluster: c, name: o.Release, fullname: fullname(o.Release), ns: o.Namespace, replicas: o.Replicas,
 		user: o.User, kubectl: c.KubectlOptions(o.Namespace)}
+	r.kube = newKubeAccess(t, c, r)
 	r.helm = &helm.Options{
 		KubectlOptions: r.kubectl,
 		ValuesFiles:    append([]string{filepath.Join(c.ChartDir(), "values-kind.yaml")}, o.ValuesFiles...),
@@ -420,27 +423,23 @@ func (r *release) tlsConfig(t *testing.T, certPEM, keyPEM, caPEM []byte) *tls.Co
 	return cfg
 }
 
-// forward opens a port-forward from a free local port to port of a pod or
-// Service; it is closed by cleanup, or earlier by the returned function.
+// forward opens a tunnel (localTunnel) from a free local port to port of a
+// pod or Service; it is closed by cleanup, or earlier by the returned
+// function.
 func (r *release) forward(t *testing.T, kind k8s.KubeResourceType, name string, port int) (endpoint string, closeFn func()) {
 	t.Helper()
-	var tun *k8s.Tunnel
-	// A new Tunnel per attempt: a failed one keeps the local port it chose.
+	var tun *localTunnel
 	_, err := retry.DoWithRetryContextE(t, t.Context(), fmt.Sprintf("port-forward to %s/%s:%d", kind, name, port), 30, pollEvery,
 		func() (string, error) {
-			tun = k8s.NewTunnel(r.kubectl, kind, name, 0, port)
-			return "", tun.ForwardPortE(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var err error
+			tun, err = openTunnel(ctx, r.kube, kind, name, port)
+			return "", err
 		})
 	require.NoError(t, err)
-	closed := false
-	closeFn = func() {
-		if !closed {
-			closed = true
-			tun.Close()
-		}
-	}
-	t.Cleanup(closeFn)
-	return tun.Endpoint(), closeFn
+	t.Cleanup(tun.Close)
+	return tun.endpoint(), tun.Close
 }
 
 // tunnel returns a store client through a port-forward to the client port

@@ -3,13 +3,42 @@
 package e2e
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/gruntwork-io/terratest/modules/retry"
+	"github.com/stretchr/testify/require"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/kvhistory"
+)
+
+const (
+	// loadClients write and read concurrently for the whole test.
+	loadClients = 4
+	// loadKeys is small, so that clients conflict on every key, and large
+	// enough that porcupine checks each key's history quickly.
+	loadKeys = 12
+	// loadPace is the least time between the starts of a client's
+	// operations: about 4 x 8 operations a second, frugal with the two
+	// CPUs the kind cluster and the port-forwards share.
+	loadPace = 120 * time.Millisecond
+	// opBound is how long one operation is retried before it counts as a
+	// failed request. A rolling restart interrupts a client for a few
+	// seconds at most; two minutes is generous even on a frozen VM.
+	opBound = 2 * time.Minute
+	// opsBeforeAndAfter is how many operations every client completes
+	// before the first upgrade starts and after the second one ended.
+	opsBeforeAndAfter = 25
 )
 
 // newLoadClients are the clients of an upgradeLoad: one through the client
@@ -77,4 +106,325 @@ func (l *upgradeLoad) reportWithGap(t *testing.T, from, to int64, during string)
 	gap, gapAt := l.longestWriteGap(from, to)
 	t.Logf("load: the longest time without any acknowledged write %s was %s (from %s)",
 		during, gap.Round(time.Millisecond), gapAt.Format("15:04:05.000"))
+}
+
+// loadClient is one client of the load.
+type loadClient struct {
+	name string
+	cl   *client.Client
+	done atomic.Int64 // operations completed
+}
+
+// loadOpMeta annotates an operation in porcupine's visualization.
+type loadOpMeta struct {
+	Client  string
+	Attempt int
+	Err     string
+}
+
+func (m loadOpMeta) String() string {
+	s := fmt.Sprintf("%s attempt %d", m.Client, m.Attempt)
+	if m.Err != "" {
+		s += ": " + m.Err
+	}
+	return s
+}
+
+// upgradeLoad is the clients' traffic and its record. Each operation is
+// retried until it succeeds or opBound passes: a read that fails is not
+// recorded (it had no effect); a write is recorded per attempt, acknowledged
+// or, when its outcome is unknown, with Return EndOfTime, and retried with a
+// new value; a write that provably reached no server is retried unrecorded.
+type upgradeLoad struct {
+	h      *kvhistory.Recorder
+	prefix string
+	keys   []string
+
+	ops, reads, acked, unknown, notSent, retries atomic.Int64
+
+	mu          sync.Mutex
+	failures    []string
+	retryWhy    []string // the first reasons to retry, for the log
+	longest     time.Duration
+	longestWhat string
+	clients     []*loadClient
+}
+
+func newUpgradeLoad(run string) *upgradeLoad {
+	l := &upgradeLoad{h: kvhistory.NewRecorder(), prefix: "upgrade/" + run + "/"}
+	for i := range loadKeys {
+		l.keys = append(l.keys, fmt.Sprintf("%sk%02d", l.prefix, i))
+	}
+	return l
+}
+
+// start runs the clients until the returned stop is called (or the test
+// ends); stop returns once every operation in flight has finished.
+func (l *upgradeLoad) start(t *testing.T, clients []*loadClient) (stop func()) {
+	t.Helper()
+	l.clients = clients
+	stopCtx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for id, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.client(t.Context(), stopCtx, id, c)
+		}()
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// client runs operations until stop ends; ctx (the test's) aborts one in
+// flight only when the test itself ends.
+func (l *upgradeLoad) client(ctx, stop context.Context, id int, c *loadClient) {
+	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
+	for seq := 0; stop.Err() == nil; seq++ {
+		begin := time.Now()
+		key := l.keys[rng.IntN(len(l.keys))]
+		if rng.IntN(2) == 0 {
+			l.get(ctx, id, c, key)
+		} else {
+			l.put(ctx, id, c, key, seq)
+		}
+		c.done.Add(1)
+		l.ops.Add(1)
+		select {
+		case <-stop.Done():
+		case <-time.After(loadPace - time.Since(begin)):
+		}
+	}
+}
+
+func (l *upgradeLoad) fail(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures = append(l.failures, fmt.Sprintf(format, args...))
+}
+
+// retrying counts a retry and keeps the first reasons.
+func (l *upgradeLoad) retrying(c *loadClient, what string, attempt int, err error) {
+	l.retries.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.retryWhy) < 12 {
+		l.retryWhy = append(l.retryWhy, fmt.Sprintf("%s: %s, attempt %d: %v", c.name, what, attempt, err))
+	}
+}
+
+func (l *upgradeLoad) waited(d time.Duration, what string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d > l.longest {
+		l.longest, l.longestWhat = d, what
+	}
+}
+
+// loadBackoff is the pause before attempt n+1: 50 ms doubling to 1 s.
+func loadBackoff(ctx context.Context, n int) {
+	d := 50 * time.Millisecond << min(n-1, 5)
+	select {
+	case <-ctx.Done():
+	case <-time.After(min(d, time.Second)):
+	}
+}
+
+// get is a linearizable read, retried until it has an answer.
+func (l *upgradeLoad) get(ctx context.Context, id int, c *loadClient, key string) (kvhistory.Output, bool) {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		call := l.h.Now()
+		kv, err := c.cl.Get(ctx, key)
+		ret := l.h.Now()
+		var out kvhistory.Output
+		switch {
+		case err == nil:
+			out = kvhistory.Output{Found: true, Value: string(kv.Value), Rev: kv.ModifyRevision}
+		case errors.Is(err, client.ErrKeyNotFound):
+		case ctx.Err() != nil:
+			return out, false // the test is over
+		case kvhistory.Rejected(err) || time.Since(start) > opBound:
+			l.fail("%s: get %s: %d attempts over %s, the last: %v", c.name, key, attempt, time.Since(start).Round(time.Millisecond), err)
+			return out, false
+		default:
+			l.retrying(c, "get "+key, attempt, err)
+			loadBackoff(ctx, attempt)
+			continue
+		}
+		l.h.Add(porcupine.Operation{ClientId: id, Input: kvhistory.Input{Op: kvhistory.Get, Key: key}, Call: call,
+			Output: out, Return: ret, Metadata: loadOpMeta{Client: c.name, Attempt: attempt}})
+		l.reads.Add(1)
+		l.waited(time.Since(start), fmt.Sprintf("%s: get %s (%d attempts)", c.name, key, attempt))
+		return out, true
+	}
+}
+
+// put writes a value unique to the attempt, retried until acknowledged.
+func (l *upgradeLoad) put(ctx context.Context, id int, c *loadClient, key string, seq int) {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		value := fmt.Sprintf("%s-%d-a%d", c.name, seq, attempt)
+		call := l.h.Now()
+		res, err := c.cl.Put(ctx, key, []byte(value))
+		ret := l.h.Now()
+		op := porcupine.Operation{ClientId: id, Input: kvhistory.Input{Op: kvhistory.Put, Key: key, Value: value},
+			Call: call, Return: ret, Metadata: loadOpMeta{Client: c.name, Attempt: attempt}}
+		switch {
+		case err == nil:
+			op.Output = kvhistory.Output{Rev: res.ModifyRevision}
+			l.h.Add(op)
+			l.acked.Add(1)
+			l.waited(time.Since(start), fmt.Sprintf("%s: put %s (%d attempts)", c.name, key, attempt))
+			return
+		case kvhistory.Rejected(err):
+			l.fail("%s: put %s refused: %v", c.name, key, err)
+			return
+		case kvhistory.NotSent(err):
+			l.notSent.Add(1)
+		default:
+			// Sent, outcome unknown: it may take effect at any time.
+			op.Output, op.Return = kvhistory.Output{Unknown: true}, kvhistory.EndOfTime
+			op.Metadata = loadOpMeta{Client: c.name, Attempt: attempt, Err: err.Error()}
+			l.h.Add(op)
+			l.unknown.Add(1)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > opBound {
+			l.fail("%s: put %s: %d attempts over %s, the last: %v", c.name, key, attempt, time.Since(start).Round(time.Millisecond), err)
+			return
+		}
+		l.retrying(c, "put "+key, attempt, err)
+		loadBackoff(ctx, attempt)
+	}
+}
+
+// waitOps waits until every client has completed n more operations.
+func (l *upgradeLoad) waitOps(t *testing.T, n int64, when string) {
+	t.Helper()
+	base := make([]int64, len(l.clients))
+	for i, c := range l.clients {
+		base[i] = c.done.Load()
+	}
+	_, err := retry.DoWithRetryContextE(t, t.Context(), fmt.Sprintf("every client completes %d operations %s", n, when),
+		pollTries, pollEvery, func() (string, error) {
+			for i, c := range l.clients {
+				if got := c.done.Load() - base[i]; got < n {
+					return "", fmt.Errorf("client %s has completed %d of %d operations (%d failures so far)", c.name, got, n, len(l.failuresList()))
+				}
+			}
+			return "", nil
+		})
+	require.NoError(t, err)
+	t.Logf("every client completed %d operations %s (%d operations so far)", n, when, l.ops.Load())
+}
+
+// readAll reads every key through c as client id (recorded, retried like
+// any read).
+func (l *upgradeLoad) readAll(t *testing.T, id int, c *loadClient) map[string]kvhistory.Output {
+	t.Helper()
+	out := map[string]kvhistory.Output{}
+	for _, key := range l.keys {
+		got, ok := l.get(t.Context(), id, c, key)
+		require.True(t, ok, "final read of %s through %s failed: %v", key, c.name, l.failuresList())
+		out[key] = got
+	}
+	return out
+}
+
+func (l *upgradeLoad) failuresList() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.failures)
+}
+
+func (l *upgradeLoad) report(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	longest, what, why := l.longest, l.longestWhat, slices.Clone(l.retryWhy)
+	l.mu.Unlock()
+	for _, w := range why {
+		t.Logf("load: retried %s", w)
+	}
+	t.Logf("load: %d operations (%d reads, %d acknowledged writes), %d retries (%d writes provably not sent, %d unknown outcomes), %d failed after retries",
+		l.ops.Load(), l.reads.Load(), l.acked.Load(), l.retries.Load(), l.notSent.Load(), l.unknown.Load(), len(l.failuresList()))
+	t.Logf("load: the longest wait for an answer was %s: %s", longest.Round(time.Millisecond), what)
+}
+
+// longestWriteGap is the longest time between from and to (timestamps of
+// the recorder) when no client had a write acknowledged, and its start.
+func (l *upgradeLoad) longestWriteGap(from, to int64) (time.Duration, time.Time) {
+	times := []int64{from, to}
+	for _, op := range l.h.Operations() {
+		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
+		if in.Op == kvhistory.Put && !out.Unknown && op.Return > from && op.Return < to {
+			times = append(times, op.Return)
+		}
+	}
+	slices.Sort(times)
+	var gap int64
+	start := from
+	for i := 1; i < len(times); i++ {
+		if d := times[i] - times[i-1]; d > gap {
+			gap, start = d, times[i-1]
+		}
+	}
+	return time.Duration(gap), l.h.Time(start)
+}
+
+// lostWrites compares each key's final state with its acknowledged put of
+// the highest revision: the final state must be that write, or a later
+// write whose outcome was unknown.
+func (l *upgradeLoad) lostWrites(final map[string]kvhistory.Output) []string {
+	type write struct {
+		value string
+		rev   int64
+	}
+	last := map[string]write{}
+	unknown := map[string]bool{} // key + "\x00" + value
+	for _, op := range l.h.Operations() {
+		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
+		switch {
+		case in.Op != kvhistory.Put:
+		case out.Unknown:
+			unknown[in.Key+"\x00"+in.Value] = true
+		case out.Rev > last[in.Key].rev:
+			last[in.Key] = write{in.Value, out.Rev}
+		}
+	}
+	var lost []string
+	for _, key := range l.keys {
+		w, ok := last[key]
+		if !ok {
+			continue
+		}
+		st := final[key]
+		switch {
+		case !st.Found:
+			lost = append(lost, fmt.Sprintf("%s: last acknowledged put %q@%d, now absent", key, w.value, w.rev))
+		case st.Rev == w.rev && st.Value == w.value:
+		case st.Rev > w.rev && unknown[key+"\x00"+st.Value]:
+		default:
+			lost = append(lost, fmt.Sprintf("%s: last acknowledged put %q@%d, final state %q@%d", key, w.value, w.rev, st.Value, st.Rev))
+		}
+	}
+	return lost
+}
+
+// podOrdinals turns pod names into their ordinals, for short client names.
+func podOrdinals(pods []string) []string {
+	out := make([]string, len(pods))
+	for i, p := range pods {
+		out[i] = p[strings.LastIndex(p, "-")+1:]
+	}
+	return out
 }

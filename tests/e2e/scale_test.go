@@ -37,7 +37,7 @@ func TestE2EScaleDownAndUpUnderLoad(t *testing.T) {
 	r := install(t, c, installOptions{Label: "scale", Replicas: 5, Set: map[string]string{"networkPolicy.restrictEgress": "true"}})
 	run := strings.ToLower(random.UniqueID())
 
-	kube := newKubeAccess(t, c, r)
+	kube := r.kube
 	tunnels := &podTunnels{kube: kube, r: r, tls: r.tls.Clone()}
 	tunnels.tls.NextProtos = []string{"h2", "http/1.1"}
 	const stay = 3 // pods 0..2 are in every step
