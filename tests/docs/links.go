@@ -137,8 +137,21 @@ type link struct {
 // links finds the inline links outside fenced code blocks and code spans.
 func links(doc string) []link {
 	var out []link
+	for i, line := range proseLines(doc) {
+		line = codeSpan.ReplaceAllString(line, "")
+		for _, m := range inlineLink.FindAllStringSubmatch(line, -1) {
+			out = append(out, link{i + 1, m[1]})
+		}
+	}
+	return out
+}
+
+// proseLines returns doc's lines with those of fenced code blocks (fences
+// included) blanked, so line numbers stay those of the file.
+func proseLines(doc string) []string {
+	lines := strings.Split(doc, "\n")
 	fence := ""
-	for i, line := range strings.Split(doc, "\n") {
+	for i, line := range lines {
 		if f, ok := fenceOf(line); ok {
 			switch {
 			case fence == "":
@@ -146,17 +159,14 @@ func links(doc string) []link {
 			case strings.HasPrefix(strings.TrimSpace(line), fence):
 				fence = ""
 			}
+			lines[i] = ""
 			continue
 		}
 		if fence != "" {
-			continue
-		}
-		line = codeSpan.ReplaceAllString(line, "")
-		for _, m := range inlineLink.FindAllStringSubmatch(line, -1) {
-			out = append(out, link{i + 1, m[1]})
+			lines[i] = ""
 		}
 	}
-	return out
+	return lines
 }
 
 // fenceOf reports whether line opens or closes a fenced code block, and its fence.
@@ -175,20 +185,7 @@ func fenceOf(line string) (string, bool) {
 func Anchors(doc string) map[string]bool {
 	out := map[string]bool{}
 	seen := map[string]int{}
-	fence := ""
-	for _, line := range strings.Split(doc, "\n") {
-		if f, ok := fenceOf(line); ok {
-			switch {
-			case fence == "":
-				fence = f
-			case strings.HasPrefix(strings.TrimSpace(line), fence):
-				fence = ""
-			}
-			continue
-		}
-		if fence != "" {
-			continue
-		}
+	for _, line := range proseLines(doc) {
 		for _, m := range htmlAnchor.FindAllStringSubmatch(line, -1) {
 			out[m[1]] = true
 		}
