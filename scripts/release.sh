@@ -114,12 +114,12 @@ check_image() {
 }
 
 check_chart() {
-  local tgz=$DIST/ephemeral-store-$CHART_VERSION.tgz meta out prod
+  local tgz=$DIST/ephemeral-store-$CHART_VERSION.tgz meta out prod lint
   [[ -f $tgz ]] || die "dist/${tgz##*/} is missing"
   meta=$(helm show chart "$tgz")
   grep -qx "version: $CHART_VERSION" <<<"$meta" || die "${tgz##*/} is not chart version $CHART_VERSION"
   grep -Eqx "appVersion: \"?$VERSION\"?" <<<"$meta" || die "${tgz##*/} does not have appVersion $VERSION"
-  helm lint --strict "$tgz" >/dev/null || { helm lint --strict "$tgz" >&2; die "helm lint --strict ${tgz##*/} fails"; }
+  lint=$(helm lint --strict "$tgz" 2>&1) || { printf '%s\n' "$lint" >&2; die "helm lint --strict ${tgz##*/} fails"; }
   out=$(helm template release-check "$tgz") || die "helm template ${tgz##*/} fails"
   grep -Eq "image: \"?$IMAGE\"?\$" <<<"$out" || die "${tgz##*/} does not render the image $IMAGE"
   # the production values, from inside the package, with a registry as an operator sets it

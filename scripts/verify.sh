@@ -18,10 +18,10 @@
 #   - markdown links: every relative link and #anchor of the repository's .md files resolves
 #     (tests/docs)
 #   - golangci-lint $GOLANGCI_LINT_VERSION with .golangci.yml finds nothing in the root module
-#     (e2e build tag included), bench/ and scripts/release/
+#     (e2e build tag included), store/client/, bench/ and scripts/release/ (GO_MODULES)
 #   - govulncheck $GOVULNCHECK_VERSION, offline, on the vulnerability data of golang.org/x/vulndb
 #     at $VULNDB_VERSION (scripts/install-linters.sh builds the database), finds no vulnerability
-#     that the code reaches, tests included, in the same three modules, except the ones
+#     that the code reaches, tests included, in the same four modules, except the ones
 #     scripts/govulncheck-accepted.txt accepts with a reason
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -12,20 +12,18 @@ import (
 	"time"
 )
 
-// retries records each retry's cause and revision; its resume retries
-// at once.
+// retries records the revision each retry resumes from; its resume
+// retries at once.
 type retries struct {
-	mu    sync.Mutex
-	from  []int64
-	cause []error
+	mu   sync.Mutex
+	from []int64
 }
 
 func (r *retries) resume() Resume {
-	return Resume{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, OnRetry: func(err error, from int64, _ time.Duration) {
+	return Resume{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, OnRetry: func(_ error, from int64, _ time.Duration) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.from = append(r.from, from)
-		r.cause = append(r.cause, err)
 	}}
 }
 
@@ -397,7 +395,7 @@ func TestResumeFromNowStartsAtTheCurrentRevision(t *testing.T) {
 }
 
 // TestWithoutResumeTheStreamEndIsReturned: Watch without Resume keeps its
-// one-stream contract (the CLI and callers with their own loop rely on it).
+// one-stream contract (callers with their own loop rely on it).
 func TestWithoutResumeTheStreamEndIsReturned(t *testing.T) {
 	p := newTestPKI(t)
 	s := &scripted{steps: []func(http.ResponseWriter, *http.Request){lines("reset", put(3))}}

@@ -192,19 +192,9 @@ func TestClientNamespaceUserCertificatesAreKeptAndRenewed(t *testing.T) {
 	users := map[string]string{"users": aspUsers}
 	first := render(t, opts{setJSON: users})
 	ca := first.secret(t, "ephemeral-store-secret")
-	var asp *object
-	for _, o := range first.ofKind("Secret") {
-		if o.Name == "ephemeral-store-user-asp" {
-			asp = &o
-		}
-	}
-	require.NotNil(t, asp)
-	require.Equal(t, "kube-system", asp.Meta.Namespace)
-	var aspSecret struct {
-		Data map[string][]byte `json:"data"`
-	}
-	require.NoError(t, json.Unmarshal(mustJSON(t, asp.Raw), &aspSecret))
-	inCluster := fakeSecret{Type: "kubernetes.io/tls", Annotations: asp.Meta.Annotations, Data: aspSecret.Data}
+	asp := first.secret(t, "ephemeral-store-user-asp")
+	require.Equal(t, "kube-system", asp.Namespace)
+	inCluster := fakeSecret{Type: "kubernetes.io/tls", Annotations: asp.Annotations, Data: asp.Data}
 	cluster := func(where string) map[string]fakeSecret {
 		return map[string]fakeSecret{"ephemeral-store-secret": {Data: ca.Data}, where: inCluster}
 	}
@@ -212,38 +202,28 @@ func TestClientNamespaceUserCertificatesAreKeptAndRenewed(t *testing.T) {
 		t.Helper()
 		out, err := renderWithSecrets(t, opts{set: set, setJSON: users}, secrets)
 		require.NoError(t, err)
-		m := decode(t, out)
-		for _, o := range m.ofKind("Secret") {
-			if o.Name == "ephemeral-store-user-asp" {
-				var s struct {
-					Data map[string][]byte `json:"data"`
-				}
-				require.NoError(t, json.Unmarshal(mustJSON(t, o.Raw), &s))
-				roots := x509.NewCertPool()
-				roots.AddCert(parseCert(t, ca.Data["rootCA.crt"]))
-				_, err := parseCert(t, s.Data["tls.crt"]).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-				require.NoError(t, err, "signed by the same CA")
-				return s.Data["tls.crt"]
-			}
-		}
-		require.Fail(t, "no Secret ephemeral-store-user-asp")
-		return nil
+		s := decode(t, out).secret(t, "ephemeral-store-user-asp")
+		roots := x509.NewCertPool()
+		roots.AddCert(parseCert(t, ca.Data["rootCA.crt"]))
+		_, err = parseCert(t, s.Data["tls.crt"]).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		require.NoError(t, err, "signed by the same CA")
+		return s.Data["tls.crt"]
 	}
 
 	t.Run("kept while valid", func(t *testing.T) {
 		t.Parallel()
 		got := upgrade(t, nil, cluster("kube-system/ephemeral-store-user-asp"))
-		assert.Equal(t, string(aspSecret.Data["tls.crt"]), string(got), "helm upgrade must keep the certificate it finds in kube-system")
+		assert.Equal(t, string(asp.Data["tls.crt"]), string(got), "helm upgrade must keep the certificate it finds in kube-system")
 	})
 	t.Run("renewed within renewBeforeDays", func(t *testing.T) {
 		t.Parallel()
 		got := upgrade(t, map[string]string{"tls.renewBeforeDays": "900"}, cluster("kube-system/ephemeral-store-user-asp"))
-		assert.NotEqual(t, string(aspSecret.Data["tls.crt"]), string(got), "a certificate expiring within renewBeforeDays (900 > 825) is re-issued")
+		assert.NotEqual(t, string(asp.Data["tls.crt"]), string(got), "a certificate expiring within renewBeforeDays (900 > 825) is re-issued")
 	})
 	t.Run("looked up in the client namespace, not the release's", func(t *testing.T) {
 		t.Parallel()
 		got := upgrade(t, nil, cluster("ephemeral-store-user-asp"))
-		assert.NotEqual(t, string(aspSecret.Data["tls.crt"]), string(got), "a Secret of that name in the release namespace is not the user's")
+		assert.NotEqual(t, string(asp.Data["tls.crt"]), string(got), "a Secret of that name in the release namespace is not the user's")
 	})
 }
 
@@ -579,13 +559,7 @@ func TestNetworkPolicyAdmitsExactlyTheClients(t *testing.T) {
 		t.Parallel()
 		from := clientRule(t, opts{setJSON: map[string]string{"users": aspUsers}})
 		require.Len(t, from, 4, "label, store pods, edge, kube-system")
-		for i, ns := range []string{"edge", "kube-system"} {
-			p := from[2+i]
-			require.NotNil(t, p.NamespaceSelector)
-			require.NotNil(t, p.PodSelector, "never a whole namespace")
-			assert.Equal(t, map[string]string{"kubernetes.io/metadata.name": ns}, p.NamespaceSelector.MatchLabels)
-			assert.Equal(t, map[string]string{"ephemeral-store-client": "true"}, p.PodSelector.MatchLabels)
-		}
+		requireLabelledClientPeers(t, from[2:], "edge", "kube-system")
 	})
 	t.Run("each of clientNamespaces admits its labelled pods, the release's is not repeated", func(t *testing.T) {
 		t.Parallel()
@@ -594,13 +568,7 @@ func TestNetworkPolicyAdmitsExactlyTheClients(t *testing.T) {
 			"users":            `[{"name":"myuser","createSecret":true},{"name":"asp","namespace":"asp-ns"}]`,
 		}})
 		require.Len(t, from, 5, "label, store pods, asp-ns, edge, kube-system")
-		for i, ns := range []string{"asp-ns", "edge", "kube-system"} {
-			p := from[2+i]
-			require.NotNil(t, p.NamespaceSelector)
-			require.NotNil(t, p.PodSelector, "never a whole namespace")
-			assert.Equal(t, map[string]string{"kubernetes.io/metadata.name": ns}, p.NamespaceSelector.MatchLabels)
-			assert.Equal(t, map[string]string{"ephemeral-store-client": "true"}, p.PodSelector.MatchLabels)
-		}
+		requireLabelledClientPeers(t, from[2:], "asp-ns", "edge", "kube-system")
 	})
 	t.Run("clientCA.namespaces alone admit nobody", func(t *testing.T) {
 		t.Parallel()
@@ -625,4 +593,17 @@ func TestNotesNameTheClientNamespaces(t *testing.T) {
 	notes = renderNotes(t, chart, opts{setJSON: map[string]string{"clientNamespaces": `["kube-system","store-ns"]`}})
 	assert.Contains(t, notes, `(tls.crt, tls.key, ca.crt) in namespaces kube-system, store-ns`)
 	assert.Contains(t, notes, "kubectl -n store-ns get secret ephemeral-store-user-myuser", "the release namespace's copy when there is one")
+}
+
+// requireLabelledClientPeers: peers are, in order, the client-labelled pods
+// of each namespace of nss, never a whole namespace.
+func requireLabelledClientPeers(t *testing.T, peers []networkingv1.NetworkPolicyPeer, nss ...string) {
+	t.Helper()
+	for i, ns := range nss {
+		p := peers[i]
+		require.NotNil(t, p.NamespaceSelector)
+		require.NotNil(t, p.PodSelector, "never a whole namespace")
+		assert.Equal(t, map[string]string{"kubernetes.io/metadata.name": ns}, p.NamespaceSelector.MatchLabels)
+		assert.Equal(t, map[string]string{"ephemeral-store-client": "true"}, p.PodSelector.MatchLabels)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,9 +87,9 @@ networkPolicy:
 	ca, err := k8s.GetSecretContextE(t, ctx, clientKubectl, caOnly)
 	require.NoError(t, err, "the chart made no CA-only Secret %s in %s", caOnly, clientNs)
 	require.Equal(t, []string{"rootCA.crt"}, sortedKeys(ca.Data), "the CA-only Secret holds the CA certificate and no key")
-	rootCA := parsePEMCert(t, ca.Data["rootCA.crt"])
+	rootCA := parseCertPEM(t, ca.Data["rootCA.crt"])
 	require.True(t, rootCA.IsCA)
-	firstCert := parsePEMCert(t, first.Data["tls.crt"])
+	firstCert := parseCertPEM(t, first.Data["tls.crt"])
 	require.Equal(t, aspUser, firstCert.Subject.CommonName)
 	verifyClientCert(t, firstCert, rootCA)
 	t.Logf("in %s: %s (CN %s, NotAfter %s, serial %s) and %s (rootCA.crt only)", clientNs, userSecret,
@@ -104,7 +103,7 @@ networkPolicy:
 	for _, ns := range []string{storeNs, clientNs} {
 		s, err := k8s.GetSecretContextE(t, ctx, c.KubectlOptions(ns), myuserSecret)
 		require.NoError(t, err, "clientNamespaces: no Secret %s in %s", myuserSecret, ns)
-		mine[ns] = parsePEMCert(t, s.Data["tls.crt"])
+		mine[ns] = parseCertPEM(t, s.Data["tls.crt"])
 		keys[ns] = string(s.Data["tls.key"])
 		require.Equal(t, testUser, mine[ns].Subject.CommonName)
 		verifyClientCert(t, mine[ns], rootCA)
@@ -117,17 +116,17 @@ networkPolicy:
 
 	// The client: a labelled pod in its namespace, watching asp/ through the
 	// client Service's cross-namespace name, with only those two Secrets.
-	cr := *r // the same release, seen from the client namespace
+	// The same release seen from the client namespace, for the probe pods
+	// (kubectl only: no tunnel or API access there, so misuse fails loudly).
+	cr := *r
 	cr.kubectl = clientKubectl
+	cr.kube = nil
 	image := busyboxImage(t, c.RepoRoot)
 	pod0, _ := r.podClient(t, 0)
 	from := revision(t, pod0)
 	spec := fmt.Sprintf(clientNamespacePodSpec, "asp-client", r.clientLabel(), r.storeImage(t), "asp/", r.serviceURL(),
 		userSecret, caOnly, from, image)
-	require.NoError(t, k8s.KubectlApplyFromStringContextE(t, ctx, clientKubectl, spec), "create the client pod")
-	require.NoError(t, k8s.WaitUntilPodAvailableContextE(t, ctx, clientKubectl, "asp-client", pollTries, pollEvery),
-		"client pod asp-client never ran")
-	client := &clientPod{r: &cr, name: "asp-client"}
+	client := applyClientPod(t, clientKubectl, "asp-client", spec)
 	client.mustRun(t, "put", "asp/before-renewal", "v1")
 	require.Equal(t, "v1", strings.TrimSpace(client.mustRun(t, "get", "asp/before-renewal")))
 	client.waitEvent(t, "asp/before-renewal", "v1")
@@ -151,14 +150,14 @@ networkPolicy:
 	r.upgrade(t, nil)
 	renewed, err := k8s.GetSecretContextE(t, ctx, clientKubectl, userSecret)
 	require.NoError(t, err)
-	renewedCert := parsePEMCert(t, renewed.Data["tls.crt"])
+	renewedCert := parseCertPEM(t, renewed.Data["tls.crt"])
 	require.NotEqual(t, firstCert.SerialNumber, renewedCert.SerialNumber, "helm upgrade did not renew %s in %s", userSecret, clientNs)
 	require.NotEqual(t, string(first.Data["tls.key"]), string(renewed.Data["tls.key"]), "a renewed certificate has a new key")
 	verifyClientCert(t, renewedCert, rootCA)
 	for _, ns := range []string{storeNs, clientNs} {
 		s, err := k8s.GetSecretContextE(t, ctx, c.KubectlOptions(ns), myuserSecret)
 		require.NoError(t, err)
-		cert := parsePEMCert(t, s.Data["tls.crt"])
+		cert := parseCertPEM(t, s.Data["tls.crt"])
 		require.NotEqual(t, mine[ns].SerialNumber, cert.SerialNumber, "helm upgrade did not renew %s in %s", myuserSecret, ns)
 		verifyClientCert(t, cert, rootCA)
 	}
@@ -265,17 +264,6 @@ spec:
         secretName: %[7]s
         defaultMode: 288
 `
-
-// parsePEMCert parses the first certificate of a PEM bundle.
-func parsePEMCert(t *testing.T, pemBytes []byte) *x509.Certificate {
-	t.Helper()
-	block, _ := pem.Decode(pemBytes)
-	require.NotNil(t, block, "no PEM block")
-	require.Equal(t, "CERTIFICATE", block.Type)
-	cert, err := x509.ParseCertificate(block.Bytes)
-	require.NoError(t, err)
-	return cert
-}
 
 // verifyClientCert checks that cert is a client certificate signed by ca.
 func verifyClientCert(t *testing.T, cert, ca *x509.Certificate) {

@@ -21,8 +21,8 @@ import (
 // `ephemeral-store watch PREFIX -w json` against one endpoint, so its log is
 // the watch's events; `kubectl exec` runs one CLI command beside it.
 type clientPod struct {
-	r    *release
-	name string
+	kubectl *k8s.KubectlOptions // the pod's namespace
+	name    string
 }
 
 // clientPodSpec is the pod; the CLI reads its flags from ES_* variables.
@@ -91,18 +91,26 @@ func (r *release) startClientPod(t *testing.T, name, user, endpoint, prefix stri
 	require.Positive(t, from, "the watch of a client pod starts at a known revision")
 	secret := r.userSecretName(user)
 	spec := fmt.Sprintf(clientPodSpec, name, r.clientLabel(), r.storeImage(t), prefix, endpoint, secret, from)
-	require.NoError(t, k8s.KubectlApplyFromStringContextE(t, t.Context(), r.kubectl, spec), "create client pod %s", name)
-	require.NoError(t, k8s.WaitUntilPodAvailableContextE(t, t.Context(), r.kubectl, name, pollTries, pollEvery),
-		"client pod %s never ran", name)
+	c := applyClientPod(t, r.kubectl, name, spec)
 	t.Logf("client pod %s: user %s, watching %q through %s", name, user, prefix, endpoint)
-	return &clientPod{r: r, name: name}
+	return c
+}
+
+// applyClientPod creates the client pod of spec in kubectl's namespace and
+// waits until it runs.
+func applyClientPod(t *testing.T, kubectl *k8s.KubectlOptions, name, spec string) *clientPod {
+	t.Helper()
+	require.NoError(t, k8s.KubectlApplyFromStringContextE(t, t.Context(), kubectl, spec), "create client pod %s", name)
+	require.NoError(t, k8s.WaitUntilPodAvailableContextE(t, t.Context(), kubectl, name, pollTries, pollEvery),
+		"client pod %s never ran", name)
+	return &clientPod{kubectl: kubectl, name: name}
 }
 
 // run runs `ephemeral-store ARGS...` in the client pod and returns its
 // combined output.
 func (c *clientPod) run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	return k8s.ExecPodContextE(t, t.Context(), c.r.kubectl, c.name, "client", append([]string{"/ephemeral-store"}, args...)...)
+	return k8s.ExecPodContextE(t, t.Context(), c.kubectl, c.name, "client", append([]string{"/ephemeral-store"}, args...)...)
 }
 
 // mustRun is run, retried while kubectl exec itself fails (the API server
@@ -126,7 +134,7 @@ func (c *clientPod) mustRun(t *testing.T, args ...string) string {
 // events returns the watch events the pod has printed so far.
 func (c *clientPod) events(t *testing.T) []client.Event {
 	t.Helper()
-	out, err := k8s.RunKubectlAndGetOutputContextE(t, t.Context(), c.r.kubectl, "logs", c.name, "-c", "client")
+	out, err := k8s.RunKubectlAndGetOutputContextE(t, t.Context(), c.kubectl, "logs", c.name, "-c", "client")
 	require.NoError(t, err, "logs of %s", c.name)
 	var evs []client.Event
 	for _, line := range strings.Split(out, "\n") {

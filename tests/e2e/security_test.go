@@ -237,6 +237,7 @@ func parseCertPEM(t *testing.T, data []byte) *x509.Certificate {
 	t.Helper()
 	block, _ := pem.Decode(data)
 	require.NotNil(t, block, "no PEM block")
+	require.Equal(t, "CERTIFICATE", block.Type)
 	cert, err := x509.ParseCertificate(block.Bytes)
 	require.NoError(t, err)
 	return cert

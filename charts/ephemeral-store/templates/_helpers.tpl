@@ -146,7 +146,7 @@ NetworkPolicy admits the pods labelled <fullname>-client there.
 {{- define "ephemeral-store.userNamespaces" -}}
 {{- $out := list }}
 {{- range .Values.users }}
-{{- $out = concat $out (include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" .) | fromJsonArray) }}
+{{- with .namespace }}{{ $out = append $out (toString .) }}{{ end }}
 {{- end }}
 {{- range .Values.clientNamespaces }}
 {{- $out = append $out (toString .) }}

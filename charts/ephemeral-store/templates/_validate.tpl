@@ -158,10 +158,10 @@ are reported at once.
 {{- $testUser = . }}
 {{- end }}
 {{- end }}
+{{- $testNs := include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" $testUser) | fromJsonArray }}
 {{- if not $testUser }}
 {{- $errors = append $errors (printf "tests.user: %q is not in users, so the helm test has no client certificate. Fix: add it to users with createSecret: true, set tests.existingSecret to a Secret with tls.crt, tls.key and ca.crt, or set tests.enabled=false." $v.tests.user) }}
-{{- else if not (has $.Release.Namespace (include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" $testUser) | fromJsonArray)) }}
-{{- $testNs := include "ephemeral-store.namespacesOfUser" (dict "root" $ "user" $testUser) | fromJsonArray }}
+{{- else if not (has $.Release.Namespace $testNs) }}
 {{- $errors = append $errors (printf "tests.user: %q's certificate Secret is only in namespace%s %s (%s), and the helm test pod (in %q) can mount a Secret of its own namespace only. Fix: %s, choose a tests.user whose Secret is in %q, or set tests.existingSecret." $v.tests.user (ternary "s" "" (gt (len $testNs) 1)) (join ", " $testNs) (ternary "its users[].namespace" "clientNamespaces" (not (empty $testUser.namespace))) $.Release.Namespace (ternary (printf "set that user's namespace to %q" $.Release.Namespace) (printf "add %q to clientNamespaces (each namespace gets the Secret: clientNamespaces: [%s, %s])" $.Release.Namespace $.Release.Namespace (join ", " $testNs)) (not (empty $testUser.namespace))) $.Release.Namespace) }}
 {{- else if not $testUser.createSecret }}
 {{- $errors = append $errors (printf "tests.user: %q has no createSecret: true, so the helm test has no client certificate. Fix: set createSecret: true on that user, set tests.existingSecret, or set tests.enabled=false." $v.tests.user) }}

@@ -95,14 +95,10 @@ func watchLoop(ctx context.Context, c *client.Client, prefix string, from int64,
 	w, err := c.Watch(ctx, prefix, from, client.Resume{OnRetry: func(err error, from int64, wait time.Duration) {
 		fmt.Fprintf(stderr, "ephemeral-store: watch: %s; resuming from revision %d in %s\n", streamEnd(err), from, wait.Round(time.Millisecond))
 	}})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
+	if err == nil {
+		defer w.Close()
+		err = drain(w, print)
 	}
-	defer w.Close()
-	err = drain(w, print)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -117,17 +113,10 @@ func drain(w *client.Watcher, print func(client.Event) error) error {
 			return err
 		}
 		if err := print(ev); err != nil {
-			return printError{err}
+			return fmt.Errorf("writing the output: %w", err)
 		}
 	}
 }
-
-// printError is a failure to write the output (a closed pipe): not
-// resumable.
-type printError struct{ err error }
-
-func (e printError) Error() string { return "writing the output: " + e.err.Error() }
-func (e printError) Unwrap() error { return e.err }
 
 func streamEnd(err error) string {
 	if errors.Is(err, io.EOF) {

@@ -581,6 +581,9 @@ func (c *Cluster) waitReady(idx []int, timeout time.Duration) error {
 				n.mu.Lock()
 				err := n.exit
 				n.mu.Unlock()
+				if err == nil {
+					err = errors.New("exit status 0")
+				}
 				exited = fmt.Errorf("%s exited while waiting for it to be ready: %w (log %s)", n.Name, err, n.LogPath)
 				return // ends the wait
 			}

@@ -22,7 +22,7 @@ type Route struct {
 	// missing route).
 	Methods []string
 
-	match func(path, method string) bool
+	match func(path, method string) bool // nil: derived from Path (matches)
 	serve func(a *API, w http.ResponseWriter, r *http.Request, u auth.User) error
 }
 
@@ -33,29 +33,26 @@ type Route struct {
 var routes = []Route{
 	{
 		Name: "list", Path: "/v1/kv/", Methods: []string{http.MethodGet},
-		// Only GET lists; any other method on /v1/kv/ is a key route with
-		// an empty key (400 invalid_key).
+		// Only GET lists; any other method on /v1/kv/ goes to the key
+		// route: an empty key (400 invalid_key) for its methods, 405 for
+		// the rest.
 		match: func(p, m string) bool { return p == "/v1/kv/" && m == http.MethodGet },
 		serve: (*API).list,
 	},
 	{
 		Name: "kv", Path: "/v1/kv/{key}", Methods: []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete},
-		match: func(p, _ string) bool { return strings.HasPrefix(p, "/v1/kv/") },
 		serve: (*API).kv,
 	},
 	{
 		Name: "watch", Path: "/v1/watch/", Methods: []string{http.MethodGet},
-		match: func(p, _ string) bool { return p == "/v1/watch/" },
 		serve: (*API).watch,
 	},
 	{
 		Name: "watch", Path: "/v1/watch", Methods: []string{http.MethodGet},
-		match: func(p, _ string) bool { return p == "/v1/watch" },
 		serve: (*API).watch,
 	},
 	{
 		Name: "cluster", Path: "/v1/cluster", Methods: []string{http.MethodGet},
-		match: func(p, _ string) bool { return p == "/v1/cluster" },
 		serve: func(a *API, w http.ResponseWriter, _ *http.Request, _ auth.User) error {
 			writeJSON(w, http.StatusOK, a.o.Cluster.Status())
 			return nil
@@ -63,7 +60,6 @@ var routes = []Route{
 	},
 	{
 		Name: "reform", Path: "/v1/cluster/reform", Methods: []string{http.MethodPost},
-		match: func(p, _ string) bool { return p == "/v1/cluster/reform" },
 		serve: (*API).reform,
 	},
 }
@@ -77,10 +73,23 @@ func Routes() []Route {
 	return out
 }
 
+// matches reports whether r serves an escaped path: its own match, else
+// its Path itself, the prefix before a trailing "{key}" for key routes, so
+// what the table documents is what the router serves.
+func (r *Route) matches(path, method string) bool {
+	if r.match != nil {
+		return r.match(path, method)
+	}
+	if base, ok := strings.CutSuffix(r.Path, "{key}"); ok {
+		return strings.HasPrefix(path, base)
+	}
+	return path == r.Path
+}
+
 // findRoute returns the route serving an escaped path, or nil.
 func findRoute(path, method string) *Route {
 	for i := range routes {
-		if routes[i].match(path, method) {
+		if routes[i].matches(path, method) {
 			return &routes[i]
 		}
 	}

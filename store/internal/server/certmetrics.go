@@ -1,19 +1,10 @@
 package server
 
 import (
-	"crypto/x509"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 )
-
-// caSource is a CA pool that also tells which certificates its file holds
-// (mtls.PoolReloader), for the expiry metric.
-type caSource interface {
-	mtls.PoolSource
-	Certificates() []*x509.Certificate
-}
 
 // certificateCollector exports when the certificates in use expire. It
 // reads them at every scrape from the same sources the TLS handshakes use,
@@ -40,9 +31,6 @@ func (c *certificateCollector) Collect(ch chan<- prometheus.Metric) {
 		kind string
 		src  mtls.CertSource
 	}{{"server", c.m.serving}, {"peer", c.m.peerCert}} {
-		if s.src == nil {
-			continue
-		}
 		if cert, err := s.src.GetCertificate(nil); err == nil && cert != nil && cert.Leaf != nil {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(cert.Leaf.NotAfter.Unix()), s.kind)
 		}
@@ -55,13 +43,10 @@ func (c *certificateCollector) Collect(ch chan<- prometheus.Metric) {
 // earliestCA is the earliest NotAfter, in Unix seconds, of the CA
 // certificates the sources' files hold. A CA kept only for the rotation
 // grace period is left out: it is leaving on purpose.
-func earliestCA(sources ...caSource) (int64, bool) {
+func earliestCA(sources ...*mtls.PoolReloader) (int64, bool) {
 	var at int64
 	found := false
 	for _, s := range sources {
-		if s == nil {
-			continue
-		}
 		for _, c := range s.Certificates() {
 			if t := c.NotAfter.Unix(); !found || t < at {
 				at, found = t, true

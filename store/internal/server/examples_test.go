@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -89,19 +90,28 @@ func checkExample(t *testing.T, prefix, name string, args ...string) {
 // TestPythonExampleAgainstARealNode runs docs/examples/python with python3
 // (standard library only).
 func TestPythonExampleAgainstARealNode(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not on PATH: the Python example cannot run here (it needs only the standard library of Python 3)")
-	}
+	python := lookRuntime(t, "python3", "the Python example cannot run here (it needs only the standard library of Python 3)")
 	checkExample(t, "examples/python/", python, pythonExample)
 }
 
 // TestJavaExampleAgainstARealNode runs docs/examples/java as a single
 // source file (java 17+, JDK only).
 func TestJavaExampleAgainstARealNode(t *testing.T) {
-	java, err := exec.LookPath("java")
-	if err != nil {
-		t.Skip("java is not on PATH: the Java example cannot run here (it needs a JDK 17 or later)")
-	}
+	java := lookRuntime(t, "java", "the Java example cannot run here (it needs a JDK 17 or later)")
 	checkExample(t, "examples/java/", java, javaExample)
+}
+
+// lookRuntime finds an example's runtime on PATH. Without it the test skips
+// on a developer's machine, but fails under CI (CI set, as .ci/run does),
+// where a skip would count as a pass.
+func lookRuntime(t *testing.T, name, why string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not on PATH under CI: %s", name, why)
+		}
+		t.Skipf("%s is not on PATH: %s", name, why)
+	}
+	return path
 }

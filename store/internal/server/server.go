@@ -307,8 +307,8 @@ func (s *Server) probeHandler() http.Handler {
 type tlsMaterial struct {
 	serving   mtls.CertSource
 	peerCert  mtls.CertSource
-	clientCAs caSource
-	peerCAs   caSource
+	clientCAs *mtls.PoolReloader
+	peerCAs   *mtls.PoolReloader
 	closers   []func()
 }
 
