@@ -33,9 +33,10 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 		}
 		// Retry only where the write provably never entered a log: the
 		// node was not the leader, or the leader could not be dialled.
-		r := n.raft()
+		inc := n.inc()
+		r := inc.r
 		if r.State() == raft.Leader {
-			res, err := n.applyLocal(r, cmd)
+			res, err := n.applyLocal(inc, cmd)
 			if !errors.Is(err, raft.ErrNotLeader) {
 				return res, err
 			}
@@ -51,19 +52,20 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	}
 }
 
-func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
+// applyLocal proposes cmd to inc's Raft, which leads (or did a moment ago).
+func (n *Node) applyLocal(inc *incarnation, cmd fsm.Command) (fsm.Result, error) {
 	release, err := n.admit(cmd)
 	if err != nil {
 		return fsm.Result{}, err // never proposed
 	}
 	defer release()
-	clock, _ := n.clusterTime(r) // unstamped before the takeover
+	clock, _ := inc.clusterTime() // unstamped before the takeover
 	cmd.PrepareOnLeader(clock, n.opts.Wall())
 	b, err := cmd.Encode()
 	if err != nil {
 		return fsm.Result{}, err
 	}
-	f := r.Apply(b, n.opts.ApplyTimeout)
+	f := inc.r.Apply(b, n.opts.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return fsm.Result{}, fmt.Errorf("raft apply: %w", err) // never appended: safe to retry
@@ -84,7 +86,7 @@ func (n *Node) applyLocal(r *raft.Raft, cmd fsm.Command) (fsm.Result, error) {
 func (n *Node) waitForLeader(ctx context.Context) error {
 	deadline := time.Now().Add(n.electionBound())
 	for {
-		if addr, _ := n.raft().LeaderWithID(); addr != "" && n.member.Load() {
+		if inc := n.inc(); inc.member.Load() && inc.r.Leader() != "" {
 			// A leader is known; give in-flight changes of leadership a
 			// moment before the retry.
 			select {

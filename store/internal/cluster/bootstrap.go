@@ -75,20 +75,21 @@ type commitRequest struct {
 // that answered as non-members. force (an operator's reform) bootstraps
 // with whoever votes, without the majority rule and without placeholders.
 func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
-	me := n.ID()
-	n.bootMu.Lock()
-	if n.member.Load() || n.stopping.Load() {
-		n.bootMu.Unlock()
+	inc := n.inc()
+	me := inc.id
+	inc.bootMu.Lock()
+	if inc.member.Load() || n.stopping.Load() {
+		inc.bootMu.Unlock()
 		return false
 	}
-	if v := n.vote.Load(); v != nil && v.candidate != me && n.mono()-v.at < n.voteLease() {
-		n.bootMu.Unlock()
+	if v := inc.vote.Load(); v != nil && v.candidate != me && n.mono()-v.at < n.voteLease() {
+		inc.bootMu.Unlock()
 		return false // bound to another candidate until its vote lapses
 	}
-	n.vote.Store(&ballot{candidate: me, at: n.mono()})
-	n.bootMu.Unlock()
+	inc.vote.Store(&ballot{candidate: me, at: n.mono()})
+	inc.bootMu.Unlock()
 
-	grants := n.requestVotes(voters)
+	grants := n.requestVotes(me, voters)
 	if !force && 1+len(grants) < n.majority() {
 		n.logWaiting("bootstrap", "not enough bootstrap votes for a new cluster yet",
 			"votes", 1+len(grants), "needed", n.majority(), "replicas", n.replicas())
@@ -111,21 +112,21 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 	clusterID := newClusterID()
 	floor := n.revisionFloor(voters)
 
-	n.bootMu.Lock()
+	inc.bootMu.Lock()
 	// A lower ordinal may have taken this node's vote while it gathered.
-	if v := n.vote.Load(); n.member.Load() || v == nil || v.candidate != me {
-		n.bootMu.Unlock()
+	if v := inc.vote.Load(); inc.member.Load() || v == nil || v.candidate != me {
+		inc.bootMu.Unlock()
 		return false
 	}
-	if err := n.raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
-		n.bootMu.Unlock()
+	if err := inc.r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		inc.bootMu.Unlock()
 		n.log.Error("bootstrap failed", "err", err)
 		return false
 	}
-	n.becomeMember(clusterID)
-	n.baseFloor.Store(floor)
-	n.needBase.Store(true)
-	n.bootMu.Unlock()
+	inc.baseFloor.Store(floor)
+	inc.needBase.Store(true)
+	inc.becomeMember(clusterID)
+	inc.bootMu.Unlock()
 
 	committed := n.sendCommits(grants, commitRequest{Candidate: string(me), ClusterID: clusterID, Servers: servers, BaseFloor: floor})
 	n.log.Info("bootstrapped a new cluster", "id", me, "cluster", clusterID, "voters", len(servers),
@@ -133,16 +134,16 @@ func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
 	return true
 }
 
-// requestVotes asks every listed peer for its bootstrap vote, in parallel,
-// and returns the grants by address.
-func (n *Node) requestVotes(voters map[Peer]statusResponse) map[string]grantResponse {
+// requestVotes asks every listed peer for its bootstrap vote for candidate
+// me, in parallel, and returns the grants by address.
+func (n *Node) requestVotes(me raft.ServerID, voters map[Peer]statusResponse) map[string]grantResponse {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.JoinRetry+2*time.Second)
 	defer cancel()
 	var addrs []string
 	for p := range voters {
 		addrs = append(addrs, p.Address)
 	}
-	req := grantRequest{Candidate: string(n.ID()), Address: n.opts.Address, Replicas: n.replicas()}
+	req := grantRequest{Candidate: string(me), Address: n.opts.Address, Replicas: n.replicas()}
 	return fanOut(addrs, func(addr string) (grantResponse, bool) {
 		var g grantResponse
 		if err := n.peer.call(ctx, http.MethodPost, addr, "/peer/bootstrap/vote", req, &g); err != nil {
@@ -197,14 +198,15 @@ func (n *Node) handleVote(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusConflict, "beyond_replica_count", fmt.Errorf("this replica is beyond the replica count %d", n.replicas()))
 		return
 	}
-	me := n.ID()
-	n.bootMu.Lock()
-	defer n.bootMu.Unlock()
-	if n.member.Load() || n.stopping.Load() {
-		writeRPCError(w, http.StatusConflict, "member", fmt.Errorf("%s is a member of cluster %q", me, n.clusterID.Load()))
+	inc := n.inc()
+	me := inc.id
+	inc.bootMu.Lock()
+	defer inc.bootMu.Unlock()
+	if inc.member.Load() || n.stopping.Load() {
+		writeRPCError(w, http.StatusConflict, "member", fmt.Errorf("%s is a member of cluster %q", me, inc.cluster()))
 		return
 	}
-	v := n.vote.Load()
+	v := inc.vote.Load()
 	switch {
 	case v == nil, raft.ServerID(g.Candidate) == v.candidate:
 	case v.candidate == me && ordinal < n.opts.Ordinal:
@@ -214,7 +216,7 @@ func (n *Node) handleVote(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusConflict, "voted", fmt.Errorf("%s voted for %s", me, v.candidate))
 		return
 	}
-	n.vote.Store(&ballot{candidate: raft.ServerID(g.Candidate), at: n.mono()})
+	inc.vote.Store(&ballot{candidate: raft.ServerID(g.Candidate), at: n.mono()})
 	writeJSON(w, http.StatusOK, grantResponse{ID: string(me), Address: n.opts.Address})
 }
 
@@ -227,18 +229,19 @@ func (n *Node) handleCommit(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("commit needs candidate, cluster_id and servers"))
 		return
 	}
-	me := n.ID()
-	n.bootMu.Lock()
-	defer n.bootMu.Unlock()
-	if n.member.Load() {
-		if n.clusterID.Load() == c.ClusterID {
+	inc := n.inc()
+	me := inc.id
+	inc.bootMu.Lock()
+	defer inc.bootMu.Unlock()
+	if inc.member.Load() {
+		if inc.cluster() == c.ClusterID {
 			writeJSON(w, http.StatusOK, struct{}{})
 			return
 		}
-		writeRPCError(w, http.StatusConflict, "member", fmt.Errorf("%s is a member of cluster %q", me, n.clusterID.Load()))
+		writeRPCError(w, http.StatusConflict, "member", fmt.Errorf("%s is a member of cluster %q", me, inc.cluster()))
 		return
 	}
-	v := n.vote.Load()
+	v := inc.vote.Load()
 	if v == nil || v.candidate != raft.ServerID(c.Candidate) || n.mono()-v.at >= n.voteLease() {
 		writeRPCError(w, http.StatusConflict, "vote_lapsed", fmt.Errorf("%s holds no live vote for %s", me, c.Candidate))
 		return
@@ -253,21 +256,15 @@ func (n *Node) handleCommit(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, "not_listed", fmt.Errorf("%s is not a voter of that configuration", me))
 		return
 	}
-	if err := n.raft().BootstrapCluster(raft.Configuration{Servers: c.Servers}).Error(); err != nil {
+	if err := inc.r.BootstrapCluster(raft.Configuration{Servers: c.Servers}).Error(); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "bootstrap_failed", err)
 		return
 	}
-	n.becomeMember(c.ClusterID)
-	n.baseFloor.Store(c.BaseFloor)
-	n.needBase.Store(true)
+	inc.baseFloor.Store(c.BaseFloor)
+	inc.needBase.Store(true)
+	inc.becomeMember(c.ClusterID)
 	n.log.Info("committed to a new cluster", "id", me, "cluster", c.ClusterID, "candidate", c.Candidate)
 	writeJSON(w, http.StatusOK, struct{}{})
-}
-
-// becomeMember records that this incarnation belongs to clusterID.
-func (n *Node) becomeMember(clusterID string) {
-	n.clusterID.Store(clusterID)
-	n.member.Store(true)
 }
 
 func newClusterID() string {

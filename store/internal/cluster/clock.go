@@ -1,10 +1,6 @@
 package cluster
 
-import (
-	"time"
-
-	"github.com/hashicorp/raft"
-)
+import "time"
 
 // Cluster time: what TTLs are measured on (DESIGN.md, "TTL"). The state
 // machine holds the replicated clock; the leader advances it by stamping
@@ -29,25 +25,25 @@ import (
 // about this old, and would lead with it.
 const clockTick = time.Second
 
-// takeover is when this node's Raft r became a usable leader in term, and
-// the cluster time it took over with.
+// takeover is when an incarnation became a usable leader in term, and the
+// cluster time it took over with.
 type takeover struct {
-	r    *raft.Raft
 	term uint64
 	base time.Duration // cluster time at that moment
 	at   time.Time     // monotonic reading of that moment
 }
 
-// takeOver starts this node's cluster time as the leader of r in term:
-// called once the barrier of the term has applied every earlier entry, so
-// the estimate it starts from includes the previous leader's last stamp.
-func (n *Node) takeOver(r *raft.Raft, term uint64) {
-	n.lead.Store(&takeover{r: r, term: term, base: n.opts.State.ClockNow(), at: time.Now()})
+// takeOver makes inc's leadership in term usable (incarnation.ready) and
+// starts its cluster time: called once the barrier of the term has applied
+// every earlier entry, so the estimate it starts from includes the
+// previous leader's last stamp.
+func (n *Node) takeOver(inc *incarnation, term uint64) {
+	inc.lead.Store(&takeover{term: term, base: n.opts.State.ClockNow(), at: time.Now()})
 }
 
-// clusterTime is the cluster time this node stamps on what it proposes
-// through r and decides expiry by (at least 1: zero means unstamped), and
-// false before its takeover in r's current term. A write taken between the
+// clusterTime is the cluster time this incarnation stamps on what it
+// proposes and decides expiry by (at least 1: zero means unstamped), and
+// false before its takeover in its Raft's current term. A write taken between the
 // election and the barrier goes unstamped: the previous leader's last
 // stamps may not be applied here yet, and a stamp continued from an older
 // one would be as late as this node applied that, so a key could fall due
@@ -57,9 +53,9 @@ func (n *Node) takeOver(r *raft.Raft, term uint64) {
 // each of this leader's stamps as it applies them, a little late each
 // time, and following it would slow the leader's clock by every write's
 // latency.
-func (n *Node) clusterTime(r *raft.Raft) (time.Duration, bool) {
-	t := n.lead.Load()
-	if t == nil || t.r != r || t.term != r.CurrentTerm() {
+func (inc *incarnation) clusterTime() (time.Duration, bool) {
+	t := inc.lead.Load()
+	if t == nil || t.term != inc.r.CurrentTerm() {
 		return 0, false
 	}
 	return max(t.base+time.Since(t.at), 1), true

@@ -13,8 +13,8 @@ import (
 // quorum loss.
 func (n *Node) discoveryLoop() {
 	for {
-		if n.member.Load() {
-			n.tendMembership()
+		if inc := n.inc(); inc.member.Load() {
+			n.tendMembership(inc)
 		} else {
 			n.seekCluster()
 		}
@@ -67,7 +67,7 @@ func (n *Node) seekCluster() {
 		if st.LeaderAddr == "" {
 			continue
 		}
-		if err := n.join(st.LeaderAddr); err != nil {
+		if err := n.join(n.inc(), st.LeaderAddr); err != nil {
 			n.log.Info("join failed, will retry", "via", st.LeaderAddr, "err", err)
 			continue
 		}
@@ -100,19 +100,19 @@ func (n *Node) seekCluster() {
 	n.runCandidacy(statuses, false)
 }
 
-// join asks the leader at leaderAddr to add this incarnation. It holds
-// bootMu throughout, so a bootstrap commit cannot make this node a member of
+// join asks the leader at leaderAddr to add incarnation inc. It holds
+// inc.bootMu throughout, so a bootstrap commit cannot make inc a member of
 // another cluster while the leader adds it to its own.
-func (n *Node) join(leaderAddr string) error {
-	n.bootMu.Lock()
-	defer n.bootMu.Unlock()
-	if n.member.Load() {
+func (n *Node) join(inc *incarnation, leaderAddr string) error {
+	inc.bootMu.Lock()
+	defer inc.bootMu.Unlock()
+	if inc.member.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 	defer cancel()
 	var resp joinResponse
-	req := joinRequest{ID: string(n.ID()), Address: n.opts.Address}
+	req := joinRequest{ID: string(inc.id), Address: n.opts.Address}
 	if err := n.peer.call(ctx, "POST", leaderAddr, "/peer/join", req, &resp); err != nil {
 		return err
 	}
@@ -120,47 +120,44 @@ func (n *Node) join(leaderAddr string) error {
 	for _, id := range resp.Servers {
 		joined[raft.ServerID(id)] = true
 	}
-	n.mu.Lock()
-	n.catchUpTo = resp.CommitIndex
-	n.seenSelfAt = 0
-	n.joinedVia = joined
-	n.joinTerm = resp.Term
-	n.mu.Unlock()
-	n.becomeMember(resp.ClusterID)
-	n.log.Info("joined as non-voter", "id", n.ID(), "via", leaderAddr, "cluster", resp.ClusterID, "catch_up_to", resp.CommitIndex)
+	inc.joinMu.Lock()
+	inc.catchUpTo = resp.CommitIndex
+	inc.joinedVia = joined
+	inc.joinTerm = resp.Term
+	inc.joinMu.Unlock()
+	inc.becomeMember(resp.ClusterID)
+	n.log.Info("joined as non-voter", "id", inc.id, "via", leaderAddr, "cluster", resp.ClusterID, "catch_up_to", resp.CommitIndex)
 	return nil
 }
 
-// tendMembership is one round of a member: notice removal, ask for
+// tendMembership is one round of member inc: notice removal, ask for
 // promotion once caught up, look out for forks, and decide about a quorum
 // that may be lost.
-func (n *Node) tendMembership() {
+func (n *Node) tendMembership(inc *incarnation) {
 	if n.stopping.Load() {
 		return
 	}
-	r := n.raft()
-	id := n.ID()
+	r, id := inc.r, inc.id
 	leaderAddr, _ := r.LeaderWithID()
 	if leaderAddr != "" {
-		n.noLeaderSince.Store(int64(n.mono()))
-		n.sawLeader.Store(true)
-		n.setQuorum(QuorumReport{State: QuorumOK})
+		inc.noLeaderSince.Store(int64(n.mono()))
+		inc.sawLeader.Store(true)
+		n.setQuorum(inc, QuorumReport{State: QuorumOK})
 	}
 	cfg := r.GetConfiguration()
 	var self *raft.Server
 	if cfg.Error() == nil {
 		self = serverIn(cfg.Configuration(), id)
 	}
-	count := n.replicas() // before n.mu: it reads the incarnation under it
-	n.mu.Lock()
+	inc.joinMu.Lock()
 	if self != nil {
-		n.seenSelfAt = max(n.seenSelfAt, cfg.Index())
+		inc.seenSelfAt = max(inc.seenSelfAt, cfg.Index())
 	}
-	seenAt, target := n.seenSelfAt, n.catchUpTo
+	seenAt, target := inc.seenSelfAt, inc.catchUpTo
+	inc.joinMu.Unlock()
 	if cfg.Error() == nil {
-		n.noteVotersLocked(cfg.Configuration(), count)
+		n.noteVoters(inc.cluster(), cfg.Configuration(), n.replicas())
 	}
-	n.mu.Unlock()
 	n.opts.Metrics.observe(r, self != nil && self.Suffrage == raft.Voter)
 
 	switch {
@@ -176,16 +173,13 @@ func (n *Node) tendMembership() {
 		// majority its data.
 		n.log.Warn("removed from the cluster configuration; rejoining as a new incarnation", "id", id,
 			"configuration_index", cfg.Index(), "last_listed_at", seenAt)
-		n.restart("removed", id)
+		n.restart("removed", inc)
 		return
 	case self != nil && r.State() == raft.Leader:
-		n.tendReplicaCount(r)
+		n.tendReplicaCount(inc)
 		n.restoreLostPlaceholders(r)
 	case self != nil && self.Suffrage != raft.Voter && leaderAddr != "":
-		n.mu.RLock()
-		applied := n.fsm.applied.Load()
-		n.mu.RUnlock()
-		if applied >= target {
+		if inc.fsm.applied.Load() >= target {
 			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 			err := n.peer.call(ctx, "POST", string(leaderAddr), "/peer/promote", joinRequest{ID: string(id), Address: n.opts.Address}, nil)
 			cancel()
@@ -195,17 +189,17 @@ func (n *Node) tendMembership() {
 		}
 	}
 
-	without := n.mono() - time.Duration(n.noLeaderSince.Load())
+	without := n.mono() - time.Duration(inc.noLeaderSince.Load())
 	probeDue := n.mono()-time.Duration(n.lastForkProbe.Load()) >= forkProbeEvery
 	if (leaderAddr == "" && without > n.opts.QuorumLossTimeout) || probeDue {
 		n.lastForkProbe.Store(int64(n.mono()))
 		statuses := n.probe()
-		n.trustPeersOfThisCluster(statuses)
-		if n.resolveFork(statuses) {
+		inc.trustPeersOfThisCluster(statuses)
+		if n.resolveFork(inc, statuses) {
 			return
 		}
 		if leaderAddr == "" && without > n.opts.QuorumLossTimeout && cfg.Error() == nil {
-			n.checkQuorumLoss(cfg.Configuration(), cfg.Index(), statuses, without)
+			n.checkQuorumLoss(inc, cfg.Configuration(), cfg.Index(), statuses, without)
 		}
 	}
 }
@@ -246,10 +240,10 @@ func (n *Node) logWaiting(topic, msg string, args ...any) {
 }
 
 // trustPeersOfThisCluster records the voters and leaders that members of
-// this node's cluster report, so the replication guard takes entries from
-// a leader that joined while this node was cut off.
-func (n *Node) trustPeersOfThisCluster(statuses map[Peer]statusResponse) {
-	mine := n.clusterID.Load().(string)
+// this incarnation's cluster report, so the replication guard takes entries
+// from a leader that joined while it was cut off.
+func (inc *incarnation) trustPeersOfThisCluster(statuses map[Peer]statusResponse) {
+	mine := inc.cluster()
 	trusted := map[raft.ServerID]bool{}
 	for _, st := range statuses {
 		if !st.Member || st.ClusterID != mine || mine == "" {
@@ -262,8 +256,8 @@ func (n *Node) trustPeersOfThisCluster(statuses map[Peer]statusResponse) {
 			trusted[raft.ServerID(v)] = true
 		}
 	}
-	n.peerTrusted.Store(&trusted)
-	n.noteNewerVoters(statuses)
+	inc.peerTrusted.Store(&trusted)
+	inc.noteNewerVoters(statuses)
 }
 
 // noteNewerVoters records the voters of the newest configuration that a
@@ -277,11 +271,11 @@ func (n *Node) trustPeersOfThisCluster(statuses map[Peer]statusResponse) {
 // being up to date and on one vote per term, both still checked; the
 // membership test only keeps removed servers from disrupting elections,
 // and these candidates are voters of the cluster's newest configuration.
-func (n *Node) noteNewerVoters(statuses map[Peer]statusResponse) {
-	mine := n.clusterID.Load().(string)
-	f := n.raft().GetConfiguration()
+func (inc *incarnation) noteNewerVoters(statuses map[Peer]statusResponse) {
+	mine := inc.cluster()
+	f := inc.r.GetConfiguration()
 	if mine == "" || f.Error() != nil {
-		n.newerVoters.Store(nil)
+		inc.newerVoters.Store(nil)
 		return
 	}
 	byAddr := map[string]statusResponse{}
@@ -290,20 +284,20 @@ func (n *Node) noteNewerVoters(statuses map[Peer]statusResponse) {
 	}
 	cfg, by := newestConfiguration(f.Configuration(), f.Index(), mine, byAddr)
 	if by == "self" {
-		n.newerVoters.Store(nil)
+		inc.newerVoters.Store(nil)
 		return
 	}
 	voters := map[raft.ServerID]bool{}
 	for _, s := range cfg.Servers {
 		voters[s.ID] = true
 	}
-	n.newerVoters.Store(&voters)
+	inc.newerVoters.Store(&voters)
 }
 
 // candidateVouched is raft's Config.CandidateVouched (the vouched
 // candidates patch): id is a voter of a newer configuration of this
-// node's cluster.
-func (n *Node) candidateVouched(id raft.ServerID) bool {
-	v := n.newerVoters.Load()
+// incarnation's cluster.
+func (inc *incarnation) candidateVouched(id raft.ServerID) bool {
+	v := inc.newerVoters.Load()
 	return v != nil && (*v)[id] && !isPlaceholder(id)
 }

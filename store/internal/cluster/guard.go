@@ -110,42 +110,40 @@ func (g *guardedTransport) Close() error {
 	return g.NetworkTransport.Close()
 }
 
-// The node's side of the guard: the predicates startRaft hands to
+// The incarnation's side of the guard: the predicates startRaft hands to
 // newGuardedTransport.
 
 // selfIsVoter: this incarnation is a member and a voter of its own latest
 // configuration.
-func (n *Node) selfIsVoter() bool {
-	if !n.member.Load() {
+func (inc *incarnation) selfIsVoter() bool {
+	if !inc.member.Load() {
 		return false
 	}
-	s := n.self()
+	s := inc.self()
 	return s != nil && s.Suffrage == raft.Voter
 }
 
 // replicationAllowed: this incarnation is a member, sender is a server of
 // its own cluster, and term is not older than the term of the leader that
 // added this incarnation.
-func (n *Node) replicationAllowed(sender raft.ServerID, term uint64) bool {
-	if !n.member.Load() {
+func (inc *incarnation) replicationAllowed(sender raft.ServerID, term uint64) bool {
+	if !inc.member.Load() {
 		return false
 	}
-	n.mu.RLock()
-	r, joined, joinTerm := n.r, n.joinedVia, n.joinTerm
-	n.mu.RUnlock()
+	inc.joinMu.Lock()
+	joined, joinTerm := inc.joinedVia, inc.joinTerm
+	inc.joinMu.Unlock()
 	if term < joinTerm {
 		return false
 	}
 	var cfg raft.Configuration
-	if r != nil {
-		if f := r.GetConfiguration(); f.Error() == nil {
-			cfg = f.Configuration()
-		}
+	if f := inc.r.GetConfiguration(); f.Error() == nil {
+		cfg = f.Configuration()
 	}
 	if senderKnown(cfg, joined, sender) {
 		return true
 	}
-	if t := n.peerTrusted.Load(); t != nil {
+	if t := inc.peerTrusted.Load(); t != nil {
 		return (*t)[sender]
 	}
 	return false

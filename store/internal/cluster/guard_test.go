@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"io"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -124,9 +125,10 @@ func TestDeleteRangeOnAnEmptyLogKeepsItsIndexes(t *testing.T) {
 // frozen and deposed meanwhile, which must not count this node as its
 // follower (a read it verifies through it would be stale).
 func TestJoinedNodeRefusesReplicationFromAnOlderTerm(t *testing.T) {
-	n := &Node{joinedVia: map[raft.ServerID]bool{"es-0/old-leader": true, "es-1/new-leader": true}, joinTerm: 6}
-	n.member.Store(true)
-	g := &guardedTransport{canVote: func() bool { return false }, canReplicate: n.replicationAllowed}
+	inc := &incarnation{id: "es-2/joined", r: unbootstrappedRaft(t, "es-2/joined"),
+		joinedVia: map[raft.ServerID]bool{"es-0/old-leader": true, "es-1/new-leader": true}, joinTerm: 6}
+	inc.member.Store(true)
+	g := &guardedTransport{canVote: func() bool { return false }, canReplicate: inc.replicationAllowed}
 	heartbeat := func(from string, term uint64) raft.RPC {
 		return raft.RPC{Command: &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte(from)}, Term: term}}
 	}
@@ -151,4 +153,21 @@ func TestJoinedNodeRefusesReplicationFromAnOlderTerm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unbootstrappedRaft is a Raft with in-memory stores and transport and no
+// configuration yet, as an incarnation has before its join brings one.
+func unbootstrappedRaft(t *testing.T, id raft.ServerID) *raft.Raft {
+	t.Helper()
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = id
+	cfg.LogOutput = io.Discard
+	store := raft.NewInmemStore()
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+	r, err := raft.NewRaft(cfg, &raftFSM{}, store, store, raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatalf("start raft: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Shutdown().Error() })
+	return r
 }

@@ -13,20 +13,22 @@ import (
 // incarnation's leadership watcher, and, for the node's whole life, TTL
 // expiry proposals on the leader and snapshots by log size.
 
-// watchLeadership makes a new leader usable for reads only once an entry of
-// its own term has committed (the Barrier), as the read-index rule requires.
-func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool, stopped <-chan struct{}) {
+// watchLeadership follows inc's leadership until its Raft stops. A new
+// leader is made usable for reads only once an entry of its own term has
+// committed (the Barrier), as the read-index rule requires.
+func (n *Node) watchLeadership(inc *incarnation, notify <-chan bool) {
+	r := inc.r
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-stopped:
+		case <-inc.stopped:
 			return // this incarnation is over; the next has its own watcher
 		case leader, ok := <-notify:
 			if !ok {
 				return
 			}
-			n.leaderReady.Store(false)
+			inc.lead.Store(nil)
 			n.opts.Metrics.LeaderChanges.Inc()
 			if !leader {
 				continue
@@ -39,34 +41,17 @@ func (n *Node) watchLeadership(r *raft.Raft, notify <-chan bool, stopped <-chan 
 			if r.State() != raft.Leader || r.CurrentTerm() != term {
 				continue
 			}
-			n.takeOver(r, term)
-			if n.markReady(r, term) {
-				n.log.Info("leading", "id", n.ID())
-				// Every bootstrapper may lead first; only a leader that
-				// finds the state untouched raises the base.
-				if n.needBase.CompareAndSwap(true, false) && n.opts.State.Revision() == 0 {
-					if _, err := n.applyLocal(r, n.newBase()); err != nil {
-						n.log.Warn("base revision of the new cluster not set", "err", err)
-					}
+			n.takeOver(inc, term)
+			n.log.Info("leading", "id", inc.id)
+			// Every bootstrapper may lead first; only a leader that
+			// finds the state untouched raises the base.
+			if inc.needBase.CompareAndSwap(true, false) && n.opts.State.Revision() == 0 {
+				if _, err := n.applyLocal(inc, n.newBase(inc)); err != nil {
+					n.log.Warn("base revision of the new cluster not set", "err", err)
 				}
 			}
 		}
 	}
-}
-
-// markReady makes r's leadership usable for reads from term on, unless r
-// is no longer this node's Raft: a watcher that stalled across a restart
-// must not vouch for the next incarnation, whose terms restart after a
-// reform and may match. startRaft resets readiness under mu with the swap.
-func (n *Node) markReady(r *raft.Raft, term uint64) bool {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	if n.r != r {
-		return false
-	}
-	n.readyTerm.Store(term)
-	n.leaderReady.Store(true)
-	return true
 }
 
 // snapshotLoop takes a snapshot when the log holds SnapshotBytes of
@@ -80,13 +65,11 @@ func (n *Node) snapshotLoop() {
 			return
 		case <-t.C:
 		}
-		n.mu.RLock()
-		r, f := n.r, n.fsm
-		n.mu.RUnlock()
-		if f.logBytes.Load() < n.opts.SnapshotBytes {
+		inc := n.inc()
+		if inc.fsm.logBytes.Load() < n.opts.SnapshotBytes {
 			continue
 		}
-		if err := r.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		if err := inc.r.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
 			n.log.Warn("snapshot by log size failed", "err", err)
 		}
 	}
@@ -105,11 +88,12 @@ func (n *Node) expiryLoop() {
 			return
 		case <-t.C:
 		}
-		r := n.raft()
-		if r.State() != raft.Leader || !n.leaderReady.Load() {
+		inc := n.inc()
+		if inc.r.State() != raft.Leader {
 			continue
 		}
-		now, ok := n.clusterTime(r)
+		now, ok := inc.clusterTime() // false unless it took over in this term
+
 		if !ok {
 			continue
 		}
@@ -117,13 +101,13 @@ func (n *Node) expiryLoop() {
 		if len(due) == 0 {
 			// Unstamped TTLs start at the next stamp: give them one now.
 			if now-n.opts.State.Clock() >= clockTick || n.opts.State.PendingTTLs() > 0 {
-				if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpClock}); err != nil {
+				if _, err := n.applyLocal(inc, fsm.Command{Op: fsm.OpClock}); err != nil {
 					n.log.Debug("cluster time proposal failed", "err", err)
 				}
 			}
 			continue
 		}
-		if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpExpire, Expire: due}); err != nil {
+		if _, err := n.applyLocal(inc, fsm.Command{Op: fsm.OpExpire, Expire: due}); err != nil {
 			n.log.Warn("expiry proposal failed", "keys", len(due), "err", err)
 		}
 	}

@@ -105,16 +105,15 @@ func (n *Node) restorePlaceholder(r *raft.Raft, address string) error {
 	return nil
 }
 
-// noteVotersLocked records the replicas a voter of cfg stands for, in this
-// node's current cluster (a new cluster starts a new record), and forgets
+// noteVoters records the replicas a voter of cfg stands for, in cluster cid
+// (this node's current one; a new cluster starts a new record), and forgets
 // the replicas of ordinals at or beyond count (the replica count): a
 // scale-down removed them for good. Remembered, they came back as
 // placeholders on the next scale-up (restoreLostPlaceholders), and
 // {a0, a1, a2, placeholder, placeholder} needed every live voter until the
-// new pods caught up: one fault in that window lost every key. n.mu is
-// held.
-func (n *Node) noteVotersLocked(cfg raft.Configuration, count int) {
-	cid, _ := n.clusterID.Load().(string)
+// new pods caught up: one fault in that window lost every key. Only the
+// discovery loop calls it.
+func (n *Node) noteVoters(cid string, cfg raft.Configuration, count int) {
 	if n.voted == nil || n.votedCluster != cid {
 		n.voted, n.votedCluster = map[string]bool{}, cid
 	}
@@ -140,15 +139,12 @@ func (n *Node) noteVotersLocked(cfg raft.Configuration, count int) {
 // the replicas that did not answer have none, by design; a scale-up adds
 // replicas through promotion).
 func (n *Node) restoreLostPlaceholders(r *raft.Raft) {
-	peers := n.peers()
-	n.mu.RLock()
 	var lost []string
-	for _, p := range peers {
+	for _, p := range n.peers() {
 		if n.voted[p.Address] {
 			lost = append(lost, p.Address)
 		}
 	}
-	n.mu.RUnlock()
 	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return

@@ -7,10 +7,7 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -98,10 +95,12 @@ type Options struct {
 }
 
 // Node is one member (or would-be member) of the cluster. It outlives its
-// incarnations: startRaft begins each one (a fresh Raft instance and the
-// per-incarnation state below) and restart (quorum.go) replaces one.
+// incarnations: startRaft (incarnation.go) builds each one whole (a fresh
+// Raft instance and everything that belongs to it) and restart (quorum.go)
+// replaces one.
 //
-// Its methods, by file: node.go constructs and starts it; discovery.go and
+// Its methods, by file: node.go constructs and starts it; incarnation.go
+// holds one incarnation; discovery.go and
 // bootstrap.go find or form a cluster; membership.go and rpc.go hold the
 // leader's configuration changes and the peer RPCs; quorum.go quorum loss,
 // forks and restart; guard.go what Raft traffic it takes; apply.go writes;
@@ -131,55 +130,17 @@ type Node struct {
 	// and restart checks stopping under restartMu.
 	wg sync.WaitGroup
 
-	// mu guards the current incarnation: startRaft sets id through stopped
-	// together under mu.Lock; readers copy them under mu.RLock (raft(),
-	// ID(), self()) and use the copies unlocked. The fields after stopped
-	// are read and written under mu too (join, tendMembership,
-	// noteVotersLocked, restoreLostPlaceholders, replicationAllowed).
-	mu      sync.RWMutex
-	id      raft.ServerID
-	r       *raft.Raft
-	fsm     *raftFSM
-	logs    *monotonicStore
-	stream  raft.StreamLayer // closed to cut a shutdown short
-	stopped chan struct{}    // closed when this incarnation's Raft stops
-	// joinedVia are the servers the leader named when it added this node:
-	// replication is taken from them until the log brings a configuration.
-	joinedVia map[raft.ServerID]bool
-	// joinTerm is the term of the leader that added this incarnation:
-	// replication from an older term is refused.
-	joinTerm  uint64
-	catchUpTo uint64 // commit index at join: promotion once applied
-	// seenSelfAt is the index of the newest configuration that listed
-	// this incarnation (0: none yet).
-	seenSelfAt uint64
+	// cur is the current incarnation (incarnation.go): startRaft swaps
+	// in a whole new one.
+	cur atomic.Pointer[incarnation]
+
 	// voted are the replicas (addresses) this node has seen stand for by
 	// a voter in cluster votedCluster's configuration: a replica among them
 	// that no voter stands for any more lost its placeholder
-	// (restoreLostPlaceholders).
+	// (restoreLostPlaceholders). Only the discovery loop touches them
+	// (tendMembership and what it calls), so no lock guards them.
 	voted        map[string]bool
 	votedCluster string
-
-	// bootMu orders the bootstrap vote, commits, joins and candidacy of one
-	// incarnation: it bootstraps or joins at most once. startRaft holds it
-	// for the whole swap to a new incarnation. member, vote and clusterID
-	// are written only under bootMu (startRaft, becomeMember's callers,
-	// runCandidacy, handleVote) and read atomically anywhere.
-	bootMu sync.Mutex
-	member atomic.Bool            // part of a configuration (bootstrapped or added)
-	vote   atomic.Pointer[ballot] // nil for a new incarnation
-	// clusterID is a string: random, chosen at bootstrap.
-	clusterID atomic.Value
-	// needBase is set under bootMu when this node bootstraps and taken
-	// (CompareAndSwap) by watchLeadership without it.
-	needBase atomic.Bool // bootstrapped here: the first leader proposes fsm.OpBase
-	// baseFloor is set with needBase: the lowest base revision the
-	// bootstrap candidate found for the new cluster (revisions.go).
-	baseFloor atomic.Int64
-
-	// lead is this node's latest takeover as leader (clock.go), written by
-	// the leadership watcher; a stale one names another Raft or term.
-	lead atomic.Pointer[takeover]
 
 	// readMu guards nextRead.
 	readMu   sync.Mutex
@@ -193,32 +154,11 @@ type Node struct {
 	restartMu    sync.Mutex // one restart at a time; Close and Kill wait for it
 	membershipMu sync.Mutex // the leader's configuration changes, one at a time
 
-	// leaderReady and readyTerm are set true by a leadership watcher only
-	// while holding mu (read) and seeing its own Raft as n.r (markReady),
-	// and reset by startRaft under mu with the swap; cleared anywhere.
-	leaderReady atomic.Bool // leader whose term's first entry is committed
-	// readyTerm is the term leaderReady was proven in. A read index is
-	// taken and verified in that term only: a watcher descheduled across a
-	// step-down and a re-election must not vouch for the new term.
-	readyTerm atomic.Uint64
-
-	// Atomics under no lock. startRaft resets noLeaderSince, sawLeader,
-	// peerTrusted, quorum and forks for each new incarnation (under
-	// bootMu); the rest keep their values across incarnations.
-	noLeaderSince atomic.Int64 // mono() when a leader was last known
+	// Atomics under no lock, kept across incarnations.
 	lastForkProbe atomic.Int64 // mono() of the last fork probe
-	sawLeader     atomic.Bool  // this incarnation has known a leader
 	answering     atomic.Int32
-	peerTrusted   atomic.Pointer[map[raft.ServerID]bool] // servers same-cluster peers vouch for
-	// newerVoters are the voters of a configuration newer than this
-	// node's own that a member of its cluster reported: candidates this
-	// node may vote for although its own configuration does not list them
-	// (candidateVouched).
-	newerVoters atomic.Pointer[map[raft.ServerID]bool]
-	quorum      atomic.Pointer[QuorumReport]
-	forks       atomic.Pointer[[]Fork]
-	stopping    atomic.Bool
-	draining    atomic.Bool // shutting down soon: not ready, still serving
+	stopping      atomic.Bool
+	draining      atomic.Bool // shutting down soon: not ready, still serving
 	// sourceReplicas is what the ReplicaSource last reported (0: never).
 	sourceReplicas atomic.Int64
 }
@@ -258,7 +198,6 @@ func New(opts Options) (*Node, error) {
 	n := &Node{opts: opts, log: opts.Logger.With("node", opts.Name), start: time.Now(), waitLogAt: map[string]time.Duration{}}
 	n.peer = newPeerClient(opts.Mux)
 	n.readSem = make(chan struct{}, 1)
-	n.clusterID.Store("")
 	if opts.ReplicaSource == nil {
 		n.sourceReplicas.Store(int64(len(opts.Peers)))
 	}
@@ -268,19 +207,6 @@ func New(opts Options) (*Node, error) {
 
 // mono is the time since the node was created, on the monotonic clock.
 func (n *Node) mono() time.Duration { return time.Since(n.start) }
-
-// ID is this incarnation's Raft server ID.
-func (n *Node) ID() raft.ServerID {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.id
-}
-
-func newIncarnation(name string) raft.ServerID {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return raft.ServerID(name + "/" + hex.EncodeToString(b[:]))
-}
 
 // nameOf is the pod part of a server ID.
 func nameOf(id raft.ServerID) string {
@@ -311,133 +237,4 @@ func (n *Node) Start() error {
 	go func() { defer n.wg.Done(); n.expiryLoop() }()
 	go func() { defer n.wg.Done(); n.snapshotLoop() }()
 	return nil
-}
-
-// startRaft creates a fresh Raft instance: new incarnation, empty in-memory
-// stores. Nothing is ever read from or written to disk.
-func (n *Node) startRaft() error {
-	id := newIncarnation(n.opts.Name)
-	cfg := raft.DefaultConfig()
-	cfg.LocalID = id
-	cfg.HeartbeatTimeout = n.opts.HeartbeatTimeout
-	cfg.ElectionTimeout = n.opts.ElectionTimeout
-	// The longest lease Raft allows: a leader that cannot reach a majority
-	// for a heartbeat timeout steps down. A shorter one made busy leaders
-	// step down under load; reads do not rely on the lease (readIndex).
-	cfg.LeaderLeaseTimeout = n.opts.HeartbeatTimeout
-	cfg.CommitTimeout = 20 * time.Millisecond
-	// Writes queue for the leader loop instead of handing over one at a
-	// time, so a busy leader appends and replicates them in larger groups.
-	cfg.BatchApplyCh = true
-	// Raft's per-follower timings only with the follower as a label, not
-	// also in the metric's name (a new name for every pod restart).
-	cfg.NoLegacyTelemetry = true
-	cfg.CandidateVouched = n.candidateVouched
-	if n.opts.SnapshotThreshold > 0 {
-		cfg.SnapshotThreshold = n.opts.SnapshotThreshold
-	}
-	if n.opts.TrailingLogs > 0 {
-		cfg.TrailingLogs = n.opts.TrailingLogs
-	}
-	cfg.SnapshotInterval = 10 * time.Second
-	cfg.Logger = newHCLogAdapter(n.log)
-	notify := make(chan bool, 16)
-	cfg.NotifyCh = notify
-
-	// A new incarnation is nobody's member yet and has given no vote. The
-	// whole swap happens under bootMu, so discovery's join, a candidacy or
-	// a vote sees either the old incarnation or the new one, complete: a
-	// join between the reset and the swap would have asked the leader to
-	// add the old ID while this node marked the new one a member (which
-	// then never appears in the configuration and is never promoted).
-	// Lock order: bootMu, then mu, as join takes them.
-	n.bootMu.Lock()
-	defer n.bootMu.Unlock()
-	n.member.Store(false)
-	n.vote.Store(nil)
-	store := &monotonicStore{raft.NewInmemStore()}
-	f := newRaftFSM(n.opts.State)
-	snaps := newSnapshotStore()
-	// Counting the restored state's size is a full encode: off the state
-	// machine's goroutine, over the immutable capture.
-	f.restored = func(index uint64, write func(io.Writer) error) { go snaps.shed(index, write) }
-	stream := n.opts.Mux.StreamLayer()
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: 3,
-		// No pipelining: in hashicorp/raft v1.8.0 a follower that answers
-		// an append with Success=false while a pipelined send is ready
-		// deadlocks the leader's replication to it for good (both channels
-		// of netPipeline are unbuffered at the default of 2; the follower
-		// then gets heartbeats but never another entry, and the leader's
-		// Shutdown hangs). The catch-up test hit it; Grafana Pyroscope
-		// disabled pipelining for the same reason (their PR #5518;
-		// hashicorp/raft issue #612). raft's own notes measure little
-		// benefit from pipelining on a LAN.
-		MaxRPCsInFlight: 1,
-		Timeout:         10 * time.Second,
-		Logger:          cfg.Logger,
-	})
-	guarded := newGuardedTransport(trans, n.selfIsVoter, n.replicationAllowed)
-	r, err := raft.NewRaft(cfg, f, store, store, snaps, guarded)
-	if err != nil {
-		return fmt.Errorf("start raft %s: %w", id, err)
-	}
-	n.mu.Lock()
-	stopped := make(chan struct{})
-	n.id, n.r, n.fsm, n.logs, n.stream, n.stopped = id, r, f, store, stream, stopped
-	// A new incarnation has joined nothing and been listed nowhere yet;
-	// it learns these again from its own join or bootstrap.
-	n.joinedVia, n.joinTerm, n.seenSelfAt, n.catchUpTo = nil, 0, 0, 0
-	// Under mu with the swap: the previous incarnation's leadership
-	// watcher stores readiness only while its Raft is still n.r.
-	n.leaderReady.Store(false)
-	n.readyTerm.Store(0)
-	n.mu.Unlock()
-	n.noLeaderSince.Store(int64(n.mono()))
-	n.sawLeader.Store(false)
-	n.clusterID.Store("")
-	n.forks.Store(nil)
-	n.peerTrusted.Store(nil)
-	n.newerVoters.Store(nil)
-	n.setQuorum(QuorumReport{State: QuorumElecting})
-	// The gauges describe this incarnation, a member of nothing yet: the
-	// previous one's values would count it as a voter (or the leader) in
-	// the alerts until it joins again.
-	n.opts.Metrics.observe(r, false)
-	n.log.Info("raft started", "id", id, "address", n.opts.Address)
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.watchLeadership(r, notify, stopped) }()
-	return nil
-}
-
-// self is this incarnation's entry in its own latest configuration, or nil.
-func (n *Node) self() *raft.Server {
-	n.mu.RLock()
-	r, id := n.r, n.id
-	n.mu.RUnlock()
-	if r == nil {
-		return nil
-	}
-	f := r.GetConfiguration() // an atomic read, not a round trip
-	if f.Error() != nil {
-		return nil
-	}
-	return serverIn(f.Configuration(), id)
-}
-
-// serverIn is server id of cfg, or nil.
-func serverIn(cfg raft.Configuration, id raft.ServerID) *raft.Server {
-	for _, s := range cfg.Servers {
-		if s.ID == id {
-			return &s
-		}
-	}
-	return nil
-}
-
-func (n *Node) raft() *raft.Raft {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.r
 }

@@ -47,8 +47,9 @@ type Fork struct {
 // (it knows a leader, it is not a member, or the confirmation is wrong).
 var ErrReformRefused = errors.New("reform refused")
 
-func (n *Node) setQuorum(q QuorumReport) {
-	n.quorum.Store(&q)
+// setQuorum records inc's quorum report and sets the gauges from it.
+func (n *Node) setQuorum(inc *incarnation, q QuorumReport) {
+	inc.quorum.Store(&q)
 	waiting := 0.0
 	if q.State == QuorumWaiting {
 		waiting = 1
@@ -67,19 +68,18 @@ func (n *Node) setQuorum(q QuorumReport) {
 // configuration that this node or any answering member of its cluster
 // holds (cfgIndex is the log index of cfg): a node that was cut off judges
 // by what its cluster decided meanwhile, not by its own stale copy.
-func (n *Node) checkQuorumLoss(cfg raft.Configuration, cfgIndex uint64, statuses map[Peer]statusResponse, without time.Duration) {
+func (n *Node) checkQuorumLoss(inc *incarnation, cfg raft.Configuration, cfgIndex uint64, statuses map[Peer]statusResponse, without time.Duration) {
 	byAddr := map[string]statusResponse{}
 	for p, st := range statuses {
 		byAddr[p.Address] = st
 	}
-	me := n.ID()
-	myCluster := n.clusterID.Load().(string)
+	me, myCluster := inc.id, inc.cluster()
 	if st, ok := peerFollowingLeader(statuses, myCluster); ok {
 		// The cluster lives; this node is cut off from its leader or
 		// behind. Raft brings it back when the leader reaches it.
 		n.logWaiting("quorum", "no leader reaches this node, but a peer follows one; waiting",
 			"peer", st.ID, "leader", st.LeaderID, "without_leader", without.Round(time.Second).String())
-		n.setQuorum(QuorumReport{State: QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
+		n.setQuorum(inc, QuorumReport{State: QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
 		return
 	}
 	cfg, newestBy := newestConfiguration(cfg, cfgIndex, myCluster, byAddr)
@@ -89,7 +89,7 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, cfgIndex uint64, statuses
 		if len(silent) == 0 {
 			report.State = QuorumElecting
 		}
-		n.setQuorum(report)
+		n.setQuorum(inc, report)
 		n.logWaiting("quorum", "no leader, but a majority of the voters may still be alive; waiting (silent voters may be partitioned or paused; an operator who knows they are dead can run `ephemeral-store cluster reform`)",
 			"voters", voters, "alive_or_silent", alive, "silent", silent, "gone", gone,
 			"configuration_from", newestBy, "without_leader", without.Round(time.Second).String())
@@ -99,12 +99,12 @@ func (n *Node) checkQuorumLoss(cfg raft.Configuration, cfgIndex uint64, statuses
 	// voters' replicas answered as other incarnations, and together with
 	// this node they are a majority of the replica count.
 	if answered := 1 + len(statuses); answered < n.majority() {
-		n.setQuorum(report)
+		n.setQuorum(inc, report)
 		n.logWaiting("quorum", "a majority of the voters is gone, but too few replicas answer to agree; waiting",
 			"answering", answered, "needed", n.majority())
 		return
 	}
-	n.loseData("quorum lost", "QUORUM LOST FOR GOOD: the data of this cluster is gone; re-forming an empty cluster",
+	n.loseData(inc, "quorum lost", "QUORUM LOST FOR GOOD: the data of this cluster is gone; re-forming an empty cluster",
 		"voters", voters, "alive_or_silent", alive, "gone", gone, "configuration_from", newestBy,
 		"without_leader", without.Round(time.Second).String())
 }
@@ -167,16 +167,15 @@ func classifyVoters(cfg raft.Configuration, me raft.ServerID, myCluster string, 
 	return voters, alive, silent, gone
 }
 
-// loseData empties this node and starts it over as a fresh incarnation,
-// counting a data-loss event when the cluster it leaves ever had a leader
-// (this node saw one, or applied state a leader wrote: a new cluster's
-// first leader always writes its base revision).
-func (n *Node) loseData(reason, msg string, args ...any) {
-	id := n.ID()
-	args = append(args, "id", id, "cluster", n.clusterID.Load())
+// loseData empties this node and starts it over as a fresh incarnation in
+// place of inc, counting a data-loss event when the cluster it leaves ever
+// had a leader (inc saw one, or this node applied state a leader wrote: a
+// new cluster's first leader always writes its base revision).
+func (n *Node) loseData(inc *incarnation, reason, msg string, args ...any) {
+	args = append(args, "id", inc.id, "cluster", inc.cluster())
 	n.log.Error(msg, args...)
-	hadData := n.sawLeader.Load() || n.opts.State.Revision() > 0
-	if n.restart(reason, id) && hadData {
+	hadData := inc.sawLeader.Load() || n.opts.State.Revision() > 0
+	if n.restart(reason, inc) && hadData {
 		n.opts.Metrics.DataLossEvents.Inc()
 	}
 }
@@ -185,13 +184,13 @@ func (n *Node) loseData(reason, msg string, args ...any) {
 // should never happen; if it does, the documented rule decides which side
 // gives way (forkWinner); the loser empties itself and joins the other.
 // It reports whether this node gave way (it is no longer a member).
-func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
-	mine := n.clusterID.Load().(string)
+func (n *Node) resolveFork(inc *incarnation, statuses map[Peer]statusResponse) bool {
+	mine := inc.cluster()
 	if mine == "" {
 		return false
 	}
 	myVoters := 0
-	if f := n.raft().GetConfiguration(); f.Error() == nil {
+	if f := inc.r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
 				myVoters += realVoter(s.ID)
@@ -201,9 +200,9 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	// "This side has no leader" must mean more than a moment of election or
 	// this node being cut off from a leader the rest of its cluster follows.
 	_, othersFollow := peerFollowingLeader(statuses, mine)
-	lostLeader := n.leaderlessTooLong() && !othersFollow
+	lostLeader := n.leaderlessTooLong(inc) && !othersFollow
 	forks, winner := forkWinner(mine, myVoters, lostLeader, statuses)
-	n.forks.Store(&forks)
+	inc.forks.Store(&forks)
 	if len(forks) == 0 {
 		return false
 	}
@@ -212,7 +211,7 @@ func (n *Node) resolveFork(statuses map[Peer]statusResponse) bool {
 	if winner == nil {
 		return false // the other side gives way
 	}
-	n.loseData("fork", "FORK: this cluster gives way to the larger one; emptying this node to join it",
+	n.loseData(inc, "fork", "FORK: this cluster gives way to the larger one; emptying this node to join it",
 		"winner", winner.ClusterID, "winner_voters", winner.Voters, "via", winner.Peer)
 	return true
 }
@@ -253,13 +252,13 @@ func realVoter(id raft.ServerID) int {
 	return 1
 }
 
-// leaderlessTooLong: this member has known no leader for longer than the
+// leaderlessTooLong: member inc has known no leader for longer than the
 // quorum-loss timeout (an election takes far less).
-func (n *Node) leaderlessTooLong() bool {
-	if addr, _ := n.raft().LeaderWithID(); addr != "" {
+func (n *Node) leaderlessTooLong(inc *incarnation) bool {
+	if inc.r.Leader() != "" {
 		return false
 	}
-	return n.mono()-time.Duration(n.noLeaderSince.Load()) > n.opts.QuorumLossTimeout
+	return n.mono()-time.Duration(inc.noLeaderSince.Load()) > n.opts.QuorumLossTimeout
 }
 
 // ForceReform is the operator's way out when voters stay silent forever
@@ -269,17 +268,18 @@ func (n *Node) leaderlessTooLong() bool {
 // majority rule. confirm must be this node's cluster ID. It loses data by
 // design and may split the cluster if the silent voters are in fact alive.
 func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
-	mine := n.clusterID.Load().(string)
+	inc := n.inc()
+	mine := inc.cluster()
 	switch {
-	case !n.member.Load():
+	case !inc.member.Load():
 		return fmt.Errorf("%w: this node is not a member of a cluster", ErrReformRefused)
 	case confirm != mine:
 		return fmt.Errorf("%w: confirmation %q does not match this node's cluster id %q", ErrReformRefused, confirm, mine)
 	}
-	if addr, _ := n.raft().LeaderWithID(); addr != "" {
+	if addr := inc.r.Leader(); addr != "" {
 		return fmt.Errorf("%w: the cluster has a leader (%s); nothing to reform", ErrReformRefused, addr)
 	}
-	if !n.leaderlessTooLong() {
+	if !n.leaderlessTooLong(inc) {
 		return fmt.Errorf("%w: this node has not been without a leader for the quorum-loss timeout (%s); an election may be under way", ErrReformRefused, n.opts.QuorumLossTimeout)
 	}
 	n.log.Error("FORCED REFORM requested by an operator: every member of this cluster that answers empties itself", "user", by, "cluster", mine)
@@ -293,7 +293,7 @@ func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
 		}
 		return struct{}{}, true
 	})
-	n.loseData("forced reform", "FORCED REFORM: emptying this node and bootstrapping a new cluster from the replicas that answer", "user", by)
+	n.loseData(inc, "forced reform", "FORCED REFORM: emptying this node and bootstrapping a new cluster from the replicas that answer", "user", by)
 	// Bootstrap at once from whoever answers as a non-member.
 	deadline := time.Now().Add(n.voteLease())
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -307,7 +307,7 @@ func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
 		if n.runCandidacy(voters, true) {
 			return nil
 		}
-		if n.member.Load() {
+		if n.inc().member.Load() {
 			return nil
 		}
 		select {
@@ -329,20 +329,21 @@ func (n *Node) handleReform(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("reform needs cluster_id"))
 		return
 	}
-	if !n.member.Load() || n.clusterID.Load().(string) != rr.ClusterID {
+	inc := n.inc()
+	if !inc.member.Load() || inc.cluster() != rr.ClusterID {
 		writeRPCError(w, http.StatusConflict, "other_cluster", fmt.Errorf("not a member of cluster %s", rr.ClusterID))
 		return
 	}
-	if addr, _ := n.raft().LeaderWithID(); addr != "" {
+	if addr := inc.r.Leader(); addr != "" {
 		writeRPCError(w, http.StatusConflict, "has_leader", fmt.Errorf("this node follows leader %s", addr))
 		return
 	}
-	if !n.leaderlessTooLong() {
+	if !n.leaderlessTooLong(inc) {
 		writeRPCError(w, http.StatusConflict, "electing", fmt.Errorf("this node lost its leader less than %s ago", n.opts.QuorumLossTimeout))
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
-	go n.loseData("forced reform", "FORCED REFORM: an operator declared the silent voters dead; emptying this node", "user", rr.By)
+	go n.loseData(inc, "forced reform", "FORCED REFORM: an operator declared the silent voters dead; emptying this node", "user", rr.By)
 }
 
 // restart replaces the Raft instance with a new incarnation and empties the
@@ -350,15 +351,15 @@ func (n *Node) handleReform(w http.ResponseWriter, req *http.Request) {
 // cluster holds comes back through the log or a snapshot when it joins
 // (replaying a young log onto the old map would apply it twice).
 //
-// It restarts only the incarnation id: a second decision about one that
+// It restarts only incarnation old: a second decision about one that
 // another goroutine has already replaced must not wipe its successor.
-func (n *Node) restart(reason string, id raft.ServerID) bool {
+func (n *Node) restart(reason string, old *incarnation) bool {
 	n.restartMu.Lock()
 	defer n.restartMu.Unlock()
-	if n.stopping.Load() || n.ID() != id {
+	if n.stopping.Load() || n.inc() != old {
 		return false // Close or Kill owns the Raft instance now, or it was restarted
 	}
-	n.shutdownRaft()
+	n.shutdownRaft(old)
 	n.opts.State.Reset()
 	if err := n.startRaft(); err != nil {
 		// Without Raft this node can do nothing useful; the probes fail and

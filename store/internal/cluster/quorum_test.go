@@ -217,14 +217,14 @@ func TestScaleDownForgetsTheReplicasItRemoved(t *testing.T) {
 	for i := range 5 {
 		five.Servers = append(five.Servers, voter(fmt.Sprintf("es-%d/a", i), fmt.Sprintf("es-%d:8088", i)))
 	}
-	n.noteVotersLocked(five, 5)
+	n.noteVoters("c1", five, 5)
 	assert.Len(t, n.voted, 5)
 
 	three := raft.Configuration{Servers: five.Servers[:3]}
-	n.noteVotersLocked(three, 3)
+	n.noteVoters("c1", three, 3)
 	assert.Equal(t, map[string]bool{"es-0:8088": true, "es-1:8088": true, "es-2:8088": true}, n.voted,
 		"replicas 3 and 4 were removed by the scale-down and must not be restored as placeholders when the count goes back to 5")
 
-	n.noteVotersLocked(three, 0)
+	n.noteVoters("c1", three, 0)
 	assert.Len(t, n.voted, 3, "an unknown count forgets nothing")
 }

@@ -14,7 +14,7 @@ import (
 // before the round started), a follower asks the leader for it (rpc.go,
 // /peer/readindex), and both wait until they have applied that much. A
 // leader vouches only for a term whose first entry it committed
-// (leaderReady and readyTerm, set by watchLeadership in loops.go).
+// (incarnation.ready, set by watchLeadership in loops.go).
 
 // LinearizableRead returns once this node's state reflects every write
 // acknowledged before the call: it learns the leader's commit index (the
@@ -26,20 +26,23 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 		if n.stopping.Load() {
 			return ErrShutdown
 		}
-		r := n.raft()
+		inc := n.inc()
 		var (
 			idx uint64
 			err error
 		)
-		if r.State() == raft.Leader {
-			idx, err = n.readIndex(ctx)
-		} else if addr, _ := r.LeaderWithID(); addr != "" {
-			idx, err = n.sharedReadIndex(ctx, r, string(addr))
+		if inc.r.State() == raft.Leader {
+			idx, err = n.readIndex(ctx, inc)
+		} else if addr := inc.r.Leader(); addr != "" {
+			idx, err = n.sharedReadIndex(ctx, inc, string(addr))
 		} else {
 			err = errNotLeader
 		}
 		if err == nil {
-			return n.waitApplied(ctx, idx)
+			// Applied by the incarnation the index came from: a
+			// successor may belong to another cluster, whose log
+			// indexes say nothing about this one's.
+			return n.waitApplied(ctx, inc, idx)
 		}
 		// A read index changes nothing: any failure may be retried.
 		if !errors.Is(err, errNotLeader) && !errors.Is(err, errPeerUnreachable) && !errors.Is(err, ErrOutcomeUnknown) {
@@ -65,8 +68,8 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 // to requests sent after it. Reads that arrive while a round is in flight
 // share the next one, so a burst of reads costs one round trip, not one
 // each, and no log entry is written for a read.
-func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	return n.sharedReadIndex(ctx, n.raft(), "")
+func (n *Node) readIndex(ctx context.Context, inc *incarnation) (uint64, error) {
+	return n.sharedReadIndex(ctx, inc, "")
 }
 
 // sharedReadIndex joins the next read round: on the leader (leader "") a
@@ -75,11 +78,11 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 // one: a follower under load sends the leader one request per round trip,
 // not one per read. A round started after a read arrived serves it, as the
 // read index requires.
-func (n *Node) sharedReadIndex(ctx context.Context, r *raft.Raft, leader string) (uint64, error) {
+func (n *Node) sharedReadIndex(ctx context.Context, inc *incarnation, leader string) (uint64, error) {
 	n.readMu.Lock()
 	round := n.nextRead
-	if round == nil || round.r != r || round.leader != leader {
-		round = &readRound{r: r, leader: leader, done: make(chan struct{})}
+	if round == nil || round.inc != inc || round.leader != leader {
+		round = &readRound{inc: inc, leader: leader, done: make(chan struct{})}
 		n.nextRead = round
 		go n.runReadRound(round)
 	}
@@ -95,7 +98,7 @@ func (n *Node) sharedReadIndex(ctx context.Context, r *raft.Raft, leader string)
 // readRound is one read index shared by the reads that joined it before it
 // started.
 type readRound struct {
-	r      *raft.Raft
+	inc    *incarnation
 	leader string // "" when this node leads; else the leader's address
 	done   chan struct{}
 	index  uint64
@@ -115,7 +118,7 @@ func (n *Node) runReadRound(round *readRound) {
 	}
 	n.readMu.Unlock()
 	if round.leader == "" {
-		round.index, round.err = n.verifiedCommitIndex(round.r)
+		round.index, round.err = n.verifiedCommitIndex(round.inc)
 		return
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, min(n.opts.ApplyTimeout, n.electionBound()))
@@ -135,9 +138,10 @@ func (n *Node) electionBound() time.Duration { return 2*n.opts.ElectionTimeout +
 // the configuration it started in, and a voter removed meanwhile (a leave)
 // never answers it, while an even-sized configuration can keep the leader's
 // lease. Unbounded, that verify held every later read round of the node.
-func (n *Node) verifiedCommitIndex(r *raft.Raft) (uint64, error) {
+func (n *Node) verifiedCommitIndex(inc *incarnation) (uint64, error) {
+	r := inc.r
 	term := r.CurrentTerm()
-	if !n.leaderReady.Load() || n.readyTerm.Load() != term {
+	if !inc.ready(term) {
 		return 0, errNotLeader
 	}
 	index := r.CommitIndex()
@@ -157,13 +161,11 @@ func (n *Node) verifiedCommitIndex(r *raft.Raft) (uint64, error) {
 	}
 }
 
-// waitApplied blocks until every state machine entry up to idx is applied.
-// Entries the FSM never sees (no-ops, barriers) do not count, so it looks
-// at the log between what the FSM applied and idx.
-func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
-	n.mu.RLock()
-	f, r, logs := n.fsm, n.r, n.logs
-	n.mu.RUnlock()
+// waitApplied blocks until inc has applied every state machine entry up to
+// idx. Entries the FSM never sees (no-ops, barriers) do not count, so it
+// looks at the log between what the FSM applied and idx.
+func (n *Node) waitApplied(ctx context.Context, inc *incarnation, idx uint64) error {
+	f, r, logs := inc.fsm, inc.r, inc.logs
 	for {
 		ch := f.changed()
 		applied := f.applied.Load()

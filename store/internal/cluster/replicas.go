@@ -55,13 +55,7 @@ const sourceReadTimeout = 3 * time.Second
 // replicatedCount is the count the current incarnation's log holds, 0 when
 // none yet.
 func (n *Node) replicatedCount() int {
-	n.mu.RLock()
-	f := n.fsm
-	n.mu.RUnlock()
-	if f == nil {
-		return 0
-	}
-	return int(f.replicas.Load())
+	return int(n.inc().fsm.replicas.Load())
 }
 
 // replicas is the replica count this node acts on: the replicated one,
@@ -137,8 +131,8 @@ func (n *Node) probeTargets() []Peer {
 			out = append(out, p)
 		}
 	}
-	if r := n.raft(); r != nil && n.member.Load() {
-		if f := r.GetConfiguration(); f.Error() == nil {
+	if inc := n.inc(); inc.member.Load() {
+		if f := inc.r.GetConfiguration(); f.Error() == nil {
 			for _, s := range f.Configuration().Servers {
 				addr := string(s.Address)
 				if isPlaceholder(s.ID) || seen[addr] {
@@ -187,8 +181,8 @@ func (n *Node) sourceLoop() {
 // when it differs from the replicated one. A different cached value is
 // confirmed by a fresh read first, so that a source that lags a moment
 // (a poll not yet run) cannot undo a newer count another leader proposed.
-func (n *Node) syncReplicaCount(r *raft.Raft) {
-	if !n.leaderReady.Load() || int(n.sourceReplicas.Load()) == n.replicatedCount() {
+func (n *Node) syncReplicaCount(inc *incarnation) {
+	if !inc.ready(inc.r.CurrentTerm()) || int(n.sourceReplicas.Load()) == n.replicatedCount() {
 		return
 	}
 	src := n.readSource(n.ctx)
@@ -196,17 +190,18 @@ func (n *Node) syncReplicaCount(r *raft.Raft) {
 	if src < 1 || src == current {
 		return
 	}
-	if _, err := n.applyLocal(r, fsm.Command{Op: fsm.OpReplicas, Replicas: src}); err != nil {
+	if _, err := n.applyLocal(inc, fsm.Command{Op: fsm.OpReplicas, Replicas: src}); err != nil {
 		n.log.Warn("could not propose the replica count", "replicas", src, "err", err)
 		return
 	}
 	n.log.Info("replica count changed", "replicas", src, "was", current)
 }
 
-// tendReplicaCount, on the leader: bring the replicated count in line with
-// the source, then the configuration in line with the count.
-func (n *Node) tendReplicaCount(r *raft.Raft) {
-	n.syncReplicaCount(r)
+// tendReplicaCount, on the leader inc: bring the replicated count in line
+// with the source, then the configuration in line with the count.
+func (n *Node) tendReplicaCount(inc *incarnation) {
+	n.syncReplicaCount(inc)
+	r := inc.r
 	count := n.replicatedCount()
 	if count == 0 {
 		return

@@ -53,6 +53,6 @@ func (n *Node) revisionFloor(voters map[Peer]statusResponse) int64 {
 // newBase is the base revision command of the first leader of a cluster
 // bootstrapped here: above the floor the bootstrap carried and above this
 // node's own report (it may have emptied itself after it answered).
-func (n *Node) newBase() fsm.Command {
-	return fsm.NewBase(n.opts.Wall(), max(n.baseFloor.Load(), floorFromReport(n.revisionReport())))
+func (n *Node) newBase(inc *incarnation) fsm.Command {
+	return fsm.NewBase(n.opts.Wall(), max(inc.baseFloor.Load(), floorFromReport(n.revisionReport())))
 }

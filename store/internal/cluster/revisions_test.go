@@ -41,8 +41,9 @@ func TestRevisionFloorCoversEveryReport(t *testing.T) {
 	// The first leader adds its own memory to the floor it was handed.
 	state.Apply(fsm.NewBase(time.UnixMicro(50_000), 0))
 	state.Reset()
-	n.baseFloor.Store(3_000)
-	require.Equal(t, int64(50_000+unappliedMargin), n.newBase().BaseRevision)
-	n.baseFloor.Store(1 << 40)
-	require.Equal(t, int64(1<<40), n.newBase().BaseRevision)
+	inc := &incarnation{}
+	inc.baseFloor.Store(3_000)
+	require.Equal(t, int64(50_000+unappliedMargin), n.newBase(inc).BaseRevision)
+	inc.baseFloor.Store(1 << 40)
+	require.Equal(t, int64(1<<40), n.newBase(inc).BaseRevision)
 }

@@ -142,7 +142,7 @@ func (n *Node) rpcRoutes() []rpcRoute {
 		{"GET /peer/readindex", func(w http.ResponseWriter, req *http.Request) {
 			ctx, cancel := context.WithTimeout(req.Context(), n.opts.ApplyTimeout)
 			defer cancel()
-			idx, err := n.readIndex(ctx)
+			idx, err := n.readIndex(ctx, n.inc())
 			if err != nil {
 				writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err)
 				return
@@ -161,17 +161,16 @@ func (n *Node) rpcHandler() http.Handler {
 }
 
 func (n *Node) status() statusResponse {
-	r := n.raft()
+	inc := n.inc()
+	r := inc.r
 	addr, lid := r.LeaderWithID()
 	st := statusResponse{
-		ID: string(n.ID()), Name: n.opts.Name, Address: n.opts.Address,
-		Member: n.member.Load(), ClusterID: n.clusterID.Load().(string),
+		ID: string(inc.id), Name: n.opts.Name, Address: n.opts.Address,
+		Member: inc.member.Load(), ClusterID: inc.cluster(),
 		LeaderID: string(lid), LeaderAddr: string(addr),
+		Applied: inc.fsm.applied.Load(),
 	}
-	n.mu.RLock()
-	st.Applied = n.fsm.applied.Load()
-	n.mu.RUnlock()
-	if v := n.vote.Load(); v != nil {
+	if v := inc.vote.Load(); v != nil {
 		st.Vote = string(v.candidate)
 	}
 	st.Answering = int(n.answering.Load())
@@ -196,18 +195,18 @@ type configServer struct {
 
 // membershipRequest decodes a join, promote or leave request and checks that
 // this node leads; on failure it has answered and returns ok=false.
-func (n *Node) membershipRequest(w http.ResponseWriter, req *http.Request, what string, needAddress bool) (joinRequest, *raft.Raft, bool) {
+func (n *Node) membershipRequest(w http.ResponseWriter, req *http.Request, what string, needAddress bool) (joinRequest, *incarnation, bool) {
 	var j joinRequest
 	if err := json.NewDecoder(req.Body).Decode(&j); err != nil || j.ID == "" || (needAddress && j.Address == "") {
 		writeRPCError(w, http.StatusBadRequest, "bad_request", fmt.Errorf("%s needs id and address", what))
 		return j, nil, false
 	}
-	r := n.raft()
-	if r.State() != raft.Leader {
+	inc := n.inc()
+	if inc.r.State() != raft.Leader {
 		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
 		return j, nil, false
 	}
-	return j, r, true
+	return j, inc, true
 }
 
 // handleJoin adds a new incarnation as a non-voter, first retiring any
@@ -215,11 +214,12 @@ func (n *Node) membershipRequest(w http.ResponseWriter, req *http.Request, what 
 // member has forgotten everything and must never vote again; a voter is
 // replaced by its replica's placeholder until the new one is promoted.
 func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
-	j, r, ok := n.membershipRequest(w, req, "join", true)
+	j, inc, ok := n.membershipRequest(w, req, "join", true)
 	if !ok {
 		return
 	}
-	if !n.withinCount(req.Context(), r, j.Address) {
+	r := inc.r
+	if !n.withinCount(req.Context(), inc, j.Address) {
 		writeRPCError(w, http.StatusConflict, "beyond_replica_count", fmt.Errorf("%s is beyond the replica count %d", j.Address, n.replicas()))
 		return
 	}
@@ -248,7 +248,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	n.log.Info("added non-voter", "id", id, "address", j.Address)
-	resp := joinResponse{ClusterID: n.clusterID.Load().(string), CommitIndex: r.CommitIndex(), Term: r.CurrentTerm()}
+	resp := joinResponse{ClusterID: inc.cluster(), CommitIndex: r.CommitIndex(), Term: r.CurrentTerm()}
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			resp.Servers = append(resp.Servers, string(s.ID))
@@ -260,11 +260,12 @@ func (n *Node) handleJoin(w http.ResponseWriter, req *http.Request) {
 // handlePromote makes a caught-up non-voter a voter in its replica's
 // placeholder's place.
 func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
-	j, r, ok := n.membershipRequest(w, req, "promote", true)
+	j, inc, ok := n.membershipRequest(w, req, "promote", true)
 	if !ok {
 		return
 	}
-	if !n.withinCount(req.Context(), r, j.Address) {
+	r := inc.r
+	if !n.withinCount(req.Context(), inc, j.Address) {
 		writeRPCError(w, http.StatusConflict, "beyond_replica_count", fmt.Errorf("%s is beyond the replica count %d", j.Address, n.replicas()))
 		return
 	}
@@ -310,24 +311,24 @@ func (n *Node) handlePromote(w http.ResponseWriter, req *http.Request) {
 // not subject to the count). Beyond it, the leader first reads its source
 // and proposes a new count: a scale-up's new pod may ask before the
 // leader's poll has seen the new count.
-func (n *Node) withinCount(ctx context.Context, r *raft.Raft, address string) bool {
+func (n *Node) withinCount(ctx context.Context, inc *incarnation, address string) bool {
 	o := n.ordinalOf(address)
 	if o < 0 || o < n.replicas() {
 		return true
 	}
 	n.readSource(ctx)
-	n.syncReplicaCount(r)
+	n.syncReplicaCount(inc)
 	return o < n.replicas()
 }
 
 // handleLeave retires a member that is shutting down: a voter's place is
 // kept by its replica's placeholder, unless its replica is scaled away.
 func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
-	j, r, ok := n.membershipRequest(w, req, "leave", false)
+	j, inc, ok := n.membershipRequest(w, req, "leave", false)
 	if !ok {
 		return
 	}
-	if err := n.leaveByID(req.Context(), r, raft.ServerID(j.ID), j.Address, j.Remove); err != nil {
+	if err := n.leaveByID(req.Context(), inc, raft.ServerID(j.ID), j.Address, j.Remove); err != nil {
 		writeRPCError(w, http.StatusServiceUnavailable, "remove_failed", err)
 		return
 	}
@@ -342,11 +343,12 @@ func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
 // its ordinal) and the replicated count still includes it, the leader
 // reads its own source and proposes the new count first; if the count
 // still includes the leaver, it is retired like a restarting pod.
-func (n *Node) leaveByID(ctx context.Context, r *raft.Raft, id raft.ServerID, address string, remove bool) error {
+func (n *Node) leaveByID(ctx context.Context, inc *incarnation, id raft.ServerID, address string, remove bool) error {
+	r := inc.r
 	ordinal := n.ordinalOf(address)
 	if remove && ordinal >= 0 && ordinal < n.replicatedCount() {
 		n.readSource(ctx)
-		n.syncReplicaCount(r)
+		n.syncReplicaCount(inc)
 	}
 	if count := n.replicatedCount(); ordinal >= 0 && count > 0 && ordinal >= count {
 		n.membershipMu.Lock()
@@ -389,12 +391,12 @@ func (n *Node) handleApply(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusBadRequest, "bad_request", err)
 		return
 	}
-	r := n.raft()
-	if r.State() != raft.Leader {
+	inc := n.inc()
+	if inc.r.State() != raft.Leader {
 		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
 		return
 	}
-	res, err := n.applyLocal(r, cmd)
+	res, err := n.applyLocal(inc, cmd)
 	if errors.Is(err, raft.ErrNotLeader) {
 		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err) // never appended
 		return

@@ -9,8 +9,8 @@ import (
 )
 
 // Stopping: Close is the graceful exit (leadership transfer, leave, then
-// Raft stops); Kill stops as a crash would (tests use it for SIGKILL);
-// shutdownRaft stops one incarnation's Raft, for both and for restart
+// Raft stops); Kill stops as a crash would (tests use it for SIGKILL). Both
+// stop the current incarnation (incarnation.shutdown), as restart does
 // (quorum.go).
 
 // Close leaves gracefully: a leader hands leadership over first, then the
@@ -24,9 +24,9 @@ func (n *Node) Close(ctx context.Context) error {
 	n.restartMu.Lock()
 	n.restartMu.Unlock() //nolint:staticcheck // an empty critical section: wait for a restart
 
-	r := n.raft()
-	id := n.ID()
-	if n.member.Load() {
+	inc := n.inc()
+	r, id := inc.r, inc.id
+	if inc.member.Load() {
 		cfg := r.GetConfiguration()
 		others := 0
 		if cfg.Error() == nil {
@@ -51,7 +51,7 @@ func (n *Node) Close(ctx context.Context) error {
 			if remove {
 				n.log.Info("leaving for good: this replica's ordinal is beyond the replica count", "ordinal", n.opts.Ordinal, "replicas", n.sourceReplicas.Load())
 			}
-			n.leave(ctx, r, id, remove)
+			n.leave(ctx, inc, remove)
 		}
 	}
 	n.cancel()
@@ -60,21 +60,22 @@ func (n *Node) Close(ctx context.Context) error {
 		_ = n.rpc.Shutdown(sctx)
 		cancel()
 	}
-	n.shutdownRaft()
+	n.shutdownRaft(inc)
 	n.wg.Wait()
 	n.log.Info("raft stopped", "id", id)
 	return nil
 }
 
-// leave asks the leader to retire this incarnation, until it has or ctx
+// leave asks the leader to retire incarnation inc, until it has or ctx
 // ends. When this node knows no leader it asks every peer: a leader that
 // already removed it (its answer was lost when that leader stepped down
 // mid-retirement) no longer sends it anything, so it would never learn one;
 // that leader answers at once, and only a leader acts on the request.
-func (n *Node) leave(ctx context.Context, r *raft.Raft, id raft.ServerID, remove bool) {
+func (n *Node) leave(ctx context.Context, inc *incarnation, remove bool) {
+	r, id := inc.r, inc.id
 	for ctx.Err() == nil {
 		if r.State() == raft.Leader {
-			if err := n.leaveByID(ctx, r, id, n.opts.Address, remove); err == nil {
+			if err := n.leaveByID(ctx, inc, id, n.opts.Address, remove); err == nil {
 				n.log.Info("left the cluster", "id", id)
 				return
 			}
@@ -115,26 +116,14 @@ func (n *Node) Kill() {
 	if n.rpc != nil {
 		_ = n.rpc.Close()
 	}
-	n.shutdownRaft()
+	n.shutdownRaft(n.inc())
 	n.wg.Wait()
 }
 
-// shutdownRaft stops the current Raft instance. Closing its stream layer
-// first aborts the RPCs Raft's shutdown waits for: behind a partition, or
-// in a pipeline to a dead follower, each would wait out its whole timeout.
-func (n *Node) shutdownRaft() {
-	n.mu.RLock()
-	r, stream, stopped := n.r, n.stream, n.stopped
-	n.mu.RUnlock()
-	shutdown := r.Shutdown()
-	_ = stream.Close()
-	if err := shutdown.Error(); err != nil {
+// shutdownRaft stops incarnation inc (Close, Kill, restart).
+func (n *Node) shutdownRaft(inc *incarnation) {
+	if err := inc.shutdown(); err != nil {
 		n.log.Warn("raft shutdown", "err", err)
-	}
-	select {
-	case <-stopped:
-	default:
-		close(stopped)
 	}
 }
 

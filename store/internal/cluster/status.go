@@ -12,12 +12,11 @@ import (
 // Ready is true when this node is a voting member that knows a leader: a
 // rolling update waits for it before taking the next pod down.
 func (n *Node) Ready() bool {
-	r := n.raft()
-	if n.stopping.Load() || n.draining.Load() || !n.selfIsVoter() {
+	inc := n.inc()
+	if n.stopping.Load() || n.draining.Load() || !inc.selfIsVoter() {
 		return false
 	}
-	addr, _ := r.LeaderWithID()
-	return addr != ""
+	return inc.r.Leader() != ""
 }
 
 // Drain makes the node report not ready while it keeps serving, so load
@@ -59,25 +58,23 @@ type Status struct {
 
 // Status reports membership, leadership and progress.
 func (n *Node) Status() Status {
-	r := n.raft()
+	inc := n.inc()
+	r := inc.r
 	_, lid := r.LeaderWithID()
-	n.mu.RLock()
-	applied := n.fsm.applied.Load()
-	n.mu.RUnlock()
 	st := Status{
-		Self: string(n.ID()), Leader: string(lid), State: r.State().String(),
-		ClusterID: n.clusterID.Load().(string), Revision: n.opts.State.Revision(),
-		CommitIndex: r.CommitIndex(), AppliedIndex: applied, Members: []Member{},
+		Self: string(inc.id), Leader: string(lid), State: r.State().String(),
+		ClusterID: inc.cluster(), Revision: n.opts.State.Revision(),
+		CommitIndex: r.CommitIndex(), AppliedIndex: inc.fsm.applied.Load(), Members: []Member{},
 		Replicas: n.replicas(),
 	}
 	st.SnapshotIndex, _ = strconv.ParseUint(r.Stats()["last_snapshot_index"], 10, 64)
-	if q := n.quorum.Load(); q != nil {
+	if q := inc.quorum.Load(); q != nil {
 		st.Quorum = *q
 	}
 	if lid != "" {
 		st.Quorum = QuorumReport{State: QuorumOK}
 	}
-	if f := n.forks.Load(); f != nil {
+	if f := inc.forks.Load(); f != nil {
 		st.Forks = *f
 	}
 	if f := r.GetConfiguration(); f.Error() == nil {
