@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // discoveryLoop brings the node into a cluster and keeps it there: join a
@@ -144,7 +146,7 @@ func (n *Node) tendMembership() {
 	if leaderAddr != "" {
 		n.noLeaderSince.Store(int64(n.mono()))
 		n.sawLeader.Store(true)
-		n.setQuorum(QuorumReport{State: QuorumOK})
+		n.setQuorum(api.QuorumReport{State: api.QuorumOK})
 	}
 	cfg := r.GetConfiguration()
 	var self *raft.Server

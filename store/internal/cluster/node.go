@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
@@ -215,8 +216,8 @@ type Node struct {
 	// node may vote for although its own configuration does not list them
 	// (candidateVouched).
 	newerVoters atomic.Pointer[map[raft.ServerID]bool]
-	quorum      atomic.Pointer[QuorumReport]
-	forks       atomic.Pointer[[]Fork]
+	quorum      atomic.Pointer[api.QuorumReport]
+	forks       atomic.Pointer[[]api.Fork]
 	stopping    atomic.Bool
 	draining    atomic.Bool // shutting down soon: not ready, still serving
 	// sourceReplicas is what the ReplicaSource last reported (0: never).
@@ -400,7 +401,7 @@ func (n *Node) startRaft() error {
 	n.forks.Store(nil)
 	n.peerTrusted.Store(nil)
 	n.newerVoters.Store(nil)
-	n.setQuorum(QuorumReport{State: QuorumElecting})
+	n.setQuorum(api.QuorumReport{State: api.QuorumElecting})
 	// The gauges describe this incarnation, a member of nothing yet: the
 	// previous one's values would count it as a voter (or the leader) in
 	// the alerts until it joins again.

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
@@ -140,7 +140,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 }
 
 // TestOpenAPIDocumentsEveryErrorCode: the ErrorCode enum is exactly the
-// codes of store/client/errcode.
+// codes of store/client/api (api.Codes).
 func TestOpenAPIDocumentsEveryErrorCode(t *testing.T) {
 	doc := loadOpenAPI(t)
 	ref, ok := doc.Components.Schemas["ErrorCode"]
@@ -151,11 +151,11 @@ func TestOpenAPIDocumentsEveryErrorCode(t *testing.T) {
 		require.True(t, ok, "ErrorCode enum value %v is not a string", v)
 		documented = append(documented, s)
 	}
-	for _, c := range errcode.All() {
+	for _, c := range api.Codes() {
 		assert.Contains(t, documented, c, "error code %q is missing from ErrorCode in %s", c, openAPIFile)
 	}
 	for _, c := range documented {
-		assert.Contains(t, errcode.All(), c, "ErrorCode in %s lists %q, which errcode does not declare", openAPIFile, c)
+		assert.Contains(t, api.Codes(), c, "ErrorCode in %s lists %q, which store/client/api does not declare", openAPIFile, c)
 	}
 	// The error body's code is that schema.
 	detail := doc.Components.Schemas["ErrorDetail"]
@@ -178,15 +178,15 @@ func TestOpenAPIRoutesAnswerOnARunningServer(t *testing.T) {
 		for _, m := range methods {
 			status, code := statusAndCode(t, hc, m, target)
 			assert.NotEqual(t, http.StatusMethodNotAllowed, status, "%s %s", m, path)
-			assert.NotEqual(t, errcode.NotFound, code, "%s %s", m, path)
+			assert.NotEqual(t, api.CodeNotFound, code, "%s %s", m, path)
 		}
 		status, code, _ := do(t, hc, http.MethodPatch, target, nil)
 		assert.Equal(t, http.StatusMethodNotAllowed, status, "PATCH %s", path)
-		assert.Equal(t, errcode.MethodNotAllowed, code, "PATCH %s", path)
+		assert.Equal(t, api.CodeMethodNotAllowed, code, "PATCH %s", path)
 	}
 	status, code, _ := do(t, hc, http.MethodGet, base+"/v2/nothing", nil)
 	assert.Equal(t, http.StatusNotFound, status)
-	assert.Equal(t, errcode.NotFound, code)
+	assert.Equal(t, api.CodeNotFound, code)
 
 	for path, methods := range docProbe {
 		for _, m := range methods {
@@ -209,7 +209,7 @@ func statusAndCode(t *testing.T, hc *http.Client, method, target string) (int, s
 	resp, err := hc.Do(req)
 	require.NoError(t, err, "%s %s", method, target)
 	defer resp.Body.Close()
-	var e apiErr
+	var e api.ErrorBody
 	if resp.StatusCode >= 400 && method != http.MethodHead {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e), "%s %s: error bodies are JSON", method, target)
 	}
