@@ -32,10 +32,20 @@
 // older than the history the nodes keep). ListThenWatch returns a prefix's
 // keys at one revision and a Watcher of every change after it.
 //
+// # Wire types
+//
+// The JSON bodies of the answers are the types of package api
+// (store/client/api), the ones the server encodes: Put returns an
+// api.PutResult, Delete an api.DeleteResult, Cluster and Reform an
+// api.ClusterStatus, Watcher.Next an api.Event; APIError.Code is one of
+// the api.Code... constants. Get and List give KeyValues, built from the
+// answer's headers or api.ListItems.
+//
 // # Dependencies
 //
-// The client is a module of its own that imports the standard library
-// only: a program that uses it builds none of the server's dependencies.
+// The client is a module of its own (this package and api) that imports
+// the standard library only: a program that uses it builds none of the
+// server's dependencies.
 //
 // # Keys
 //
@@ -59,6 +69,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // DefaultTimeout bounds a call when Config.Timeout is zero.
@@ -369,9 +381,9 @@ func mayFailover(method string, apiErr *APIError, err error) bool {
 	read := method == http.MethodGet || method == http.MethodHead
 	if apiErr != nil {
 		switch {
-		case apiErr.Code == CodeNotReady:
+		case apiErr.Code == api.CodeNotReady:
 			return true
-		case apiErr.StatusCode == http.StatusServiceUnavailable && (apiErr.Code == CodeNoQuorum || apiErr.Code == ""):
+		case apiErr.StatusCode == http.StatusServiceUnavailable && (apiErr.Code == api.CodeNoQuorum || apiErr.Code == ""):
 			return read
 		}
 		return false

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // Sentinel errors. Every error the server answers with is an *APIError;
@@ -61,50 +61,23 @@ var (
 	ErrWatcherClosed = errors.New("watcher closed")
 )
 
-// The stable codes of APIError.Code (docs/interfaces.md, "Error codes").
-// The server sends exactly these; compare with them rather than with
-// strings, or match the sentinels above with errors.Is.
-const (
-	CodeBadRequest           = errcode.BadRequest
-	CodeInvalidKey           = errcode.InvalidKey
-	CodeInvalidTTL           = errcode.InvalidTTL
-	CodeInvalidRevision      = errcode.InvalidRevision
-	CodeConfirmationRequired = errcode.ConfirmationRequired
-	CodeUnauthenticated      = errcode.Unauthenticated
-	CodeForbidden            = errcode.Forbidden
-	CodeKeyNotFound          = errcode.KeyNotFound
-	CodeNotFound             = errcode.NotFound // no such route
-	CodeMethodNotAllowed     = errcode.MethodNotAllowed
-	CodeReformRefused        = errcode.ReformRefused
-	CodeRevisionCompacted    = errcode.RevisionCompacted
-	CodeRevisionMismatch     = errcode.RevisionMismatch
-	CodeKeyTooLarge          = errcode.KeyTooLarge
-	CodeValueTooLarge        = errcode.ValueTooLarge
-	CodeRequestCanceled      = errcode.RequestCanceled
-	CodeInternal             = errcode.Internal
-	CodeNoQuorum             = errcode.NoQuorum
-	CodeNotReady             = errcode.NotReady
-	CodeQuotaExceeded        = errcode.QuotaExceeded
-	CodeWatcherTooSlow       = errcode.WatcherTooSlow
-)
-
 // sentinelByCode maps the stable codes to sentinels.
 var sentinelByCode = map[string]error{
-	CodeKeyNotFound:       ErrKeyNotFound,
-	CodeRevisionMismatch:  ErrRevisionMismatch,
-	CodeUnauthenticated:   ErrUnauthenticated,
-	CodeForbidden:         ErrForbidden,
-	CodeKeyTooLarge:       ErrTooLarge,
-	CodeValueTooLarge:     ErrTooLarge,
-	CodeBadRequest:        ErrBadRequest,
-	CodeInvalidKey:        ErrBadRequest,
-	CodeInvalidTTL:        ErrBadRequest,
-	CodeInvalidRevision:   ErrBadRequest,
-	CodeNoQuorum:          ErrNoQuorum,
-	CodeNotReady:          ErrNotReady,
-	CodeQuotaExceeded:     ErrQuotaExceeded,
-	CodeRevisionCompacted: ErrCompacted,
-	CodeWatcherTooSlow:    ErrWatcherTooSlow,
+	api.CodeKeyNotFound:       ErrKeyNotFound,
+	api.CodeRevisionMismatch:  ErrRevisionMismatch,
+	api.CodeUnauthenticated:   ErrUnauthenticated,
+	api.CodeForbidden:         ErrForbidden,
+	api.CodeKeyTooLarge:       ErrTooLarge,
+	api.CodeValueTooLarge:     ErrTooLarge,
+	api.CodeBadRequest:        ErrBadRequest,
+	api.CodeInvalidKey:        ErrBadRequest,
+	api.CodeInvalidTTL:        ErrBadRequest,
+	api.CodeInvalidRevision:   ErrBadRequest,
+	api.CodeNoQuorum:          ErrNoQuorum,
+	api.CodeNotReady:          ErrNotReady,
+	api.CodeQuotaExceeded:     ErrQuotaExceeded,
+	api.CodeRevisionCompacted: ErrCompacted,
+	api.CodeWatcherTooSlow:    ErrWatcherTooSlow,
 }
 
 // sentinelByStatus is the fallback for an error without a known code, such
@@ -124,8 +97,8 @@ var sentinelByStatus = map[int]error{
 type APIError struct {
 	// StatusCode is the HTTP status; 0 for an error inside a watch stream.
 	StatusCode int
-	// Code is the stable code (docs/interfaces.md), "" when the body was
-	// not the store's JSON (a proxy's error page, say).
+	// Code is the stable code, one of api.Code... (docs/interfaces.md),
+	// "" when the body was not the store's JSON (a proxy's error page, say).
 	Code string
 	// Message is the server's explanation, for people.
 	Message string
@@ -172,12 +145,7 @@ func apiErrorFrom(resp *http.Response) *APIError {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &APIError{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
-	var wire struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var wire api.ErrorBody
 	if json.Unmarshal(body, &wire) == nil && wire.Error.Code != "" {
 		e.Code, e.Message = wire.Error.Code, wire.Error.Message
 		return e

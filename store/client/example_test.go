@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // exampleClient is a Client of a throw-away store served by the package's
@@ -148,9 +149,9 @@ func ExampleClient_ListThenWatch() {
 			log.Fatal(err)
 		}
 		switch ev.Type {
-		case client.EventPut:
+		case api.EventPut:
 			local[ev.Key] = string(ev.Value)
-		default: // client.EventDelete, client.EventExpire
+		default: // api.EventDelete, api.EventExpire
 			delete(local, ev.Key)
 		}
 		fmt.Println(ev.Revision, ev.Type, ev.Key)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // fakeStore is a minimal in-memory server of the API contract
@@ -21,9 +23,9 @@ type fakeStore struct {
 	mu        sync.Mutex
 	rev       int64
 	kvs       map[string]fakeKV
-	history   []Event
+	history   []api.Event
 	compacted int64 // watches from a revision <= this get 410
-	subs      map[chan Event]string
+	subs      map[chan api.Event]string
 	requests  []seenRequest
 	stop      chan struct{}
 }
@@ -39,7 +41,7 @@ type seenRequest struct {
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{kvs: map[string]fakeKV{}, subs: map[chan Event]string{}, stop: make(chan struct{})}
+	return &fakeStore{kvs: map[string]fakeKV{}, subs: map[chan api.Event]string{}, stop: make(chan struct{})}
 }
 
 func (f *fakeStore) seen() []seenRequest {
@@ -141,7 +143,7 @@ func (f *fakeStore) kv(w http.ResponseWriter, r *http.Request, key string, body 
 			kv.create = cur.create
 		}
 		f.kvs[key] = kv
-		f.publish(Event{Type: EventPut, Key: key, Value: body, Revision: f.rev})
+		f.publish(api.Event{Type: api.EventPut, Key: key, Value: body, Revision: f.rev})
 		writeJSON(w, map[string]any{"key": key, "revision": f.rev, "create_revision": kv.create, "modify_revision": kv.modify})
 	case http.MethodDelete:
 		if !exists {
@@ -150,7 +152,7 @@ func (f *fakeStore) kv(w http.ResponseWriter, r *http.Request, key string, body 
 		}
 		f.rev++
 		delete(f.kvs, key)
-		f.publish(Event{Type: EventDelete, Key: key, Revision: f.rev})
+		f.publish(api.Event{Type: api.EventDelete, Key: key, Revision: f.rev})
 		writeJSON(w, map[string]any{"key": key, "revision": f.rev})
 	default:
 		writeErr(w, 405, "method_not_allowed", "no")
@@ -158,7 +160,7 @@ func (f *fakeStore) kv(w http.ResponseWriter, r *http.Request, key string, body 
 }
 
 // publish records ev and hands it to live watchers; f.mu is held.
-func (f *fakeStore) publish(ev Event) {
+func (f *fakeStore) publish(ev api.Event) {
 	f.history = append(f.history, ev)
 	for ch, prefix := range f.subs {
 		if strings.HasPrefix(ev.Key, prefix) {
@@ -208,14 +210,14 @@ func (f *fakeStore) list(w http.ResponseWriter, q url.Values) {
 func (f *fakeStore) watch(w http.ResponseWriter, r *http.Request, q url.Values) {
 	prefix := q.Get("prefix")
 	from, _ := strconv.ParseInt(q.Get("from"), 10, 64)
-	ch := make(chan Event, 100)
+	ch := make(chan api.Event, 100)
 	f.mu.Lock()
 	if q.Has("from") && from <= f.compacted {
 		f.mu.Unlock()
 		writeErr(w, 410, "revision_compacted", fmt.Sprintf("revision %d is compacted", from))
 		return
 	}
-	var backlog []Event
+	var backlog []api.Event
 	for _, ev := range f.history {
 		if q.Has("from") && ev.Revision >= from && strings.HasPrefix(ev.Key, prefix) {
 			backlog = append(backlog, ev)

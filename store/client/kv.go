@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // KeyValue is a key with its value and revisions.
@@ -27,21 +29,8 @@ type KeyValue struct {
 	TTLRemaining time.Duration
 }
 
-// PutResult is the outcome of a Put.
-type PutResult struct {
-	Key            string `json:"key"`
-	Revision       int64  `json:"revision"`
-	CreateRevision int64  `json:"create_revision"`
-	ModifyRevision int64  `json:"modify_revision"`
-}
-
-// DeleteResult is the outcome of a Delete.
-type DeleteResult struct {
-	Key      string `json:"key"`
-	Revision int64  `json:"revision"`
-}
-
-// ListPage is one page of a listing, in key order.
+// ListPage is one page of a listing, in key order: api.ListPage with
+// the items as KeyValues.
 type ListPage struct {
 	// Revision is the store revision the page was read at.
 	Revision int64
@@ -179,7 +168,7 @@ func headerInt(h http.Header, name string) int64 {
 
 // Put writes value under key and returns the new revision once the write
 // is committed by a majority.
-func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...PutOption) (*PutResult, error) {
+func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...PutOption) (*api.PutResult, error) {
 	var o writeOptions
 	for _, opt := range opts {
 		opt.applyPut(&o)
@@ -201,7 +190,7 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...PutO
 	if value == nil {
 		value = []byte{}
 	}
-	var res PutResult
+	var res api.PutResult
 	if err := c.doJSON(ctx, call{method: http.MethodPut, path: path, query: q, body: value}, &res); err != nil {
 		return nil, err
 	}
@@ -209,7 +198,7 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...PutO
 }
 
 // Delete removes key. A missing key is ErrKeyNotFound.
-func (c *Client) Delete(ctx context.Context, key string, opts ...DeleteOption) (*DeleteResult, error) {
+func (c *Client) Delete(ctx context.Context, key string, opts ...DeleteOption) (*api.DeleteResult, error) {
 	var o writeOptions
 	for _, opt := range opts {
 		opt.applyDelete(&o)
@@ -222,20 +211,11 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...DeleteOption) (
 	if o.prev != nil {
 		q.Set("prev_revision", strconv.FormatInt(*o.prev, 10))
 	}
-	var res DeleteResult
+	var res api.DeleteResult
 	if err := c.doJSON(ctx, call{method: http.MethodDelete, path: path, query: q}, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
-}
-
-// wireItem is a list item as the server sends it.
-type wireItem struct {
-	Key            string `json:"key"`
-	Value          []byte `json:"value"`
-	CreateRevision int64  `json:"create_revision"`
-	ModifyRevision int64  `json:"modify_revision"`
-	TTLRemainingMS int64  `json:"ttl_remaining_ms"`
 }
 
 // List returns one page of the keys starting with prefix ("" for every
@@ -265,12 +245,7 @@ func (c *Client) list(ctx context.Context, prefix string, o listOptions) (*ListP
 	if o.stale {
 		q.Set("stale", "true")
 	}
-	var wire struct {
-		Revision int64      `json:"revision"`
-		Items    []wireItem `json:"items"`
-		More     bool       `json:"more"`
-		Next     string     `json:"next"`
-	}
+	var wire api.ListPage
 	if err := c.doJSON(ctx, call{method: http.MethodGet, path: "/v1/kv/", query: q}, &wire); err != nil {
 		return nil, err
 	}
@@ -312,55 +287,9 @@ func (c *Client) ListAll(ctx context.Context, prefix string, opts ...ListOption)
 	}
 }
 
-// ClusterStatus is what the answering node knows of the cluster.
-type ClusterStatus struct {
-	Self         string `json:"self"`
-	Leader       string `json:"leader"`
-	State        string `json:"state"`
-	ClusterID    string `json:"cluster_id,omitempty"`
-	Revision     int64  `json:"revision"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// Replicas is the replica count the answering node acts on (the
-	// replicated count once the cluster has recorded one).
-	Replicas int      `json:"replicas,omitempty"`
-	Members  []Member `json:"members"`
-	// Quorum says why there is no leader: "ok", "electing", or
-	// "waiting_for_silent_voters" with the voters that stay silent.
-	Quorum QuorumReport `json:"quorum"`
-	// Forks lists peers in another cluster than the answering node's; it
-	// should always be empty.
-	Forks []Fork `json:"forks,omitempty"`
-}
-
-// QuorumReport is the answering node's view of its quorum.
-type QuorumReport struct {
-	State                string   `json:"state"`
-	Silent               []string `json:"silent,omitempty"`
-	Gone                 []string `json:"gone,omitempty"`
-	WithoutLeaderSeconds float64  `json:"without_leader_seconds,omitempty"`
-}
-
-// Fork is a peer found in another cluster.
-type Fork struct {
-	Peer      string `json:"peer"`
-	ClusterID string `json:"cluster_id"`
-	Voters    int    `json:"voters"`
-}
-
-// Member is one server of the Raft configuration.
-type Member struct {
-	// ID is the incarnation: "<pod>/<random>", new at every process start.
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Address  string `json:"address"`
-	Suffrage string `json:"suffrage"`
-	Leader   bool   `json:"leader"`
-}
-
 // Cluster returns the status of the node that answers.
-func (c *Client) Cluster(ctx context.Context) (*ClusterStatus, error) {
-	var st ClusterStatus
+func (c *Client) Cluster(ctx context.Context) (*api.ClusterStatus, error) {
+	var st api.ClusterStatus
 	if err := c.doJSON(ctx, call{method: http.MethodGet, path: "/v1/cluster"}, &st); err != nil {
 		return nil, err
 	}
@@ -370,8 +299,8 @@ func (c *Client) Cluster(ctx context.Context) (*ClusterStatus, error) {
 // Reform forces the answering node's leaderless cluster to re-form empty:
 // the operator's way out when voters stay silent because they are dead.
 // confirm must be the cluster_id the node reports. Every key is lost.
-func (c *Client) Reform(ctx context.Context, confirm string) (*ClusterStatus, error) {
-	var st ClusterStatus
+func (c *Client) Reform(ctx context.Context, confirm string) (*api.ClusterStatus, error) {
+	var st api.ClusterStatus
 	q := url.Values{"confirm": {confirm}}
 	if err := c.doJSON(ctx, call{method: http.MethodPost, path: "/v1/cluster/reform", query: q, body: []byte{}}, &st); err != nil {
 		return nil, err

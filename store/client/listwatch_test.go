@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // TestListThenWatchSnapshotThenChanges: the snapshot is one listing at
@@ -70,7 +72,7 @@ func TestListThenWatchListsAgainWhenCompacted(t *testing.T) {
 		case r.URL.Path == "/v1/kv/":
 			writeJSON(w, map[string]any{"revision": 10 * lists.Add(1), "items": []map[string]any{}})
 		case r.URL.Query().Get("from") == "11":
-			writeErr(w, 410, CodeRevisionCompacted, "compacted")
+			writeErr(w, 410, api.CodeRevisionCompacted, "compacted")
 		default:
 			lines("hang", put(21))(w, r)
 		}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // retries records the revision each retry resumes from; its resume
@@ -198,7 +200,7 @@ func TestResumeCases(t *testing.T) {
 		{
 			name: "watcher too slow resumes",
 			steps: []func(http.ResponseWriter, *http.Request){
-				lines("eof", put(3), errorLine(CodeWatcherTooSlow)),
+				lines("eof", put(3), errorLine(api.CodeWatcherTooSlow)),
 				lines("hang", put(4)),
 			},
 			revs:    []int64{3, 4},
@@ -208,8 +210,8 @@ func TestResumeCases(t *testing.T) {
 			name: "no quorum, then not ready, then the stream",
 			steps: []func(http.ResponseWriter, *http.Request){
 				lines("reset", put(3)),
-				status(503, CodeNoQuorum),
-				status(503, CodeNotReady),
+				status(503, api.CodeNoQuorum),
+				status(503, api.CodeNotReady),
 				lines("hang", put(7)),
 			},
 			revs:    []int64{3, 7},
@@ -219,7 +221,7 @@ func TestResumeCases(t *testing.T) {
 			name: "compacted on resume is final",
 			steps: []func(http.ResponseWriter, *http.Request){
 				lines("reset", put(3)),
-				status(410, CodeRevisionCompacted),
+				status(410, api.CodeRevisionCompacted),
 			},
 			revs:    []int64{3},
 			errIs:   ErrCompacted,
@@ -228,7 +230,7 @@ func TestResumeCases(t *testing.T) {
 		{
 			name: "the cluster re-formed empty: compacted in the stream is final",
 			steps: []func(http.ResponseWriter, *http.Request){
-				lines("eof", put(3), errorLine(CodeRevisionCompacted)),
+				lines("eof", put(3), errorLine(api.CodeRevisionCompacted)),
 			},
 			revs:    []int64{3},
 			errIs:   ErrCompacted,
@@ -237,7 +239,7 @@ func TestResumeCases(t *testing.T) {
 		{
 			name: "forbidden (the user lost the right) is final",
 			steps: []func(http.ResponseWriter, *http.Request){
-				lines("eof", put(3), errorLine(CodeForbidden)),
+				lines("eof", put(3), errorLine(api.CodeForbidden)),
 			},
 			revs:    []int64{3},
 			errIs:   ErrForbidden,
@@ -308,7 +310,7 @@ func TestResumeCompactedNamesTheRevision(t *testing.T) {
 // context ends.
 func TestResumeWaitsEndWithCloseAndContext(t *testing.T) {
 	failures := map[string]func(http.ResponseWriter, *http.Request){
-		"no quorum":          status(503, CodeNoQuorum),
+		"no quorum":          status(503, api.CodeNoQuorum),
 		"streams that break": lines("reset"),
 	}
 	for name, failure := range failures {

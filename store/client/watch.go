@@ -12,26 +12,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
-)
 
-// Event types of a watch stream.
-const (
-	EventPut    = "put"
-	EventDelete = "delete"
-	// EventExpire is a key removed by its TTL.
-	EventExpire = "expire"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
-
-// Event is one change under a watched prefix.
-type Event struct {
-	// Type is EventPut, EventDelete or EventExpire.
-	Type  string `json:"type"`
-	Key   string `json:"key"`
-	Value []byte `json:"value,omitempty"`
-	// Revision is the store revision of the change; events arrive in
-	// revision order, one event per revision.
-	Revision int64 `json:"revision"`
-}
 
 // WatchOption changes a Watch or a ListThenWatch.
 type WatchOption interface{ applyWatch(*watchOptions) }
@@ -192,10 +175,10 @@ func (w *Watcher) open(from int64) (*stream, error) {
 // ErrNotReady, every endpoint unreachable), and returns the others.
 //
 // After an error, every later call returns the same error.
-func (w *Watcher) Next() (Event, error) {
+func (w *Watcher) Next() (api.Event, error) {
 	for {
 		if w.err != nil {
-			return Event{}, w.err
+			return api.Event{}, w.err
 		}
 		w.mu.Lock()
 		s := w.cur
@@ -211,39 +194,33 @@ func (w *Watcher) Next() (Event, error) {
 		}
 		if w.resume == nil || !resumable(err) {
 			w.fail(err)
-			return Event{}, err
+			return api.Event{}, err
 		}
 		if err := w.reconnect(err); err != nil {
 			w.fail(err)
-			return Event{}, err
+			return api.Event{}, err
 		}
 	}
 }
 
 // read decodes the next line of s: an event, or why the stream ended.
-func (w *Watcher) read(s *stream) (Event, error) {
-	var line struct {
-		Event
-		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+func (w *Watcher) read(s *stream) (api.Event, error) {
+	var line api.WatchEvent
 	if err := s.dec.Decode(&line); err != nil {
 		if stop := w.stopped(); stop != nil {
-			return Event{}, stop
+			return api.Event{}, stop
 		}
 		if errors.Is(err, io.EOF) {
-			return Event{}, io.EOF
+			return api.Event{}, io.EOF
 		}
-		return Event{}, fmt.Errorf("client: watch stream: %w", err)
+		return api.Event{}, fmt.Errorf("client: watch stream: %w", err)
 	}
-	if line.Type == "error" {
+	if line.Type == api.EventError {
 		e := &APIError{Message: "the server ended the watch"}
 		if line.Error != nil {
 			e.Code, e.Message = line.Error.Code, line.Error.Message
 		}
-		return Event{}, e
+		return api.Event{}, e
 	}
 	return line.Event, nil
 }
@@ -337,7 +314,7 @@ func resumable(err error) bool {
 		return true // io.EOF, a reset, a refused dial, an opening timed out
 	}
 	switch {
-	case ae.Code == CodeWatcherTooSlow, ae.Code == CodeNoQuorum, ae.Code == CodeNotReady, ae.Code == CodeInternal:
+	case ae.Code == api.CodeWatcherTooSlow, ae.Code == api.CodeNoQuorum, ae.Code == api.CodeNotReady, ae.Code == api.CodeInternal:
 		return true
 	case ae.Code == "" && ae.StatusCode >= 500:
 		return true // a proxy's 502/503/504 page

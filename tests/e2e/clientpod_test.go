@@ -12,7 +12,7 @@ import (
 	"github.com/gruntwork-io/terratest/modules/retry"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // clientPod is a client inside the cluster: a pod of the store's own image
@@ -132,17 +132,17 @@ func (c *clientPod) mustRun(t *testing.T, args ...string) string {
 }
 
 // events returns the watch events the pod has printed so far.
-func (c *clientPod) events(t *testing.T) []client.Event {
+func (c *clientPod) events(t *testing.T) []api.Event {
 	t.Helper()
 	out, err := k8s.RunKubectlAndGetOutputContextE(t, t.Context(), c.kubectl, "logs", c.name, "-c", "client")
 	require.NoError(t, err, "logs of %s", c.name)
-	var evs []client.Event
+	var evs []api.Event
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		if !strings.HasPrefix(line, "{") {
 			continue
 		}
-		var ev client.Event
+		var ev api.Event
 		if json.Unmarshal([]byte(line), &ev) == nil && ev.Key != "" {
 			evs = append(evs, ev)
 		}
@@ -151,13 +151,13 @@ func (c *clientPod) events(t *testing.T) []client.Event {
 }
 
 // waitEvent waits until the pod's watch has printed a put of key with value.
-func (c *clientPod) waitEvent(t *testing.T, key, value string) client.Event {
+func (c *clientPod) waitEvent(t *testing.T, key, value string) api.Event {
 	t.Helper()
-	var found client.Event
+	var found api.Event
 	_, err := retry.DoWithRetryContextE(t, t.Context(), fmt.Sprintf("watch in %s sees put %s", c.name, key), 60, pollEvery,
 		func() (string, error) {
 			for _, ev := range c.events(t) {
-				if ev.Key == key && ev.Type == client.EventPut && string(ev.Value) == value {
+				if ev.Key == key && ev.Type == api.EventPut && string(ev.Value) == value {
 					found = ev
 					return fmt.Sprintf("revision %d", ev.Revision), nil
 				}

@@ -47,6 +47,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/tests/internal/kindcluster"
 )
 
@@ -355,7 +356,7 @@ func (r *release) members(t *testing.T, cl *client.Client) map[string]string {
 
 // membership checks a /v1/cluster answer: one voter per pod, no other
 // member (placeholders included), one leader, agreed on by the node.
-func (r *release) membership(st *client.ClusterStatus) (map[string]string, error) {
+func (r *release) membership(st *api.ClusterStatus) (map[string]string, error) {
 	ids := map[string]string{}
 	var leaders []string
 	for _, mem := range st.Members {

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // quotaMemoryLimit is the store pods' memory limit in this suite: the
@@ -100,7 +101,7 @@ func TestE2EQuotaRefusesWritesBeforeMemoryKillsTheMajority(t *testing.T) {
 		var ae *client.APIError
 		require.ErrorAs(t, err, &ae)
 		require.Equal(t, 507, ae.StatusCode)
-		require.Equal(t, client.CodeQuotaExceeded, ae.Code)
+		require.Equal(t, api.CodeQuotaExceeded, ae.Code)
 	}
 
 	r.logWorkingSets(t)

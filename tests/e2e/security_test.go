@@ -24,6 +24,8 @@ import (
 	"github.com/gruntwork-io/terratest/modules/random"
 	"github.com/gruntwork-io/terratest/modules/retry"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // peerCommonName is the CN a peer certificate must carry (values tls.peerCommonName).
@@ -460,9 +462,7 @@ func dialProbe(ctx context.Context, endpoint string, cfg *tls.Config, mode probe
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	out.Status = resp.StatusCode
 	out.Body = string(body)
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
+	var e api.ErrorBody
 	if json.Unmarshal(body, &e) == nil {
 		out.Code, out.Message = e.Error.Code, e.Error.Message
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 func newWatchCommand() *cobra.Command {
@@ -69,14 +70,14 @@ another endpoint from the revision after the last one printed.`,
 	return cmd
 }
 
-func eventPrinter(w io.Writer, format string) func(client.Event) error {
+func eventPrinter(w io.Writer, format string) func(api.Event) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
-		return func(ev client.Event) error { return enc.Encode(ev) }
+		return func(ev api.Event) error { return enc.Encode(ev) }
 	}
-	return func(ev client.Event) error {
+	return func(ev api.Event) error {
 		var err error
-		if ev.Type == client.EventPut {
+		if ev.Type == api.EventPut {
 			_, err = fmt.Fprintf(w, "%d %s %s %s\n", ev.Revision, ev.Type, printable(ev.Key), printable(string(ev.Value)))
 		} else {
 			_, err = fmt.Fprintf(w, "%d %s %s\n", ev.Revision, ev.Type, printable(ev.Key))
@@ -91,7 +92,7 @@ func eventPrinter(w io.Writer, format string) func(client.Event) error {
 // stderr; an answer that resuming cannot fix (forbidden, compacted, a bad
 // request) ends it with that error, and so does a failure to open the first
 // stream.
-func watchLoop(ctx context.Context, c *client.Client, prefix string, from int64, print func(client.Event) error, stderr io.Writer) error {
+func watchLoop(ctx context.Context, c *client.Client, prefix string, from int64, print func(api.Event) error, stderr io.Writer) error {
 	w, err := c.Watch(ctx, prefix, from, client.Resume{OnRetry: func(err error, from int64, wait time.Duration) {
 		fmt.Fprintf(stderr, "ephemeral-store: watch: %s; resuming from revision %d in %s\n", streamEnd(err), from, wait.Round(time.Millisecond))
 	}})
@@ -106,7 +107,7 @@ func watchLoop(ctx context.Context, c *client.Client, prefix string, from int64,
 }
 
 // drain prints events until the stream ends, and returns why it ended.
-func drain(w *client.Watcher, print func(client.Event) error) error {
+func drain(w *client.Watcher, print func(api.Event) error) error {
 	for {
 		ev, err := w.Next()
 		if err != nil {

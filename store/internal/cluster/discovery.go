@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // discoveryLoop brings the node into a cluster and keeps it there: join a
@@ -142,7 +144,7 @@ func (n *Node) tendMembership(inc *incarnation) {
 	if leaderAddr != "" {
 		inc.noLeaderSince.Store(int64(n.mono()))
 		inc.sawLeader.Store(true)
-		n.setQuorum(inc, QuorumReport{State: QuorumOK})
+		n.setQuorum(inc, api.QuorumReport{State: api.QuorumOK})
 	}
 	cfg := r.GetConfiguration()
 	var self *raft.Server

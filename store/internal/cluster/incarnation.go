@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // incarnation is everything that belongs to one Raft instance of this node:
@@ -83,8 +85,8 @@ type incarnation struct {
 	// does not list them (candidateVouched).
 	peerTrusted atomic.Pointer[map[raft.ServerID]bool]
 	newerVoters atomic.Pointer[map[raft.ServerID]bool]
-	quorum      atomic.Pointer[QuorumReport]
-	forks       atomic.Pointer[[]Fork]
+	quorum      atomic.Pointer[api.QuorumReport]
+	forks       atomic.Pointer[[]api.Fork]
 }
 
 // inc is the current incarnation. Load it once per operation: two loads
@@ -214,7 +216,7 @@ func (n *Node) startRaft() error {
 	// The gauges describe this incarnation, a member of nothing yet: the
 	// previous one's values would count it as a voter (or the leader) in
 	// the alerts until it joins again.
-	n.setQuorum(inc, QuorumReport{State: QuorumElecting})
+	n.setQuorum(inc, api.QuorumReport{State: api.QuorumElecting})
 	n.opts.Metrics.observe(r, false)
 	n.cur.Store(inc)
 	n.log.Info("raft started", "id", inc.id, "address", n.opts.Address)

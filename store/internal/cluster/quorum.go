@@ -9,49 +9,19 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
-
-// Quorum states /v1/cluster reports.
-const (
-	// QuorumOK: a leader is known.
-	QuorumOK = "ok"
-	// QuorumElecting: no leader yet, but not for longer than the
-	// quorum-loss timeout.
-	QuorumElecting = "electing"
-	// QuorumWaiting: no leader for longer than the quorum-loss timeout, and
-	// voters are silent: they may be alive behind a partition or a pause, so
-	// the node waits. An operator who knows they are dead may force a
-	// reform (ForceReform).
-	QuorumWaiting = "waiting_for_silent_voters"
-)
-
-// QuorumReport tells why a member has no leader, as /v1/cluster shows it.
-type QuorumReport struct {
-	State string `json:"state"`
-	// Silent voters did not answer; Gone voters' addresses answered with
-	// another incarnation or as non-members: they can never vote again.
-	Silent []string `json:"silent,omitempty"`
-	Gone   []string `json:"gone,omitempty"`
-	// WithoutLeaderSeconds is measured on the monotonic clock.
-	WithoutLeaderSeconds float64 `json:"without_leader_seconds,omitempty"`
-}
-
-// Fork is a peer found in another cluster than this node's.
-type Fork struct {
-	Peer      string `json:"peer"`
-	ClusterID string `json:"cluster_id"`
-	Voters    int    `json:"voters"`
-}
 
 // ErrReformRefused: a forced reform was asked of a node that must not do it
 // (it knows a leader, it is not a member, or the confirmation is wrong).
 var ErrReformRefused = errors.New("reform refused")
 
 // setQuorum records inc's quorum report and sets the gauges from it.
-func (n *Node) setQuorum(inc *incarnation, q QuorumReport) {
+func (n *Node) setQuorum(inc *incarnation, q api.QuorumReport) {
 	inc.quorum.Store(&q)
 	waiting := 0.0
-	if q.State == QuorumWaiting {
+	if q.State == api.QuorumWaiting {
 		waiting = 1
 	}
 	n.opts.Metrics.WaitingForVoters.Set(waiting)
@@ -79,15 +49,15 @@ func (n *Node) checkQuorumLoss(inc *incarnation, cfg raft.Configuration, cfgInde
 		// behind. Raft brings it back when the leader reaches it.
 		n.logWaiting("quorum", "no leader reaches this node, but a peer follows one; waiting",
 			"peer", st.ID, "leader", st.LeaderID, "without_leader", without.Round(time.Second).String())
-		n.setQuorum(inc, QuorumReport{State: QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
+		n.setQuorum(inc, api.QuorumReport{State: api.QuorumElecting, WithoutLeaderSeconds: without.Seconds()})
 		return
 	}
 	cfg, newestBy := newestConfiguration(cfg, cfgIndex, myCluster, byAddr)
 	voters, alive, silent, gone := classifyVoters(cfg, me, myCluster, byAddr)
-	report := QuorumReport{State: QuorumWaiting, Silent: silent, Gone: gone, WithoutLeaderSeconds: without.Seconds()}
+	report := api.QuorumReport{State: api.QuorumWaiting, Silent: silent, Gone: gone, WithoutLeaderSeconds: without.Seconds()}
 	if voters == 0 || alive > voters/2 {
 		if len(silent) == 0 {
-			report.State = QuorumElecting
+			report.State = api.QuorumElecting
 		}
 		n.setQuorum(inc, report)
 		n.logWaiting("quorum", "no leader, but a majority of the voters may still be alive; waiting (silent voters may be partitioned or paused; an operator who knows they are dead can run `ephemeral-store cluster reform`)",
@@ -223,9 +193,9 @@ func (n *Node) resolveFork(inc *incarnation, statuses map[Peer]statusResponse) b
 // winning. Placeholders are not counted: a fresh cluster of three voters
 // and two placeholders is smaller than a healthy cluster of five, and must
 // not tie with it and win by a random cluster ID.
-func forkWinner(mine string, myVoters int, lostLeader bool, statuses map[Peer]statusResponse) ([]Fork, *Fork) {
-	var forks []Fork
-	var winner *Fork
+func forkWinner(mine string, myVoters int, lostLeader bool, statuses map[Peer]statusResponse) ([]api.Fork, *api.Fork) {
+	var forks []api.Fork
+	var winner *api.Fork
 	for p, st := range statuses {
 		if !st.Member || st.ClusterID == "" || st.ClusterID == mine {
 			continue
@@ -234,7 +204,7 @@ func forkWinner(mine string, myVoters int, lostLeader bool, statuses map[Peer]st
 		for _, id := range st.Voters {
 			voters += realVoter(raft.ServerID(id))
 		}
-		f := Fork{Peer: p.Address, ClusterID: st.ClusterID, Voters: voters}
+		f := api.Fork{Peer: p.Address, ClusterID: st.ClusterID, Voters: voters}
 		forks = append(forks, f)
 		if st.LeaderID != "" && (lostLeader || f.Voters > myVoters || (f.Voters == myVoters && f.ClusterID > mine)) {
 			winner = &f

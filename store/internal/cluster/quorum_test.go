@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 func voter(id, addr string) raft.Server {
@@ -166,7 +168,7 @@ func TestForkResolutionCountsRealVotersOnly(t *testing.T) {
 		Voters: []string{"d/2", "e/2", "c/2", string(placeholderID("a:8088")), string(placeholderID("b:8088"))}}
 
 	forks, winner := forkWinner("c-aaa", 5, false, map[Peer]statusResponse{{Ordinal: 3, Address: "d:8088"}: fresh})
-	assert.Equal(t, []Fork{{Peer: "d:8088", ClusterID: "c-zzz", Voters: 3}}, forks, "placeholders are not voters")
+	assert.Equal(t, []api.Fork{{Peer: "d:8088", ClusterID: "c-zzz", Voters: 3}}, forks, "placeholders are not voters")
 	assert.Nil(t, winner, "the healthy five-voter cluster must not give way to three voters and two placeholders")
 
 	forks, winner = forkWinner("c-zzz", 3, false, map[Peer]statusResponse{{Ordinal: 0, Address: "a:8088"}: healthy})

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
@@ -91,12 +91,12 @@ type rpcError struct {
 
 // deterministic refusals a forwarded write may carry back.
 var fsmErrors = map[string]error{
-	errcode.KeyNotFound:      fsm.ErrKeyNotFound,
-	errcode.RevisionMismatch: fsm.ErrRevisionMismatch,
+	api.CodeKeyNotFound:      fsm.ErrKeyNotFound,
+	api.CodeRevisionMismatch: fsm.ErrRevisionMismatch,
 	"empty_key":              fsm.ErrEmptyKey,
 	"unknown_op":             fsm.ErrUnknownOp,
 	"negative_ttl":           fsm.ErrNegativeTTL,
-	errcode.QuotaExceeded:    quota.ErrExceeded,
+	api.CodeQuotaExceeded:    quota.ErrExceeded,
 }
 
 func fsmErrorCode(err error) string {

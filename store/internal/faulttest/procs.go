@@ -45,6 +45,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/faulttest/netlab"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/scenario"
 )
@@ -705,7 +706,7 @@ func (c *Cluster) statusClient(i int) *client.Client {
 }
 
 // Status asks node i for /v1/cluster.
-func (c *Cluster) Status(ctx context.Context, i int) (*client.ClusterStatus, error) {
+func (c *Cluster) Status(ctx context.Context, i int) (*api.ClusterStatus, error) {
 	return c.statusClient(i).Cluster(ctx)
 }
 

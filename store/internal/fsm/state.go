@@ -38,19 +38,21 @@ func (kv *KeyValue) TTLRemaining(now time.Duration) time.Duration {
 // EventType names a change in a watch stream.
 type EventType string
 
-// The kinds of change a watcher sees.
+// The kinds of change a watcher sees; their values are the client API's
+// (api.EventPut...).
 const (
 	EventPut    EventType = "put"
 	EventDelete EventType = "delete"
 	EventExpire EventType = "expire"
 )
 
-// Event is one change, as watchers receive it.
+// Event is one change, as watchers receive it (the client API sends it
+// as an api.Event).
 type Event struct {
-	Type     EventType `json:"type"`
-	Key      string    `json:"key"`
-	Value    []byte    `json:"value,omitempty"`
-	Revision int64     `json:"revision"`
+	Type     EventType
+	Key      string
+	Value    []byte
+	Revision int64
 }
 
 // Limits bound the memory the state machine spends on history and watchers.

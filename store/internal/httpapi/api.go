@@ -19,9 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
-	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 
@@ -30,7 +29,7 @@ import (
 type Replicator interface {
 	Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
 	LinearizableRead(ctx context.Context) error
-	Status() cluster.Status
+	Status() api.ClusterStatus
 	// ForceReform empties every leaderless member of the cluster whose ID
 	// is confirm and bootstraps a new one (an operator's decision that the
 	// silent voters are dead).
@@ -147,7 +146,7 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 	path := r.URL.EscapedPath()
 	rt := findRoute(path, r.Method)
 	if rt == nil {
-		writeError(w, newError(http.StatusNotFound, errcode.NotFound, fmt.Sprintf("no route for %s", path)))
+		writeError(w, newError(http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no route for %s", path)))
 		return "unknown"
 	}
 	user, err := a.authenticate(r)
@@ -171,11 +170,11 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) string {
 func (a *API) reform(w http.ResponseWriter, r *http.Request, u auth.User) error {
 	if !u.AllKeys {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not reform the cluster: it takes read/write on every key", u.Name))
+		return newError(http.StatusForbidden, api.CodeForbidden, fmt.Sprintf("user %q may not reform the cluster: it takes read/write on every key", u.Name))
 	}
 	confirm := r.URL.Query().Get("confirm")
 	if confirm == "" {
-		return newError(http.StatusBadRequest, errcode.ConfirmationRequired, "reform throws every key away: repeat the cluster_id of /v1/cluster as ?confirm=")
+		return newError(http.StatusBadRequest, api.CodeConfirmationRequired, "reform throws every key away: repeat the cluster_id of /v1/cluster as ?confirm=")
 	}
 	a.o.Logger.Warn("forced reform requested", "user", u.Name, "remote", r.RemoteAddr, "confirm", confirm)
 	if err := a.o.Cluster.ForceReform(r.Context(), confirm, u.Name); err != nil {
@@ -195,7 +194,7 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, f func() error) {
 }
 
 func methodNotAllowed(r *http.Request, allowed string) error {
-	return newError(http.StatusMethodNotAllowed, errcode.MethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", r.Method, allowed))
+	return newError(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", r.Method, allowed))
 }
 
 // authenticate finds the user named by the verified certificate. A
@@ -204,19 +203,19 @@ func methodNotAllowed(r *http.Request, allowed string) error {
 func (a *API) authenticate(r *http.Request) (auth.User, error) {
 	if r.TLS == nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("no_tls").Inc()
-		return auth.User{}, newError(http.StatusUnauthorized, errcode.Unauthenticated, "a TLS client certificate is required")
+		return auth.User{}, newError(http.StatusUnauthorized, api.CodeUnauthenticated, "a TLS client certificate is required")
 	}
 	name, err := a.o.UserOf(r.TLS)
 	if err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("no_certificate_user").Inc()
 		a.o.Logger.Warn("authentication failed", "remote", r.RemoteAddr, "err", err)
-		return auth.User{}, newError(http.StatusUnauthorized, errcode.Unauthenticated, err.Error())
+		return auth.User{}, newError(http.StatusUnauthorized, api.CodeUnauthenticated, err.Error())
 	}
 	u, err := a.o.Users.Authenticate(name)
 	if err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("unknown_user").Inc()
 		a.o.Logger.Warn("authentication failed: unknown user", "user", name, "remote", r.RemoteAddr)
-		return auth.User{}, newError(http.StatusUnauthorized, errcode.Unauthenticated, fmt.Sprintf("user %q is not allowed in", name))
+		return auth.User{}, newError(http.StatusUnauthorized, api.CodeUnauthenticated, fmt.Sprintf("user %q is not allowed in", name))
 	}
 	return u, nil
 }
@@ -224,7 +223,7 @@ func (a *API) authenticate(r *http.Request) (auth.User, error) {
 func (a *API) authorize(u auth.User, key string, need auth.Access) error {
 	if err := auth.Authorize(u, key, need); err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not %s %q", u.Name, verb(need), key))
+		return newError(http.StatusForbidden, api.CodeForbidden, fmt.Sprintf("user %q may not %s %q", u.Name, verb(need), key))
 	}
 	return nil
 }
@@ -242,7 +241,7 @@ func (a *API) kv(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		return err
 	}
 	if key == "" {
-		return newError(http.StatusBadRequest, errcode.InvalidKey, "empty key; list keys with GET /v1/kv/?prefix=")
+		return newError(http.StatusBadRequest, api.CodeInvalidKey, "empty key; list keys with GET /v1/kv/?prefix=")
 	}
 	q := r.URL.Query()
 	switch r.Method {
@@ -268,7 +267,7 @@ func (a *API) kv(w http.ResponseWriter, r *http.Request, u auth.User) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"key": key, "revision": res.Revision})
+		writeJSON(w, http.StatusOK, api.DeleteResult{Key: key, Revision: res.Revision})
 		return nil
 	default: // the route table let only its methods through
 		return methodNotAllowed(r, "GET, HEAD, PUT, DELETE")
@@ -319,7 +318,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 	if err != nil {
 		return err
 	}
-	tooLarge := newError(http.StatusRequestEntityTooLarge, errcode.ValueTooLarge, fmt.Sprintf("value is over the limit of %d bytes", a.o.MaxValueBytes))
+	tooLarge := newError(http.StatusRequestEntityTooLarge, api.CodeValueTooLarge, fmt.Sprintf("value is over the limit of %d bytes", a.o.MaxValueBytes))
 	if r.ContentLength > int64(a.o.MaxValueBytes) {
 		return tooLarge
 	}
@@ -329,7 +328,7 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 		if errors.As(err, &mbe) {
 			return tooLarge
 		}
-		return newError(http.StatusBadRequest, errcode.BadRequest, fmt.Sprintf("reading the value: %v", err))
+		return newError(http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("reading the value: %v", err))
 	}
 	cmd := fsm.Command{Op: fsm.OpPut, Key: key, Value: value, TTL: ttl, PrevRevision: prev}
 	if err := a.checkQuota(r.Context(), cmd); err != nil {
@@ -339,9 +338,9 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"key": key, "revision": res.Revision,
-		"create_revision": res.CreateRevision, "modify_revision": res.ModifyRevision,
+	writeJSON(w, http.StatusOK, api.PutResult{
+		Key: key, Revision: res.Revision,
+		CreateRevision: res.CreateRevision, ModifyRevision: res.ModifyRevision,
 	})
 	return nil
 }
@@ -362,30 +361,15 @@ func (a *API) checkQuota(ctx context.Context, cmd fsm.Command) error {
 	return a.o.Quota.Check(cmd)
 }
 
-type listItem struct {
-	Key            string `json:"key"`
-	Value          []byte `json:"value,omitempty"`
-	CreateRevision int64  `json:"create_revision"`
-	ModifyRevision int64  `json:"modify_revision"`
-	TTLRemainingMS int64  `json:"ttl_remaining_ms,omitempty"`
-}
-
-type listPage struct {
-	Revision int64      `json:"revision"`
-	Items    []listItem `json:"items"`
-	More     bool       `json:"more"`
-	Next     string     `json:"next,omitempty"`
-}
-
 func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
 	q := r.URL.Query()
 	prefix := q.Get("prefix")
 	if len(prefix) > a.o.MaxKeyBytes {
-		return newError(http.StatusRequestEntityTooLarge, errcode.KeyTooLarge, "prefix is longer than the key limit")
+		return newError(http.StatusRequestEntityTooLarge, api.CodeKeyTooLarge, "prefix is longer than the key limit")
 	}
 	if err := auth.AuthorizePrefix(u, prefix, auth.AccessRead); err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not list %q", u.Name, prefix))
+		return newError(http.StatusForbidden, api.CodeForbidden, fmt.Sprintf("user %q may not list %q", u.Name, prefix))
 	}
 	limit, err := parseLimit(q)
 	if err != nil {
@@ -408,10 +392,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
 			break
 		}
 	}
-	page := listPage{Revision: rev, Items: make([]listItem, len(kvs)), More: more}
+	page := api.ListPage{Revision: rev, Items: make([]api.ListItem, len(kvs)), More: more}
 	now := a.o.State.ClockNow()
 	for i, kv := range kvs {
-		it := listItem{Key: kv.Key, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision}
+		it := api.ListItem{Key: kv.Key, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision}
 		if !keysOnly {
 			it.Value = kv.Value
 			if it.Value == nil {
@@ -435,7 +419,7 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 	prefix := q.Get("prefix")
 	if err := auth.AuthorizePrefix(u, prefix, auth.AccessRead); err != nil {
 		a.o.Metrics.AuthFailures.WithLabelValues("forbidden").Inc()
-		return newError(http.StatusForbidden, errcode.Forbidden, fmt.Sprintf("user %q may not watch %q", u.Name, prefix))
+		return newError(http.StatusForbidden, api.CodeForbidden, fmt.Sprintf("user %q may not watch %q", u.Name, prefix))
 	}
 	from, err := parseRevision(q, "from")
 	if err != nil {
@@ -472,7 +456,7 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 			}
 			if err != nil {
 				_, code := statusOf(err)
-				_ = enc.Encode(map[string]any{"type": "error", "error": errorDetail{Code: code, Message: fmt.Sprintf("user %q may no longer watch %q", u.Name, prefix)}})
+				_ = enc.Encode(endOfWatch(code, fmt.Sprintf("user %q may no longer watch %q", u.Name, prefix)))
 				return nil
 			}
 		case ev, ok := <-wt.C():
@@ -480,13 +464,14 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 				if werr := wt.Err(); werr != nil {
 					_, code := statusOf(werr)
 					if errors.Is(werr, fsm.ErrWatcherTooSlow) {
-						code = errcode.WatcherTooSlow
+						code = api.CodeWatcherTooSlow
 					}
-					_ = enc.Encode(map[string]any{"type": "error", "error": errorDetail{Code: code, Message: werr.Error()}})
+					_ = enc.Encode(endOfWatch(code, werr.Error()))
 				}
 				return nil
 			}
-			if err := enc.Encode(ev); err != nil {
+			line := api.WatchEvent{Event: api.Event{Type: string(ev.Type), Key: ev.Key, Value: ev.Value, Revision: ev.Revision}}
+			if err := enc.Encode(line); err != nil {
 				return nil // client went away
 			}
 			if flusher != nil && len(wt.C()) == 0 {
@@ -494,4 +479,9 @@ func (a *API) watch(w http.ResponseWriter, r *http.Request, u auth.User) error {
 			}
 		}
 	}
+}
+
+// endOfWatch is the last line of a watch stream that ends with an error.
+func endOfWatch(code, msg string) api.WatchEvent {
+	return api.WatchEvent{Event: api.Event{Type: api.EventError}, Error: &api.ErrorDetail{Code: code, Message: msg}}
 }

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
@@ -35,50 +35,41 @@ func statusOf(err error) (int, string) {
 	case errors.As(err, &ae):
 		return ae.status, ae.code
 	case errors.Is(err, fsm.ErrKeyNotFound):
-		return http.StatusNotFound, errcode.KeyNotFound
+		return http.StatusNotFound, api.CodeKeyNotFound
 	case errors.Is(err, fsm.ErrRevisionMismatch):
-		return http.StatusPreconditionFailed, errcode.RevisionMismatch
+		return http.StatusPreconditionFailed, api.CodeRevisionMismatch
 	case errors.Is(err, fsm.ErrCompacted):
-		return http.StatusGone, errcode.RevisionCompacted
+		return http.StatusGone, api.CodeRevisionCompacted
 	case errors.Is(err, fsm.ErrEmptyKey):
-		return http.StatusBadRequest, errcode.InvalidKey
+		return http.StatusBadRequest, api.CodeInvalidKey
 	case errors.Is(err, fsm.ErrNegativeTTL):
-		return http.StatusBadRequest, errcode.InvalidTTL
+		return http.StatusBadRequest, api.CodeInvalidTTL
 	case errors.Is(err, auth.ErrUnknownUser):
-		return http.StatusUnauthorized, errcode.Unauthenticated
+		return http.StatusUnauthorized, api.CodeUnauthenticated
 	case errors.Is(err, auth.ErrForbidden):
-		return http.StatusForbidden, errcode.Forbidden
+		return http.StatusForbidden, api.CodeForbidden
 	case errors.Is(err, quota.ErrExceeded):
 		// Refused before it was proposed: nothing was written. Not a 503:
 		// retrying elsewhere does not help until room is freed.
-		return http.StatusInsufficientStorage, errcode.QuotaExceeded
+		return http.StatusInsufficientStorage, api.CodeQuotaExceeded
 	case errors.Is(err, cluster.ErrReformRefused):
-		return http.StatusConflict, errcode.ReformRefused
+		return http.StatusConflict, api.CodeReformRefused
 	case errors.Is(err, cluster.ErrShutdown):
 		// Refused before any attempt: safe for a client to send elsewhere.
-		return http.StatusServiceUnavailable, errcode.NotReady
+		return http.StatusServiceUnavailable, api.CodeNotReady
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrOutcomeUnknown):
 		// For a write, no_quorum means "may or may not have happened":
 		// clients must not resend it blindly.
-		return http.StatusServiceUnavailable, errcode.NoQuorum
+		return http.StatusServiceUnavailable, api.CodeNoQuorum
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, errcode.NoQuorum
+		return http.StatusServiceUnavailable, api.CodeNoQuorum
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer, but metrics
 		// should not count it as a server error (nginx's 499).
-		return 499, errcode.RequestCanceled
+		return 499, api.CodeRequestCanceled
 	default:
-		return http.StatusInternalServerError, errcode.Internal
+		return http.StatusInternalServerError, api.CodeInternal
 	}
-}
-
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
 }
 
 func writeError(w http.ResponseWriter, err error) (int, string) {
@@ -90,7 +81,7 @@ func writeError(w http.ResponseWriter, err error) (int, string) {
 	if status == http.StatusInternalServerError {
 		msg = "internal error" // details go to the log, not to clients
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
 	return status, code
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
@@ -30,7 +31,7 @@ func (l localCluster) Apply(_ context.Context, c fsm.Command) (fsm.Result, error
 	return r, r.Err
 }
 func (localCluster) LinearizableRead(context.Context) error { return nil }
-func (localCluster) Status() cluster.Status                 { return cluster.Status{} }
+func (localCluster) Status() api.ClusterStatus              { return api.ClusterStatus{} }
 func (localCluster) ForceReform(context.Context, string, string) error {
 	return cluster.ErrReformRefused
 }
@@ -98,7 +99,7 @@ func FuzzRequest(f *testing.F) {
 			t.Fatalf("%s %s: status %d: %s", method, target, rec.Code, rec.Body)
 		}
 		if rec.Code >= 400 {
-			var e errorBody
+			var e api.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
 				t.Fatalf("%s %s: error body is not JSON with a code: %q", method, target, rec.Body)
 			}

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // maxTTL bounds ?ttl: the store holds short-lived state, and a bound keeps
@@ -23,17 +23,17 @@ func parseKey(escapedPath, prefix string, maxBytes int) (string, error) {
 	raw := strings.TrimPrefix(escapedPath, prefix)
 	key, err := url.PathUnescape(raw)
 	if err != nil {
-		return "", newError(http.StatusBadRequest, errcode.InvalidKey, fmt.Sprintf("key is not valid percent-encoding: %v", err))
+		return "", newError(http.StatusBadRequest, api.CodeInvalidKey, fmt.Sprintf("key is not valid percent-encoding: %v", err))
 	}
 	if len(key) > maxBytes {
-		return "", newError(http.StatusRequestEntityTooLarge, errcode.KeyTooLarge, fmt.Sprintf("key is %d bytes, the limit is %d", len(key), maxBytes))
+		return "", newError(http.StatusRequestEntityTooLarge, api.CodeKeyTooLarge, fmt.Sprintf("key is %d bytes, the limit is %d", len(key), maxBytes))
 	}
 	if !utf8.ValidString(key) {
-		return "", newError(http.StatusBadRequest, errcode.InvalidKey, "key must be valid UTF-8")
+		return "", newError(http.StatusBadRequest, api.CodeInvalidKey, "key must be valid UTF-8")
 	}
 	for _, r := range key {
 		if r < 0x20 || r == 0x7f {
-			return "", newError(http.StatusBadRequest, errcode.InvalidKey, "key must not contain control characters")
+			return "", newError(http.StatusBadRequest, api.CodeInvalidKey, "key must not contain control characters")
 		}
 	}
 	return key, nil
@@ -49,12 +49,12 @@ func parseTTL(q url.Values) (time.Duration, error) {
 	if err != nil {
 		n, nerr := strconv.ParseInt(s, 10, 64)
 		if nerr != nil || n > int64(maxTTL/time.Second) {
-			return 0, newError(http.StatusBadRequest, errcode.InvalidTTL, fmt.Sprintf("ttl %q: want a duration such as 30s or whole seconds", s))
+			return 0, newError(http.StatusBadRequest, api.CodeInvalidTTL, fmt.Sprintf("ttl %q: want a duration such as 30s or whole seconds", s))
 		}
 		d = time.Duration(n) * time.Second
 	}
 	if d <= 0 || d > maxTTL {
-		return 0, newError(http.StatusBadRequest, errcode.InvalidTTL, fmt.Sprintf("ttl %q: must be positive and at most %s", s, maxTTL))
+		return 0, newError(http.StatusBadRequest, api.CodeInvalidTTL, fmt.Sprintf("ttl %q: must be positive and at most %s", s, maxTTL))
 	}
 	return d, nil
 }
@@ -66,7 +66,7 @@ func parseRevision(q url.Values, name string) (*int64, error) {
 	}
 	n, err := strconv.ParseInt(q.Get(name), 10, 64)
 	if err != nil || n < 0 {
-		return nil, newError(http.StatusBadRequest, errcode.InvalidRevision, fmt.Sprintf("%s %q: want a non-negative integer", name, q.Get(name)))
+		return nil, newError(http.StatusBadRequest, api.CodeInvalidRevision, fmt.Sprintf("%s %q: want a non-negative integer", name, q.Get(name)))
 	}
 	return &n, nil
 }
@@ -78,7 +78,7 @@ func parseLimit(q url.Values) (int, error) {
 	}
 	n, err := strconv.Atoi(q.Get("limit"))
 	if err != nil || n < 1 || n > maxPage {
-		return 0, newError(http.StatusBadRequest, errcode.BadRequest, fmt.Sprintf("limit %q: want 1 to %d", q.Get("limit"), maxPage))
+		return 0, newError(http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("limit %q: want 1 to %d", q.Get("limit"), maxPage))
 	}
 	return n, nil
 }
@@ -94,7 +94,7 @@ func flag(q url.Values, name string) (bool, error) {
 	case "0", "false", "no":
 		return false, nil
 	}
-	return false, newError(http.StatusBadRequest, errcode.BadRequest, fmt.Sprintf("%s=%q: want true or false", name, q.Get(name)))
+	return false, newError(http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("%s=%q: want true or false", name, q.Get(name)))
 }
 
 const (

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
@@ -70,9 +70,9 @@ func do(t *testing.T, a *API, method, target, body string) *httptest.ResponseRec
 func requireQuotaExceeded(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	require.Equal(t, http.StatusInsufficientStorage, rec.Code, rec.Body.String())
-	var e errorBody
+	var e api.ErrorBody
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e), rec.Body.String())
-	assert.Equal(t, errcode.QuotaExceeded, e.Error.Code)
+	assert.Equal(t, api.CodeQuotaExceeded, e.Error.Code)
 	assert.Empty(t, rec.Header().Get("Retry-After"), "retrying does not help until room is freed")
 }
 
@@ -197,7 +197,7 @@ func (l *laggingFollower) LinearizableRead(context.Context) error {
 	l.pending = nil
 	return nil
 }
-func (l *laggingFollower) Status() cluster.Status { return cluster.Status{} }
+func (l *laggingFollower) Status() api.ClusterStatus { return api.ClusterStatus{} }
 func (l *laggingFollower) ForceReform(context.Context, string, string) error {
 	return cluster.ErrReformRefused
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 )
 
 // Cluster is a running cluster of store nodes, numbered 0 to Size()-1, as
@@ -107,13 +108,13 @@ func ReadEverywhere(c Cluster, key, value string) Presence {
 // waits until a linearizable read through every node answers value. A node
 // that answers anything else after the acknowledgement fails the test at
 // once. It returns the acknowledged put.
-func WriteMarker(t *testing.T, c Cluster, key, value string) *client.PutResult {
+func WriteMarker(t *testing.T, c Cluster, key, value string) *api.PutResult {
 	t.Helper()
 	for i := 0; i < c.Size(); i++ {
 		c.Client(i) // made here, in the test goroutine
 	}
 	cl := c.Client()
-	var put *client.PutResult
+	var put *api.PutResult
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
@@ -44,13 +45,6 @@ func httpClient(t *testing.T, c *testcluster.Cluster, user string) *http.Client 
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}, Timeout: 20 * time.Second}
 }
 
-type apiErr struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 // do sends one request and returns status, decoded error code and body.
 func do(t *testing.T, hc *http.Client, method, url string, body io.Reader) (int, string, []byte) {
 	t.Helper()
@@ -60,7 +54,7 @@ func do(t *testing.T, hc *http.Client, method, url string, body io.Reader) (int,
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var e apiErr
+	var e api.ErrorBody
 	if resp.StatusCode >= 400 {
 		require.NoError(t, json.Unmarshal(b, &e), "error bodies are JSON: %s", b)
 		require.NotEmpty(t, e.Error.Code)

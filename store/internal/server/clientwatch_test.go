@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
 
@@ -23,7 +24,7 @@ import (
 // (mutual TLS, Raft, the watch history of each node).
 
 // rendered is an event as compared here: revision, type, key, value.
-func rendered(ev client.Event) string {
+func rendered(ev api.Event) string {
 	return fmt.Sprintf("%d %s %s %s", ev.Revision, ev.Type, ev.Key, ev.Value)
 }
 
@@ -46,7 +47,7 @@ func replay(ctx context.Context, t *testing.T, c *testcluster.Cluster, i int, pr
 
 // checkOrdered fails on a revision that does not increase: a duplicate or
 // an event out of order.
-func checkOrdered(t *testing.T, evs []client.Event) {
+func checkOrdered(t *testing.T, evs []api.Event) {
 	t.Helper()
 	for i := 1; i < len(evs); i++ {
 		require.Greater(t, evs[i].Revision, evs[i-1].Revision, "event %d (%s) after %s", i, rendered(evs[i]), rendered(evs[i-1]))
@@ -54,8 +55,8 @@ func checkOrdered(t *testing.T, evs []client.Event) {
 }
 
 // pump hands w's events to a channel until Next fails, then the error.
-func pump(w *client.Watcher) (<-chan client.Event, <-chan error) {
-	evs, errc := make(chan client.Event, 1024), make(chan error, 1)
+func pump(w *client.Watcher) (<-chan api.Event, <-chan error) {
+	evs, errc := make(chan api.Event, 1024), make(chan error, 1)
 	go func() {
 		for {
 			ev, err := w.Next()
@@ -142,7 +143,7 @@ func TestResumingWatchSurvivesItsNodeDying(t *testing.T) {
 				writerDone <- nil
 			}()
 
-			var got []client.Event
+			var got []api.Event
 			done := false
 			for !done || len(got) == 0 || got[len(got)-1].Revision < last {
 				select {
@@ -309,10 +310,10 @@ func TestListThenWatchReconstructsTheStateUnderConcurrentWrites(t *testing.T) {
 		local[kv.Key] = entry{string(kv.Value), kv.ModifyRevision}
 		require.LessOrEqual(t, kv.ModifyRevision, snap.Revision)
 	}
-	var got []client.Event
+	var got []api.Event
 	evs, errc := pump(w)
 	for len(got) == 0 || got[len(got)-1].Revision < lastRev {
-		var ev client.Event
+		var ev api.Event
 		select {
 		case ev = <-evs:
 		case err := <-errc:
@@ -323,7 +324,7 @@ func TestListThenWatchReconstructsTheStateUnderConcurrentWrites(t *testing.T) {
 		}
 		require.Greater(t, ev.Revision, snap.Revision, "an event the snapshot already holds: %s", rendered(ev))
 		got = append(got, ev)
-		if ev.Type == client.EventPut {
+		if ev.Type == api.EventPut {
 			local[ev.Key] = entry{string(ev.Value), ev.Revision}
 		} else {
 			delete(local, ev.Key)
@@ -348,7 +349,7 @@ func TestListThenWatchReconstructsTheStateUnderConcurrentWrites(t *testing.T) {
 		mine = append(mine, rendered(ev))
 	}
 	require.Equal(t, replay(ctx, t, c, c.Leader(), "l/", snap.Revision+1, lastRev), mine)
-	byRev := map[int64]client.Event{}
+	byRev := map[int64]api.Event{}
 	for _, ev := range got {
 		byRev[ev.Revision] = ev
 	}

@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -18,7 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ephemeral-store/ephemeral-store/store/client/errcode"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/httpapi"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
@@ -140,7 +144,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 }
 
 // TestOpenAPIDocumentsEveryErrorCode: the ErrorCode enum is exactly the
-// codes of store/client/errcode.
+// codes of store/client/api (api.Codes).
 func TestOpenAPIDocumentsEveryErrorCode(t *testing.T) {
 	doc := loadOpenAPI(t)
 	ref, ok := doc.Components.Schemas["ErrorCode"]
@@ -151,11 +155,11 @@ func TestOpenAPIDocumentsEveryErrorCode(t *testing.T) {
 		require.True(t, ok, "ErrorCode enum value %v is not a string", v)
 		documented = append(documented, s)
 	}
-	for _, c := range errcode.All() {
+	for _, c := range api.Codes() {
 		assert.Contains(t, documented, c, "error code %q is missing from ErrorCode in %s", c, openAPIFile)
 	}
 	for _, c := range documented {
-		assert.Contains(t, errcode.All(), c, "ErrorCode in %s lists %q, which errcode does not declare", openAPIFile, c)
+		assert.Contains(t, api.Codes(), c, "ErrorCode in %s lists %q, which store/client/api does not declare", openAPIFile, c)
 	}
 	// The error body's code is that schema.
 	detail := doc.Components.Schemas["ErrorDetail"]
@@ -178,15 +182,15 @@ func TestOpenAPIRoutesAnswerOnARunningServer(t *testing.T) {
 		for _, m := range methods {
 			status, code := statusAndCode(t, hc, m, target)
 			assert.NotEqual(t, http.StatusMethodNotAllowed, status, "%s %s", m, path)
-			assert.NotEqual(t, errcode.NotFound, code, "%s %s", m, path)
+			assert.NotEqual(t, api.CodeNotFound, code, "%s %s", m, path)
 		}
 		status, code, _ := do(t, hc, http.MethodPatch, target, nil)
 		assert.Equal(t, http.StatusMethodNotAllowed, status, "PATCH %s", path)
-		assert.Equal(t, errcode.MethodNotAllowed, code, "PATCH %s", path)
+		assert.Equal(t, api.CodeMethodNotAllowed, code, "PATCH %s", path)
 	}
 	status, code, _ := do(t, hc, http.MethodGet, base+"/v2/nothing", nil)
 	assert.Equal(t, http.StatusNotFound, status)
-	assert.Equal(t, errcode.NotFound, code)
+	assert.Equal(t, api.CodeNotFound, code)
 
 	for path, methods := range docProbe {
 		for _, m := range methods {
@@ -209,7 +213,7 @@ func statusAndCode(t *testing.T, hc *http.Client, method, target string) (int, s
 	resp, err := hc.Do(req)
 	require.NoError(t, err, "%s %s", method, target)
 	defer resp.Body.Close()
-	var e apiErr
+	var e api.ErrorBody
 	if resp.StatusCode >= 400 && method != http.MethodHead {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e), "%s %s: error bodies are JSON", method, target)
 	}
@@ -244,21 +248,24 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 	steps := []struct {
 		method, path, body string
 		status             int
+		// into is the api type a 2xx JSON answer is (nil: not JSON); an
+		// error's is api.ErrorBody.
+		into any
 	}{
-		{http.MethodPut, "/v1/kv/openapi-k?ttl=30s", "v1", http.StatusOK},
-		{http.MethodPut, "/v1/kv/openapi-k?prev_revision=0", "v2", http.StatusPreconditionFailed},
-		{http.MethodPut, "/v1/kv/openapi-k?ttl=forever", "v2", http.StatusBadRequest},
-		{http.MethodGet, "/v1/kv/openapi-k", "", http.StatusOK},
-		{http.MethodGet, "/v1/kv/openapi-k?stale", "", http.StatusOK},
-		{http.MethodHead, "/v1/kv/openapi-k", "", http.StatusOK},
-		{http.MethodGet, "/v1/kv/?prefix=openapi&limit=10", "", http.StatusOK},
-		{http.MethodGet, "/v1/kv/?prefix=openapi&keys_only", "", http.StatusOK},
-		{http.MethodGet, "/v1/kv/openapi-missing", "", http.StatusNotFound},
-		{http.MethodGet, "/v1/cluster", "", http.StatusOK},
-		{http.MethodPost, "/v1/cluster/reform?confirm=", "", http.StatusBadRequest},
-		{http.MethodGet, "/v1/watch/?from=999999999", "", http.StatusGone},
-		{http.MethodDelete, "/v1/kv/openapi-k", "", http.StatusOK},
-		{http.MethodDelete, "/v1/kv/openapi-k", "", http.StatusNotFound},
+		{http.MethodPut, "/v1/kv/openapi-k?ttl=30s", "v1", http.StatusOK, &api.PutResult{}},
+		{http.MethodPut, "/v1/kv/openapi-k?prev_revision=0", "v2", http.StatusPreconditionFailed, nil},
+		{http.MethodPut, "/v1/kv/openapi-k?ttl=forever", "v2", http.StatusBadRequest, nil},
+		{http.MethodGet, "/v1/kv/openapi-k", "", http.StatusOK, nil},
+		{http.MethodGet, "/v1/kv/openapi-k?stale", "", http.StatusOK, nil},
+		{http.MethodHead, "/v1/kv/openapi-k", "", http.StatusOK, nil},
+		{http.MethodGet, "/v1/kv/?prefix=openapi&limit=10", "", http.StatusOK, &api.ListPage{}},
+		{http.MethodGet, "/v1/kv/?prefix=openapi&keys_only", "", http.StatusOK, &api.ListPage{}},
+		{http.MethodGet, "/v1/kv/openapi-missing", "", http.StatusNotFound, nil},
+		{http.MethodGet, "/v1/cluster", "", http.StatusOK, &api.ClusterStatus{}},
+		{http.MethodPost, "/v1/cluster/reform?confirm=", "", http.StatusBadRequest, nil},
+		{http.MethodGet, "/v1/watch/?from=999999999", "", http.StatusGone, nil},
+		{http.MethodDelete, "/v1/kv/openapi-k", "", http.StatusOK, &api.DeleteResult{}},
+		{http.MethodDelete, "/v1/kv/openapi-k", "", http.StatusNotFound, nil},
 	}
 	for _, s := range steps {
 		name := s.method + " " + s.path
@@ -301,5 +308,49 @@ func TestOpenAPIResponsesMatchTheirSchemas(t *testing.T) {
 		}
 		out.SetBodyBytes(respBody)
 		assert.NoError(t, openapi3filter.ValidateResponse(context.Background(), out), "%s: the answer does not match the document: %s", name, respBody)
+		into := s.into
+		if s.status >= 400 {
+			into = &api.ErrorBody{}
+		}
+		if into != nil {
+			decodesStrictly(t, name, respBody, into)
+		}
 	}
+
+	// A watch stream is lines of JSON, which the validator above does not
+	// read: the put and the delete of the steps, each a WatchEvent.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	from := steps[0].into.(*api.PutResult).Revision
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/watch/?prefix=openapi-k&from=%d", base, from), nil)
+	require.NoError(t, err)
+	resp, err := hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	lines := bufio.NewScanner(resp.Body)
+	schema := doc.Components.Schemas["WatchEvent"].Value
+	for _, want := range []string{api.EventPut, api.EventDelete} {
+		require.True(t, lines.Scan(), "the watch ended before its %s event: %v", want, lines.Err())
+		var ev api.WatchEvent
+		decodesStrictly(t, "a watch line", lines.Bytes(), &ev)
+		assert.Equal(t, want, ev.Type, "%s", lines.Bytes())
+		var generic any
+		require.NoError(t, json.Unmarshal(lines.Bytes(), &generic))
+		assert.NoError(t, schema.VisitJSON(generic), "the watch line does not match WatchEvent: %s", lines.Bytes())
+	}
+}
+
+// decodesStrictly: body decodes into v, an api type, with no member left
+// over, and v encodes back to the same JSON. The server sends the api
+// types themselves, and these checks fail when an answer is built from
+// anything else.
+func decodesStrictly(t *testing.T, name string, body []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(v), "%s: the answer does not decode into %T: %s", name, v, body)
+	again, err := json.Marshal(v)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(body), string(again), "%s: %T does not give back what the server sent", name, v)
 }

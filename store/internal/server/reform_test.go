@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
-	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
+	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
 
@@ -37,7 +37,7 @@ func TestSilentVotersAreAwaitedUntilAnOperatorReforms(t *testing.T) {
 	c.Kill(other)
 
 	sv := c.Node(survivor).Server.Node()
-	require.Eventually(t, func() bool { return sv.Status().Quorum.State == cluster.QuorumWaiting },
+	require.Eventually(t, func() bool { return sv.Status().Quorum.State == api.QuorumWaiting },
 		60*time.Second, 100*time.Millisecond, "the survivor should report that it waits for silent voters")
 	// The quorum-loss timeout of the test cluster is 3s: watch for more than
 	// three of them. The old rule re-formed after three.
@@ -45,7 +45,7 @@ func TestSilentVotersAreAwaitedUntilAnOperatorReforms(t *testing.T) {
 	var changed atomic.Value // what the survivor reported when it stopped waiting
 	if !assert.Never(t, func() bool {
 		st := sv.Status()
-		if st.Quorum.State != cluster.QuorumWaiting || st.ClusterID != cid || len(st.Quorum.Silent) != 2 {
+		if st.Quorum.State != api.QuorumWaiting || st.ClusterID != cid || len(st.Quorum.Silent) != 2 {
 			changed.Store(fmt.Sprintf("quorum %s, cluster %s (was %s), silent %v", st.Quorum.State, st.ClusterID, cid, st.Quorum.Silent))
 			return true
 		}

@@ -1,4 +1,4 @@
-package errcode
+package api
 
 import (
 	"go/ast"
@@ -16,12 +16,12 @@ import (
 // The module has no test dependencies (applications that import it get
 // none): plain testing.
 
-// declared returns the value of every string constant of this package, by
-// name, read from its source: All must not forget one.
+// declared returns the value of every constant of codes.go, by name, read
+// from its source: Codes must not forget one.
 func declared(t *testing.T) map[string]string {
 	t.Helper()
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "errcode.go", nil, 0)
+	f, err := parser.ParseFile(fset, "codes.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,18 +49,18 @@ func declared(t *testing.T) map[string]string {
 	return out
 }
 
-func TestAllListsEveryConstantOnce(t *testing.T) {
+func TestCodesListsEveryConstantOnce(t *testing.T) {
 	var values []string
 	for _, v := range declared(t) {
 		values = append(values, v)
 	}
 	slices.Sort(values)
-	if all := slices.Sorted(slices.Values(All())); !slices.Equal(values, all) {
-		t.Errorf("declared %q, All %q", values, all)
+	if all := slices.Sorted(slices.Values(Codes())); !slices.Equal(values, all) {
+		t.Errorf("declared %q, Codes %q", values, all)
 	}
 	seen := map[string]bool{}
 	form := regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
-	for _, c := range All() {
+	for _, c := range Codes() {
 		if seen[c] {
 			t.Errorf("%q twice", c)
 		}
@@ -76,7 +76,7 @@ func TestAllListsEveryConstantOnce(t *testing.T) {
 // parentheses (which hold remarks such as "with `Retry-After`").
 func docCodes(t *testing.T) []string {
 	t.Helper()
-	// The module lives in the repository with the docs (store/client/errcode).
+	// The module lives in the repository with the docs (store/client/api).
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "interfaces.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -124,15 +124,15 @@ func TestDocumentedCodesAreTheConstants(t *testing.T) {
 		inDoc[c] = true
 	}
 	declared := map[string]bool{}
-	for _, c := range All() {
+	for _, c := range Codes() {
 		declared[c] = true
 		if !inDoc[c] {
-			t.Errorf("%q is declared in errcode but missing from the table of docs/interfaces.md", c)
+			t.Errorf("%q is declared in codes.go but missing from the table of docs/interfaces.md", c)
 		}
 	}
 	for _, c := range documented {
 		if !declared[c] {
-			t.Errorf("%q is in the table of docs/interfaces.md but not declared in errcode", c)
+			t.Errorf("%q is in the table of docs/interfaces.md but not declared in codes.go", c)
 		}
 	}
 }
