@@ -44,7 +44,7 @@ docs: ## Regenerate the generated docs: docs/cli/ (every command and flag), the 
 test: verify lint test-unit test-faults test-chart test-e2e ## Everything CI runs, in this order: about 21 min warm, 35 to 45 min cold (docs/testing.md).
 
 .PHONY: verify
-verify: ## gofmt, go mod tidy (root, store/client/, bench/, scripts/release/), the client's dependency list, the raft copy against its patches/, shellcheck, generated docs current, golangci-lint, govulncheck (offline DB): 2 to 3.5 min warm.
+verify: ## gofmt, go mod tidy (root, store/client/, tests/, bench/, scripts/release/), the client's dependency list and the root's (no terratest, client-go, kind), the raft copy against its patches/, shellcheck, generated docs current, golangci-lint, govulncheck (offline DB): 2 to 3.5 min warm.
 	scripts/verify.sh
 
 # The fault tier (store/internal/faulttest) is test-faults' alone: it needs root, network
@@ -71,13 +71,13 @@ test-faults: netlab ## Multi-process fault tier (root): kill/pause/SIGTERM tests
 
 .PHONY: test-chart
 test-chart: tools ## Chart template tests (no cluster): 1 to 2 min (8 min with a cold build cache).
-	$(GO) test -count=1 -short -timeout 10m ./tests/...
+	cd tests && $(GO) test -count=1 -short -timeout 10m ./...
 
 .PHONY: test-e2e
 E2E_RUN ?= E2E
 E2E_PARALLEL ?= 3
 test-e2e: tools ## End-to-end suites on kind (E2E_RUN selects): 6 to 8 min with the cluster up, 35 to 40 min cold.
-	$(GO) test -tags e2e -count=1 -timeout 75m -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' -v ./tests/e2e/
+	cd tests && $(GO) test -tags e2e -count=1 -timeout 75m -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' -v ./e2e/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
@@ -96,7 +96,7 @@ bench: ## Side-by-side ephemeral-store vs etcd vs Redis into bench/results/<date
 lint: tools ## go vet, helm lint --strict on every values file, ct lint.
 	$(GO) vet ./...
 	cd store/client && $(GO) vet ./...
-	$(GO) vet -tags e2e ./tests/...
+	cd tests && $(GO) vet -tags e2e ./...
 	cd bench && $(GO) vet ./...
 	scripts/lint-chart.sh
 

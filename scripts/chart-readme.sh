@@ -12,4 +12,5 @@ for arg in "$@"; do
     *) die "usage: $0 [--check]" ;;
   esac
 done
-go run ./tests/chart/readmegen/cmd/chart-readme "${args[@]}"
+# The generator is in the test module (tests/go.mod); it runs there, on this chart.
+go -C tests run ./chart/readmegen/cmd/chart-readme -chart "$ROOT/charts/ephemeral-store" "${args[@]}"

@@ -4,10 +4,13 @@
 # script fails if any did.
 #
 #   - gofmt: every Go file under store/, tests/ and bench/ is formatted
-#   - go mod tidy: go.mod and go.sum of the root module, of the Go client's module (store/client)
-#     and of bench/ need no change
+#   - go mod tidy: go.mod and go.sum of the root module, of the Go client's module (store/client),
+#     of the test harness's (tests/), of bench/ and of scripts/release/ need no change
 #   - the Go client's dependencies: a program importing only the client builds from the standard
 #     library and the client module alone (no k8s.io, terratest, Raft, Prometheus, testify...)
+#   - the root module's dependencies: its module graph (go list -m all), which an application
+#     importing the client inherits through the root, has none of the test harness's (terratest,
+#     client-go, kind): those belong to tests/go.mod
 #   - the patched copy of hashicorp/raft (store/third_party/raft) is upstream with its patches/
 #     applied and nothing else but the files it lists as ours (scripts/raft-patches.sh)
 #   - the shell linter, Debian's shellcheck package $SHELLCHECK_VERSION (installed with apt-get
@@ -17,11 +20,11 @@
 #     (tests/chart/readmegen) are current
 #   - markdown links: every relative link and #anchor of the repository's .md files resolves
 #     (tests/docs)
-#   - golangci-lint $GOLANGCI_LINT_VERSION with .golangci.yml finds nothing in the root module
-#     (e2e build tag included), store/client/, bench/ and scripts/release/ (GO_MODULES)
+#   - golangci-lint $GOLANGCI_LINT_VERSION with .golangci.yml finds nothing in the root module,
+#     store/client/, tests/ (e2e build tag included), bench/ and scripts/release/ (GO_MODULES)
 #   - govulncheck $GOVULNCHECK_VERSION, offline, on the vulnerability data of golang.org/x/vulndb
 #     at $VULNDB_VERSION (scripts/install-linters.sh builds the database), finds no vulnerability
-#     that the code reaches, tests included, in the same four modules, except the ones
+#     that the code reaches, tests included, in the same five modules, except the ones
 #     scripts/govulncheck-accepted.txt accepts with a reason
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -88,6 +91,23 @@ EOF
   fi
 }
 
+# check_root_deps: the root module's graph lists none of the modules only the test harness needs;
+# one that comes back means an import of tests/ crept into the root module (or a require was added
+# by hand).
+check_root_deps() {
+  local mods bad
+  if ! mods=$(go list -m all 2>&1); then
+    printf '%s\n' "$mods" >&2
+    failed "go list -m all of the root module failed (above)"
+    return
+  fi
+  bad=$(grep -E '^(github\.com/gruntwork-io/terratest|k8s\.io/client-go|sigs\.k8s\.io/kind) ' <<<"$mods" || true)
+  if [[ -n $bad ]]; then
+    failed "the root module's graph has test-harness modules (they belong to tests/go.mod; move the importing code under tests/, then go mod tidy in both): $(tr '\n' ' ' <<<"$bad")"
+  fi
+  log "the root module's graph: $(wc -l <<<"$mods") modules, none of terratest, client-go, kind"
+}
+
 # check_raft_patches: the script prints what differs or which patch fails to apply.
 check_raft_patches() {
   if ! "$ROOT/scripts/raft-patches.sh"; then
@@ -139,13 +159,13 @@ check_generated() {
 }
 
 check_links() {
-  if ! go test -count=1 ./tests/docs/; then
+  if ! go -C tests test -count=1 ./docs/; then
     failed "a markdown link or anchor is dead (above: file:line, target, what is missing)"
   fi
 }
 
 # The Go modules golangci-lint and govulncheck look at.
-GO_MODULES=(. store/client bench scripts/release)
+GO_MODULES=(. store/client tests bench scripts/release)
 
 check_golangci_lint() {
   local dir
@@ -168,7 +188,7 @@ check_govulncheck() {
   logdir=$(mktemp -d "$ES_WORK/logs/govulncheck.XXXXXX")
   log "vulnerability data of $(jq -r .modified "$db/index/db.json") (golang.org/x/vulndb@$VULNDB_VERSION, $db)"
   for dir in "${GO_MODULES[@]}"; do
-    local tags=(); [[ $dir == . ]] && tags=(-tags e2e)
+    local tags=(); [[ $dir == tests ]] && tags=(-tags e2e)
     out=$logdir/${dir//[.\/]/_}.json
     log "govulncheck -test ${tags[*]:+${tags[*]} }./... ($dir)"
     if ! (cd "$dir" && govulncheck -db "file://$db" -test "${tags[@]}" -format json ./... > "$out"); then
@@ -215,6 +235,8 @@ stage "gofmt (store, tests, bench, scripts/release)" check_gofmt
 stage "go mod tidy (root module)" tidy .
 stage "go mod tidy (store/client/)" tidy store/client
 stage "the Go client's dependencies (go list -deps of a program importing only it)" check_client_deps
+stage "go mod tidy (tests/)" tidy tests
+stage "the root module's graph has no test-harness modules (terratest, client-go, kind)" check_root_deps
 stage "go mod tidy (bench/)" tidy bench
 stage "go mod tidy (scripts/release/)" tidy scripts/release
 stage "store/third_party/raft is hashicorp/raft plus its patches/" check_raft_patches

@@ -6,6 +6,10 @@
 // the chart's certificates (generated Secrets, cert-manager Certificates,
 // the --san flags of mint mode) carry exactly these.
 //
+// It is public as part of the contract between the chart, the CLI and the
+// server (docs/interfaces.md): change a name only together with the
+// chart's templates.
+//
 // Every name comes in the forms a pod's resolver accepts: the short name
 // (same namespace), .<namespace>, .<namespace>.svc and the fully qualified
 // .<namespace>.svc.<cluster domain>.

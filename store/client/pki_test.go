@@ -20,10 +20,12 @@ import (
 )
 
 // testPKI is a throw-away CA with a server certificate for 127.0.0.1 and
-// client certificates, written to a temporary directory.
+// client certificates, written to a temporary directory. The tests and
+// the examples (NewExampleClient, which has no *testing.T) share it.
 type testPKI struct {
-	t      *testing.T
-	dir    string
+	t      *testing.T  // nil for the examples
+	fail   func(error) // t.Fatal, or a panic for the examples
+	dir    string      // "" for the examples: nothing is written
 	ca     *x509.Certificate
 	caKey  *ecdsa.PrivateKey
 	pool   *x509.CertPool
@@ -32,10 +34,19 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
-	p := &testPKI{t: t, dir: t.TempDir()}
+	p := newPKI(func(err error) { t.Helper(); t.Fatal(err) })
+	p.t, p.dir = t, t.TempDir()
+	writePEM(t, p.caFile(), "CERTIFICATE", p.ca.Raw)
+	return p
+}
+
+// newPKI makes the CA and the server certificate, in memory; fail reports
+// an error and must not return.
+func newPKI(fail func(error)) *testPKI {
+	p := &testPKI{fail: fail}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		fail(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -48,13 +59,12 @@ func newTestPKI(t *testing.T) *testPKI {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		fail(err)
 	}
 	p.ca, _ = x509.ParseCertificate(der)
 	p.caKey = key
 	p.pool = x509.NewCertPool()
 	p.pool.AddCert(p.ca)
-	writePEM(t, filepath.Join(p.dir, "ca.crt"), "CERTIFICATE", der)
 	p.server = p.issue("ephemeral-store-peer", true)
 	return p
 }
@@ -64,12 +74,26 @@ func (p *testPKI) caFile() string { return filepath.Join(p.dir, "ca.crt") }
 var serial atomic.Int64
 
 // issue signs a certificate for cn (a server certificate for 127.0.0.1
-// when server is true).
+// and localhost when server is true).
 func (p *testPKI) issue(cn string, server bool) tls.Certificate {
-	p.t.Helper()
+	if server {
+		return p.sign(cn, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+			[]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	}
+	return p.sign(cn, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil)
+}
+
+// issueNamed signs a server certificate for exactly these names.
+func (p *testPKI) issueNamed(dns []string, ips []net.IP) tls.Certificate {
+	return p.sign("ephemeral-store-peer", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, dns, ips)
+}
+
+// sign issues a certificate for cn with these extended key usages and
+// names, valid from an hour ago for two hours, for a new P-256 key.
+func (p *testPKI) sign(cn string, usages []x509.ExtKeyUsage, dns []string, ips []net.IP) tls.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		p.t.Fatal(err)
+		p.fail(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1) + 10),
@@ -77,18 +101,18 @@ func (p *testPKI) issue(cn string, server bool) tls.Certificate {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		tmpl.DNSNames = []string{"localhost"}
+		ExtKeyUsage:  usages,
+		DNSNames:     dns,
+		IPAddresses:  ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	if err != nil {
-		p.t.Fatal(err)
+		p.fail(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		p.fail(err)
+	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
@@ -118,9 +142,16 @@ func writePEM(t *testing.T, name, typ string, der []byte) {
 }
 
 // startTLS serves h over TLS (HTTP/2 enabled) requiring a client
-// certificate from the test CA, as the store does.
+// certificate from the test CA, as the store does, until the test ends.
 func (p *testPKI) startTLS(h http.Handler) *httptest.Server {
 	p.t.Helper()
+	srv := p.serveTLS(h)
+	p.t.Cleanup(srv.Close)
+	return srv
+}
+
+// serveTLS is startTLS without the cleanup: the caller closes it.
+func (p *testPKI) serveTLS(h http.Handler) *httptest.Server {
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = true
 	srv.TLS = &tls.Config{
@@ -130,7 +161,6 @@ func (p *testPKI) startTLS(h http.Handler) *httptest.Server {
 		Certificates: []tls.Certificate{p.server},
 	}
 	srv.StartTLS()
-	p.t.Cleanup(srv.Close)
 	return srv
 }
 

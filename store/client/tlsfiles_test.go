@@ -1,17 +1,12 @@
 package client
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // serveWith serves the cluster status over TLS with cert as the server
@@ -42,28 +36,6 @@ func serveWith(t *testing.T, cert tls.Certificate, clientCA *testPKI) *httptest.
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-// issueNamed signs a server certificate for exactly these names.
-func (p *testPKI) issueNamed(dns []string, ips []net.IP) tls.Certificate {
-	p.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	noErr(p.t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1) + 10),
-		Subject:      pkix.Name{CommonName: "ephemeral-store-peer"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     dns,
-		IPAddresses:  ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	noErr(p.t, err)
-	leaf, err := x509.ParseCertificate(der)
-	noErr(p.t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
 func certPEM(c *x509.Certificate) []byte {

@@ -1,8 +1,13 @@
 // Package kvhistory records what clients of ephemeral-store asked and were
-// answered, and checks that history for linearizability with porcupine
-// (github.com/anishathalye/porcupine). The multi-process fault tests
-// (store/internal/faulttest) and the end-to-end suites on kind
-// (tests/e2e) record their traffic with it.
+// answered, and checks such a history two ways: for linearizability against
+// Model, the model of the API (Check, with porcupine,
+// github.com/anishathalye/porcupine), and against the final state of the
+// keys, for an acknowledged write that was lost (LostWrites). The
+// multi-process fault tests (store/internal/faulttest) and the end-to-end
+// suites on kind (tests/e2e, a module of its own) record their traffic with
+// it and share both checks; it is public for that, and part of the
+// contract listed in docs/interfaces.md: what counts as a correct answer of
+// the store.
 //
 // The sequential specification is one register per key, holding a value or
 // nothing, with get, put and delete; porcupine checks each key's operations
@@ -71,7 +76,7 @@ type Output struct {
 	Unknown bool
 	// Rev is the modify revision a Get read or a Put wrote, the revision
 	// of a Delete. The model ignores it; it helps a person reading a
-	// visualization, and the caller's own checks of lost writes.
+	// visualization, and LostWrites orders the acknowledged writes by it.
 	Rev int64
 }
 

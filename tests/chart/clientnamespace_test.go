@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/ephemeral-store/ephemeral-store/tests/internal/testca"
 )
 
 // aspUsers: myuser stays in the release namespace (the helm test's), asp
@@ -316,7 +318,7 @@ func TestEachClientNamespaceCopyIsKeptAndRenewedOnItsOwn(t *testing.T) {
 // from your CA Secret, certificate only, when the chart can read it.
 func TestExistingModeCopiesTheCACertificateToClientNamespaces(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "rootCA")
+	ca := testca.New(t, "rootCA")
 	existing := map[string]string{
 		"tls.mode": "existing", "tls.existing.serverSecret": "srv", "tests.existingSecret": "client",
 	}
@@ -328,7 +330,7 @@ func TestExistingModeCopiesTheCACertificateToClientNamespaces(t *testing.T) {
 		for k, v := range existing {
 			set[k] = v
 		}
-		out, err := renderWithSecrets(t, opts{set: set, setJSON: users}, map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()})
+		out, err := renderWithSecrets(t, opts{set: set, setJSON: users}, map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)})
 		require.NoError(t, err)
 		got := secretsByNamespace(decode(t, out))
 		o, ok := got["kube-system/ephemeral-store-user-rootca-cert"]
@@ -337,16 +339,16 @@ func TestExistingModeCopiesTheCACertificateToClientNamespaces(t *testing.T) {
 			Data map[string][]byte `json:"data"`
 		}
 		require.NoError(t, json.Unmarshal(mustJSON(t, o.Raw), &s))
-		assert.Equal(t, map[string][]byte{"rootCA.crt": ca.certPEM}, s.Data, "the certificate, never the key")
+		assert.Equal(t, map[string][]byte{"rootCA.crt": ca.CertPEM}, s.Data, "the certificate, never the key")
 	})
 	t.Run("from the server Secret's ca.crt", func(t *testing.T) {
 		t.Parallel()
 		out, err := renderWithSecrets(t, opts{set: existing, setJSON: users},
-			map[string]fakeSecret{"srv": {Data: map[string][]byte{"tls.crt": []byte("x"), "tls.key": []byte("y"), "ca.crt": ca.certPEM}}})
+			map[string]fakeSecret{"srv": {Data: map[string][]byte{"tls.crt": []byte("x"), "tls.key": []byte("y"), "ca.crt": ca.CertPEM}}})
 		require.NoError(t, err)
 		o, ok := secretsByNamespace(decode(t, out))["kube-system/ephemeral-store-user-rootca-cert"]
 		require.True(t, ok)
-		assert.Contains(t, string(o.Raw), base64.StdEncoding.EncodeToString(ca.certPEM))
+		assert.Contains(t, string(o.Raw), base64.StdEncoding.EncodeToString(ca.CertPEM))
 		assert.NotContains(t, string(o.Raw), base64.StdEncoding.EncodeToString([]byte("y")))
 	})
 	t.Run("unreadable (helm template): nothing rendered there", func(t *testing.T) {

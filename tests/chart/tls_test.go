@@ -1,24 +1,21 @@
 package chart
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ephemeral-store/ephemeral-store/tests/internal/testca"
 )
 
 // TestTLSModesMapToServerFlagsAndMounts checks, for every TLS mode, the serve
@@ -376,48 +373,15 @@ func renderWithSecrets(t *testing.T, o opts, secrets map[string]fakeSecret) (str
 	return renderE(t, o)
 }
 
-// testCA is a root CA made the way openssl 3 makes the old docs' one: RSA
-// 2048, the key in PKCS#8 ("BEGIN PRIVATE KEY").
-type testCA struct {
-	certPEM, keyPEM []byte
-	cert            *x509.Certificate
-}
-
-func newTestCA(t *testing.T, cn string) testCA {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return testCA{
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
-		cert:    cert,
-	}
-}
-
-// legacy is the Secret of the old docs' `kubectl create secret tls
+// legacySecret is the Secret of the old docs' `kubectl create secret tls
 // ephemeral-store-secret --cert=rootCA.crt --key=rootCA.key`.
-func (ca testCA) legacy() fakeSecret {
-	return fakeSecret{Type: "kubernetes.io/tls", Data: map[string][]byte{"tls.crt": ca.certPEM, "tls.key": ca.keyPEM}}
+func legacySecret(ca *testca.CA) fakeSecret {
+	return fakeSecret{Type: "kubernetes.io/tls", Data: map[string][]byte{"tls.crt": ca.CertPEM, "tls.key": ca.KeyPEM}}
 }
 
-// generic is the Secret of `kubectl create secret generic ... --from-file=rootCA.crt --from-file=rootCA.key`.
-func (ca testCA) generic() fakeSecret {
-	return fakeSecret{Type: "Opaque", Data: map[string][]byte{"rootCA.crt": ca.certPEM, "rootCA.key": ca.keyPEM}}
+// genericSecret is the Secret of `kubectl create secret generic ... --from-file=rootCA.crt --from-file=rootCA.key`.
+func genericSecret(ca *testca.CA) fakeSecret {
+	return fakeSecret{Type: "Opaque", Data: map[string][]byte{"rootCA.crt": ca.CertPEM, "rootCA.key": ca.KeyPEM}}
 }
 
 // TestRootCASecretKeysFallBackToKubectlTLSSecret checks which keys of an
@@ -429,10 +393,10 @@ func (ca testCA) generic() fakeSecret {
 // with the Secret's name and the keys looked for.
 func TestRootCASecretKeysFallBackToKubectlTLSSecret(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "rootCA")
-	other := newTestCA(t, "other")
+	ca := testca.New(t, "rootCA")
+	other := testca.New(t, "other")
 	both := fakeSecret{Data: map[string][]byte{
-		"rootCA.crt": ca.certPEM, "rootCA.key": ca.keyPEM, "tls.crt": other.certPEM, "tls.key": other.keyPEM,
+		"rootCA.crt": ca.CertPEM, "rootCA.key": ca.KeyPEM, "tls.crt": other.CertPEM, "tls.key": other.KeyPEM,
 	}}
 	caSecretMode := map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"}
 	with := func(base map[string]string, kv ...string) map[string]string {
@@ -456,42 +420,42 @@ func TestRootCASecretKeysFallBackToKubectlTLSSecret(t *testing.T) {
 		secrets map[string]fakeSecret
 		volume  string            // Secret volume to check
 		items   map[string]string // its items: key -> path
-		signer  *testCA           // the CA the chart signs with (server and user Secrets); nil: signs nothing
+		signer  *testca.CA        // the CA the chart signs with (server and user Secrets); nil: signs nothing
 		caOut   map[string]string // rendered root CA Secret: key -> certificate PEM of
 		errs    []string          // the render fails with all of these
 	}{
 		{
 			name:    "caSecret: kubectl create secret tls (tls.crt, tls.key), default keys",
 			set:     caSecretMode,
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			volume:  "ca", items: map[string]string{"tls.crt": "rootCA.crt", "tls.key": "rootCA.key"},
-			signer: &ca,
+			signer: ca,
 		},
 		{
 			name:    "caSecret: kubectl create secret generic (rootCA.crt, rootCA.key)",
 			set:     caSecretMode,
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.generic()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": genericSecret(ca)},
 			volume:  "ca", items: map[string]string{"rootCA.crt": "rootCA.crt", "rootCA.key": "rootCA.key"},
-			signer: &ca,
+			signer: ca,
 		},
 		{
 			name:    "caSecret: both pairs present, the configured keys win",
 			set:     caSecretMode,
 			secrets: map[string]fakeSecret{"ephemeral-store-secret": both},
 			volume:  "ca", items: map[string]string{"rootCA.crt": "rootCA.crt", "rootCA.key": "rootCA.key"},
-			signer: &ca,
+			signer: ca,
 		},
 		{
 			name:    "caSecret: explicit keys that match the kubectl tls Secret",
 			set:     with(caSecretMode, "tls.ca.certKey", "tls.crt", "tls.ca.keyKey", "tls.key"),
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			volume:  "ca", items: map[string]string{"tls.crt": "rootCA.crt", "tls.key": "rootCA.key"},
-			signer: &ca,
+			signer: ca,
 		},
 		{
 			name:    "caSecret: explicit keys stay strict",
 			set:     with(caSecretMode, "tls.ca.certKey", "ca.pem", "tls.ca.keyKey", "ca-key.pem"),
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			errs: []string{
 				"tls.ca.certKey, tls.ca.keyKey", `"ephemeral-store-secret"`, `namespace "store-ns"`,
 				"looked up for the keys ca.pem, ca-key.pem", "lacks ca.pem, ca-key.pem", "it has tls.crt, tls.key",
@@ -500,13 +464,13 @@ func TestRootCASecretKeysFallBackToKubectlTLSSecret(t *testing.T) {
 		{
 			name:    "caSecret: one explicit key is not the defaults: no fallback",
 			set:     with(caSecretMode, "tls.ca.certKey", "ca.pem"),
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			errs:    []string{`"ephemeral-store-secret"`, "looked up for the keys ca.pem, rootCA.key", "lacks ca.pem, rootCA.key"},
 		},
 		{
 			name:    "caSecret: a Secret with neither pair",
 			set:     caSecretMode,
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.pem": ca.certPEM, "rootCA.crt": ca.certPEM}}},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.pem": ca.CertPEM, "rootCA.crt": ca.CertPEM}}},
 			errs: []string{
 				`the CA Secret "ephemeral-store-secret" in namespace "store-ns"`,
 				"neither the keys rootCA.crt, rootCA.key", "nor tls.crt, tls.key", "it has ca.pem, rootCA.crt",
@@ -528,9 +492,9 @@ func TestRootCASecretKeysFallBackToKubectlTLSSecret(t *testing.T) {
 		{
 			name:    "generate, tls.ca.create=false: the server and user certificates are signed by the kubectl tls Secret's CA",
 			set:     map[string]string{"tls.ca.create": "false"},
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			volume:  "tls", items: map[string]string{"tls.crt": "tls.crt", "tls.key": "tls.key", "ca.crt": "ca.crt"},
-			signer: &ca,
+			signer: ca,
 		},
 		{
 			name: "generate, tls.ca.create=false, no Secret: the error names both forms",
@@ -542,38 +506,38 @@ func TestRootCASecretKeysFallBackToKubectlTLSSecret(t *testing.T) {
 		},
 		{
 			name:    "generate, tls.ca.create=true: the CA read back from tls.crt/tls.key keeps its keys",
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			volume:  "tls", items: map[string]string{"tls.crt": "tls.crt", "tls.key": "tls.key", "ca.crt": "ca.crt"},
-			signer: &ca,
-			caOut:  map[string]string{"tls.crt": string(ca.certPEM), "tls.key": string(ca.keyPEM)},
+			signer: ca,
+			caOut:  map[string]string{"tls.crt": string(ca.CertPEM), "tls.key": string(ca.KeyPEM)},
 		},
 		{
 			name:    "generate, tls.ca.create=true, a Secret with neither pair is not silently replaced",
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.crt": ca.certPEM}}},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.crt": ca.CertPEM}}},
 			errs:    []string{`"ephemeral-store-secret"`, "neither the keys rootCA.crt, rootCA.key", "it has ca.crt"},
 		},
 		{
 			name:    "existing: tls.existing.caSecret made by kubectl create secret tls",
 			set:     existingMode,
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			volume:  "ca", items: map[string]string{"tls.crt": "rootCA.crt"},
 		},
 		{
 			name:    "existing: tls.existing.caSecret with rootCA.crt",
 			set:     existingMode,
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.generic()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": genericSecret(ca)},
 			volume:  "ca", items: map[string]string{"rootCA.crt": "rootCA.crt"},
 		},
 		{
 			name:    "existing: an explicit tls.existing.caSecretKey stays strict",
 			set:     with(existingMode, "tls.existing.caSecretKey", "ca.pem"),
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": ca.legacy()},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": legacySecret(ca)},
 			errs:    []string{"tls.existing.caSecretKey", `"ephemeral-store-secret"`, "lacks ca.pem", "it has tls.crt, tls.key"},
 		},
 		{
 			name:    "existing: tls.existing.caSecret with neither",
 			set:     existingMode,
-			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.crt": ca.certPEM}}},
+			secrets: map[string]fakeSecret{"ephemeral-store-secret": {Data: map[string][]byte{"ca.crt": ca.CertPEM}}},
 			errs:    []string{"tls.existing.caSecretKey", `"ephemeral-store-secret"`, "neither the keys rootCA.crt", "nor tls.crt", "it has ca.crt"},
 		},
 	}
@@ -607,19 +571,19 @@ func TestRootCASecretKeysFallBackToKubectlTLSSecret(t *testing.T) {
 				return
 			}
 			roots := x509.NewCertPool()
-			roots.AddCert(tc.signer.cert)
+			roots.AddCert(tc.signer.Cert)
 			user := m.secret(t, "ephemeral-store-user-myuser")
-			assert.Equal(t, string(tc.signer.certPEM), string(user.Data["ca.crt"]), "user Secret ca.crt")
+			assert.Equal(t, string(tc.signer.CertPEM), string(user.Data["ca.crt"]), "user Secret ca.crt")
 			_, err = parseCert(t, user.Data["tls.crt"]).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 			assert.NoError(t, err, "the user certificate chains to the Secret's CA")
 			if server := m.find("Secret", "ephemeral-store-tls"); server != nil {
 				s := m.secret(t, "ephemeral-store-tls")
-				assert.Equal(t, string(tc.signer.certPEM), string(s.Data["ca.crt"]), "server Secret ca.crt")
+				assert.Equal(t, string(tc.signer.CertPEM), string(s.Data["ca.crt"]), "server Secret ca.crt")
 				_, err = parseCert(t, s.Data["tls.crt"]).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 				assert.NoError(t, err, "the server certificate chains to the Secret's CA")
 			}
 			if caOnly := m.find("Secret", "ephemeral-store-ca"); caOnly != nil {
-				assert.Equal(t, string(tc.signer.certPEM), string(m.secret(t, "ephemeral-store-ca").Data["ca.crt"]), "CA-only Secret")
+				assert.Equal(t, string(tc.signer.CertPEM), string(m.secret(t, "ephemeral-store-ca").Data["ca.crt"]), "CA-only Secret")
 			}
 		})
 	}
@@ -648,11 +612,11 @@ func TestTLSLookupIsOneTemplate(t *testing.T) {
 		assert.Equal(t, map[string]int{"_tls.tpl": 1, "tls-secrets.yaml": 0}[f], strings.Count(string(b), "lookup \"v1\" \"Secret\""),
 			"%s: lookups of Secrets outside ephemeral-store.lookupSecret escape the chart tests", f)
 	}
-	ca := newTestCA(t, "rootCA")
+	ca := testca.New(t, "rootCA")
 	set := map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"}
 	without := render(t, opts{set: set})
 	assert.Nil(t, without.find("Secret", "ephemeral-store-user-myuser"), "no CA readable: no user Secret")
-	out, err := renderWithSecrets(t, opts{set: set}, map[string]fakeSecret{"ephemeral-store-secret": ca.generic()})
+	out, err := renderWithSecrets(t, opts{set: set}, map[string]fakeSecret{"ephemeral-store-secret": genericSecret(ca)})
 	require.NoError(t, err)
 	assert.NotNil(t, decode(t, out).find("Secret", "ephemeral-store-user-myuser"), "the fake lookup is in force")
 }

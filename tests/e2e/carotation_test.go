@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
+	"github.com/ephemeral-store/ephemeral-store/tests/internal/testca"
 )
 
 // TestE2ECARotationStrandsNoPod: caSecret mode (each pod mints its
@@ -47,7 +47,7 @@ import (
 func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	c := suite(t, "CA rotation in caSecret mode: a pod restarted before and pods restarted after all become Ready, no request fails")
 	run := strings.ToLower(random.UniqueID())
-	oldCA, newCA := newCA(t, "e2e-rotation-ca-1-"+run), newCA(t, "e2e-rotation-ca-2-"+run)
+	oldCA, newCA := testca.New(t, "e2e-rotation-ca-1-"+run), testca.New(t, "e2e-rotation-ca-2-"+run)
 	caSecret := defaultRelease + "-secret"
 	var kube *kubeAccess
 	r := install(t, c, installOptions{Label: "carotation", Set: map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"},
@@ -55,7 +55,7 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 			kube = r.kube
 			_, err := kube.clientset.CoreV1().Secrets(r.ns).Create(t.Context(), &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Name: caSecret},
-				Data:       caSecretData(t, oldCA),
+				Data:       caSecretData(oldCA),
 			}, metav1.CreateOptions{})
 			require.NoError(t, err, "create the root CA Secret %s", caSecret)
 			t.Logf("root CA Secret %s: %s", caSecret, oldCA)
@@ -67,11 +67,11 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	chartUser := r.userSecret(t, testUser)
 	oldCert, err := tls.X509KeyPair(chartUser.Data["tls.crt"], chartUser.Data["tls.key"])
 	require.NoError(t, err)
-	newCert, err := tls.X509KeyPair(newCA.validClientCert(t, testUser))
+	newCert, err := tls.X509KeyPair(newCA.ValidClientCert(t, testUser))
 	require.NoError(t, err)
 	roots := x509.NewCertPool()
-	roots.AddCert(oldCA.cert)
-	roots.AddCert(newCA.cert)
+	roots.AddCert(oldCA.Cert)
+	roots.AddCert(newCA.Cert)
 	both := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: r.serviceDNS(),
 		Certificates: []tls.Certificate{newCert, oldCert}, NextProtos: []string{"h2", "http/1.1"}}
 	onlyOld := both.Clone()
@@ -86,14 +86,14 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	stopLoad := load.start(t, clients)
 	load.waitOps(t, opsBeforeAndAfter, "before the rotation")
 	for i := range r.replicas {
-		require.Equal(t, oldCA.cert.Subject.CommonName, servedIssuer(t, tunnels, r.pod(i)), "%s before the rotation", r.pod(i))
+		require.Equal(t, oldCA.Cert.Subject.CommonName, servedIssuer(t, tunnels, r.pod(i)), "%s before the rotation", r.pod(i))
 	}
 	rotateFrom := load.h.Now()
 
 	// 1 and 2: the new CA in the Secret, pod 0 restarted at once.
 	s, err := kube.clientset.CoreV1().Secrets(r.ns).Get(t.Context(), caSecret, metav1.GetOptions{})
 	require.NoError(t, err)
-	s.Data = caSecretData(t, newCA)
+	s.Data = caSecretData(newCA)
 	_, err = kube.clientset.CoreV1().Secrets(r.ns).Update(t.Context(), s, metav1.UpdateOptions{})
 	require.NoError(t, err, "replace the root CA in Secret %s", caSecret)
 	rotated := time.Now()
@@ -121,7 +121,7 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 		"%s, restarted with the new CA before the others saw it, never became Ready", r.pod(0))
 	for i := range r.replicas {
 		_, err := retry.DoWithRetryContextE(t, t.Context(), r.pod(i)+" serves a certificate of the new CA", pollTries, pollEvery, func() (string, error) {
-			if got := servedIssuer(t, tunnels, r.pod(i)); got != newCA.cert.Subject.CommonName {
+			if got := servedIssuer(t, tunnels, r.pod(i)); got != newCA.Cert.Subject.CommonName {
 				return "", fmt.Errorf("%s serves a certificate of %q", r.pod(i), got)
 			}
 			return "", nil
@@ -147,7 +147,7 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	r.waitRolled(t, rolling)
 	r.members(t, admin)
 	for i := range r.replicas {
-		require.Equal(t, newCA.cert.Subject.CommonName, servedIssuer(t, tunnels, r.pod(i)), "%s after the roll", r.pod(i))
+		require.Equal(t, newCA.Cert.Subject.CommonName, servedIssuer(t, tunnels, r.pod(i)), "%s after the roll", r.pod(i))
 	}
 	rotateTo := load.h.Now()
 	t.Logf("%s after the rotation every pod was rolled, is Ready and serves a certificate of %s", time.Since(rotated).Round(time.Second), newCA)
@@ -160,14 +160,8 @@ func TestE2ECARotationStrandsNoPod(t *testing.T) {
 }
 
 // caSecretData is a root CA Secret's data as the chart reads it by default.
-func caSecretData(t *testing.T, ca *caPair) map[string][]byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
-	require.NoError(t, err)
-	return map[string][]byte{
-		"rootCA.crt": ca.certPEM,
-		"rootCA.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
-	}
+func caSecretData(ca *testca.CA) map[string][]byte {
+	return map[string][]byte{"rootCA.crt": ca.CertPEM, "rootCA.key": ca.KeyPEM}
 }
 
 // servedIssuer is the Common Name of the issuer of the certificate pod

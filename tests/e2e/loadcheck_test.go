@@ -77,7 +77,8 @@ func (l *upgradeLoad) finalReads(t *testing.T, r *release, tunnels *podTunnels) 
 }
 
 // verdicts fails the test for every request that failed after its
-// retries, every acknowledged write that final lost, and a history that is
+// retries, every acknowledged write that final lost (kvhistory.LostWrites,
+// the check the fault tier makes too), and a history that is
 // not linearizable (porcupine's visualization is written to a file named
 // by the pattern visualization).
 func (l *upgradeLoad) verdicts(t *testing.T, final map[string]kvhistory.Output, visualization string) {
@@ -85,7 +86,7 @@ func (l *upgradeLoad) verdicts(t *testing.T, final map[string]kvhistory.Output, 
 	for _, f := range l.failuresList() {
 		t.Errorf("request failed after its retries: %s", f)
 	}
-	lost := l.lostWrites(final)
+	lost := kvhistory.LostWrites(l.h.Operations(), final)
 	for _, w := range lost {
 		t.Errorf("acknowledged write lost: %s", w)
 	}
@@ -379,45 +380,6 @@ func (l *upgradeLoad) longestWriteGap(from, to int64) (time.Duration, time.Time)
 		}
 	}
 	return time.Duration(gap), l.h.Time(start)
-}
-
-// lostWrites compares each key's final state with its acknowledged put of
-// the highest revision: the final state must be that write, or a later
-// write whose outcome was unknown.
-func (l *upgradeLoad) lostWrites(final map[string]kvhistory.Output) []string {
-	type write struct {
-		value string
-		rev   int64
-	}
-	last := map[string]write{}
-	unknown := map[string]bool{} // key + "\x00" + value
-	for _, op := range l.h.Operations() {
-		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
-		switch {
-		case in.Op != kvhistory.Put:
-		case out.Unknown:
-			unknown[in.Key+"\x00"+in.Value] = true
-		case out.Rev > last[in.Key].rev:
-			last[in.Key] = write{in.Value, out.Rev}
-		}
-	}
-	var lost []string
-	for _, key := range l.keys {
-		w, ok := last[key]
-		if !ok {
-			continue
-		}
-		st := final[key]
-		switch {
-		case !st.Found:
-			lost = append(lost, fmt.Sprintf("%s: last acknowledged put %q@%d, now absent", key, w.value, w.rev))
-		case st.Rev == w.rev && st.Value == w.value:
-		case st.Rev > w.rev && unknown[key+"\x00"+st.Value]:
-		default:
-			lost = append(lost, fmt.Sprintf("%s: last acknowledged put %q@%d, final state %q@%d", key, w.value, w.rev, st.Value, st.Rev))
-		}
-	}
-	return lost
 }
 
 // podOrdinals turns pod names into their ordinals, for short client names.

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client/api"
+	"github.com/ephemeral-store/ephemeral-store/tests/internal/testca"
 )
 
 // peerCommonName is the CN a peer certificate must carry (values tls.peerCommonName).
@@ -55,7 +56,7 @@ func TestE2ESecurity(t *testing.T) {
 	r := install(t, c, installOptions{Label: "security"})
 	run := strings.ToLower(random.UniqueID())
 	ca := r.releaseCA(t)
-	other := newCA(t, ca.cert.Subject.CommonName)
+	other := testca.New(t, ca.Cert.Subject.CommonName)
 	pods := r.identities(t)
 	t.Logf("store pods: %v", pods)
 
@@ -77,10 +78,10 @@ func TestE2ESecurity(t *testing.T) {
 	t.Logf("raw probe, user %s on %s:%d: %s", testUser, r.pod(0), clientPort, got)
 
 	unknownUser := "stranger-" + run
-	unknownCert, unknownKey := ca.validClientCert(t, unknownUser)
-	otherCert, otherKey := other.validClientCert(t, testUser)
-	expiredCert, expiredKey := ca.clientCert(t, testUser, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
-	userCert, userKey := ca.validClientCert(t, testUser)
+	unknownCert, unknownKey := ca.ValidClientCert(t, unknownUser)
+	otherCert, otherKey := other.ValidClientCert(t, testUser)
+	expiredCert, expiredKey := ca.ClientCert(t, testUser, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	userCert, userKey := ca.ValidClientCert(t, testUser)
 	authFailuresBefore := r.metrics(t, 0, "ephemeral_store_auth_failures_total")
 
 	refusals := []struct {
@@ -92,13 +93,13 @@ func TestE2ESecurity(t *testing.T) {
 		code    string
 		message string
 	}{
-		{name: "no client certificate", probe: clientEP, cfg: r.tlsConfig(t, nil, nil, ca.certPEM), alert: alertCertificateRequired},
-		{name: "certificate of another CA with the same subject", probe: clientEP, cfg: r.tlsConfig(t, otherCert, otherKey, ca.certPEM), alert: alertUnknownCA},
-		{name: "right CA, unknown CN " + unknownUser, probe: clientEP, cfg: r.tlsConfig(t, unknownCert, unknownKey, ca.certPEM),
+		{name: "no client certificate", probe: clientEP, cfg: r.tlsConfig(t, nil, nil, ca.CertPEM), alert: alertCertificateRequired},
+		{name: "certificate of another CA with the same subject", probe: clientEP, cfg: r.tlsConfig(t, otherCert, otherKey, ca.CertPEM), alert: alertUnknownCA},
+		{name: "right CA, unknown CN " + unknownUser, probe: clientEP, cfg: r.tlsConfig(t, unknownCert, unknownKey, ca.CertPEM),
 			status: http.StatusUnauthorized, code: "unauthenticated", message: fmt.Sprintf("user %q is not allowed in", unknownUser)},
-		{name: "right CA, expired", probe: clientEP, cfg: r.tlsConfig(t, expiredCert, expiredKey, ca.certPEM), alert: alertExpired},
-		{name: "valid user certificate on the peer port", probe: peerEP, cfg: r.tlsConfig(t, userCert, userKey, ca.certPEM), alert: alertBadCertificate},
-		{name: "valid user certificate on the peer port, TLS 1.2", probe: peerEP, cfg: maxTLS12(r.tlsConfig(t, userCert, userKey, ca.certPEM)), alert: alertBadCertificate},
+		{name: "right CA, expired", probe: clientEP, cfg: r.tlsConfig(t, expiredCert, expiredKey, ca.CertPEM), alert: alertExpired},
+		{name: "valid user certificate on the peer port", probe: peerEP, cfg: r.tlsConfig(t, userCert, userKey, ca.CertPEM), alert: alertBadCertificate},
+		{name: "valid user certificate on the peer port, TLS 1.2", probe: peerEP, cfg: maxTLS12(r.tlsConfig(t, userCert, userKey, ca.CertPEM)), alert: alertBadCertificate},
 	}
 	for _, tc := range refusals {
 		var out probeOutcome
@@ -133,7 +134,7 @@ func TestE2ESecurity(t *testing.T) {
 	serverSecret := r.fullname + "-tls"
 	srv, err := k8s.GetSecretContextE(t, t.Context(), r.kubectl, serverSecret)
 	require.NoError(t, err, "server Secret %s", serverSecret)
-	peerCfg := maxTLS12(r.tlsConfig(t, srv.Data["tls.crt"], srv.Data["tls.key"], ca.certPEM))
+	peerCfg := maxTLS12(r.tlsConfig(t, srv.Data["tls.crt"], srv.Data["tls.key"], ca.CertPEM))
 	out := peerEP.handshake(t, peerCfg)
 	require.True(t, out.HandshakeDone && out.Alert == "", "the server's own peer certificate on %s:%d: want a completed handshake, got %s", r.pod(0), peerPort, out)
 	t.Logf("accepted: the peer certificate (CN %s) on %s:%d -> %s", peerCommonName, r.pod(0), peerPort, out)
@@ -145,7 +146,7 @@ func TestE2ESecurity(t *testing.T) {
 // mode: <fullname>-tls) with a new certificate of the same CA, for the same
 // names, and waits until every pod serves it on the client and the peer
 // port, without any pod restarting; the cluster and the user keep working.
-func (r *release) rotateServerCertificate(t *testing.T, ca *caPair, pods map[string]string, key string) {
+func (r *release) rotateServerCertificate(t *testing.T, ca *testca.CA, pods map[string]string, key string) {
 	name := r.fullname + "-tls"
 	secret, err := k8s.GetSecretContextE(t, t.Context(), r.kubectl, name)
 	require.NoError(t, err, "server Secret %s", name)
@@ -159,7 +160,7 @@ func (r *release) rotateServerCertificate(t *testing.T, ca *caPair, pods map[str
 	}
 	t.Logf("before the rotation every pod serves serial %x (NotBefore %s) from Secret %s", old.SerialNumber, old.NotBefore.UTC(), name)
 
-	certPEM, keyPEM := ca.serverCert(t, old)
+	certPEM, keyPEM := serverCert(t, ca, old)
 	fresh := parseCertPEM(t, certPEM)
 	patch, err := json.Marshal(map[string]any{"data": map[string]string{
 		"tls.crt": base64.StdEncoding.EncodeToString(certPEM),
@@ -169,11 +170,11 @@ func (r *release) rotateServerCertificate(t *testing.T, ca *caPair, pods map[str
 	require.NoError(t, k8s.RunKubectlContextE(t, t.Context(), r.kubectl, "patch", "secret", name, "--type=merge", "-p", string(patch)),
 		"kubectl patch secret %s", name)
 	t.Logf("rotated: Secret %s now holds serial %x (NotBefore %s, same CA %q, same %d names)",
-		name, fresh.SerialNumber, fresh.NotBefore.UTC(), ca.cert.Subject.CommonName, len(fresh.DNSNames))
+		name, fresh.SerialNumber, fresh.NotBefore.UTC(), ca.Cert.Subject.CommonName, len(fresh.DNSNames))
 
 	// The kubelet refreshes Secret volumes within its sync period (about a
 	// minute), the store reloads within seconds: each pod gets 5 minutes.
-	peerCfg := maxTLS12(r.tlsConfig(t, certPEM, keyPEM, ca.certPEM))
+	peerCfg := maxTLS12(r.tlsConfig(t, certPEM, keyPEM, ca.CertPEM))
 	for i := range r.replicas {
 		for _, port := range []int{clientPort, peerPort} {
 			p := r.newPortProbe(t, i, port)
@@ -217,21 +218,20 @@ func (r *release) rotateServerCertificate(t *testing.T, ca *caPair, pods map[str
 // ephemeral-store-peer, the same names, server and client auth, a new key,
 // and a NotBefore later than old's (whole seconds), so that a handshake
 // shows which one is served by its NotBefore as well as its serial.
-func (ca *caPair) serverCert(t *testing.T, old *x509.Certificate) (certPEM, keyPEM []byte) {
+func serverCert(t *testing.T, ca *testca.CA, old *x509.Certificate) (certPEM, keyPEM []byte) {
 	t.Helper()
 	notBefore := time.Now().Truncate(time.Second)
 	if !notBefore.After(old.NotBefore) {
 		notBefore = old.NotBefore.Add(time.Second)
 	}
-	return ca.sign(t, &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: peerCommonName},
-		NotBefore:    notBefore,
-		NotAfter:     time.Now().Add(30 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     old.DNSNames,
-		IPAddresses:  old.IPAddresses,
+	return ca.Sign(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: peerCommonName},
+		NotBefore:   notBefore,
+		NotAfter:    time.Now().Add(30 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    old.DNSNames,
+		IPAddresses: old.IPAddresses,
 	})
 }
 

@@ -87,8 +87,8 @@ func TestE2EUsersLive(t *testing.T) {
 		"permissions": []map[string]string{{"prefix": "bob/", "access": "readwrite"}}})
 	require.NoError(t, err)
 	applyUsers(t, r, cm, map[string]string{"bob.json": string(bobJSON)}, nil)
-	bobCert, bobKey := r.releaseCA(t).validClientCert(t, "bob")
-	bob, _ := r.tunnel(t, k8s.ResourceTypeService, r.fullname, r.tlsConfig(t, bobCert, bobKey, r.releaseCA(t).certPEM))
+	bobCert, bobKey := r.releaseCA(t).ValidClientCert(t, "bob")
+	bob, _ := r.tunnel(t, k8s.ResourceTypeService, r.fullname, r.tlsConfig(t, bobCert, bobKey, r.releaseCA(t).CertPEM))
 	waitAllowed(t, "bob (added by kubectl apply) writes under bob/", func() error {
 		_, err := bob.Put(t.Context(), "bob/"+run, []byte("from bob"))
 		return err

@@ -3,17 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,85 +20,50 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
 // testCerts is a CA, a server certificate for 127.0.0.1 and a client
-// certificate for "myuser", as files.
+// certificate for "myuser", as files; made with the store's own pki, as
+// the other packages' tests make theirs.
 type testCerts struct {
 	dir               string
 	caFile            string
 	certFile, keyFile string
 	pool              *x509.CertPool
 	server            tls.Certificate
-	caCert            *x509.Certificate
-	caKey             *ecdsa.PrivateKey
-	serialMu          sync.Mutex
-	serial            int64
 }
 
 func newTestCerts(t *testing.T) *testCerts {
 	t.Helper()
-	c := &testCerts{dir: t.TempDir(), serial: 1}
-	c.caKey = genKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cli test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &c.caKey.PublicKey, c.caKey)
+	ca, err := pki.NewCA("cli test CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.caCert, _ = x509.ParseCertificate(der)
-	c.pool = x509.NewCertPool()
-	c.pool.AddCert(c.caCert)
+	c := &testCerts{dir: t.TempDir(), pool: x509.NewCertPool()}
+	c.pool.AddCert(ca.Cert)
 	c.caFile = filepath.Join(c.dir, "rootCA.crt")
-	writePEMFile(t, c.caFile, "CERTIFICATE", der)
-	c.server = c.issue(t, "ephemeral-store-peer", true)
 	c.certFile, c.keyFile = filepath.Join(c.dir, "myuser.crt"), filepath.Join(c.dir, "myuser.key")
-	kp := c.issue(t, "myuser", false)
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(kp.PrivateKey)
-	writePEMFile(t, c.certFile, "CERTIFICATE", kp.Certificate[0])
-	writePEMFile(t, c.keyFile, "PRIVATE KEY", keyDER)
+	issue := func(req pki.IssueRequest) (certPEM, keyPEM []byte) {
+		certPEM, keyPEM, err := ca.Issue(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return certPEM, keyPEM
+	}
+	serverCert, serverKey := issue(pki.IssueRequest{CommonName: "ephemeral-store-peer",
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ServerAuth: true, ClientAuth: true})
+	if c.server, err = tls.X509KeyPair(serverCert, serverKey); err != nil {
+		t.Fatal(err)
+	}
+	userCert, userKey := issue(pki.IssueRequest{CommonName: "myuser", ClientAuth: true})
+	for name, data := range map[string][]byte{c.caFile: ca.CertPEM, c.certFile: userCert, c.keyFile: userKey} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return c
-}
-
-func genKey(t *testing.T) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func (c *testCerts) issue(t *testing.T, cn string, server bool) tls.Certificate {
-	t.Helper()
-	c.serialMu.Lock()
-	c.serial++
-	serial := c.serial
-	c.serialMu.Unlock()
-	key := genKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.caCert, &key.PublicKey, c.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func writePEMFile(t *testing.T, name, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // serve starts h over TLS requiring a client certificate of the test CA.

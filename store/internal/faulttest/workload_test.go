@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,9 +374,8 @@ func (w *workload) live() []int {
 	return out
 }
 
-// checkNoAckedWriteLost compares the final state of each key with the
-// acknowledged write of the highest revision: the final state must be that
-// write or a newer one.
+// checkNoAckedWriteLost holds the final state of each key to the history
+// with kvhistory.LostWrites (the rule is there).
 func (w *workload) checkNoAckedWriteLost(t *testing.T, final map[string]readState) {
 	t.Helper()
 	if lost := w.lostWrites(final); len(lost) > 0 {
@@ -385,65 +383,14 @@ func (w *workload) checkNoAckedWriteLost(t *testing.T, final map[string]readStat
 	}
 }
 
-// lostWrites lists the keys of w.keys whose final state is older than
-// their last acknowledged write.
+// lostWrites lists the keys of final (w.keys, as read through one node)
+// that lost an acknowledged write, one line each, "<key>: <what>".
 func (w *workload) lostWrites(final map[string]readState) []string {
-	type write struct {
-		op  kvhistory.Input
-		out kvhistory.Output
+	fin := make(map[string]kvhistory.Output, len(final))
+	for k, st := range final {
+		fin[k] = kvhistory.Output{Found: st.Found, Value: st.Value, Rev: st.Rev}
 	}
-	last := map[string]write{}
-	maybeDeleted := map[string]int64{} // key -> highest revision of a delete that may have happened (-1: unknown)
-	tracked := map[string]bool{}
-	for _, k := range w.keys {
-		tracked[k] = true
-	}
-	for _, op := range w.h.Operations() {
-		in, out := op.Input.(kvhistory.Input), op.Output.(kvhistory.Output)
-		if in.Op == kvhistory.Get || !tracked[in.Key] {
-			continue
-		}
-		if in.Op == kvhistory.Delete && (out.Unknown || out.Found) {
-			rev := out.Rev
-			if out.Unknown {
-				rev = 1<<62 - 1
-			}
-			if rev > maybeDeleted[in.Key] {
-				maybeDeleted[in.Key] = rev
-			}
-		}
-		if out.Unknown || (in.Op == kvhistory.Delete && !out.Found) {
-			continue
-		}
-		if cur, ok := last[in.Key]; !ok || out.Rev > cur.out.Rev {
-			last[in.Key] = write{in, out}
-		}
-	}
-	var lost []string
-	keys := make([]string, 0, len(last))
-	for k := range last {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		wr, st := last[k], final[k]
-		switch wr.op.Op {
-		case kvhistory.Put:
-			if st.Found && st.Rev >= wr.out.Rev {
-				continue
-			}
-			if !st.Found && maybeDeleted[k] > wr.out.Rev {
-				continue
-			}
-			lost = append(lost, fmt.Sprintf("%s: last acknowledged put %q@%d, final state %v", k, wr.op.Value, wr.out.Rev, st))
-		case kvhistory.Delete:
-			if !st.Found || st.Rev > wr.out.Rev {
-				continue
-			}
-			lost = append(lost, fmt.Sprintf("%s: last acknowledged delete @%d, final state %v", k, wr.out.Rev, st))
-		}
-	}
-	return lost
+	return kvhistory.LostWrites(w.h.Operations(), fin)
 }
 
 // writeAfterHeal proves the healed cluster takes writes again: one put

@@ -258,22 +258,23 @@ func checkNodes(ctx context.Context, t testing.TB, c *Cluster) error {
 	return nil
 }
 
-// repoRoot walks up from the working directory (the test's package) to go.mod.
+// repoRoot walks up from the working directory (the test's package) to the
+// repository's root: the directory with a go.mod and scripts/kind-cluster.sh
+// (tests/ has a go.mod of its own, the test module's, and is passed by).
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "scripts", "kind-cluster.sh")); err != nil {
-				return "", fmt.Errorf("%s has a go.mod but no scripts/kind-cluster.sh: not the ephemeral-store repository", dir)
-			}
+		_, errMod := os.Stat(filepath.Join(dir, "go.mod"))
+		_, errScript := os.Stat(filepath.Join(dir, "scripts", "kind-cluster.sh"))
+		if errMod == nil && errScript == nil {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run the tests with go test from the repository")
+			return "", errors.New("no go.mod with scripts/kind-cluster.sh beside it above the working directory: run the tests with go test from the repository")
 		}
 		dir = parent
 	}
