@@ -17,7 +17,7 @@ import (
 // whole bundle, so that clients trust both CAs during the rotation.
 func TestCASecretBundleSignsWithTheFirstAndCarriesBoth(t *testing.T) {
 	t.Parallel()
-	oldCA, newCA := testca.New(t, "ca-old"), testca.New(t, "ca-new")
+	oldCA, newCA := testca.New(t, "ca-old"), testca.NewECDSA(t, "ca-new")
 	for _, step := range []struct {
 		name           string
 		signer, second *testca.CA

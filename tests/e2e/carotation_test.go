@@ -47,7 +47,7 @@ import (
 func TestE2ECARotationStrandsNoPod(t *testing.T) {
 	c := suite(t, "CA rotation in caSecret mode: a pod restarted before and pods restarted after all become Ready, no request fails")
 	run := strings.ToLower(random.UniqueID())
-	oldCA, newCA := testca.New(t, "e2e-rotation-ca-1-"+run), testca.New(t, "e2e-rotation-ca-2-"+run)
+	oldCA, newCA := testca.New(t, "e2e-rotation-ca-1-"+run), testca.NewECDSA(t, "e2e-rotation-ca-2-"+run)
 	caSecret := defaultRelease + "-secret"
 	var kube *kubeAccess
 	r := install(t, c, installOptions{Label: "carotation", Set: map[string]string{"tls.mode": "caSecret", "tls.ca.create": "false"},

@@ -9,7 +9,7 @@
 // run, or reused).
 //
 //	make test-e2e                       every suite
-//	go test -tags e2e -count=1 -timeout 75m -run 'E2EReplication' -v ./tests/e2e/
+//	cd tests && go test -tags e2e -count=1 -timeout 75m -run 'E2EReplication' -v ./e2e/
 //
 // The package is behind the e2e build tag, so that a plain `go test ./...`
 // never starts Docker. ES_E2E_KEEP=1 keeps the namespace of a failed suite

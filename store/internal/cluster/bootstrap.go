@@ -71,11 +71,11 @@ type commitRequest struct {
 	BaseFloor int64 `json:"base_floor,omitempty"`
 }
 
-// runCandidacy is one bootstrap attempt by this node. voters are the peers
-// that answered as non-members. force (an operator's reform) bootstraps
-// with whoever votes, without the majority rule and without placeholders.
-func (n *Node) runCandidacy(voters map[Peer]statusResponse, force bool) bool {
-	inc := n.inc()
+// runCandidacy is one bootstrap attempt by incarnation inc. voters are the
+// peers that answered as non-members. force (an operator's reform)
+// bootstraps with whoever votes, without the majority rule and without
+// placeholders.
+func (n *Node) runCandidacy(inc *incarnation, voters map[Peer]statusResponse, force bool) bool {
 	me := inc.id
 	inc.bootMu.Lock()
 	if inc.member.Load() || n.stopping.Load() {

@@ -59,6 +59,7 @@ func (n *Node) seekCluster() {
 		n.logWaiting("replicas", "the replica count is not known yet (its source has not answered); waiting")
 		return
 	}
+	inc := n.inc() // a non-member: no restart replaces it meanwhile
 	statuses := n.probe()
 	members := 0
 	for _, st := range statuses {
@@ -69,7 +70,7 @@ func (n *Node) seekCluster() {
 		if st.LeaderAddr == "" {
 			continue
 		}
-		if err := n.join(n.inc(), st.LeaderAddr); err != nil {
+		if err := n.join(inc, st.LeaderAddr); err != nil {
 			n.log.Info("join failed, will retry", "via", st.LeaderAddr, "err", err)
 			continue
 		}
@@ -99,7 +100,7 @@ func (n *Node) seekCluster() {
 			"answering", answered, "needed", n.majority(), "replicas", n.replicas())
 		return
 	}
-	n.runCandidacy(statuses, false)
+	n.runCandidacy(inc, statuses, false)
 }
 
 // join asks the leader at leaderAddr to add incarnation inc. It holds

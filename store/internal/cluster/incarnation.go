@@ -23,8 +23,8 @@ import (
 // restart swaps in the next one meanwhile (its calls then fail on a Raft
 // that is shut down, or change an incarnation nobody uses any more).
 //
-// What outlives incarnations (the state machine, the replica count, the
-// node's identity) stays on the Node.
+// What outlives incarnations (the state machine's contents, what the
+// replica source reports, the node's name and address) stays on the Node.
 type incarnation struct {
 	// Set by startRaft before the incarnation is published, read-only
 	// after. r is set last, after NewRaft, which already runs the guard
@@ -41,8 +41,9 @@ type incarnation struct {
 
 	// bootMu orders the bootstrap vote, commits, join and candidacy: an
 	// incarnation bootstraps or joins at most once. member, vote,
-	// clusterID, needBase and baseFloor are written only under it and read
-	// atomically anywhere.
+	// clusterID, needBase and baseFloor are set only under it and read
+	// atomically anywhere; the leadership watcher takes needBase without
+	// it (CompareAndSwap).
 	bootMu    sync.Mutex
 	member    atomic.Bool            // part of a configuration (bootstrapped or added)
 	vote      atomic.Pointer[ballot] // nil until it votes or stands
@@ -213,12 +214,12 @@ func (n *Node) startRaft() error {
 		return fmt.Errorf("start raft %s: %w", inc.id, err)
 	}
 	inc.r = r
+	n.cur.Store(inc)
 	// The gauges describe this incarnation, a member of nothing yet: the
 	// previous one's values would count it as a voter (or the leader) in
 	// the alerts until it joins again.
 	n.setQuorum(inc, api.QuorumReport{State: api.QuorumElecting})
 	n.opts.Metrics.observe(r, false)
-	n.cur.Store(inc)
 	n.log.Info("raft started", "id", inc.id, "address", n.opts.Address)
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watchLeadership(inc, notify) }()

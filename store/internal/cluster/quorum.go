@@ -17,9 +17,13 @@ import (
 // (it knows a leader, it is not a member, or the confirmation is wrong).
 var ErrReformRefused = errors.New("reform refused")
 
-// setQuorum records inc's quorum report and sets the gauges from it.
+// setQuorum records inc's quorum report and sets the gauges from it, unless
+// a restart replaced inc meanwhile: the gauges describe the current one.
 func (n *Node) setQuorum(inc *incarnation, q api.QuorumReport) {
 	inc.quorum.Store(&q)
+	if n.inc() != inc {
+		return
+	}
 	waiting := 0.0
 	if q.State == api.QuorumWaiting {
 		waiting = 1
@@ -274,10 +278,11 @@ func (n *Node) ForceReform(ctx context.Context, confirm, by string) error {
 				voters[p] = st
 			}
 		}
-		if n.runCandidacy(voters, true) {
+		next := n.inc()
+		if n.runCandidacy(next, voters, true) {
 			return nil
 		}
-		if n.inc().member.Load() {
+		if next.member.Load() {
 			return nil
 		}
 		select {

@@ -41,8 +41,11 @@ func (n *Node) LinearizableRead(ctx context.Context) error {
 		if err == nil {
 			// Applied by the incarnation the index came from: a
 			// successor may belong to another cluster, whose log
-			// indexes say nothing about this one's.
-			return n.waitApplied(ctx, inc, idx)
+			// indexes say nothing about this one's. If it stops
+			// first, the read starts over on its successor.
+			if err = n.waitApplied(ctx, inc, idx); err == nil {
+				return nil
+			}
 		}
 		// A read index changes nothing: any failure may be retried.
 		if !errors.Is(err, errNotLeader) && !errors.Is(err, errPeerUnreachable) && !errors.Is(err, ErrOutcomeUnknown) {
@@ -162,8 +165,9 @@ func (n *Node) verifiedCommitIndex(inc *incarnation) (uint64, error) {
 }
 
 // waitApplied blocks until inc has applied every state machine entry up to
-// idx. Entries the FSM never sees (no-ops, barriers) do not count, so it
-// looks at the log between what the FSM applied and idx.
+// idx, or fails with errNotLeader when inc stops first. Entries the FSM
+// never sees (no-ops, barriers) do not count, so it looks at the log
+// between what the FSM applied and idx.
 func (n *Node) waitApplied(ctx context.Context, inc *incarnation, idx uint64) error {
 	f, r, logs := inc.fsm, inc.r, inc.logs
 	for {
@@ -178,6 +182,8 @@ func (n *Node) waitApplied(ctx context.Context, inc *incarnation, idx uint64) er
 		select {
 		case <-ch:
 		case <-time.After(5 * time.Millisecond):
+		case <-inc.stopped:
+			return errNotLeader
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}

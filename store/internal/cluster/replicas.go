@@ -54,9 +54,11 @@ const sourceReadTimeout = 3 * time.Second
 
 // replicatedCount is the count the current incarnation's log holds, 0 when
 // none yet.
-func (n *Node) replicatedCount() int {
-	return int(n.inc().fsm.replicas.Load())
-}
+func (n *Node) replicatedCount() int { return n.inc().replicatedCount() }
+
+// replicatedCount is the count this incarnation's log holds, 0 when none
+// yet.
+func (inc *incarnation) replicatedCount() int { return int(inc.fsm.replicas.Load()) }
 
 // replicas is the replica count this node acts on: the replicated one,
 // else what its source last said; 0 while neither is known (a node whose
@@ -182,11 +184,11 @@ func (n *Node) sourceLoop() {
 // confirmed by a fresh read first, so that a source that lags a moment
 // (a poll not yet run) cannot undo a newer count another leader proposed.
 func (n *Node) syncReplicaCount(inc *incarnation) {
-	if !inc.ready(inc.r.CurrentTerm()) || int(n.sourceReplicas.Load()) == n.replicatedCount() {
+	if !inc.ready(inc.r.CurrentTerm()) || int(n.sourceReplicas.Load()) == inc.replicatedCount() {
 		return
 	}
 	src := n.readSource(n.ctx)
-	current := n.replicatedCount()
+	current := inc.replicatedCount()
 	if src < 1 || src == current {
 		return
 	}
@@ -202,12 +204,12 @@ func (n *Node) syncReplicaCount(inc *incarnation) {
 func (n *Node) tendReplicaCount(inc *incarnation) {
 	n.syncReplicaCount(inc)
 	r := inc.r
-	count := n.replicatedCount()
+	count := inc.replicatedCount()
 	if count == 0 {
 		return
 	}
 	if o := n.opts.Ordinal; o >= count && n.ordinalOf(n.opts.Address) == o {
-		n.handOverBeyondCount(r, count)
+		n.handOverBeyondCount(inc, count)
 		return
 	}
 	for _, s := range n.serversBeyond(r, count) {
@@ -219,7 +221,7 @@ func (n *Node) tendReplicaCount(inc *incarnation) {
 		// more either way). Asked before taking membershipMu: the probe
 		// may wait for silent peers.
 		if s.Suffrage == raft.Voter && !isPlaceholder(s.ID) {
-			if err := n.removalKeepsQuorum(r, s.ID); err != nil {
+			if err := n.removalKeepsQuorum(inc, s.ID); err != nil {
 				n.logWaiting("scale-down", "scale-down: a voter beyond the replica count stays for now", "server", s.ID, "replicas", count, "reason", err)
 				return
 			}
@@ -287,10 +289,10 @@ func (n *Node) removeBeyond(r *raft.Raft, id raft.ServerID, count int) error {
 	return nil // removed meanwhile
 }
 
-// removalKeepsQuorum checks that the voters of r's configuration without
-// id that are this node or answer as themselves make a majority of them.
-func (n *Node) removalKeepsQuorum(r *raft.Raft, id raft.ServerID) error {
-	f := r.GetConfiguration()
+// removalKeepsQuorum checks that the voters of inc's configuration without
+// id that are inc or answer as themselves make a majority of them.
+func (n *Node) removalKeepsQuorum(inc *incarnation, id raft.ServerID) error {
+	f := inc.r.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
@@ -298,7 +300,7 @@ func (n *Node) removalKeepsQuorum(r *raft.Raft, id raft.ServerID) error {
 	for p, st := range n.probe() {
 		byAddr[p.Address] = st
 	}
-	me := n.ID()
+	me := inc.id
 	voters, live := 0, 0
 	for _, s := range f.Configuration().Servers {
 		if s.Suffrage != raft.Voter || s.ID == id {
@@ -317,13 +319,14 @@ func (n *Node) removalKeepsQuorum(r *raft.Raft, id raft.ServerID) error {
 
 // handOverBeyondCount: a leader whose own ordinal is beyond the count
 // hands leadership to a live voter within it, which then removes this one.
-func (n *Node) handOverBeyondCount(r *raft.Raft, count int) {
+func (n *Node) handOverBeyondCount(inc *incarnation, count int) {
+	r := inc.r
 	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
 	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter && !isPlaceholder(s.ID) && s.ID != n.ID() {
+		if s.Suffrage == raft.Voter && !isPlaceholder(s.ID) && s.ID != inc.id {
 			if o := n.ordinalOf(string(s.Address)); o >= 0 && o < count {
 				if err := r.LeadershipTransferToServer(s.ID, s.Address).Error(); err != nil {
 					n.log.Warn("scale-down: leadership transfer failed", "to", s.ID, "err", err)

@@ -346,11 +346,11 @@ func (n *Node) handleLeave(w http.ResponseWriter, req *http.Request) {
 func (n *Node) leaveByID(ctx context.Context, inc *incarnation, id raft.ServerID, address string, remove bool) error {
 	r := inc.r
 	ordinal := n.ordinalOf(address)
-	if remove && ordinal >= 0 && ordinal < n.replicatedCount() {
+	if remove && ordinal >= 0 && ordinal < inc.replicatedCount() {
 		n.readSource(ctx)
 		n.syncReplicaCount(inc)
 	}
-	if count := n.replicatedCount(); ordinal >= 0 && count > 0 && ordinal >= count {
+	if count := inc.replicatedCount(); ordinal >= 0 && count > 0 && ordinal >= count {
 		n.membershipMu.Lock()
 		defer n.membershipMu.Unlock()
 		for _, gone := range []raft.ServerID{id, placeholderID(address)} {

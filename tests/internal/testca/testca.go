@@ -41,6 +41,20 @@ func New(t testing.TB, cn string) *CA {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
+	return selfSigned(t, cn, key)
+}
+
+// NewECDSA is New with an ECDSA P-256 key, as cert-manager issues by
+// default: the chart must sign with either kind of CA key.
+func NewECDSA(t testing.TB, cn string) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	return selfSigned(t, cn, key)
+}
+
+func selfSigned(t testing.TB, cn string, key crypto.Signer) *CA {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          Serial(t),
 		Subject:               pkix.Name{CommonName: cn},
@@ -50,7 +64,7 @@ func New(t testing.TB, cn string) *CA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	require.NoError(t, err)
 	cert, err := x509.ParseCertificate(der)
 	require.NoError(t, err)

@@ -1,7 +1,7 @@
 // Command chart-readme writes (or with -check, verifies) the values table of
 // the chart README from the `## @param` comments of values.yaml.
 //
-//	go run ./tests/chart/readmegen/cmd/chart-readme [-check] [-chart charts/ephemeral-store]
+//	go -C tests run ./chart/readmegen/cmd/chart-readme [-check] [-chart ../charts/ephemeral-store]
 package main
 
 import (
