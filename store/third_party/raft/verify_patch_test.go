@@ -181,8 +181,8 @@ func (u *untilOver) over() {
 	u.mu.Unlock()
 }
 
-// noPipeline runs replication as the store does (MaxRPCsInFlight 1): one
-// append at a time, no pipeline.
+// noPipeline runs replication one append at a time, without a pipeline, so
+// that each append's answer is in before the next is sent.
 type noPipeline struct{ *InmemTransport }
 
 func (noPipeline) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
