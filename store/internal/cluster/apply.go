@@ -13,7 +13,8 @@ import (
 
 // Writes: Apply commits a command through the leader. On the leader it
 // goes into the local Raft log (applyLocal); a follower forwards it over the
-// peer channel (rpc.go, /peer/apply). A write is retried only where it
+// peer channel, in a batch with the writes that arrived with it
+// (forward.go). A write is retried only where it
 // provably never entered a log.
 
 // Apply commits a command through the leader and returns its result. A
@@ -41,7 +42,7 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 				return res, err
 			}
 		} else if addr, _ := r.LeaderWithID(); addr != "" {
-			res, err := n.peer.apply(ctx, string(addr), cmd)
+			res, err := n.fwd.apply(ctx, string(addr), cmd)
 			if !errors.Is(err, errNotLeader) && !errors.Is(err, errPeerUnreachable) {
 				return res, err
 			}

@@ -193,16 +193,17 @@ func (n *Node) startRaft() error {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  inc.stream,
 		MaxPool: 3,
-		// No pipelining: in hashicorp/raft v1.8.0 a follower that answers
-		// an append with Success=false while a pipelined send is ready
-		// deadlocks the leader's replication to it for good (both channels
-		// of netPipeline are unbuffered at the default of 2; the follower
-		// then gets heartbeats but never another entry, and the leader's
-		// Shutdown hangs). The catch-up test hit it; Grafana Pyroscope
-		// disabled pipelining for the same reason (their PR #5518;
-		// hashicorp/raft issue #612). raft's own notes measure little
-		// benefit from pipelining on a LAN.
-		MaxRPCsInFlight: 1,
+		// Pipelining at raft's default depth: up to 2 appends in flight per
+		// follower, so the leader prepares and sends the next batch while
+		// the previous one is answered (raft PR #541 measured 2 as the best
+		// depth on a LAN with batching; deeper only splits batches).
+		// v1.8.0 deadlocked a follower's replication when it refused a
+		// pipelined append (hashicorp/raft#612: the follower got heartbeats
+		// but never another entry, and the leader's Shutdown hung), so this
+		// was 1 (no pipeline); patch 0006 of store/third_party/raft (see its
+		// PATCH.md) closes the pipeline on a refusal and falls back to one
+		// append at a time.
+		MaxRPCsInFlight: raft.DefaultMaxRPCsInFlight,
 		Timeout:         10 * time.Second,
 		Logger:          cfg.Logger,
 	})

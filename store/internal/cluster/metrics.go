@@ -18,6 +18,9 @@ type Metrics struct {
 	WaitingForVoters prometheus.Gauge
 	SilentVoters     prometheus.Gauge
 	ForksDetected    prometheus.Counter
+	// ForwardBatchSize counts the writes of each batch a follower sends
+	// its leader (forward.go).
+	ForwardBatchSize prometheus.Histogram
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not
@@ -50,10 +53,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ephemeral_store_cluster_forks_detected_total",
 			Help: "Probes that found a peer in another cluster than this node's (should stay 0).",
 		}),
+		ForwardBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ephemeral_store_forwarded_write_batch_size",
+			Help:    "Writes in each batch this follower forwarded to its leader.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.DataLossEvents, m.LeaderChanges, m.IsLeader, m.IsVoter, m.Members, m.CommitIndex,
-			m.WaitingForVoters, m.SilentVoters, m.ForksDetected)
+			m.WaitingForVoters, m.SilentVoters, m.ForksDetected, m.ForwardBatchSize)
 	}
 	return m
 }

@@ -114,6 +114,7 @@ type Node struct {
 	opts    Options
 	log     *slog.Logger
 	peer    *peerClient
+	fwd     *forwarder    // a follower's writes to the leader (forward.go)
 	readSem chan struct{} // one read round in flight
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -202,6 +203,7 @@ func New(opts Options) (*Node, error) {
 		n.sourceReplicas.Store(int64(len(opts.Peers)))
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.fwd = newForwarder(n.ctx, n.peer, opts.ApplyTimeout, forwardSlots, opts.Metrics.ForwardBatchSize)
 	return n, nil
 }
 

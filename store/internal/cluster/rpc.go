@@ -136,6 +136,7 @@ func (n *Node) rpcRoutes() []rpcRoute {
 		{"POST /peer/promote", n.handlePromote},
 		{"POST /peer/leave", n.handleLeave},
 		{"POST /peer/apply", n.handleApply},
+		{"POST /peer/apply/batch", n.handleApplyBatch},
 		{"POST /peer/bootstrap/vote", n.handleVote},
 		{"POST /peer/bootstrap/commit", n.handleCommit},
 		{"POST /peer/reform", n.handleReform},
@@ -458,9 +459,10 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// call sends one RPC. A failure to connect wraps errPeerUnreachable and a
-// 421 wraps errNotLeader: the request was not acted on, callers may retry
-// elsewhere. Any other failure after sending wraps ErrOutcomeUnknown.
+// call sends one RPC. A failure to connect wraps errPeerUnreachable, a 421
+// errNotLeader and a 404 errRouteUnknown: the request was not acted on,
+// callers may retry (elsewhere, or another way). Any other failure after
+// sending wraps ErrOutcomeUnknown.
 func (p *peerClient) call(ctx context.Context, method, addr, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -489,8 +491,11 @@ func (p *peerClient) call(ctx context.Context, method, addr, path string, in, ou
 	if resp.StatusCode != http.StatusOK {
 		var e rpcError
 		_ = json.NewDecoder(resp.Body).Decode(&e)
-		if resp.StatusCode == http.StatusMisdirectedRequest {
+		switch resp.StatusCode {
+		case http.StatusMisdirectedRequest:
 			return fmt.Errorf("%w: %s", errNotLeader, addr)
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: %s %s", errRouteUnknown, addr, path)
 		}
 		if e.Code == "outcome_unknown" {
 			return fmt.Errorf("%w: peer %s: %s", ErrOutcomeUnknown, addr, e.Message)

@@ -577,6 +577,8 @@ func (r *Raft) pipelineDecode(s *followerReplication, p AppendPipeline, stopCh, 
 			// Check for a newer term, stop running
 			if resp.Term > req.Term {
 				r.handleStaleTerm(s)
+				// ephemeral-store patch (pipeline abort): as below.
+				_ = p.Close()
 				return
 			}
 
@@ -585,6 +587,15 @@ func (r *Raft) pipelineDecode(s *followerReplication, p AppendPipeline, stopCh, 
 
 			// Abort pipeline if not successful
 			if !resp.Success {
+				// ephemeral-store patch (pipeline abort): close the
+				// pipeline before this decoder stops taking its answers.
+				// The pipeline applies back-pressure: with the next answer
+				// never taken, a send waiting for room in it
+				// (pipelineReplicate in pipelineSend) waits for ever, never
+				// sees finishCh, and never reaches its deferred Close
+				// (hashicorp/raft#612). Closed, the pipeline fails that
+				// send and replication falls back to replicateTo.
+				_ = p.Close()
 				return
 			}
 

@@ -11,9 +11,12 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // fakeFollower answers one address's RPCs the way a test tells it to.
@@ -79,8 +82,18 @@ func lastOf(req *AppendEntriesRequest) uint64 {
 
 // leaderWithFakes starts a real node that bootstraps servers (itself the
 // voter "leader" plus the fakes) and waits until it leads and has committed
-// an entry of its term.
+// an entry of its term. It replicates without a pipeline.
 func leaderWithFakes(t *testing.T, fakes []*fakeFollower, suffrage map[ServerID]ServerSuffrage) *Raft {
+	t.Helper()
+	return leaderWithFakesOver(t, fakes, suffrage, func(trans *InmemTransport) Transport { return noPipeline{trans} })
+}
+
+// leaderWithFakesOver is leaderWithFakes with the leader's transport made by
+// wrap from its InmemTransport. Its cleanup waits a bounded time for Shutdown
+// and fails the test if Shutdown hangs, instead of hanging the test binary;
+// the leader's log goes quiet once the test is over, since a hung node may
+// still log then.
+func leaderWithFakesOver(t *testing.T, fakes []*fakeFollower, suffrage map[ServerID]ServerSuffrage, wrap func(*InmemTransport) Transport) *Raft {
 	t.Helper()
 	addr, trans := NewInmemTransportWithTimeout("leader", 2*time.Second)
 	servers := []Server{{Suffrage: Voter, ID: "leader", Address: addr}}
@@ -97,21 +110,26 @@ func leaderWithFakes(t *testing.T, fakes []*fakeFollower, suffrage map[ServerID]
 	}
 	conf := DefaultConfig()
 	conf.LocalID = "leader"
-	conf.Logger = newTestLoggerWithPrefix(t, "leader")
+	logOut := &untilOver{tb: t}
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Name: "leader", Output: logOut})
 	conf.HeartbeatTimeout = 100 * time.Millisecond
 	conf.ElectionTimeout = 100 * time.Millisecond
 	conf.LeaderLeaseTimeout = 100 * time.Millisecond
 	logs, stable, snaps := NewInmemStore(), NewInmemStore(), NewInmemSnapshotStore()
-	if err := BootstrapCluster(conf, logs, stable, snaps, noPipeline{trans}, Configuration{Servers: servers}); err != nil {
+	leaderTrans := wrap(trans)
+	if err := BootstrapCluster(conf, logs, stable, snaps, leaderTrans, Configuration{Servers: servers}); err != nil {
 		t.Fatalf("BootstrapCluster: %v", err)
 	}
-	r, err := NewRaft(conf, &MockFSM{}, logs, stable, snaps, noPipeline{trans})
+	r, err := NewRaft(conf, &MockFSM{}, logs, stable, snaps, leaderTrans)
 	if err != nil {
 		t.Fatalf("NewRaft: %v", err)
 	}
 	t.Cleanup(func() {
+		defer logOut.over()
+		if !shutdownWithin(r, 10*time.Second) {
+			t.Error("leader's Shutdown did not return within 10s")
+		}
 		close(stop)
-		_ = r.Shutdown().Error()
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for r.State() != Leader || r.Barrier(time.Second).Error() != nil {
@@ -123,8 +141,48 @@ func leaderWithFakes(t *testing.T, fakes []*fakeFollower, suffrage map[ServerID]
 	return r
 }
 
-// noPipeline runs replication as the store does (MaxRPCsInFlight 1): one
-// append at a time, no pipeline.
+// shutdownWithin shuts r down and reports whether Shutdown returned within d
+// (measured on the monotonic clock). On false a goroutine stays blocked in
+// Shutdown; the test has failed by then.
+func shutdownWithin(r *Raft, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		_ = r.Shutdown().Error()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// untilOver writes log lines to the test's log until over is called, and
+// drops them after: testing panics on a Log after the test completed.
+type untilOver struct {
+	mu   sync.Mutex
+	tb   testing.TB
+	done bool
+}
+
+func (u *untilOver) Write(p []byte) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.done {
+		u.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (u *untilOver) over() {
+	u.mu.Lock()
+	u.done = true
+	u.mu.Unlock()
+}
+
+// noPipeline runs replication one append at a time, without a pipeline, so
+// that each append's answer is in before the next is sent.
 type noPipeline struct{ *InmemTransport }
 
 func (noPipeline) AppendEntriesPipeline(ServerID, ServerAddress) (AppendPipeline, error) {
