@@ -34,8 +34,11 @@ const (
 	// leader at once.
 	forwardSlots = 4
 	// maxForwardBatch bounds the commands of one batch (the leader refuses
-	// more).
-	maxForwardBatch = 256
+	// more), and maxForwardBatchBytes their keys and values: values may be
+	// up to 64 MiB, and a batch is held whole in memory on both sides. A
+	// larger command goes alone.
+	maxForwardBatch      = 256
+	maxForwardBatchBytes = 4 << 20
 	// singleRetry is how long a follower sends single writes to a leader
 	// that lacked the batch route before it tries the route again (the
 	// leader at that address may have been upgraded since).
@@ -74,6 +77,7 @@ func newForwarder(ctx context.Context, peer *peerClient, timeout time.Duration, 
 type forwardBatch struct {
 	leader string
 	cmds   []fsm.Command
+	bytes  int // keys and values of cmds
 	done   chan struct{}
 	out    []forwardOutcome // one per command, set before done closes
 }
@@ -90,14 +94,17 @@ type forwardOutcome struct {
 // the state machine's refusals.
 func (f *forwarder) apply(ctx context.Context, leader string, cmd fsm.Command) (fsm.Result, error) {
 	f.mu.Lock()
+	size := len(cmd.Key) + len(cmd.Value)
 	b := f.next
-	if b == nil || b.leader != leader || len(b.cmds) >= maxForwardBatch {
+	if b == nil || b.leader != leader || len(b.cmds) >= maxForwardBatch ||
+		(len(b.cmds) > 0 && b.bytes+size > maxForwardBatchBytes) {
 		b = &forwardBatch{leader: leader, done: make(chan struct{})}
 		f.next = b
 		go f.run(b)
 	}
 	i := len(b.cmds)
 	b.cmds = append(b.cmds, cmd)
+	b.bytes += size
 	f.mu.Unlock()
 	select {
 	case <-b.done:

@@ -139,6 +139,35 @@ func TestForwardedWritesThatArriveTogetherShareABatch(t *testing.T) {
 	assert.Zero(t, singles)
 }
 
+// A batch holds at most maxForwardBatchBytes of keys and values: a write
+// that would take it beyond waits for the next one, and one larger than
+// the bound still goes, alone.
+func TestForwardedBatchesAreBoundedInBytes(t *testing.T) {
+	l := newFakeLeader(t, true)
+	l.holdBatches(t)
+	f := testForwarder(t, l, 1)
+	big := func(key string, n int) fsm.Command { return fsm.Command{Op: fsm.OpPut, Key: key, Value: make([]byte, n)} }
+	done := make(chan error, 4)
+	go func() { _, err := f.apply(t.Context(), l.addr(), put("k0")); done <- err }()
+	require.Eventually(t, func() bool { b, _ := l.counts(); return len(b) == 1 }, 10*time.Second, time.Millisecond)
+	// While the first batch is held: two writes of 3 MiB cannot share a
+	// batch, and a 5 MiB one goes alone.
+	for i, n := range []int{3 << 20, 3 << 20, 5 << 20} {
+		go func() { _, err := f.apply(t.Context(), l.addr(), big(fmt.Sprintf("k%d", i+1), n)); done <- err }()
+		require.Eventually(t, func() bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.next != nil && f.next.cmds[len(f.next.cmds)-1].Key == fmt.Sprintf("k%d", i+1)
+		}, 10*time.Second, time.Millisecond)
+	}
+	l.releaseAll()
+	for range 4 {
+		require.NoError(t, <-done)
+	}
+	batches, _ := l.counts()
+	assert.Equal(t, []int{1, 1, 1, 1}, batches)
+}
+
 // Each command's outcome reaches its own writer as a single forwarded
 // write's would: retryable only where it was never proposed.
 func TestForwardedBatchOutcomesPerWrite(t *testing.T) {
