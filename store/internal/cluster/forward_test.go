@@ -146,7 +146,9 @@ func TestForwardedBatchesAreBoundedInBytes(t *testing.T) {
 	l := newFakeLeader(t, true)
 	l.holdBatches(t)
 	f := testForwarder(t, l, 1)
-	big := func(key string, n int) fsm.Command { return fsm.Command{Op: fsm.OpPut, Key: key, Value: make([]byte, n)} }
+	big := func(key string, n int) fsm.Command {
+		return fsm.Command{Op: fsm.OpPut, Key: key, Value: make([]byte, n)}
+	}
 	done := make(chan error, 4)
 	go func() { _, err := f.apply(t.Context(), l.addr(), put("k0")); done <- err }()
 	require.Eventually(t, func() bool { b, _ := l.counts(); return len(b) == 1 }, 10*time.Second, time.Millisecond)
