@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -72,6 +73,7 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.Uint64Var(&cfg.SnapshotBytes, "raft-snapshot-bytes", cfg.SnapshotBytes, "bytes of commands between snapshots, whatever their count; 0: 64 MiB, or a sixteenth of --memory-limit when smaller")
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "the container's memory limit in bytes (the chart passes limits.memory); Go's soft memory limit is set to --memory-limit-ratio of it unless GOMEMLIMIT is set; 0: none")
 	f.Float64Var(&cfg.MemoryLimitRatio, "memory-limit-ratio", cfg.MemoryLimitRatio, "share of --memory-limit the Go heap aims to stay under; 0: Go's default (the limit still derives the data quota)")
+	f.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, fmt.Sprintf("the collector's GOGC: how far (in percent) the heap may grow past the live data before a collection; 0: %d under a soft memory limit (--memory-limit or GOMEMLIMIT), Go's default (100) otherwise; -1: off, collecting only near the soft memory limit; a GOGC environment variable wins", config.GCPercentWithLimit))
 	f.Int64Var(&cfg.QuotaBytes, "quota-bytes", cfg.QuotaBytes, "bound on the data's estimated memory (key and value bytes plus 128 per key): writes that would grow it further are refused with 507 quota_exceeded, reads and deletes go on; 0: --quota-ratio of --memory-limit (no quota without a limit); -1: no quota")
 	f.Float64Var(&cfg.QuotaRatio, "quota-ratio", cfg.QuotaRatio, "share of --memory-limit the data may take when --quota-bytes is 0")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
@@ -88,7 +90,8 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := raftmetrics.Install(srv.Metrics()); err != nil {
 		return err
 	}
-	applyMemoryLimit(cfg, log, lookupEnv, debug.SetMemoryLimit)
+	limited := applyMemoryLimit(cfg, log, lookupEnv, debug.SetMemoryLimit)
+	applyGCPercent(cfg, limited, log, lookupEnv, debug.SetGCPercent)
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -106,17 +109,39 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // more often instead of the kernel killing the pod: a killed pod rejoins
 // empty and has to catch up from the others. GOMEMLIMIT, when set, has been
 // read by the runtime already and wins.
-func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (string, bool), set func(int64) int64) {
-	if cfg.MemoryLimit <= 0 || cfg.MemoryLimitRatio == 0 {
-		return // no limit known, or Go's default asked for
-	}
+//
+// It reports whether a soft limit is in force (set here or by GOMEMLIMIT).
+func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (string, bool), set func(int64) int64) bool {
 	if v, ok := lookup("GOMEMLIMIT"); ok && v != "" {
-		log.Info("GOMEMLIMIT is set; --memory-limit not applied", "GOMEMLIMIT", v, "memory_limit", cfg.MemoryLimit)
-		return
+		if cfg.MemoryLimit > 0 && cfg.MemoryLimitRatio != 0 {
+			log.Info("GOMEMLIMIT is set; --memory-limit not applied", "GOMEMLIMIT", v, "memory_limit", cfg.MemoryLimit)
+		}
+		return v != "off"
+	}
+	if cfg.MemoryLimit <= 0 || cfg.MemoryLimitRatio == 0 {
+		return false // no limit known, or Go's default asked for
 	}
 	soft := int64(float64(cfg.MemoryLimit) * cfg.MemoryLimitRatio)
 	set(soft)
 	log.Info("Go soft memory limit set", "bytes", soft, "memory_limit", cfg.MemoryLimit, "ratio", cfg.MemoryLimitRatio)
+	return true
+}
+
+// applyGCPercent sets the collector's GOGC from --gc-percent (see
+// config.GCPercentWithLimit): with a soft limit in force, a lower GOGC
+// keeps the resident memory nearer the live data, and the limit still
+// guards the pod. GOGC, when set, has been read by the runtime and wins.
+func applyGCPercent(cfg config.Config, limited bool, log *slog.Logger, lookup func(string) (string, bool), set func(int) int) {
+	pct := cfg.GCPercentFor(limited)
+	if pct == 0 {
+		return // Go's default
+	}
+	if v, ok := lookup("GOGC"); ok && v != "" {
+		log.Info("GOGC is set; --gc-percent not applied", "GOGC", v, "gc_percent", pct)
+		return
+	}
+	set(pct)
+	log.Info("Go collector percent set", "gc_percent", pct)
 }
 
 // newLogger logs JSON unless stderr is a terminal.

@@ -128,3 +128,40 @@ func TestApplyMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestApplyGCPercent(t *testing.T) {
+	tests := []struct {
+		name    string
+		flag    int
+		limit   int64
+		gogc    string
+		env     map[string]string
+		want    int // -2: not set
+		wantLog string
+	}{
+		{name: "the chart's limit: the lower default", limit: 1 << 30, want: config.GCPercentWithLimit, wantLog: "gc_percent=50"},
+		{name: "no limit: Go's default", want: -2},
+		{name: "GOMEMLIMIT is a limit too", env: map[string]string{"GOMEMLIMIT": "800MiB"}, want: config.GCPercentWithLimit},
+		{name: "GOMEMLIMIT=off is none", limit: 1 << 30, env: map[string]string{"GOMEMLIMIT": "off"}, want: -2},
+		{name: "explicit percent", flag: 25, want: 25},
+		{name: "GOGC wins", limit: 1 << 30, env: map[string]string{"GOGC": "100"}, want: -2, wantLog: "GOGC is set"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.MemoryLimit, cfg.GCPercent = tc.limit, tc.flag
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			limited := applyMemoryLimit(cfg, log, lookup, func(int64) int64 { return 0 })
+			got := -2
+			applyGCPercent(cfg, limited, log, lookup, func(n int) int { got = n; return 100 })
+			if got != tc.want {
+				t.Errorf("GC percent %d, want %d (-2: left alone)", got, tc.want)
+			}
+			if tc.wantLog != "" && !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log %q does not contain %q", logs.String(), tc.wantLog)
+			}
+		})
+	}
+}

@@ -103,6 +103,12 @@ type Config struct {
 	// the pod (which would rejoin empty and catch up).
 	MemoryLimit      int64
 	MemoryLimitRatio float64
+	// GCPercent is the collector's GOGC: how far the heap may grow past
+	// the live data before a collection. 0 (the default): GCPercentWithLimit
+	// when a memory limit is known and applied, Go's own otherwise (GOGC,
+	// or 100); -1: off, collecting only near the soft memory limit (needs
+	// one). A GOGC environment variable wins, as GOMEMLIMIT does.
+	GCPercent int
 
 	// QuotaBytes bounds the estimated memory of the data (store/internal/quota):
 	// a write that would grow it further is refused with 507 quota_exceeded.
@@ -178,6 +184,15 @@ const DefaultMemoryLimitRatio = 0.9
 // 181 MiB and the memory Go held while filling 225 MiB (0.88). docs/operations.md,
 // "Memory and the data quota", has the figures on kind.
 const DefaultQuotaRatio = 0.2
+
+// GCPercentWithLimit is the GOGC a node runs with when it knows its memory
+// limit and --gc-percent is 0. Go's default of 100 lets the heap reach
+// twice the live data before each collection, and the resident memory
+// follows the heap's high-water mark: at a million keys of 256 bytes a
+// node held about 3 times the raw bytes. Half the slack costs a little CPU
+// on writes (docs/operations.md, "Memory and the data quota", has the
+// figures); Go's soft limit still bounds the heap near the container's.
+const GCPercentWithLimit = 50
 
 // MemoryShareDivisor: with a memory limit known, the Raft log between
 // snapshots (--raft-snapshot-bytes left at 0) and the watch history are
@@ -325,6 +340,12 @@ func (c *Config) checkSettings() error {
 	if !(c.MemoryLimitRatio >= 0 && c.MemoryLimitRatio <= 1) {
 		return invalid("--memory-limit-ratio", "%v: must be between 0 (Go's default) and 1", c.MemoryLimitRatio)
 	}
+	if c.GCPercent < -1 {
+		return invalid("--gc-percent", "%d: a percentage, 0 (chosen from --memory-limit) or -1 (off)", c.GCPercent)
+	}
+	if c.GCPercent == -1 && (c.MemoryLimit == 0 || c.MemoryLimitRatio == 0) {
+		return invalid("--gc-percent", "-1 (off) needs --memory-limit and a --memory-limit-ratio above 0: without a soft limit the heap would grow until the pod is killed")
+	}
 	if !(c.QuotaRatio > 0 && c.QuotaRatio <= 1) {
 		return invalid("--quota-ratio", "%v: must be above 0 and at most 1 (--quota-bytes=-1 turns the quota off)", c.QuotaRatio)
 	}
@@ -357,6 +378,18 @@ func (c *Config) complete() error {
 		c.SnapshotBytes = uint64(c.MemoryShare(DefaultSnapshotBytes))
 	}
 	return nil
+}
+
+// GCPercentFor is the GOGC --gc-percent asks for, given whether a soft
+// memory limit was applied; 0: leave Go's.
+func (c *Config) GCPercentFor(limitApplied bool) int {
+	switch {
+	case c.GCPercent != 0:
+		return c.GCPercent
+	case limitApplied:
+		return GCPercentWithLimit
+	}
+	return 0
 }
 
 // MemoryShare is def, or MemoryLimit/MemoryShareDivisor when a limit is

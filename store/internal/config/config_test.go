@@ -184,6 +184,9 @@ func TestValidateRefusalsNameTheFlagAndTheValues(t *testing.T) {
 		{"negative memory limit", func(c *Config) { c.MemoryLimit = -1 }, []string{"--memory-limit", "-1"}},
 		{"memory limit ratio below 0", func(c *Config) { c.MemoryLimitRatio = -0.5 }, []string{"--memory-limit-ratio", "-0.5", "between 0"}},
 		{"memory limit ratio above 1", func(c *Config) { c.MemoryLimitRatio = 1.5 }, []string{"--memory-limit-ratio", "1.5"}},
+		{"gc percent below -1", func(c *Config) { c.GCPercent = -5 }, []string{"--gc-percent", "-5", "-1 (off)"}},
+		{"gc off without a memory limit", func(c *Config) { c.GCPercent = -1 }, []string{"--gc-percent", "needs --memory-limit"}},
+		{"gc off with ratio 0", func(c *Config) { c.GCPercent, c.MemoryLimit, c.MemoryLimitRatio = -1, 1<<30, 0 }, []string{"--gc-percent", "--memory-limit-ratio"}},
 		{"quota ratio 0", func(c *Config) { c.QuotaRatio = 0 }, []string{"--quota-ratio", "above 0", "--quota-bytes=-1"}},
 		{"quota ratio above 1", func(c *Config) { c.QuotaRatio = 2 }, []string{"--quota-ratio", "2"}},
 		{"advertise with a non-numeric port", func(c *Config) { c.Advertise = "pod-0.info:peer" }, []string{"--advertise", `port "peer"`}},
@@ -370,6 +373,29 @@ func TestQuotaDerivesFromTheMemoryLimit(t *testing.T) {
 			}
 			if got := c.MemoryShare(64 * mi); got != tc.wantShare {
 				t.Errorf("MemoryShare(64 MiB) = %d, want %d", got, tc.wantShare)
+			}
+		})
+	}
+}
+
+func TestGCPercentFollowsTheMemoryLimit(t *testing.T) {
+	tests := []struct {
+		name    string
+		flag    int
+		limited bool
+		want    int
+	}{
+		{"default without a soft limit: Go's", 0, false, 0},
+		{"default with a soft limit", 0, true, GCPercentWithLimit},
+		{"explicit wins over the limit", 200, true, 200},
+		{"explicit without a limit", 30, false, 30},
+		{"off", -1, true, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{GCPercent: tc.flag}
+			if got := c.GCPercentFor(tc.limited); got != tc.want {
+				t.Errorf("GCPercentFor(%v) with --gc-percent %d = %d, want %d", tc.limited, tc.flag, got, tc.want)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 	"sync"
@@ -202,7 +203,7 @@ func (s *State) put(c Command) (Result, []Event) {
 		return r, nil
 	}
 	s.revision++
-	kv := &KeyValue{Key: c.Key, Value: c.Value, CreateRevision: s.revision, ModifyRevision: s.revision}
+	kv := &KeyValue{Key: c.Key, Value: exactSize(c.Value), CreateRevision: s.revision, ModifyRevision: s.revision}
 	switch {
 	case c.TTL > 0 && c.Clock > 0:
 		kv.ExpireAt = s.clock + c.TTL
@@ -222,7 +223,19 @@ func (s *State) put(c Command) (Result, []Event) {
 	}
 	s.indexExpiry(kv)
 	return Result{Revision: s.revision, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision},
-		[]Event{{Type: EventPut, Key: c.Key, Value: c.Value, Revision: s.revision}}
+		[]Event{{Type: EventPut, Key: c.Key, Value: kv.Value, Revision: s.revision}}
+}
+
+// exactSize returns v, or a copy of it in a slice of its own size when v
+// holds spare capacity: the value stays in memory as long as its key, and
+// a decoded command's value is a little larger than its bytes (JSON's
+// base64 decoder sizes it for the encoded length: 258 bytes for a value of
+// 256, which Go rounds up to an allocation of 288).
+func exactSize(v []byte) []byte {
+	if cap(v) == len(v) {
+		return v
+	}
+	return bytes.Clone(v)
 }
 
 func (s *State) del(c Command) (Result, []Event) {

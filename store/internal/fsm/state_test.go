@@ -356,3 +356,37 @@ func TestStatsFollowEveryChange(t *testing.T) {
 		t.Fatalf("after delete: %d keys, %d bytes", k, b)
 	}
 }
+
+// A decoded command's value has spare capacity (JSON sizes it for its
+// base64 form); the state must not keep that slack for the key's lifetime,
+// and the value it keeps, shows readers and sends watchers is the same.
+func TestPutKeepsValueInExactSizeSlice(t *testing.T) {
+	data, err := (&Command{Op: OpPut, Key: "k", Value: bytes.Repeat([]byte("v"), 256)}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := DecodeCommand(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(cmd.Value) == len(cmd.Value) {
+		t.Fatalf("decoded value has no spare capacity (cap %d): the test no longer shows the slack", cap(cmd.Value))
+	}
+	s := New(DefaultLimits())
+	w, err := s.Watch("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	s.Apply(cmd)
+	kv, _, ok := s.Get("k")
+	if !ok {
+		t.Fatal("key missing after put")
+	}
+	if !bytes.Equal(kv.Value, bytes.Repeat([]byte("v"), 256)) || cap(kv.Value) != len(kv.Value) {
+		t.Fatalf("stored value len %d cap %d, want the 256 bytes in a slice of their size", len(kv.Value), cap(kv.Value))
+	}
+	if e := <-w.C(); !bytes.Equal(e.Value, kv.Value) {
+		t.Fatalf("watch event value %q, want the stored value", e.Value)
+	}
+}
