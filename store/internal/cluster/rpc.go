@@ -397,19 +397,15 @@ func (n *Node) handleApply(w http.ResponseWriter, req *http.Request) {
 		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", errNotLeader)
 		return
 	}
-	res, err := n.applyLocal(inc, cmd)
-	if errors.Is(err, raft.ErrNotLeader) {
-		writeRPCError(w, http.StatusMisdirectedRequest, "not_leader", err) // never appended
-		return
+	// Classified as a batch's command is (forward.go): one set of rules.
+	switch r := newBatchResult(n.applyLocal(inc, cmd)); r.Error {
+	case batchNotLeader:
+		writeJSON(w, http.StatusMisdirectedRequest, rpcError{Code: "not_leader", Message: r.Message}) // never appended
+	case batchOutcomeUnknown:
+		writeJSON(w, http.StatusServiceUnavailable, rpcError{Code: "outcome_unknown", Message: r.Message})
+	default:
+		writeJSON(w, http.StatusOK, applyResponse{Result: r.Result, Error: r.Error})
 	}
-	out := applyResponse{Result: res}
-	if err != nil {
-		if out.Error = fsmErrorCode(err); out.Error == "" {
-			writeRPCError(w, http.StatusServiceUnavailable, "outcome_unknown", err)
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func decodeJSON(req *http.Request, v any) error {
