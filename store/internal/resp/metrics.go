@@ -36,6 +36,11 @@ func NewMetrics(reg prometheus.Registerer, authFailures *prometheus.CounterVec) 
 	if m.AuthFailures == nil {
 		m.AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ephemeral_store_auth_failures_total"}, []string{"reason"})
 	}
+	// GET's series exist from the start, at zero, so that dashboards and
+	// rate() see the port before its first read.
+	m.Commands.WithLabelValues("GET", "ok")
+	m.Commands.WithLabelValues("GET", "error")
+	m.Latency.WithLabelValues("GET")
 	if reg != nil {
 		reg.MustRegister(m.Commands, m.Latency, m.Connections)
 	}
