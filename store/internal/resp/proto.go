@@ -71,7 +71,7 @@ func (c *commandReader) line() ([]byte, error) {
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return nil, protocolError("line longer than %d bytes", readBufferBytes)
-	case err == io.EOF && len(line) > 0:
+	case errors.Is(err, io.EOF) && len(line) > 0:
 		return nil, io.ErrUnexpectedEOF
 	case err != nil:
 		return nil, err
@@ -162,7 +162,7 @@ func parseLength(b []byte, limit int) (int, error) {
 }
 
 func unexpectedEOF(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
 	return err
@@ -175,25 +175,36 @@ func truncate(b []byte) []byte {
 	return b
 }
 
-// replyWriter writes RESP2 replies into a buffered writer.
+// replyWriter writes RESP2 replies into a buffered writer. Write errors
+// are not checked here: bufio.Writer keeps the first one and returns it
+// from Flush, where the connection loop ends on it.
 type replyWriter struct {
 	w   *bufio.Writer
 	num [20]byte
 }
 
-func (w *replyWriter) simple(s string) {
-	w.w.WriteByte('+')
-	w.w.WriteString(s)
-	w.w.WriteString("\r\n")
+func (w *replyWriter) str(s string)   { _, _ = w.w.WriteString(s) }
+func (w *replyWriter) bytes(b []byte) { _, _ = w.w.Write(b) }
+
+// line writes a type byte, a text and CRLF.
+func (w *replyWriter) line(kind byte, s string) {
+	_ = w.w.WriteByte(kind)
+	w.str(s)
+	w.str("\r\n")
 }
+
+// header writes a type byte, a length and CRLF.
+func (w *replyWriter) header(kind byte, n int64) {
+	_ = w.w.WriteByte(kind)
+	w.bytes(strconv.AppendInt(w.num[:0], n, 10))
+	w.str("\r\n")
+}
+
+func (w *replyWriter) simple(s string) { w.line('+', s) }
 
 // err writes an error reply; msg starts with its code ("ERR", "NOPERM", ...)
 // and is made one line, since a newline would end the reply early.
-func (w *replyWriter) err(msg string) {
-	w.w.WriteByte('-')
-	w.w.WriteString(oneLine(msg))
-	w.w.WriteString("\r\n")
-}
+func (w *replyWriter) err(msg string) { w.line('-', oneLine(msg)) }
 
 // oneLine replaces line breaks, which would end an error reply early.
 func oneLine(s string) string {
@@ -205,32 +216,20 @@ func oneLine(s string) string {
 	}, s)
 }
 
-func (w *replyWriter) integer(n int64) {
-	w.w.WriteByte(':')
-	w.w.Write(strconv.AppendInt(w.num[:0], n, 10))
-	w.w.WriteString("\r\n")
-}
+func (w *replyWriter) integer(n int64) { w.header(':', n) }
 
 func (w *replyWriter) bulk(b []byte) {
-	w.w.WriteByte('$')
-	w.w.Write(strconv.AppendInt(w.num[:0], int64(len(b)), 10))
-	w.w.WriteString("\r\n")
-	w.w.Write(b)
-	w.w.WriteString("\r\n")
+	w.header('$', int64(len(b)))
+	w.bytes(b)
+	w.str("\r\n")
 }
 
 func (w *replyWriter) bulkString(s string) {
-	w.w.WriteByte('$')
-	w.w.Write(strconv.AppendInt(w.num[:0], int64(len(s)), 10))
-	w.w.WriteString("\r\n")
-	w.w.WriteString(s)
-	w.w.WriteString("\r\n")
+	w.header('$', int64(len(s)))
+	w.str(s)
+	w.str("\r\n")
 }
 
-func (w *replyWriter) null() { w.w.WriteString("$-1\r\n") }
+func (w *replyWriter) null() { w.str("$-1\r\n") }
 
-func (w *replyWriter) arrayHeader(n int) {
-	w.w.WriteByte('*')
-	w.w.Write(strconv.AppendInt(w.num[:0], int64(n), 10))
-	w.w.WriteString("\r\n")
-}
+func (w *replyWriter) arrayHeader(n int) { w.header('*', int64(n)) }
