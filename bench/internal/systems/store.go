@@ -64,6 +64,13 @@ func (s *Store) Start(ctx context.Context) error {
 	if err := WriteCerts(s.Bin, s.certDir); err != nil {
 		return err
 	}
+	if s.RESP {
+		// A binary from before the RESP port would exit on the unknown
+		// flag and leave WaitHealthy to time out: say so at once.
+		if out, err := exec.Command(s.Bin, "serve", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--resp-listen") {
+			return fmt.Errorf("%s serve has no --resp-listen (run the harness with -store-resp=false to measure it over HTTP only)", s.Bin)
+		}
+	}
 	if err := os.MkdirAll(s.usersDir, 0o755); err != nil {
 		return err
 	}
