@@ -22,6 +22,9 @@ type Config struct {
 	PeerListen string
 	// ProbeListen serves /healthz, /readyz and /metrics: plain HTTP, no data.
 	ProbeListen string
+	// RESPListen, when set, serves reads over the Redis protocol (RESP2)
+	// with the client port's TLS and users; empty: off.
+	RESPListen string
 
 	// NodeName is the stable name of this node (the pod name). With PeersDNS
 	// its trailing "-<ordinal>" is the ordinal that decides who bootstraps;
@@ -265,6 +268,11 @@ func (c *Config) checkSettings() error {
 	} {
 		if _, _, err := net.SplitHostPort(l.addr); err != nil {
 			return invalid(l.name, "%q is not host:port: %v", l.addr, err)
+		}
+	}
+	if c.RESPListen != "" {
+		if _, _, err := net.SplitHostPort(c.RESPListen); err != nil {
+			return invalid("--resp-listen", "%q is not host:port: %v", c.RESPListen, err)
 		}
 	}
 	if !slices.Contains(LogLevels, strings.ToLower(c.LogLevel)) {

@@ -1,15 +1,16 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ephemeral-store/ephemeral-store/store/client/api"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 
 // maxTTL bounds ?ttl: the store holds short-lived state, and a bound keeps
@@ -25,16 +26,11 @@ func parseKey(escapedPath, prefix string, maxBytes int) (string, error) {
 	if err != nil {
 		return "", newError(http.StatusBadRequest, api.CodeInvalidKey, fmt.Sprintf("key is not valid percent-encoding: %v", err))
 	}
-	if len(key) > maxBytes {
-		return "", newError(http.StatusRequestEntityTooLarge, api.CodeKeyTooLarge, fmt.Sprintf("key is %d bytes, the limit is %d", len(key), maxBytes))
-	}
-	if !utf8.ValidString(key) {
-		return "", newError(http.StatusBadRequest, api.CodeInvalidKey, "key must be valid UTF-8")
-	}
-	for _, r := range key {
-		if r < 0x20 || r == 0x7f {
-			return "", newError(http.StatusBadRequest, api.CodeInvalidKey, "key must not contain control characters")
+	if err := fsm.CheckKey(key, maxBytes); err != nil {
+		if errors.Is(err, fsm.ErrKeyTooLarge) {
+			return "", newError(http.StatusRequestEntityTooLarge, api.CodeKeyTooLarge, fmt.Sprintf("key is %d bytes, the limit is %d", len(key), maxBytes))
 		}
+		return "", newError(http.StatusBadRequest, api.CodeInvalidKey, strings.TrimPrefix(err.Error(), fsm.ErrInvalidKey.Error()+": "))
 	}
 	return key, nil
 }

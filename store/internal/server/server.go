@@ -29,6 +29,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/replicas"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/resp"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/transport"
 )
 
@@ -36,6 +37,8 @@ import (
 // starts, so addresses are known up front. Nil fields are bound from Config.
 type Listeners struct {
 	Client, Peer, Probe net.Listener
+	// RESP is bound only when Config.RESPListen is set (or given here).
+	RESP net.Listener
 }
 
 // Server is one running node.
@@ -50,7 +53,9 @@ type Server struct {
 	tls   *tlsMaterial
 
 	clientLn, peerLn, probeLn net.Listener
+	respLn                    net.Listener // nil: no RESP port
 	api, probe                *http.Server
+	resp                      *resp.Server
 	registry                  *prometheus.Registry
 
 	wg        sync.WaitGroup
@@ -89,6 +94,11 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 	}
 	if s.probeLn, err = listen(ls.Probe, cfg.ProbeListen); err != nil {
 		return nil, err
+	}
+	if ls.RESP != nil || cfg.RESPListen != "" {
+		if s.respLn, err = listen(ls.RESP, cfg.RESPListen); err != nil {
+			return nil, err
+		}
 	}
 
 	limits := fsm.DefaultLimits()
@@ -129,11 +139,19 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 
+	apiMetrics := httpapi.NewMetrics(s.registry, s.state)
 	api := httpapi.New(httpapi.Options{
 		Cluster: s.node, State: s.state, Users: s.users, UserOf: mtls.UserFromState,
 		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, Quota: dataQuota,
-		Logger: log.With("component", "api"), Metrics: httpapi.NewMetrics(s.registry, s.state),
+		Logger: log.With("component", "api"), Metrics: apiMetrics,
 	})
+	if s.respLn != nil {
+		s.resp = resp.New(resp.Options{
+			State: s.state, Barrier: s.node, Users: s.users, UserOf: mtls.UserFromState,
+			TLS: mtls.ServerConfig(s.tls.serving, s.tls.clientCAs), MaxKeyBytes: cfg.MaxKeyBytes,
+			Logger: log.With("component", "resp"), Metrics: resp.NewMetrics(s.registry, apiMetrics.AuthFailures),
+		})
+	}
 	s.api = &http.Server{
 		Handler:           api,
 		TLSConfig:         mtls.ServerConfig(s.tls.serving, s.tls.clientCAs),
@@ -165,6 +183,10 @@ func (s *Server) Start() error {
 	}
 	s.goServe("probe", func() error { return s.probe.Serve(s.probeLn) })
 	s.goServe("client", func() error { return s.api.ServeTLS(s.clientLn, "", "") })
+	if s.resp != nil {
+		s.goServe("resp", func() error { return s.resp.Serve(s.respLn) })
+		s.log.Info("serving reads over RESP", "resp", s.respLn.Addr().String())
+	}
 	s.log.Info("serving", "client", s.clientLn.Addr().String(), "peer", s.peerLn.Addr().String(),
 		"probe", s.probeLn.Addr().String(), "advertise", s.cfg.PeerAddress(), "id", s.node.ID())
 	return nil
@@ -174,7 +196,7 @@ func (s *Server) goServe(name string, f func() error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, resp.ErrServerClosed) {
 			s.log.Error("listener stopped", "listener", name, "err", err)
 		}
 	}()
@@ -192,6 +214,14 @@ func (s *Server) Node() *cluster.Node { return s.node }
 
 // ClientAddr is the bound address of the client API.
 func (s *Server) ClientAddr() net.Addr { return s.clientLn.Addr() }
+
+// closeRESP ends the RESP port's connections: reads only, so nothing is
+// lost, and clients reconnect to another node.
+func (s *Server) closeRESP(ctx context.Context) {
+	if s.resp != nil {
+		_ = s.resp.Close(ctx)
+	}
+}
 
 // Close stops the node gracefully within ctx: the client API stops taking
 // requests first (in-flight ones finish), then the node hands over
@@ -211,6 +241,7 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		apiCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_ = s.api.Shutdown(apiCtx) // watch streams end when the deadline passes
+		s.closeRESP(apiCtx)
 		cancel()
 		_ = s.api.Close()
 		err = s.node.Close(ctx)
@@ -228,6 +259,9 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) Kill() {
 	s.closeOnce.Do(func() {
 		_ = s.api.Close()
+		gone, cancel := context.WithCancel(context.Background())
+		cancel() // a crash waits for nothing
+		s.closeRESP(gone)
 		_ = s.probe.Close()
 		_ = s.mux.Close()
 		s.node.Kill()
@@ -237,7 +271,7 @@ func (s *Server) Kill() {
 }
 
 func (s *Server) closeListeners() {
-	for _, ln := range []net.Listener{s.clientLn, s.peerLn, s.probeLn} {
+	for _, ln := range []net.Listener{s.clientLn, s.peerLn, s.probeLn, s.respLn} {
 		if ln != nil {
 			_ = ln.Close()
 		}

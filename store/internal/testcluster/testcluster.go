@@ -58,6 +58,7 @@ type Node struct {
 	Client string // host:port of the client API
 	Probe  string
 	Peer   string
+	RESP   string // host:port of the Redis-protocol read port
 	Server *server.Server
 	Config config.Config
 
@@ -140,8 +141,9 @@ func newSlot(t testing.TB, i int) *Node {
 		}
 		return ln
 	}
-	ls := &server.Listeners{Client: bind(), Peer: bind(), Probe: bind()}
-	return &Node{Index: i, Client: ls.Client.Addr().String(), Probe: ls.Probe.Addr().String(), Peer: ls.Peer.Addr().String(), bound: ls}
+	ls := &server.Listeners{Client: bind(), Peer: bind(), Probe: bind(), RESP: bind()}
+	return &Node{Index: i, Client: ls.Client.Addr().String(), Probe: ls.Probe.Addr().String(), Peer: ls.Peer.Addr().String(),
+		RESP: ls.RESP.Addr().String(), bound: ls}
 }
 
 // Config is the configuration node i starts with.
@@ -149,7 +151,7 @@ func (c *Cluster) config(i int) config.Config {
 	nd := c.nodes[i]
 	cfg := config.Default()
 	cfg.NodeName = fmt.Sprintf("node-%d", i)
-	cfg.Listen, cfg.PeerListen, cfg.ProbeListen = nd.Client, nd.Peer, nd.Probe
+	cfg.Listen, cfg.PeerListen, cfg.ProbeListen, cfg.RESPListen = nd.Client, nd.Peer, nd.Probe, nd.RESP
 	cfg.Advertise = nd.Peer
 	if len(c.Peers) > 1 {
 		cfg.Peers = append([]string(nil), c.Peers...)

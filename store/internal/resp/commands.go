@@ -1,0 +1,266 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/buildinfo"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+)
+
+// writeCommands answer -READONLY instead of "unknown command": the client
+// reached the right store through the wrong door, and the error says which
+// door takes writes.
+var writeCommands = map[string]bool{
+	"SET": true, "SETNX": true, "SETEX": true, "PSETEX": true, "MSET": true, "MSETNX": true,
+	"GETSET": true, "GETDEL": true, "GETEX": true, "DEL": true, "UNLINK": true, "APPEND": true,
+	"INCR": true, "INCRBY": true, "INCRBYFLOAT": true, "DECR": true, "DECRBY": true,
+	"EXPIRE": true, "PEXPIRE": true, "EXPIREAT": true, "PEXPIREAT": true, "PERSIST": true,
+	"RENAME": true, "RENAMENX": true, "SETRANGE": true, "FLUSHDB": true, "FLUSHALL": true,
+}
+
+const readOnlyMessage = "READONLY this port serves reads only: write through the HTTP API (PUT or DELETE /v1/kv/{key})"
+
+// commandNames are the metric labels; anything else counts as "other", so
+// that clients cannot grow the label set.
+var commandNames = []string{"GET", "MGET", "EXISTS", "PING", "ECHO", "READONLY", "READWRITE",
+	"HELLO", "CLIENT", "SELECT", "QUIT", "COMMAND", "AUTH", "write", "other", "protocol_error"}
+
+// upper returns the command name in upper case, in b's space when short.
+func upper(name []byte, b *[16]byte) string {
+	if len(name) > len(b) {
+		return strings.ToUpper(string(name))
+	}
+	for i, ch := range name {
+		if 'a' <= ch && ch <= 'z' {
+			ch -= 'a' - 'A'
+		}
+		b[i] = ch
+	}
+	return string(b[:len(name)])
+}
+
+// run executes one command and writes its reply; true means close the
+// connection.
+func (c *conn) run(args [][]byte) (quit bool) {
+	start := time.Now()
+	var nb [16]byte
+	name := upper(args[0], &nb)
+	label, ok := c.dispatch(name, args[1:])
+	if label == "" {
+		label = name
+	}
+	c.s.o.Metrics.command(label, ok, time.Since(start))
+	return name == "QUIT"
+}
+
+// dispatch returns the metric label ("" for the name) and whether the
+// reply was a success.
+func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
+	w := &c.w
+	arity := func(min, max int) bool {
+		if len(args) < min || (max >= 0 && len(args) > max) {
+			w.err(fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(name)))
+			return false
+		}
+		return true
+	}
+	switch name {
+	case "GET":
+		if !arity(1, 1) {
+			return "", false
+		}
+		return "", c.get(args)
+	case "MGET", "EXISTS":
+		if !arity(1, -1) {
+			return "", false
+		}
+		return "", c.get(args, name)
+	case "PING":
+		if !arity(0, 1) {
+			return "", false
+		}
+		if len(args) == 1 {
+			w.bulk(args[0])
+		} else {
+			w.simple("PONG")
+		}
+	case "ECHO":
+		if !arity(1, 1) {
+			return "", false
+		}
+		w.bulk(args[0])
+	case "READONLY", "READWRITE":
+		if !arity(0, 0) {
+			return "", false
+		}
+		c.stale = name == "READONLY"
+		w.simple("OK")
+	case "HELLO":
+		return "", c.hello(args)
+	case "CLIENT":
+		return "", c.client(args)
+	case "SELECT":
+		if !arity(1, 1) {
+			return "", false
+		}
+		if string(args[0]) != "0" {
+			w.err("ERR DB index is out of range: the store has one keyspace, 0")
+			return "", false
+		}
+		w.simple("OK")
+	case "QUIT":
+		w.simple("OK")
+	case "COMMAND":
+		// redis-cli asks for command documentation at start; an empty
+		// answer makes it fall back to plain input.
+		w.arrayHeader(0)
+	case "AUTH":
+		w.err("ERR this port authenticates by the client certificate; there is no password to give")
+		return "", false
+	default:
+		if writeCommands[name] {
+			w.err(readOnlyMessage)
+			return "write", false
+		}
+		w.err(fmt.Sprintf("ERR unknown command '%s': this port serves GET, MGET, EXISTS, PING, ECHO, READONLY, READWRITE, HELLO, CLIENT, SELECT, QUIT", truncate([]byte(name))))
+		return "other", false
+	}
+	return "", true
+}
+
+// get serves GET (one key, bulk reply), MGET (array) and EXISTS (count).
+// Every key is checked and authorized before any is read, so a refused key
+// refuses the whole command, as a Redis ACL does.
+func (c *conn) get(keys [][]byte, multi ...string) bool {
+	w := &c.w
+	u, err := c.s.o.Users.Authenticate(c.user)
+	if err != nil {
+		c.s.o.Metrics.authFailure("unknown_user")
+		w.err(fmt.Sprintf("NOAUTH user %q is not allowed in", c.user))
+		return false
+	}
+	for _, k := range keys {
+		key := string(k)
+		if err := fsm.CheckKey(key, c.s.o.MaxKeyBytes); err != nil {
+			w.err("ERR " + err.Error())
+			return false
+		}
+		if key == "" {
+			w.err("ERR invalid key: empty key")
+			return false
+		}
+		if err := auth.Authorize(u, key, auth.AccessRead); err != nil {
+			c.s.o.Metrics.authFailure("forbidden")
+			w.err(fmt.Sprintf("NOPERM user %q may not read %q", u.Name, key))
+			return false
+		}
+	}
+	if !c.stale {
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.o.ReadTimeout)
+		err := c.s.o.Barrier.LinearizableRead(ctx)
+		cancel()
+		if err != nil {
+			c.s.o.Logger.Debug("linearizable read failed", "remote", c.remote, "err", err)
+			w.err(barrierError(err))
+			return false
+		}
+	}
+	st := c.s.o.State
+	switch {
+	case len(multi) == 0:
+		if kv, _, ok := st.Get(string(keys[0])); ok {
+			w.bulk(kv.Value)
+		} else {
+			w.null()
+		}
+	case multi[0] == "EXISTS":
+		n := 0
+		for _, k := range keys {
+			if _, _, ok := st.Get(string(k)); ok {
+				n++
+			}
+		}
+		w.integer(int64(n))
+	default:
+		w.arrayHeader(len(keys))
+		for _, k := range keys {
+			if kv, _, ok := st.Get(string(k)); ok {
+				w.bulk(kv.Value)
+			} else {
+				w.null()
+			}
+		}
+	}
+	return true
+}
+
+// barrierError tells a client why a linearizable read was not served and
+// what it can do: retry (the cluster is electing or this node is cut off)
+// or read stale data.
+func barrierError(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errors.New("timed out waiting for the leader")
+	}
+	return "TRYAGAIN linearizable read not served (" + err.Error() + "); retry, or send READONLY to read this node's possibly stale copy"
+}
+
+// hello answers HELLO [2] with the server's description; RESP3 is not
+// spoken, and clients fall back to RESP2 on -NOPROTO.
+func (c *conn) hello(args [][]byte) bool {
+	w := &c.w
+	if len(args) > 0 {
+		if v, err := strconv.Atoi(string(args[0])); err != nil || v != 2 {
+			w.err("NOPROTO unsupported protocol version: this port speaks RESP2")
+			return false
+		}
+		for i := 1; i < len(args); i++ {
+			if strings.EqualFold(string(args[i]), "AUTH") {
+				w.err("ERR this port authenticates by the client certificate; HELLO takes no AUTH")
+				return false
+			}
+		}
+	}
+	w.arrayHeader(14)
+	w.bulkString("server")
+	w.bulkString("ephemeral-store")
+	w.bulkString("version")
+	w.bulkString(buildinfo.Version())
+	w.bulkString("proto")
+	w.integer(2)
+	w.bulkString("id")
+	w.integer(c.id)
+	w.bulkString("mode")
+	w.bulkString("standalone")
+	w.bulkString("role")
+	w.bulkString("replica")
+	w.bulkString("modules")
+	w.arrayHeader(0)
+	return true
+}
+
+// client answers the CLIENT subcommands libraries send when they connect.
+func (c *conn) client(args [][]byte) bool {
+	w := &c.w
+	if len(args) == 0 {
+		w.err("ERR wrong number of arguments for 'client' command")
+		return false
+	}
+	switch strings.ToUpper(string(args[0])) {
+	case "SETINFO", "SETNAME":
+		w.simple("OK")
+	case "GETNAME":
+		w.null()
+	case "ID":
+		w.integer(c.id)
+	default:
+		w.err(fmt.Sprintf("ERR unknown CLIENT subcommand '%s': this port serves CLIENT SETINFO, SETNAME, GETNAME, ID", truncate(args[0])))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,231 @@
+package resp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Limits bound what one command may make the server hold: a client chooses
+// the lengths it announces, so they are checked before anything is read.
+const (
+	maxArgs         = 4096     // arguments of one command (MGET of many keys)
+	maxArgBytes     = 64 << 10 // one argument
+	maxCommandBytes = 1 << 20  // all the arguments of one command
+	readBufferBytes = 16 << 10 // also the longest header or inline line
+)
+
+// errProtocol marks input that is not RESP: the connection is answered with
+// "-ERR Protocol error: ..." and closed, as Redis does, since the stream
+// can no longer be parsed.
+var errProtocol = errors.New("Protocol error")
+
+func protocolError(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errProtocol, fmt.Sprintf(format, args...))
+}
+
+// commandReader reads commands from a connection into a buffer it reuses:
+// the arguments of a command are valid until the next call.
+type commandReader struct {
+	r    *bufio.Reader
+	buf  []byte
+	ends []int
+	args [][]byte
+}
+
+func newCommandReader(r io.Reader) *commandReader {
+	return &commandReader{r: bufio.NewReaderSize(r, readBufferBytes)}
+}
+
+// buffered reports whether more input is already read: a pipelining client
+// sent it, and answers are flushed only once it is consumed.
+func (c *commandReader) buffered() bool { return c.r.Buffered() > 0 }
+
+// read returns the next command: a RESP array of bulk strings (what every
+// client library sends), or an inline command line of words separated by
+// spaces (what a person types into telnet). Empty inline lines are skipped.
+// io.EOF means the client closed the connection between commands.
+func (c *commandReader) read() ([][]byte, error) {
+	for {
+		line, err := c.line()
+		if err != nil {
+			return nil, err
+		}
+		if len(line) > 0 && line[0] == '*' {
+			return c.array(line[1:])
+		}
+		if args := c.inline(line); len(args) > 0 {
+			return args, nil
+		}
+	}
+}
+
+// line reads one line without its "\r\n" (a bare "\n" is accepted, as
+// Redis does for inline commands).
+func (c *commandReader) line() ([]byte, error) {
+	line, err := c.r.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, protocolError("line longer than %d bytes", readBufferBytes)
+	case err == io.EOF && len(line) > 0:
+		return nil, io.ErrUnexpectedEOF
+	case err != nil:
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+func (c *commandReader) array(count []byte) ([][]byte, error) {
+	n, err := parseLength(count, maxArgs)
+	if err != nil {
+		return nil, protocolError("array length: %v", err)
+	}
+	if n == 0 {
+		// "*0" and "*-1" carry no command; Redis ignores them too.
+		return nil, nil
+	}
+	c.buf = c.buf[:0]
+	c.ends = c.ends[:0]
+	for range n {
+		header, err := c.line()
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		if len(header) == 0 || header[0] != '$' {
+			return nil, protocolError("expected '$', got %q", truncate(header))
+		}
+		size, err := parseLength(header[1:], maxArgBytes)
+		if err != nil {
+			return nil, protocolError("bulk length: %v", err)
+		}
+		if size < 0 {
+			return nil, protocolError("a command argument cannot be a null bulk string")
+		}
+		if len(c.buf)+size > maxCommandBytes {
+			return nil, protocolError("command longer than %d bytes", maxCommandBytes)
+		}
+		start := len(c.buf)
+		c.buf = append(c.buf, make([]byte, size+2)...)
+		if _, err := io.ReadFull(c.r, c.buf[start:]); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		if !bytes.Equal(c.buf[start+size:], []byte("\r\n")) {
+			return nil, protocolError("bulk string not followed by CRLF")
+		}
+		c.buf = c.buf[:start+size]
+		c.ends = append(c.ends, len(c.buf))
+	}
+	// Slices into buf are taken only now: appending above may move it.
+	c.args = c.args[:0]
+	start := 0
+	for _, end := range c.ends {
+		c.args = append(c.args, c.buf[start:end:end])
+		start = end
+	}
+	return c.args, nil
+}
+
+// inline splits a line into words; quoting is not supported (clients that
+// need binary keys send arrays).
+func (c *commandReader) inline(line []byte) [][]byte {
+	c.buf = append(c.buf[:0], line...)
+	c.args = c.args[:0]
+	for _, f := range bytes.Fields(c.buf) {
+		c.args = append(c.args, f)
+	}
+	return c.args
+}
+
+// parseLength reads a RESP length: -1 (null) or 0 to limit.
+func parseLength(b []byte, limit int) (int, error) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, fmt.Errorf("%q is not a length", truncate(b))
+	}
+	n, err := strconv.Atoi(string(b))
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a length", truncate(b))
+	case n < -1:
+		return 0, fmt.Errorf("%d is negative", n)
+	case n > limit:
+		return 0, fmt.Errorf("%d is over the limit of %d", n, limit)
+	}
+	return n, nil
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func truncate(b []byte) []byte {
+	if len(b) > 32 {
+		return b[:32]
+	}
+	return b
+}
+
+// replyWriter writes RESP2 replies into a buffered writer.
+type replyWriter struct {
+	w   *bufio.Writer
+	num [20]byte
+}
+
+func (w *replyWriter) simple(s string) {
+	w.w.WriteByte('+')
+	w.w.WriteString(s)
+	w.w.WriteString("\r\n")
+}
+
+// err writes an error reply; msg starts with its code ("ERR", "NOPERM", ...)
+// and is made one line, since a newline would end the reply early.
+func (w *replyWriter) err(msg string) {
+	w.w.WriteByte('-')
+	for i := 0; i < len(msg); i++ {
+		b := msg[i]
+		if b == '\r' || b == '\n' {
+			b = ' '
+		}
+		w.w.WriteByte(b)
+	}
+	w.w.WriteString("\r\n")
+}
+
+func (w *replyWriter) integer(n int64) {
+	w.w.WriteByte(':')
+	w.w.Write(strconv.AppendInt(w.num[:0], n, 10))
+	w.w.WriteString("\r\n")
+}
+
+func (w *replyWriter) bulk(b []byte) {
+	w.w.WriteByte('$')
+	w.w.Write(strconv.AppendInt(w.num[:0], int64(len(b)), 10))
+	w.w.WriteString("\r\n")
+	w.w.Write(b)
+	w.w.WriteString("\r\n")
+}
+
+func (w *replyWriter) bulkString(s string) {
+	w.w.WriteByte('$')
+	w.w.Write(strconv.AppendInt(w.num[:0], int64(len(s)), 10))
+	w.w.WriteString("\r\n")
+	w.w.WriteString(s)
+	w.w.WriteString("\r\n")
+}
+
+func (w *replyWriter) null() { w.w.WriteString("$-1\r\n") }
+
+func (w *replyWriter) arrayHeader(n int) {
+	w.w.WriteByte('*')
+	w.w.Write(strconv.AppendInt(w.num[:0], int64(n), 10))
+	w.w.WriteString("\r\n")
+}

@@ -1,0 +1,106 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
+)
+
+// respClient is a real Redis client library (go-redis, one connection) on
+// node i's RESP port, with user's certificate; stale sends READONLY on
+// every new connection.
+func respClient(t *testing.T, c *testcluster.Cluster, i int, user string, stale bool) *redis.Client {
+	t.Helper()
+	cert, key, ca := c.CertPaths(user)
+	cfg, err := mtls.ClientConfig(cert, key, ca)
+	require.NoError(t, err)
+	cfg.ServerName = "127.0.0.1"
+	opts := &redis.Options{
+		Addr: c.Node(i).RESP, TLSConfig: cfg, Protocol: 2, PoolSize: 1, MaxRetries: -1,
+		DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+	}
+	if stale {
+		opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error { return cn.ReadOnly(ctx).Err() }
+	}
+	rc := redis.NewClient(opts)
+	t.Cleanup(func() { rc.Close() })
+	return rc
+}
+
+// TestRESPReadsSeeEveryAcknowledgedWrite: a write acknowledged through the
+// HTTP API is at once visible to a linearizable GET on a follower's RESP
+// port, with the library's default handshake (HELLO, CLIENT SETINFO).
+func TestRESPReadsSeeEveryAcknowledgedWrite(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	f := c.Follower()
+	require.GreaterOrEqual(t, f, 0)
+	ctx := context.Background()
+	hc := c.Client(testcluster.UserAll, c.Leader())
+	rc := respClient(t, c, f, testcluster.UserAll, false)
+	for i := range 50 {
+		v := fmt.Sprintf("v%d", i)
+		_, err := hc.Put(ctx, "pools/web", []byte(v))
+		require.NoError(t, err)
+		got, err := rc.Get(ctx, "pools/web").Result()
+		require.NoError(t, err)
+		require.Equal(t, v, got, "write %d acknowledged, then read on follower %d", i, f)
+	}
+	_, err := rc.Get(ctx, "pools/none").Result()
+	assert.ErrorIs(t, err, redis.Nil)
+	vals, err := rc.MGet(ctx, "pools/web", "pools/none").Result()
+	require.NoError(t, err)
+	assert.Equal(t, []any{"v49", nil}, vals)
+	n, err := rc.Exists(ctx, "pools/web", "pools/none").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	err = rc.Set(ctx, "pools/web", "x", 0).Err()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "READONLY this port serves reads only")
+
+	// Prefixes apply as on the HTTP API.
+	reader := respClient(t, c, f, testcluster.UserReader, true)
+	_, err = hc.Put(ctx, "secret/x", []byte("s"))
+	require.NoError(t, err)
+	err = reader.Get(ctx, "secret/x").Err()
+	require.Error(t, err)
+	assert.Equal(t, `NOPERM user "reader" may not read "secret/x"`, err.Error())
+	stranger := respClient(t, c, f, testcluster.UserUnknown, true)
+	assert.EqualError(t, stranger.Get(ctx, "pools/web").Err(), `NOAUTH user "stranger" is not allowed in`)
+}
+
+// TestRESPReadsWithoutQuorum: with the majority gone a linearizable read
+// is refused with TRYAGAIN, never answered from a copy that may be stale;
+// after READONLY the surviving node answers from its copy.
+func TestRESPReadsWithoutQuorum(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := context.Background()
+	_, err := c.Client(testcluster.UserAll).Put(ctx, "pools/web", []byte("up"))
+	require.NoError(t, err)
+	survivor := c.Follower()
+	require.GreaterOrEqual(t, survivor, 0)
+	stale := respClient(t, c, survivor, testcluster.UserAll, true)
+	require.Eventually(t, func() bool { v, err := stale.Get(ctx, "pools/web").Result(); return err == nil && v == "up" },
+		readyTimeout, 50*time.Millisecond, "the follower applies the write")
+	for i := range 3 {
+		if i != survivor {
+			c.Kill(i)
+		}
+	}
+	linear := respClient(t, c, survivor, testcluster.UserAll, false)
+	err = linear.Get(ctx, "pools/web").Err()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "TRYAGAIN linearizable read not served")
+	v, err := stale.Get(ctx, "pools/web").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "up", v)
+}
