@@ -43,10 +43,10 @@ func runningServerMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	require.NoError(t, os.MkdirAll(users, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(users, "myuser.json"), []byte(`{"name":"myuser"}`), 0o644))
 
-	client, probe, peer := freeAddr(t), freeAddr(t), freeAddr(t)
+	client, probe, peer, respAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	logFile, err := os.Create(filepath.Join(dir, "serve.log"))
 	require.NoError(t, err)
-	serve := exec.Command(bin, "serve", "--listen", client, "--peer-listen", peer, "--probe-listen", probe,
+	serve := exec.Command(bin, "serve", "--listen", client, "--peer-listen", peer, "--probe-listen", probe, "--resp-listen", respAddr,
 		"--tls-cert", filepath.Join(certs, "server.crt"), "--tls-key", filepath.Join(certs, "server.key"),
 		"--tls-ca", filepath.Join(certs, "rootCA.crt"), "--peer-cert", filepath.Join(certs, "peer.crt"),
 		"--peer-key", filepath.Join(certs, "peer.key"), "--users-dir", users)

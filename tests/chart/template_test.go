@@ -633,6 +633,43 @@ func TestNetworkPolicy(t *testing.T) {
 		t.Parallel()
 		assert.Empty(t, render(t, opts{set: map[string]string{"networkPolicy.enabled": "false"}}).ofKind("NetworkPolicy"))
 	})
+	t.Run("the RESP port admits exactly the client port's clients", func(t *testing.T) {
+		t.Parallel()
+		assert.Nil(t, rule(get(t, opts{}), "resp"), "no RESP port by default")
+		np := get(t, opts{set: map[string]string{"resp.enabled": "true"}})
+		resp := rule(np, "resp")
+		require.NotNil(t, resp)
+		assert.Same(t, rule(np, "client"), resp, "one rule, one list of clients, for both doors")
+		assert.Len(t, np.Spec.Ingress, 3)
+	})
+}
+
+// TestRESPPort: with resp.enabled the pods serve the Redis-protocol reads
+// on their own port, named in the container and in the client Service.
+func TestRESPPort(t *testing.T) {
+	t.Parallel()
+	off := render(t, opts{})
+	assert.NotContains(t, flags(storeContainer(t, off.statefulSet(t)).Args), "resp-listen")
+	var svc corev1.Service
+	off.get(t, "Service", oldRelease, &svc)
+	assert.Len(t, svc.Spec.Ports, 1)
+
+	on := render(t, opts{set: map[string]string{"resp.enabled": "true", "containerPorts.resp": "16379", "service.respPort": "6380"}})
+	c := storeContainer(t, on.statefulSet(t))
+	assert.Equal(t, []string{":16379"}, flags(c.Args)["resp-listen"])
+	var port *corev1.ContainerPort
+	for i, p := range c.Ports {
+		if p.Name == "resp" {
+			port = &c.Ports[i]
+		}
+	}
+	require.NotNil(t, port, "a container port named resp")
+	assert.Equal(t, int32(16379), port.ContainerPort)
+	on.get(t, "Service", oldRelease, &svc)
+	require.Len(t, svc.Spec.Ports, 2)
+	assert.Equal(t, "resp", svc.Spec.Ports[1].Name)
+	assert.Equal(t, int32(6380), svc.Spec.Ports[1].Port)
+	assert.Equal(t, "resp", svc.Spec.Ports[1].TargetPort.String())
 }
 
 func TestMetricsAndServiceMonitor(t *testing.T) {

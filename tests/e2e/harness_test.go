@@ -57,6 +57,7 @@ const (
 	clientPort     = 8087
 	peerPort       = 8088
 	probePort      = 8089
+	respPort       = 6379 // containerPorts.resp, with resp.enabled
 	// testUser is the values-kind.yaml user with a client certificate Secret and every key.
 	testUser = "myuser"
 	// Readiness polls: 2 s apart, 5 minutes at most. The VM can freeze for

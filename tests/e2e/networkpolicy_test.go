@@ -28,6 +28,7 @@ func TestE2ENetworkPolicy(t *testing.T) {
 	r := install(t, c, installOptions{Label: "netpol", Set: map[string]string{
 		"networkPolicy.enabled":       "true",
 		"networkPolicy.allowExternal": "false",
+		"resp.enabled":                "true",
 	}})
 	_, err := k8s.RunKubectlAndGetOutputContextE(t, t.Context(), r.kubectl, "get", "networkpolicy", r.fullname)
 	require.NoError(t, err, "the chart made no NetworkPolicy %s", r.fullname)
@@ -61,11 +62,15 @@ func TestE2ENetworkPolicy(t *testing.T) {
 		r.expectProbe(t, labelled, ips[i], peerPort, dropped, "labelled client -> peer port of "+at)
 	}
 	r.expectProbe(t, unlabelled, ips[0], peerPort, dropped, "unlabelled pod -> peer port of "+r.pod(0))
+	// The Redis-protocol port admits the client port's clients, no one else.
+	r.expectProbe(t, labelled, ips[0], respPort, connected, "labelled client -> RESP port of "+r.pod(0))
+	r.expectProbe(t, unlabelled, ips[0], respPort, dropped, "unlabelled pod -> RESP port of "+r.pod(0))
 
 	// The twin: without the policy the dropped probes connect.
 	require.NoError(t, k8s.RunKubectlContextE(t, t.Context(), r.kubectl, "delete", "networkpolicy", r.fullname))
 	t.Logf("NetworkPolicy %s deleted: the same probes must now connect", r.fullname)
 	r.expectProbe(t, unlabelled, ips[0], clientPort, connected, "unlabelled pod -> client port of "+r.pod(0)+", no policy")
+	r.expectProbe(t, unlabelled, ips[0], respPort, connected, "unlabelled pod -> RESP port of "+r.pod(0)+", no policy")
 	r.expectProbe(t, labelled, ips[0], peerPort, connected, "labelled client -> peer port of "+r.pod(0)+", no policy")
 }
 

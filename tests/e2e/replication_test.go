@@ -5,9 +5,11 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -17,7 +19,7 @@ import (
 // watch opened on pod 0 sees a write made through pod 2.
 func TestE2EReplication(t *testing.T) {
 	c := suite(t, "replication")
-	r := install(t, c, installOptions{Label: "repl"})
+	r := install(t, c, installOptions{Label: "repl", Set: map[string]string{"resp.enabled": "true"}})
 	run := strings.ToLower(random.UniqueID())
 	prefix := "e2e/" + run
 
@@ -34,6 +36,17 @@ func TestE2EReplication(t *testing.T) {
 	}
 	svc, _ := r.tunnel(t, k8s.ResourceTypeService, r.fullname, nil)
 	requireKeys(t, svc, "Service "+r.fullname, want)
+
+	// The same keys over the Redis protocol, through the Service's resp
+	// port, with a Redis client library and the user's certificate.
+	rc := r.respClient(t, k8s.ResourceTypeService, r.fullname)
+	for _, k := range sortedKeys(want) {
+		got, err := rc.Get(t.Context(), k).Result()
+		require.NoError(t, err, "RESP GET %q through the Service", k)
+		require.Equal(t, string(want[k]), got, "RESP GET %q through the Service", k)
+	}
+	require.ErrorContains(t, rc.Set(t.Context(), prefix+"/over-resp", "x", 0).Err(), "READONLY", "RESP takes no writes")
+	t.Logf("RESP: %d keys read through the Service's resp port", len(want))
 
 	// Inside the cluster: a client pod watches through pod 0 and reads through
 	// every pod by its DNS name and through the Service.
@@ -59,4 +72,18 @@ func TestE2EReplication(t *testing.T) {
 	watcher.mustRun(t, "put", prefix+"/watched-2", "from inside", "--endpoints", r.podURL(1))
 	watcher.waitEvent(t, prefix+"/watched-2", "from inside")
 	t.Logf("the watch through %s saw the in-cluster put through %s", r.pod(0), r.pod(1))
+}
+
+// respClient is a go-redis client (one connection, RESP2, linearizable
+// reads) through a port-forward to the resp port of a pod or Service, with
+// the release's user.
+func (r *release) respClient(t *testing.T, kind k8s.KubeResourceType, name string) *redis.Client {
+	t.Helper()
+	endpoint, _ := r.forward(t, kind, name, respPort)
+	rc := redis.NewClient(&redis.Options{
+		Addr: endpoint, TLSConfig: r.tls.Clone(), Protocol: 2, PoolSize: 1,
+		DialTimeout: 20 * time.Second, ReadTimeout: 20 * time.Second, WriteTimeout: 20 * time.Second,
+	})
+	t.Cleanup(func() { _ = rc.Close() })
+	return rc
 }

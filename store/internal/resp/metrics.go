@@ -14,6 +14,8 @@ type Metrics struct {
 	Latency      *prometheus.HistogramVec
 	Connections  prometheus.Gauge
 	AuthFailures *prometheus.CounterVec
+
+	byCommand map[string]series // every name of commandNames
 }
 
 // NewMetrics creates the series and registers them on reg (nil: none, for
@@ -36,29 +38,40 @@ func NewMetrics(reg prometheus.Registerer, authFailures *prometheus.CounterVec) 
 	if m.AuthFailures == nil {
 		m.AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ephemeral_store_auth_failures_total"}, []string{"reason"})
 	}
+	// Every command's series exist from the start, at zero, so that
+	// dashboards and rate() see the port before its first read.
+	m.byCommand = map[string]series{}
+	for _, name := range commandNames {
+		m.byCommand[name] = series{
+			ok: m.Commands.WithLabelValues(name, "ok"), failed: m.Commands.WithLabelValues(name, "error"),
+			latency: m.Latency.WithLabelValues(name),
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.Commands, m.Latency, m.Connections)
 	}
 	return m
 }
 
+// series are one command's children, looked up once: a read costs a
+// few microseconds, and hashing label values on each would be a visible
+// part of it.
+type series struct {
+	ok, failed prometheus.Counter
+	latency    prometheus.Observer
+}
+
 func (m *Metrics) command(name string, ok bool, d time.Duration) {
-	known := false
-	for _, n := range commandNames {
-		if n == name {
-			known = true
-			break
-		}
-	}
+	s, known := m.byCommand[name]
 	if !known {
-		name = "other"
+		s = m.byCommand["other"]
 	}
-	result := "ok"
-	if !ok {
-		result = "error"
+	if ok {
+		s.ok.Inc()
+	} else {
+		s.failed.Inc()
 	}
-	m.Commands.WithLabelValues(name, result).Inc()
-	m.Latency.WithLabelValues(name).Observe(d.Seconds())
+	s.latency.Observe(d.Seconds())
 }
 
 func (m *Metrics) authFailure(reason string) { m.AuthFailures.WithLabelValues(reason).Inc() }
