@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // Limits bound what one command may make the server hold: a client chooses
@@ -190,14 +191,18 @@ func (w *replyWriter) simple(s string) {
 // and is made one line, since a newline would end the reply early.
 func (w *replyWriter) err(msg string) {
 	w.w.WriteByte('-')
-	for i := 0; i < len(msg); i++ {
-		b := msg[i]
-		if b == '\r' || b == '\n' {
-			b = ' '
-		}
-		w.w.WriteByte(b)
-	}
+	w.w.WriteString(oneLine(msg))
 	w.w.WriteString("\r\n")
+}
+
+// oneLine replaces line breaks, which would end an error reply early.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func (w *replyWriter) integer(n int64) {

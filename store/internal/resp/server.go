@@ -199,6 +199,10 @@ func (s *Server) serveConn(raw net.Conn) {
 	if err != nil {
 		m.authFailure("no_certificate_user")
 		s.o.Logger.Warn("authentication failed", "remote", raw.RemoteAddr().String(), "err", err)
+		// Said once, unasked, before closing: the client's first read
+		// shows why rather than a bare EOF.
+		_ = tc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+		_, _ = tc.Write([]byte("-NOAUTH " + oneLine(err.Error()) + "\r\n"))
 		return
 	}
 	m.Connections.Inc()

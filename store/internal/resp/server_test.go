@@ -3,11 +3,15 @@ package resp
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -326,4 +330,34 @@ func TestCloseEndsConnections(t *testing.T) {
 	assert.Equal(t, 0.0, testutil.ToFloat64(f.metrics.Connections))
 	_, err = f.dialErr("all")
 	assert.Error(t, err, "nothing listens any more")
+}
+
+// TestCertificateWithoutAUser: a verified certificate with no Common Name
+// names no user; the client is told so before the connection closes.
+func TestCertificateWithoutAUser(t *testing.T) {
+	f := newFixture(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42), NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.ca.Cert, key.Public(), f.ca.Key)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(f.ca.Cert)
+	c, err := tls.Dial("tcp", f.addr, &tls.Config{
+		RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+	})
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+	r := bufio.NewReader(c)
+	reply, err := readReply(r)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(reply, "-NOAUTH "), reply)
+	_, err = readReply(r)
+	assert.Error(t, err, "then the connection is closed")
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("no_certificate_user")))
 }
