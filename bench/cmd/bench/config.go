@@ -21,6 +21,8 @@ type config struct {
 	LatencyAt                   int
 	Keep                        bool
 	StoreArgs                   string
+	// StoreRESP measures the store's reads over its RESP port too.
+	StoreRESP bool
 }
 
 // defaultConfig is sized so the whole run of the three systems stays well
@@ -39,6 +41,7 @@ func defaultConfig() config {
 		MemBound:    12 * time.Minute,
 		Timeout:     10 * time.Second,
 		LatencyAt:   16,
+		StoreRESP:   true,
 	}
 }
 
@@ -66,5 +69,6 @@ func (c config) settings() map[string]any {
 		"concurrency": c.Concs, "requests_c1": c.RequestsC1, "requests": c.Requests, "keys": c.Keys,
 		"value_bytes": valueSize, "kills": c.Kills, "attempt_timeout": c.Attempt.String(),
 		"catchup_keys": c.CatchUpKeys, "mem_keys": c.MemKeys, "mem_bound": c.MemBound.String(),
+		"store_resp": c.StoreRESP,
 	}
 }

@@ -112,7 +112,10 @@ func factory(name string, cfg config, tmp, certDir string) (func(phase string) s
 	switch name {
 	case "ephemeral-store":
 		return func(p string) systems.System {
-			return &systems.Store{Bin: cfg.StoreBin, Dir: dir(p), CertDir: certDir, N: 5, ExtraArgs: strings.Fields(cfg.StoreArgs)}
+			// The RESP port only on the cluster of the workloads: the
+			// memory measurement's cluster reads nothing.
+			return &systems.Store{Bin: cfg.StoreBin, Dir: dir(p), CertDir: certDir, N: 5, ExtraArgs: strings.Fields(cfg.StoreArgs),
+				RESP: cfg.StoreRESP && p == "main"}
 		}, nil
 	case "etcd":
 		return func(p string) systems.System {
@@ -179,6 +182,9 @@ func runSystem(ctx context.Context, cfg config, mk func(string) systems.System, 
 				}
 				logf("%s %-13s c=%-3d %8.0f ops/s  p50 %.2f  p99 %.2f  p99.9 %.2f ms  errors %d",
 					name, w.Name, c, sum.OpsPerSec, sum.P50ms, sum.P99ms, sum.P999ms, sum.Errors)
+				if err := runRESP(ctx, cfg, s, w, c, value, wr); err != nil {
+					return err
+				}
 			}
 		}
 		if s.Replicated() && cfg.Kills > 0 {
@@ -224,6 +230,38 @@ func runSystem(ctx context.Context, cfg config, mk func(string) systems.System, 
 			name, mem.KeysLoaded, mem.MeanPerKey, mem.Ratio, float64(mem.DataDirBytes)/(1<<20))
 		return nil
 	})
+}
+
+// runRESP measures a read workload again over the store's RESP port, on
+// the same cluster right after the HTTP run at the same concurrency, into
+// wr.Per[systems.StoreRESPName]. Workloads with writes stay HTTP only.
+func runRESP(ctx context.Context, cfg config, s systems.System, w load.Workload, c int, value []byte, wr *report.WorkloadResult) error {
+	rv, ok := s.(interface{ RESPView() systems.System })
+	if !ok || w.WriteRatio > 0 {
+		return nil
+	}
+	v := rv.RESPView()
+	if v == nil {
+		return nil
+	}
+	name := v.Name()
+	leader := s.Leader(ctx)
+	if leader < 0 {
+		return fmt.Errorf("no leader before %s over RESP c=%d", w.Name, c)
+	}
+	changesBefore, counted := systems.LeaderChanges(ctx, s)
+	sum, ok, err := load.Run(ctx, v, w, leader, c, cfg.requestsAt(c), cfg.Keys, value, cfg.Timeout)
+	if err != nil || !ok {
+		return err
+	}
+	wr.Per[name] = sum
+	wr.Leader[name] = leader
+	if changesAfter, ok := systems.LeaderChanges(ctx, s); ok && counted {
+		wr.LeaderChanges[name] = changesAfter - changesBefore
+	}
+	logf("%s %-13s c=%-3d %8.0f ops/s  p50 %.2f  p99 %.2f  p99.9 %.2f ms  errors %d",
+		name, w.Name, c, sum.OpsPerSec, sum.P50ms, sum.P99ms, sum.P999ms, sum.Errors)
+	return nil
 }
 
 // withSystem starts s, runs f and always stops s (every node by PID), also

@@ -85,6 +85,12 @@ func Run(ctx context.Context, s systems.System, w Workload, leader, conc, reques
 		// of the measurement.
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		_, err = c.Get(wctx, Key(g%keys), true)
+		if err == nil && !w.Stale && w.WriteRatio < 1 {
+			// A read in the mode the workload measures: a client whose
+			// connection has a read mode (the store's RESP port) switches
+			// it before the clock starts.
+			_, err = c.Get(wctx, Key(g%keys), false)
+		}
 		cancel()
 		if err != nil {
 			return Summary{}, true, fmt.Errorf("%s %s warm-up of client %d: %w", s.Name(), w.Name, g, err)

@@ -17,6 +17,7 @@ var colors = []color.Color{
 	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
 	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}, // the store over RESP
 }
 
 // Charts writes, per workload, throughput against concurrency per system
@@ -49,7 +50,7 @@ func (r *Results) throughputChart(path string, w load.Workload, concs []int) (bo
 	p.Legend.Top = true
 	any := false
 	top := 0.0
-	for si, s := range Systems {
+	for si, s := range series {
 		var pts plotter.XYs
 		for _, c := range concs {
 			if wr := r.Find(w.Name, c); wr != nil {
@@ -70,7 +71,7 @@ func (r *Results) throughputChart(path string, w load.Workload, concs []int) (bo
 		line.Color, points.Color = colors[si], colors[si]
 		points.Shape = plotutil.Shape(si)
 		p.Add(line, points)
-		p.Legend.Add(s, line, points)
+		p.Legend.Add(label(s), line, points)
 	}
 	if !any {
 		return false, nil
@@ -94,7 +95,7 @@ func (r *Results) latencyChart(path string, w load.Workload, c int) (bool, error
 	p.Legend.Top = true
 	width := vg.Points(14)
 	var present []string
-	for _, s := range Systems {
+	for _, s := range series {
 		if _, ok := wr.Per[s]; ok {
 			present = append(present, s)
 		}
@@ -110,11 +111,11 @@ func (r *Results) latencyChart(path string, w load.Workload, c int) (bool, error
 		if err != nil {
 			return false, fmt.Errorf("chart %s: %w", path, err)
 		}
-		bars.Color = colors[indexOf(Systems, s)]
+		bars.Color = colors[indexOf(series, s)]
 		bars.LineStyle.Width = 0
 		bars.Offset = width * vg.Length(float64(k)-float64(len(present)-1)/2)
 		p.Add(bars)
-		p.Legend.Add(s, bars)
+		p.Legend.Add(label(s), bars)
 	}
 	p.NominalX("p50", "p99", "p99.9")
 	p.Y.Min, p.Y.Max = 0, top*1.3

@@ -73,3 +73,104 @@ func TestLeaderNoteSumsLeaderChangesOverTheRows(t *testing.T) {
 		}
 	}
 }
+
+// section is md from the line heading to the next "## " heading.
+func section(t *testing.T, md, heading string) string {
+	t.Helper()
+	i := strings.Index(md, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("no %q in:\n%s", heading, md)
+	}
+	s := md[i+1:]
+	if j := strings.Index(s[1:], "\n## "); j >= 0 {
+		s = s[:j+1]
+	}
+	return s
+}
+
+// rowsAfter returns the table rows ("| c |...") of the first table after
+// the line that starts with heading in md.
+func rowsAfter(md, heading string) (header string, rows []string) {
+	lines := strings.Split(md, "\n")
+	i := 0
+	for i < len(lines) && !strings.HasPrefix(lines[i], heading) {
+		i++
+	}
+	for i < len(lines) && !strings.HasPrefix(lines[i], "|") {
+		i++
+	}
+	if i < len(lines) {
+		header = lines[i]
+		i += 2 // the separator
+	}
+	for ; i < len(lines) && strings.HasPrefix(lines[i], "|"); i++ {
+		rows = append(rows, lines[i])
+	}
+	return header, rows
+}
+
+func TestMarkdownShowsTheStoreOverRESPBesideHTTP(t *testing.T) {
+	r := &Results{Workloads: []WorkloadResult{
+		{Name: "get-stale", Title: "Stale GET", Concurrency: 1, Per: map[string]load.Summary{
+			"ephemeral-store": {OpsPerSec: 3000, P50ms: 0.3, P99ms: 1, P999ms: 2},
+			StoreRESP:         {OpsPerSec: 9000, P50ms: 0.1, P99ms: 0.5, P999ms: 0.9},
+			"etcd":            {OpsPerSec: 2000, P50ms: 0.4, P99ms: 2, P999ms: 4},
+			"redis":           {OpsPerSec: 15000, P50ms: 0.06, P99ms: 0.2, P999ms: 0.5},
+		}},
+		{Name: "get-followers", Title: "Linearizable GET through followers", Concurrency: 16, Per: map[string]load.Summary{
+			"ephemeral-store": {OpsPerSec: 3000, P50ms: 4, P99ms: 12, P999ms: 20},
+			StoreRESP:         {OpsPerSec: 6000, P50ms: 2, P99ms: 6, P999ms: 9, Errors: 2, Requests: 100, FirstErr: "boom"},
+			"etcd":            {OpsPerSec: 2500, P50ms: 5, P99ms: 15, P999ms: 22},
+		}},
+		{Name: "put", Title: "Replicated PUT", Concurrency: 1, Per: map[string]load.Summary{
+			"ephemeral-store": {OpsPerSec: 600, P50ms: 1, P99ms: 3, P999ms: 7},
+		}},
+	}}
+	md := r.Markdown(nil)
+	if !strings.Contains(md, "HTTP/2 API through its Go client") || !strings.Contains(md, "Redis-protocol port") {
+		t.Errorf("results.md does not say which protocol each store row used:\n%s", md)
+	}
+
+	// The HTTP table keeps its 11 columns, the store's labelled HTTP.
+	stale := section(t, md, "## Stale GET (all endpoints; Redis GET)")
+	hdr, rows := rowsAfter(stale, "## Stale GET (all endpoints; Redis GET)")
+	if !strings.Contains(hdr, "| ephemeral-store (HTTP) ops/s |") || strings.Contains(hdr, "RESP") {
+		t.Errorf("main table header %q", hdr)
+	}
+	if len(rows) != 1 || strings.Count(rows[0], "|") != 12 || !strings.Contains(rows[0], "| 3000 |") || !strings.Contains(rows[0], "| 1.50x | 0.2x |") {
+		t.Errorf("main table rows %q: want the HTTP row alone, 11 cells, ours/etcd 1.50x, ours/Redis 0.2x", rows)
+	}
+
+	// Then the RESP table: its ratios to HTTP, etcd and Redis.
+	hdr, rows = rowsAfter(stale, "The store over its RESP port")
+	if want := "| c | ephemeral-store (RESP) ops/s | ephemeral-store (RESP) p50/p99/p99.9 | ops/s RESP/HTTP | ops/s RESP/etcd | ops/s RESP/Redis | p99 RESP/etcd | p99 RESP/Redis |"; hdr != want {
+		t.Errorf("RESP header\n%q, want\n%q", hdr, want)
+	}
+	if want := "| 1 | 9000 | 0.10 / 0.50 / 0.90 | 3.00x | 4.50x | 0.6x | 0.25x | 2.50x |"; len(rows) != 1 || rows[0] != want {
+		t.Errorf("RESP rows %q, want [%q]", rows, want)
+	}
+
+	// Through followers Redis does not apply: no Redis columns.
+	_, rows = rowsAfter(section(t, md, "## Linearizable GET through followers"), "The store over its RESP port")
+	if want := "| 16 | 6000 | 2.00 / 6.00 / 9.00 | 2.00x | 2.40x | 0.4x |"; len(rows) != 1 || rows[0] != want {
+		t.Errorf("followers RESP rows %q, want [%q]", rows, want)
+	}
+	if !strings.Contains(md, "ephemeral-store (RESP) c=16: 2 of 100 requests failed (first: boom)") {
+		t.Errorf("RESP errors not reported:\n%s", md)
+	}
+
+	// No RESP table under a workload measured over HTTP only.
+	put := section(t, md, "## Replicated PUT (all endpoints)")
+	if strings.Contains(put, "RESP port") {
+		t.Errorf("PUT section has a RESP table:\n%s", put)
+	}
+}
+
+func TestMarkdownSaysWhenRESPWasNotMeasured(t *testing.T) {
+	r := &Results{Workloads: []WorkloadResult{{Name: "get-stale", Title: "Stale GET", Concurrency: 1,
+		Per: map[string]load.Summary{"ephemeral-store": {OpsPerSec: 3000, P99ms: 1}}}}}
+	md := r.Markdown(nil)
+	if !strings.Contains(md, "did not measure the store over its RESP port") || strings.Contains(md, "| ephemeral-store (RESP)") {
+		t.Errorf("results.md without RESP results:\n%s", md)
+	}
+}

@@ -40,6 +40,16 @@ func (r *Results) Markdown(charts []string) string {
 	}
 	b.WriteString("\n\nLatencies in milliseconds; ratio columns are ours/etcd and ours/Redis " +
 		"(above 1 means more ops/s, or a higher latency, for ours). – means not applicable.\n")
+	b.WriteString("\nProtocols: every ephemeral-store (HTTP) column, and every ours ratio of the main tables, " +
+		"is the store's HTTP/2 API through its Go client (store/client), for every workload. ")
+	if r.hasRESP() {
+		b.WriteString("The read workloads also have an " + StoreRESP + " table: the same cluster read " +
+			"through each node's Redis-protocol port (go-redis, RESP2, one connection per client; " +
+			"READONLY on the connection for stale reads, the default READWRITE for linearizable ones), " +
+			"measured right after the HTTP row of the same c. Writes, failover, catch-up and memory are HTTP only.\n")
+	} else {
+		b.WriteString("This run did not measure the store over its RESP port.\n")
+	}
 
 	for _, w := range load.Workloads() {
 		var rows [][]string
@@ -58,15 +68,16 @@ func (r *Results) Markdown(charts []string) string {
 		}
 		hdr := []string{"c"}
 		for _, s := range Systems {
-			hdr = append(hdr, s+" ops/s", s+" p50/p99/p99.9")
+			hdr = append(hdr, label(s)+" ops/s", label(s)+" p50/p99/p99.9")
 		}
 		hdr = append(hdr, "ops/s ours/etcd", "ops/s ours/Redis", "p99 ours/etcd", "p99 ours/Redis")
 		b.WriteString(Table(hdr, rows))
+		b.WriteString(respTable(r, w.Name))
 		for _, wr := range r.Workloads {
 			if wr.Name != w.Name {
 				continue
 			}
-			for _, s := range Systems {
+			for _, s := range series {
 				if sum, ok := wr.Per[s]; ok && sum.Errors > 0 {
 					fmt.Fprintf(&b, "\n%s c=%d: %d of %d requests failed (first: %s)\n", s, wr.Concurrency, sum.Errors, sum.Requests, sum.FirstErr)
 				}
@@ -173,6 +184,59 @@ func workloadRow(wr WorkloadResult) []string {
 	return row
 }
 
+// hasRESP says whether any workload was measured over the store's RESP port.
+func (r *Results) hasRESP() bool {
+	for _, wr := range r.Workloads {
+		if _, ok := wr.Per[StoreRESP]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// respTable is the store over RESP in workload name, with its ratios to
+// its own HTTP row, to etcd and to Redis (the Redis columns only where
+// Redis ran the workload); "" when nothing of it was measured over RESP.
+func respTable(r *Results, name string) string {
+	var wrs []WorkloadResult
+	withRedis := false
+	for _, wr := range r.Workloads {
+		if _, ok := wr.Per[StoreRESP]; ok && wr.Name == name {
+			wrs = append(wrs, wr)
+			if _, ok := wr.Per["redis"]; ok {
+				withRedis = true
+			}
+		}
+	}
+	if len(wrs) == 0 {
+		return ""
+	}
+	hdr := []string{"c", StoreRESP + " ops/s", StoreRESP + " p50/p99/p99.9", "ops/s RESP/HTTP", "ops/s RESP/etcd"}
+	if withRedis {
+		hdr = append(hdr, "ops/s RESP/Redis")
+	}
+	hdr = append(hdr, "p99 RESP/etcd")
+	if withRedis {
+		hdr = append(hdr, "p99 RESP/Redis")
+	}
+	var rows [][]string
+	for _, wr := range wrs {
+		resp, etcd, redis := wr.Per[StoreRESP], wr.Per["etcd"], wr.Per["redis"]
+		row := []string{fmt.Sprint(wr.Concurrency), num(resp.OpsPerSec),
+			fmt.Sprintf("%s / %s / %s", num(resp.P50ms), num(resp.P99ms), num(resp.P999ms)),
+			Ratio(resp.OpsPerSec, wr.Per[Systems[0]].OpsPerSec), Ratio(resp.OpsPerSec, etcd.OpsPerSec)}
+		if withRedis {
+			row = append(row, Ratio(resp.OpsPerSec, redis.OpsPerSec))
+		}
+		row = append(row, Ratio(resp.P99ms, etcd.P99ms))
+		if withRedis {
+			row = append(row, Ratio(resp.P99ms, redis.P99ms))
+		}
+		rows = append(rows, row)
+	}
+	return "\nThe store over its RESP port (RESP2 through go-redis), same cluster:\n\n" + Table(hdr, rows)
+}
+
 // WriteMarkdown writes results.md.
 func (r *Results) WriteMarkdown(path string, charts []string) error {
 	return os.WriteFile(path, []byte(r.Markdown(charts)), 0o644)
@@ -195,7 +259,7 @@ func leaderNote(r *Results, name string) string {
 	}
 	note := "Leader: " + strings.Join(parts, ", ") + " (nodes 0-4)."
 	var changes []string
-	for _, s := range Systems[:2] {
+	for _, s := range []string{Systems[0], StoreRESP, Systems[1]} {
 		var total float64
 		seen := false
 		for _, wr := range r.Workloads {

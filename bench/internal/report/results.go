@@ -8,10 +8,28 @@ import (
 	"os"
 
 	"github.com/ephemeral-store/ephemeral-store/bench/internal/load"
+	"github.com/ephemeral-store/ephemeral-store/bench/internal/systems"
 )
 
 // Systems in the order of every table: ours first, then the references.
 var Systems = []string{"ephemeral-store", "etcd", "redis"}
+
+// StoreRESP keys the store's read workloads measured over its RESP port
+// (go-redis) instead of its HTTP/2 API; Systems[0]'s results are HTTP's.
+const StoreRESP = systems.StoreRESPName
+
+// series are the result keys of the workload tables' error notes and of
+// the charts: the three systems, then the store over RESP.
+var series = append(append([]string{}, Systems...), StoreRESP)
+
+// label names a series in the workload tables and charts, with the
+// store's protocol.
+func label(s string) string {
+	if s == Systems[0] {
+		return s + " (HTTP)"
+	}
+	return s
+}
 
 // Results is everything one run measured.
 type Results struct {

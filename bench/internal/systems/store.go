@@ -32,10 +32,13 @@ type Store struct {
 	// CertDir receives the store's own test PKI (`certs`), which the
 	// other systems reuse.
 	CertDir string
+	// RESP starts every node with a Redis-protocol read port
+	// (--resp-listen), which RESPView's clients read through.
+	RESP bool
 
 	certDir, usersDir string
 	client, peer      []string // host:port per node
-	probe             []string
+	probe, resp       []string
 	procs             []*proc.Proc
 	hc                *http.Client
 	mu                sync.Mutex
@@ -61,6 +64,13 @@ func (s *Store) Start(ctx context.Context) error {
 	if err := WriteCerts(s.Bin, s.certDir); err != nil {
 		return err
 	}
+	if s.RESP {
+		// A binary from before the RESP port would exit on the unknown
+		// flag and leave WaitHealthy to time out: say so at once.
+		if out, err := exec.Command(s.Bin, "serve", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--resp-listen") {
+			return fmt.Errorf("%s serve has no --resp-listen (run the harness with -store-resp=false to measure it over HTTP only)", s.Bin)
+		}
+	}
 	if err := os.MkdirAll(s.usersDir, 0o755); err != nil {
 		return err
 	}
@@ -68,16 +78,23 @@ func (s *Store) Start(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(s.usersDir, benchUser+".json"), []byte(entry), 0o644); err != nil {
 		return fmt.Errorf("store users: %w", err)
 	}
-	ports, err := proc.ReservePorts(3 * s.N)
+	per := 3
+	if s.RESP {
+		per = 4
+	}
+	ports, err := proc.ReservePorts(per * s.N)
 	if err != nil {
 		return err
 	}
-	s.client, s.peer, s.probe = nil, nil, nil
+	s.client, s.peer, s.probe, s.resp = nil, nil, nil, nil
 	for i := 0; i < s.N; i++ {
-		addr := func(k int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+k])) }
+		addr := func(k int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[per*i+k])) }
 		s.client = append(s.client, addr(0))
 		s.peer = append(s.peer, addr(1))
 		s.probe = append(s.probe, addr(2))
+		if s.RESP {
+			s.resp = append(s.resp, addr(3))
+		}
 	}
 	s.procs = make([]*proc.Proc, s.N)
 	s.status = map[int]*client.Client{}
@@ -110,7 +127,7 @@ func (s *Store) args(i int) []string {
 	if s.Verbose {
 		level = "info"
 	}
-	return append([]string{"serve",
+	args := []string{"serve",
 		"--node-name", fmt.Sprintf("es-%d", i),
 		"--listen", s.client[i],
 		"--peer-listen", s.peer[i],
@@ -124,7 +141,11 @@ func (s *Store) args(i int) []string {
 		"--peer-key", cert("peer.key"),
 		"--users-dir", s.usersDir,
 		"--log-level", level,
-	}, s.ExtraArgs...)
+	}
+	if s.RESP {
+		args = append(args, "--resp-listen", s.resp[i])
+	}
+	return append(args, s.ExtraArgs...)
 }
 
 // Restart starts node i with its original command line. The store keeps no

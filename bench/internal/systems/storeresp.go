@@ -1,0 +1,119 @@
+package systems
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// StoreRESPName labels the store's results measured over its RESP port.
+const StoreRESPName = "ephemeral-store (RESP)"
+
+// RESPView is the same running cluster as s, but its clients read over
+// each node's Redis-protocol port instead of the HTTP/2 API; nil when s was
+// started without RESP. It is for read workloads only: the port takes no
+// writes, so its clients' Put fails and writes stay on the HTTP API.
+func (s *Store) RESPView() System {
+	if !s.RESP {
+		return nil
+	}
+	return storeRESP{s}
+}
+
+type storeRESP struct{ *Store }
+
+func (v storeRESP) Name() string { return StoreRESPName }
+
+// Client connects to the first listed node's RESP port only: a go-redis
+// client has one address, and the read workloads never fail over.
+func (v storeRESP) Client(nodes []int) (Client, error) {
+	if len(nodes) == 0 {
+		return nil, errors.New("store RESP client: no node")
+	}
+	cfg, err := tlsConfig(v.certDir)
+	if err != nil {
+		return nil, fmt.Errorf("store RESP client TLS: %w", err)
+	}
+	return newRESPClient(v.resp[nodes[0]], cfg), nil
+}
+
+// respClient is one go-redis connection to a store node's RESP port. The
+// port's read mode belongs to the connection (READONLY: stale local reads;
+// READWRITE, the default: linearizable), so the client switches it when a
+// Get asks for the other mode and sets it again on every new connection.
+type respClient struct {
+	c *redis.Client
+	// stale is the mode the live connection is in, or will be put in by
+	// OnConnect when go-redis dials again.
+	stale *atomic.Bool
+}
+
+func newRESPClient(addr string, cfg *tls.Config) respClient {
+	stale := new(atomic.Bool)
+	c := redis.NewClient(&redis.Options{
+		Addr:      addr,
+		TLSConfig: cfg,
+		// RESP2: the port answers HELLO 3 with -NOPROTO.
+		Protocol:     2,
+		PoolSize:     1,
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		// No CLIENT SETINFO round trips on connect, as for Redis.
+		DisableIdentity: true,
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			if !stale.Load() {
+				return nil // a new connection starts in READWRITE
+			}
+			if err := cn.ReadOnly(ctx).Err(); err != nil {
+				return fmt.Errorf("READONLY on connect: %w", err)
+			}
+			return nil
+		},
+	})
+	return respClient{c: c, stale: stale}
+}
+
+func (c respClient) Put(context.Context, string, []byte) error {
+	return errors.New("store RESP client: the RESP port is read-only; writes go over HTTP")
+}
+
+func (c respClient) PutBatch(context.Context, []string, []byte) error {
+	return errors.New("store RESP client: the RESP port is read-only; writes go over HTTP")
+}
+
+// Get sends READONLY or READWRITE first only when the mode changes, so a
+// workload of one mode pays one GET round trip per request.
+func (c respClient) Get(ctx context.Context, key string, stale bool) ([]byte, error) {
+	if c.stale.Load() != stale {
+		// The new mode first: if go-redis has to dial again to send the
+		// command, OnConnect already puts the new connection in it.
+		c.stale.Store(stale)
+		var err error
+		if stale {
+			err = c.c.ReadOnly(ctx).Err()
+		} else {
+			err = c.c.ReadWrite(ctx).Err()
+		}
+		if err != nil {
+			// Not switched: the next Get tries again.
+			c.stale.Store(!stale)
+			return nil, fmt.Errorf("store RESP read mode (stale %v): %w", stale, err)
+		}
+	}
+	b, err := c.c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("store RESP get %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store RESP get %q: %w", key, err)
+	}
+	return b, nil
+}
+
+func (c respClient) Close() error { return c.c.Close() }
