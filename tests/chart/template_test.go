@@ -644,7 +644,7 @@ func TestNetworkPolicy(t *testing.T) {
 	})
 }
 
-// TestRESPPort: with resp.enabled the pods serve the Redis-protocol reads
+// TestRESPPort: with resp.enabled the pods serve the Redis protocol
 // on their own port, named in the container and in the client Service.
 func TestRESPPort(t *testing.T) {
 	t.Parallel()

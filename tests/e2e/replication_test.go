@@ -45,8 +45,11 @@ func TestE2EReplication(t *testing.T) {
 		require.NoError(t, err, "RESP GET %q through the Service", k)
 		require.Equal(t, string(want[k]), got, "RESP GET %q through the Service", k)
 	}
-	require.ErrorContains(t, rc.Set(t.Context(), prefix+"/over-resp", "x", 0).Err(), "READONLY", "RESP takes no writes")
-	t.Logf("RESP: %d keys read through the Service's resp port", len(want))
+	require.NoError(t, rc.Set(t.Context(), prefix+"/over-resp", "written over RESP", 0).Err(), "RESP SET through the Service")
+	kv, err := svc.Get(t.Context(), prefix+"/over-resp")
+	require.NoError(t, err, "HTTP GET of the key SET over RESP")
+	require.Equal(t, "written over RESP", string(kv.Value))
+	t.Logf("RESP: %d keys read and one written through the Service's resp port", len(want))
 
 	// Inside the cluster: a client pod watches through pod 0 and reads through
 	// every pod by its DNS name and through the Service.

@@ -43,7 +43,7 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "client API address (TLS, client certificates required)")
 	f.StringVar(&cfg.PeerListen, "peer-listen", cfg.PeerListen, "peer address (mutual TLS: Raft, joins, forwarded writes)")
 	f.StringVar(&cfg.ProbeListen, "probe-listen", cfg.ProbeListen, "plain HTTP address of /healthz, /readyz and /metrics (no data)")
-	f.StringVar(&cfg.RESPListen, "resp-listen", cfg.RESPListen, "address of the Redis-protocol (RESP2) read port: GET, MGET, EXISTS with the client port's TLS, certificates and users, linearizable unless the connection sends READONLY; empty: off")
+	f.StringVar(&cfg.RESPListen, "resp-listen", cfg.RESPListen, "address of the Redis-protocol (RESP2) port: GET, MGET, EXISTS, SET, SETNX, SETEX, PSETEX, DEL with the client port's TLS, certificates and users; reads linearizable unless the connection sends READONLY; empty: off")
 	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "stable node name (default: the host name, i.e. the pod name); with --peers-dns its -<n> suffix is the ordinal, with --peers a -<n> suffix must match the position in --peers")
 	f.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "host[:port] peers reach this node by, a DNS name (default <node-name>.<peers-dns>); without a port, the --peer-listen port; with --peers it must be this node's entry in the list")
 	f.StringVar(&cfg.PeersDNS, "peers-dns", cfg.PeersDNS, "headless Service domain for Kubernetes discovery, e.g. ephemeral-store-info.default.svc.cluster.local")

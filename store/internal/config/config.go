@@ -22,8 +22,8 @@ type Config struct {
 	PeerListen string
 	// ProbeListen serves /healthz, /readyz and /metrics: plain HTTP, no data.
 	ProbeListen string
-	// RESPListen, when set, serves reads over the Redis protocol (RESP2)
-	// with the client port's TLS and users; empty: off.
+	// RESPListen, when set, serves the keys over the Redis protocol
+	// (RESP2) with the client port's TLS and users; empty: off.
 	RESPListen string
 
 	// NodeName is the stable name of this node (the pod name). With PeersDNS

@@ -40,6 +40,10 @@ const (
 	OpReplicas Op = "replicas"
 )
 
+// MaxTTL bounds a put's TTL at every front end: the store holds
+// short-lived state, and a bound keeps expiry arithmetic far from overflow.
+const MaxTTL = 365 * 24 * time.Hour
+
 // Command is one change to the state machine. Commands are applied in log
 // order on every replica and Apply must give every replica the same result,
 // so a Command carries every input that is not already in the state: the

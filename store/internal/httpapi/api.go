@@ -22,6 +22,7 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/client/api"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 )
 
 // Replicator is what the API needs from the cluster: commit a change,
@@ -352,13 +353,10 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, key string) error {
 // read), so that a delete the client has just made counts. Whatever this
 // node says, the leader checks again before proposing.
 func (a *API) checkQuota(ctx context.Context, cmd fsm.Command) error {
-	if a.o.Quota == nil || a.o.Quota.Check(cmd) == nil {
+	if a.o.Quota == nil {
 		return nil
 	}
-	if err := a.o.Cluster.LinearizableRead(ctx); err != nil {
-		return nil // the leader, if any, decides
-	}
-	return a.o.Quota.Check(cmd)
+	return quota.Precheck(ctx, a.o.Quota, a.o.Cluster.LinearizableRead, cmd)
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {

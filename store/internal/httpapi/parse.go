@@ -13,9 +13,8 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 
-// maxTTL bounds ?ttl: the store holds short-lived state, and a bound keeps
-// expiry arithmetic far from overflow.
-const maxTTL = 365 * 24 * time.Hour
+// maxTTL bounds ?ttl.
+const maxTTL = fsm.MaxTTL
 
 // parseKey extracts the key from the escaped path after prefix. Keys are
 // taken from the escaped form so that "%2F" and "/" both mean "/" and no

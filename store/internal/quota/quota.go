@@ -19,6 +19,7 @@
 package quota
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -130,4 +131,24 @@ func (q *Quota) refuse(used, growth int64) error {
 	}
 	return fmt.Errorf("%w: the write needs %d bytes and %d of the quota of %d are used: delete keys or shrink values to make room, or raise the quota (--quota-bytes, or the memory limit)",
 		ErrExceeded, growth, used, q.limit)
+}
+
+// Checker is the quota as a front end sees it.
+type Checker interface {
+	Check(cmd fsm.Command) error
+}
+
+// Precheck is a front end's check of a write before it goes to the leader
+// (which checks again before proposing it): a refusal by this replica's
+// view is confirmed after catchUp brings the view up to the leader's, so
+// a replica that lags behind a delete does not refuse a write that fits.
+// When catchUp fails, the leader, if any, decides. q may be nil (no quota).
+func Precheck(ctx context.Context, q Checker, catchUp func(context.Context) error, cmd fsm.Command) error {
+	if q == nil || q.Check(cmd) == nil {
+		return nil
+	}
+	if err := catchUp(ctx); err != nil {
+		return nil //nolint:nilerr // the leader, if any, decides
+	}
+	return q.Check(cmd)
 }

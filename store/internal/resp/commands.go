@@ -13,23 +13,23 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 
-// writeCommands answer -READONLY instead of "unknown command": the client
-// reached the right store through the wrong door, and the error says which
-// door takes writes.
-var writeCommands = map[string]bool{
-	"SET": true, "SETNX": true, "SETEX": true, "PSETEX": true, "MSET": true, "MSETNX": true,
-	"GETSET": true, "GETDEL": true, "GETEX": true, "DEL": true, "UNLINK": true, "APPEND": true,
-	"INCR": true, "INCRBY": true, "INCRBYFLOAT": true, "DECR": true, "DECRBY": true,
+// unsupportedWrites are Redis's other writing commands: they need a value
+// model (numbers, appends, renames) that opaque values do not have, and
+// the error says which commands write instead of "unknown command".
+var unsupportedWrites = map[string]bool{
+	"MSET": true, "MSETNX": true, "GETSET": true, "GETDEL": true, "GETEX": true,
+	"APPEND": true, "INCR": true, "INCRBY": true, "INCRBYFLOAT": true, "DECR": true, "DECRBY": true,
 	"EXPIRE": true, "PEXPIRE": true, "EXPIREAT": true, "PEXPIREAT": true, "PERSIST": true,
 	"RENAME": true, "RENAMENX": true, "SETRANGE": true, "FLUSHDB": true, "FLUSHALL": true,
 }
 
-const readOnlyMessage = "READONLY this port serves reads only: write through the HTTP API (PUT or DELETE /v1/kv/{key})"
+const servedCommands = "GET, MGET, EXISTS, SET, SETNX, SETEX, PSETEX, DEL, UNLINK, PING, ECHO, READONLY, READWRITE, HELLO, CLIENT, SELECT, QUIT"
 
 // commandNames are the metric labels; anything else counts as "other", so
 // that clients cannot grow the label set.
-var commandNames = []string{"GET", "MGET", "EXISTS", "PING", "ECHO", "READONLY", "READWRITE",
-	"HELLO", "CLIENT", "SELECT", "QUIT", "COMMAND", "AUTH", "write", "other", "protocol_error"}
+var commandNames = []string{"GET", "MGET", "EXISTS", "SET", "SETNX", "SETEX", "PSETEX", "DEL", "UNLINK",
+	"PING", "ECHO", "READONLY", "READWRITE", "HELLO", "CLIENT", "SELECT", "QUIT", "COMMAND", "AUTH",
+	"unsupported", "other", "protocol_error"}
 
 // upper returns the command name in upper case, in b's space when short.
 func upper(name []byte, b *[16]byte) string {
@@ -81,6 +81,30 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 			return "", false
 		}
 		return "", c.get(args, name)
+	case "SET":
+		if !arity(2, -1) {
+			return "", false
+		}
+		return "", c.set(args[0], args[1], args[2:])
+	case "SETNX":
+		if !arity(2, 2) {
+			return "", false
+		}
+		return "", c.set(args[0], args[1], [][]byte{[]byte("NX")}, true)
+	case "SETEX", "PSETEX":
+		if !arity(3, 3) {
+			return "", false
+		}
+		unit := "EX"
+		if name == "PSETEX" {
+			unit = "PX"
+		}
+		return "", c.set(args[0], args[2], [][]byte{[]byte(unit), args[1]})
+	case "DEL", "UNLINK":
+		if !arity(1, -1) {
+			return "", false
+		}
+		return "", c.del(args)
 	case "PING":
 		if !arity(0, 1) {
 			return "", false
@@ -124,11 +148,11 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 		w.err("ERR this port authenticates by the client certificate; there is no password to give")
 		return "", false
 	default:
-		if writeCommands[name] {
-			w.err(readOnlyMessage)
-			return "write", false
+		if unsupportedWrites[name] {
+			w.err(fmt.Sprintf("ERR '%s' is not supported: values are opaque bytes; write with SET, SETNX, SETEX, PSETEX, DEL or the HTTP API", name))
+			return "unsupported", false
 		}
-		w.err(fmt.Sprintf("ERR unknown command '%s': this port serves GET, MGET, EXISTS, PING, ECHO, READONLY, READWRITE, HELLO, CLIENT, SELECT, QUIT", truncate([]byte(name))))
+		w.err(fmt.Sprintf("ERR unknown command '%s': this port serves %s", truncate([]byte(name)), servedCommands))
 		return "other", false
 	}
 	return "", true
@@ -139,27 +163,8 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 // refuses the whole command, as a Redis ACL does.
 func (c *conn) get(keys [][]byte, multi ...string) bool {
 	w := &c.w
-	u, err := c.s.o.Users.Authenticate(c.user)
-	if err != nil {
-		c.s.o.Metrics.authFailure("unknown_user")
-		w.err(fmt.Sprintf("NOAUTH user %q is not allowed in", c.user))
+	if !c.authorize(keys, auth.AccessRead) {
 		return false
-	}
-	for _, k := range keys {
-		key := string(k)
-		if err := fsm.CheckKey(key, c.s.o.MaxKeyBytes); err != nil {
-			w.err("ERR " + err.Error())
-			return false
-		}
-		if key == "" {
-			w.err("ERR invalid key: empty key")
-			return false
-		}
-		if err := auth.Authorize(u, key, auth.AccessRead); err != nil {
-			c.s.o.Metrics.authFailure("forbidden")
-			w.err(fmt.Sprintf("NOPERM user %q may not read %q", u.Name, key))
-			return false
-		}
 	}
 	if !c.stale {
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.o.ReadTimeout)
@@ -198,6 +203,43 @@ func (c *conn) get(keys [][]byte, multi ...string) bool {
 		}
 	}
 	return true
+}
+
+// authorize checks every key and the user's right to it, and answers the
+// first refusal: a refused key refuses the whole command, as a Redis ACL
+// does.
+func (c *conn) authorize(keys [][]byte, need auth.Access) bool {
+	w := &c.w
+	u, err := c.s.o.Users.Authenticate(c.user)
+	if err != nil {
+		c.s.o.Metrics.authFailure("unknown_user")
+		w.err(fmt.Sprintf("NOAUTH user %q is not allowed in", c.user))
+		return false
+	}
+	for _, k := range keys {
+		key := string(k)
+		if err := fsm.CheckKey(key, c.s.o.MaxKeyBytes); err != nil {
+			w.err("ERR " + err.Error())
+			return false
+		}
+		if key == "" {
+			w.err("ERR invalid key: empty key")
+			return false
+		}
+		if err := auth.Authorize(u, key, need); err != nil {
+			c.s.o.Metrics.authFailure("forbidden")
+			w.err(fmt.Sprintf("NOPERM user %q may not %s %q", u.Name, verb(need), key))
+			return false
+		}
+	}
+	return true
+}
+
+func verb(need auth.Access) string {
+	if need == auth.AccessReadWrite {
+		return "write"
+	}
+	return "read"
 }
 
 // barrierError tells a client why a linearizable read was not served and

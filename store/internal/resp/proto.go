@@ -12,12 +12,21 @@ import (
 
 // Limits bound what one command may make the server hold: a client chooses
 // the lengths it announces, so they are checked before anything is read.
+// The byte limits grow with the largest value a SET may carry (limitsFor).
 const (
 	maxArgs         = 4096     // arguments of one command (MGET of many keys)
-	maxArgBytes     = 64 << 10 // one argument
-	maxCommandBytes = 1 << 20  // all the arguments of one command
+	maxArgBytes     = 64 << 10 // one argument, at least
+	maxCommandBytes = 1 << 20  // all the arguments of one command, at least
 	readBufferBytes = 16 << 10 // also the longest header or inline line
 )
+
+// limits are one server's byte limits.
+type limits struct{ arg, command int }
+
+// limitsFor admits a value of maxValue bytes with its key and options.
+func limitsFor(maxValue int) limits {
+	return limits{arg: max(maxArgBytes, maxValue), command: max(maxCommandBytes, maxValue+maxArgBytes)}
+}
 
 // errProtocol marks input that is not RESP: the connection is answered with
 // "-ERR Protocol error: ..." and closed, as Redis does, since the stream
@@ -32,13 +41,14 @@ func protocolError(format string, args ...any) error {
 // the arguments of a command are valid until the next call.
 type commandReader struct {
 	r    *bufio.Reader
+	lim  limits
 	buf  []byte
 	ends []int
 	args [][]byte
 }
 
-func newCommandReader(r io.Reader) *commandReader {
-	return &commandReader{r: bufio.NewReaderSize(r, readBufferBytes)}
+func newCommandReader(r io.Reader, lim limits) *commandReader {
+	return &commandReader{r: bufio.NewReaderSize(r, readBufferBytes), lim: lim}
 }
 
 // buffered reports whether more input is already read: a pipelining client
@@ -102,15 +112,15 @@ func (c *commandReader) array(count []byte) ([][]byte, error) {
 		if len(header) == 0 || header[0] != '$' {
 			return nil, protocolError("expected '$', got %q", truncate(header))
 		}
-		size, err := parseLength(header[1:], maxArgBytes)
+		size, err := parseLength(header[1:], c.lim.arg)
 		if err != nil {
 			return nil, protocolError("bulk length: %v", err)
 		}
 		if size < 0 {
 			return nil, protocolError("a command argument cannot be a null bulk string")
 		}
-		if len(c.buf)+size > maxCommandBytes {
-			return nil, protocolError("command longer than %d bytes", maxCommandBytes)
+		if len(c.buf)+size > c.lim.command {
+			return nil, protocolError("command longer than %d bytes", c.lim.command)
 		}
 		start := len(c.buf)
 		c.buf = append(c.buf, make([]byte, size+2)...)

@@ -42,7 +42,7 @@ func TestReadCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newCommandReader(strings.NewReader(tc.input))
+			r := newCommandReader(strings.NewReader(tc.input), limitsFor(0))
 			var got [][]string
 			var err error
 			for {
@@ -74,7 +74,7 @@ func TestCommandTooLong(t *testing.T) {
 	for range 17 {
 		in.WriteString("$65536\r\n" + arg + "\r\n")
 	}
-	_, err := newCommandReader(&in).read()
+	_, err := newCommandReader(&in, limitsFor(0)).read()
 	require.ErrorIs(t, err, errProtocol)
 	assert.Contains(t, err.Error(), "command longer than 1048576 bytes")
 }
@@ -106,7 +106,7 @@ func FuzzReadCommand(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		r := newCommandReader(bytes.NewReader(in))
+		r := newCommandReader(bytes.NewReader(in), limitsFor(0))
 		for range len(in) + 1 {
 			args, err := r.read()
 			if err != nil {

@@ -1,12 +1,13 @@
-// Package resp serves reads over the Redis protocol (RESP2) on a port of
-// its own: GET, MGET and EXISTS from a Redis client library, at a fraction
-// of an HTTP/2 request's cost per read. It is a second door to the same
-// keys, not a second store: the same mutual TLS (the user is the Common
-// Name of the verified client certificate), the same users and key
-// prefixes, the same read semantics (linearizable by default, stale after
-// READONLY, as a Redis Cluster replica), and no writes: those stay on the
-// HTTP API, where their outcome (revision, compare-and-swap, TTL) has a
-// form.
+// Package resp serves the keys over the Redis protocol (RESP2) on a port
+// of its own: GET, MGET, EXISTS, SET (with EX, PX, NX), SETEX, PSETEX and
+// DEL from a Redis client library, at a fraction of an HTTP/2 request's
+// cost. It is a second door to the same keys, not a second store: the same
+// mutual TLS (the user is the Common Name of the verified client
+// certificate), the same users and key prefixes, the same read semantics
+// (linearizable by default, stale after READONLY, as a Redis Cluster
+// replica), and writes acknowledged once a majority has committed them, as
+// on the HTTP API. What RESP has no form for (revisions, compare-and-swap
+// on a revision, watches, listings) stays on the HTTP API.
 package resp
 
 import (
@@ -24,6 +25,7 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 )
 
 // Reader serves reads from the local replica.
@@ -37,6 +39,12 @@ type Barrier interface {
 	LinearizableRead(ctx context.Context) error
 }
 
+// Writer commits a write through the cluster (forwarded to the leader
+// from a follower) and returns once a majority has it.
+type Writer interface {
+	Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
+}
+
 // Authenticator turns a certificate user name into a User.
 type Authenticator interface {
 	Authenticate(name string) (auth.User, error)
@@ -46,18 +54,25 @@ type Authenticator interface {
 type Options struct {
 	State   Reader
 	Barrier Barrier
-	Users   Authenticator
+	Writer  Writer
+	// Quota, when set, refuses writes that would grow the data past it
+	// before they are sent to the leader.
+	Quota quota.Checker
+	Users Authenticator
 	// UserOf names the user of a verified TLS connection.
 	UserOf func(*tls.ConnectionState) (string, error)
 	// TLS must require and verify client certificates.
-	TLS         *tls.Config
-	MaxKeyBytes int
-	// ReadTimeout bounds a linearizable read (default 5s); IdleTimeout
-	// closes a connection that sends nothing (default 5m).
-	ReadTimeout time.Duration
-	IdleTimeout time.Duration
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	TLS           *tls.Config
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// ReadTimeout bounds a linearizable read (default 5s), WriteTimeout a
+	// write (default 10s); IdleTimeout closes a connection that sends
+	// nothing (default 5m).
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	Logger       *slog.Logger
+	Metrics      *Metrics
 }
 
 // handshakeTimeout bounds the TLS handshake of a new connection.
@@ -71,6 +86,7 @@ type Server struct {
 	ln       net.Listener
 	conns    map[net.Conn]struct{}
 	closed   bool
+	closing  atomic.Bool // connections end after the command in progress
 	handlers sync.WaitGroup
 	lastID   atomic.Int64
 }
@@ -79,6 +95,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = 5 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
@@ -148,17 +167,24 @@ func (s *Server) untrack(c net.Conn) {
 	s.handlers.Done()
 }
 
-// Close stops accepting, ends every connection (a command in progress
-// loses its reply; reads change nothing, so a client just retries) and
-// waits for their handlers until ctx ends.
+// Close stops accepting and ends every connection once its command in
+// progress has been answered, so that no acknowledged write loses its
+// acknowledgement: an idle connection ends at once, a pipeline's commands
+// not yet started are not run. When ctx ends first, the connections still
+// busy are cut (their clients see an unknown outcome, as for a cut HTTP
+// request) and Close returns ctx's error.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	s.closing.Store(true)
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	// A reader blocked between commands wakes up now; a busy one sees
+	// closing after its reply (serveConn sets its idle deadline before
+	// it checks closing, so this deadline is never overwritten).
 	for c := range s.conns {
-		c.Close()
+		_ = c.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -167,7 +193,12 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("resp: connections still closing: %w", ctx.Err())
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("resp: connections still busy at close: %w", ctx.Err())
 	}
 }
 
@@ -210,7 +241,7 @@ func (s *Server) serveConn(raw net.Conn) {
 	c := &conn{s: s, netc: tc, id: s.lastID.Add(1), user: name, remote: raw.RemoteAddr().String()}
 	bw := bufio.NewWriterSize(tc, 16<<10)
 	c.w = replyWriter{w: bw}
-	r := newCommandReader(tc)
+	r := newCommandReader(tc, limitsFor(s.o.MaxValueBytes))
 	for {
 		if !r.buffered() {
 			if err := bw.Flush(); err != nil {
@@ -218,8 +249,15 @@ func (s *Server) serveConn(raw net.Conn) {
 			}
 			_ = tc.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
 		}
+		if s.closing.Load() {
+			_ = bw.Flush()
+			return
+		}
 		args, err := r.read()
 		if err != nil {
+			if s.closing.Load() {
+				return // woken by Close between commands
+			}
 			if errors.Is(err, errProtocol) {
 				m.command("protocol_error", false, 0)
 				c.w.err("ERR " + err.Error())

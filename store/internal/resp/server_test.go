@@ -25,17 +25,61 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/cluster"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 )
 
-// fakeState is a replica whose barrier counts calls and can fail.
+// fakeState is a replica whose barrier counts calls and can fail, and
+// whose writes apply at once (or fail with applyErr).
 type fakeState struct {
 	mu       sync.Mutex
 	kv       map[string]string
 	barriers int
 	fail     error
+	applied  []fsm.Command
+	applyErr error
+}
+
+func (f *fakeState) Apply(_ context.Context, cmd fsm.Command) (fsm.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.applyErr != nil {
+		return fsm.Result{}, f.applyErr
+	}
+	_, exists := f.kv[cmd.Key]
+	switch {
+	case cmd.PrevRevision != nil && *cmd.PrevRevision == 0 && exists:
+		return fsm.Result{}, fmt.Errorf("%q: %w", cmd.Key, fsm.ErrRevisionMismatch)
+	case cmd.Op == fsm.OpDelete && !exists:
+		return fsm.Result{}, fmt.Errorf("%q: %w", cmd.Key, fsm.ErrKeyNotFound)
+	}
+	f.applied = append(f.applied, cmd) // only what changed the state
+	switch {
+	case cmd.Op == fsm.OpDelete:
+		delete(f.kv, cmd.Key)
+	default:
+		f.kv[cmd.Key] = string(cmd.Value)
+	}
+	return fsm.Result{Revision: int64(len(f.applied))}, nil
+}
+
+func (f *fakeState) setApplyErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applyErr = err
+}
+
+// fakeQuota refuses values longer than limit.
+type fakeQuota struct{ limit int }
+
+func (q fakeQuota) Check(cmd fsm.Command) error {
+	if len(cmd.Value) > q.limit {
+		return fmt.Errorf("%w: %d bytes over %d", quota.ErrExceeded, len(cmd.Value), q.limit)
+	}
+	return nil
 }
 
 func (f *fakeState) Get(key string) (*fsm.KeyValue, int64, bool) {
@@ -97,9 +141,10 @@ func newFixture(t *testing.T) *fixture {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, nil)
 	srv := New(Options{
-		State: state, Barrier: state, Users: users, UserOf: mtls.UserFromState,
-		TLS:         &tls.Config{Certificates: []tls.Certificate{serving}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12},
-		MaxKeyBytes: 16, ReadTimeout: time.Second, Metrics: m,
+		State: state, Barrier: state, Writer: state, Quota: fakeQuota{limit: 100}, Users: users, UserOf: mtls.UserFromState,
+		MaxValueBytes: 200,
+		TLS:           &tls.Config{Certificates: []tls.Certificate{serving}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12},
+		MaxKeyBytes:   16, ReadTimeout: time.Second, Metrics: m,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -226,10 +271,9 @@ func TestCommands(t *testing.T) {
 		{[]string{"GET", "this-key-is-too-long"}, "-ERR key too large: key is 20 bytes, the limit is 16"},
 		{[]string{"GET", "a\x01"}, "-ERR invalid key: key must not contain control characters"},
 		{[]string{"GET", ""}, "-ERR invalid key: empty key"},
-		{[]string{"SET", "pools/a", "x"}, "-" + readOnlyMessage},
-		{[]string{"del", "pools/a"}, "-" + readOnlyMessage},
-		{[]string{"FLUSHALL"}, "-" + readOnlyMessage},
-		{[]string{"KEYS", "*"}, "-ERR unknown command 'KEYS': this port serves GET, MGET, EXISTS, PING, ECHO, READONLY, READWRITE, HELLO, CLIENT, SELECT, QUIT"},
+		{[]string{"INCR", "pools/a"}, "-ERR 'INCR' is not supported: values are opaque bytes; write with SET, SETNX, SETEX, PSETEX, DEL or the HTTP API"},
+		{[]string{"FLUSHALL"}, "-ERR 'FLUSHALL' is not supported: values are opaque bytes; write with SET, SETNX, SETEX, PSETEX, DEL or the HTTP API"},
+		{[]string{"KEYS", "*"}, "-ERR unknown command 'KEYS': this port serves " + servedCommands},
 		{[]string{"HELLO", "3"}, "-NOPROTO unsupported protocol version: this port speaks RESP2"},
 		{[]string{"HELLO", "2", "AUTH", "u", "p"}, "-ERR this port authenticates by the client certificate; HELLO takes no AUTH"},
 		{[]string{"AUTH", "secret"}, "-ERR this port authenticates by the client certificate; there is no password to give"},
@@ -250,7 +294,7 @@ func TestCommands(t *testing.T) {
 	assert.Equal(t, "+OK", c.do("QUIT"))
 	_, err := readReply(c.r)
 	assert.Error(t, err, "the server closes the connection after QUIT")
-	assert.Equal(t, 3.0, testutil.ToFloat64(f.metrics.Commands.WithLabelValues("write", "error")), "SET, del, FLUSHALL")
+	assert.Equal(t, 2.0, testutil.ToFloat64(f.metrics.Commands.WithLabelValues("unsupported", "error")), "INCR, FLUSHALL")
 }
 
 func TestReadsAreLinearizableUntilReadOnly(t *testing.T) {
@@ -280,12 +324,15 @@ func TestUsersAndPrefixes(t *testing.T) {
 	assert.Equal(t, `-NOPERM user "reader" may not read "other/x"`, reader.do("GET", "other/x"))
 	assert.Equal(t, `-NOPERM user "reader" may not read "other/x"`, reader.do("MGET", "pools/a", "other/x"), "one refused key refuses the command")
 	assert.Equal(t, `-NOPERM user "reader" may not read "other/x"`, reader.do("EXISTS", "other/x"), "EXISTS would tell what exists")
+	assert.Equal(t, `-NOPERM user "reader" may not write "pools/a"`, reader.do("SET", "pools/a", "x"), "read-only prefix")
+	assert.Equal(t, `-NOPERM user "reader" may not write "pools/a"`, reader.do("DEL", "pools/a"))
+	assert.Empty(t, f.state.applied, "nothing refused was proposed")
 
 	stranger := f.dial("stranger")
 	assert.Equal(t, `-NOAUTH user "stranger" is not allowed in`, stranger.do("GET", "pools/a"))
 	assert.Equal(t, "+PONG", stranger.do("PING"), "no data, no user needed")
 	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("unknown_user")))
-	assert.Equal(t, 3.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("forbidden")))
+	assert.Equal(t, 5.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("forbidden")))
 
 	// Without a certificate the handshake itself fails (TLS 1.3 reports
 	// it on the first read).
@@ -360,4 +407,122 @@ func TestCertificateWithoutAUser(t *testing.T) {
 	_, err = readReply(r)
 	assert.Error(t, err, "then the connection is closed")
 	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("no_certificate_user")))
+}
+
+func TestWrites(t *testing.T) {
+	f := newFixture(t)
+	c := f.dial("all")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SET", "pools/new", "v1"}, "+OK"},
+		{[]string{"GET", "pools/new"}, "$v1"},
+		{[]string{"set", "pools/new", "v2", "nx"}, "nil"},
+		{[]string{"GET", "pools/new"}, "$v1"},
+		{[]string{"SET", "pools/nx", "v", "NX", "EX", "30"}, "+OK"},
+		{[]string{"SET", "pools/px", "v", "PX", "1500"}, "+OK"},
+		{[]string{"SETEX", "pools/setex", "20", "v"}, "+OK"},
+		{[]string{"SETNX", "pools/setex", "v"}, ":0"},
+		{[]string{"SETNX", "pools/setnx", "v"}, ":1"},
+		{[]string{"PSETEX", "pools/psetex", "250", "v"}, "+OK"},
+		{[]string{"DEL", "pools/new", "pools/none", "pools/nx"}, ":2"},
+		{[]string{"UNLINK", "pools/new"}, ":0"},
+		{[]string{"EXISTS", "pools/new", "pools/px"}, ":1"},
+		{[]string{"SET", "pools/a", "v", "EX"}, "-ERR syntax error"},
+		{[]string{"SET", "pools/a", "v", "EX", "1", "PX", "1"}, "-ERR syntax error"},
+		{[]string{"SET", "pools/a", "v", "FOREVER"}, "-ERR syntax error"},
+		{[]string{"SET", "pools/a", "v", "EX", "0"}, "-ERR invalid expire time in 'set' command: want 1 to 31536000 (at most 8760h0m0s)"},
+		{[]string{"SET", "pools/a", "v", "EX", "31536001"}, "-ERR invalid expire time in 'set' command: want 1 to 31536000 (at most 8760h0m0s)"},
+		{[]string{"SETEX", "pools/a", "x", "v"}, "-ERR invalid expire time in 'set' command: want 1 to 31536000 (at most 8760h0m0s)"},
+		{[]string{"SET", "pools/a", "v", "XX"}, "-ERR SET XX is not supported: compare-and-swap on a revision is on the HTTP API (PUT ?prev_revision=)"},
+		{[]string{"SET", "pools/a", "v", "GET"}, "-ERR SET GET is not supported: compare-and-swap on a revision is on the HTTP API (PUT ?prev_revision=)"},
+		{[]string{"SET", "pools/a"}, "-ERR wrong number of arguments for 'set' command"},
+		{[]string{"SET", "", "v"}, "-ERR invalid key: empty key"},
+		{[]string{"SET", "pools/big", strings.Repeat("v", 201)}, "-ERR value too large: 201 bytes, the limit is 200"},
+		{[]string{"SET", "pools/big", strings.Repeat("v", 101)}, "-OOM quota exceeded: 101 bytes over 100; nothing was written"},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, c.do(tc.args...), "%q", tc.args)
+	}
+	f.state.mu.Lock()
+	ttls := map[string]time.Duration{}
+	for _, cmd := range f.state.applied {
+		if cmd.Op == fsm.OpPut {
+			ttls[cmd.Key] = cmd.TTL
+		}
+	}
+	f.state.mu.Unlock()
+	assert.Equal(t, map[string]time.Duration{
+		"pools/new": 0, "pools/nx": 30 * time.Second, "pools/px": 1500 * time.Millisecond,
+		"pools/setex": 20 * time.Second, "pools/psetex": 250 * time.Millisecond, "pools/setnx": 0,
+	}, ttls, "the TTL each write proposed")
+
+	// A failed write says whether it may have happened.
+	f.state.setApplyErr(fmt.Errorf("raft apply: %w: timed out", cluster.ErrOutcomeUnknown))
+	reply := c.do("SET", "pools/a", "v")
+	assert.True(t, strings.HasPrefix(reply, "-NOQUORUM the write may or may not have been applied (raft apply: "), reply)
+	assert.True(t, strings.HasSuffix(reply, ": timed out); read the key before writing it again"), reply)
+	f.state.setApplyErr(fmt.Errorf("forward: %w", cluster.ErrShutdown))
+	assert.Equal(t, "-TRYAGAIN this node is shutting down and wrote nothing; send the command to another node", c.do("DEL", "pools/a"))
+	f.state.setApplyErr(errors.New("disk on fire"))
+	assert.Equal(t, "-ERR internal error", c.do("SET", "pools/a", "v"), "details go to the log")
+}
+
+// TestLargestValueFitsTheParser: a SET of the largest value passes the
+// parser, whose limits follow --max-value-bytes, and one byte more is
+// refused by the value check, not by a protocol error.
+func TestLargestValueFitsTheParser(t *testing.T) {
+	lim := limitsFor(1 << 20)
+	assert.Equal(t, 1<<20, lim.arg)
+	var in strings.Builder
+	value := strings.Repeat("v", 1<<20)
+	fmt.Fprintf(&in, "*3\r\n$3\r\nSET\r\n$7\r\npools/a\r\n$%d\r\n%s\r\n", len(value), value)
+	args, err := newCommandReader(strings.NewReader(in.String()), lim).read()
+	require.NoError(t, err)
+	assert.Len(t, args[2], 1<<20)
+}
+
+// blockingWriter holds every write until released.
+type blockingWriter struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingWriter) Apply(context.Context, fsm.Command) (fsm.Result, error) {
+	close(b.started)
+	<-b.release
+	return fsm.Result{Revision: 1}, nil
+}
+
+// TestCloseAnswersTheWriteInProgress: Close waits for a write in flight
+// and delivers its acknowledgement before ending the connection, while an
+// idle connection ends at once.
+func TestCloseAnswersTheWriteInProgress(t *testing.T) {
+	f := newFixture(t)
+	bw := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
+	f.srv.o.Writer = bw
+	busy, idle := f.dial("all"), f.dial("all")
+	assert.Equal(t, "+PONG", idle.do("PING"))
+	busy.send("*3\r\n$3\r\nSET\r\n$7\r\npools/a\r\n$1\r\nv\r\n")
+	<-bw.started
+
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- f.srv.Close(ctx)
+	}()
+	_, err := readReply(idle.r)
+	assert.Error(t, err, "the idle connection ends at once")
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with a write in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(bw.release)
+	assert.Equal(t, "+OK", busy.reply(), "the acknowledgement arrives")
+	_, err = readReply(busy.r)
+	assert.Error(t, err, "then the connection ends")
+	require.NoError(t, <-closed)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
@@ -37,7 +38,8 @@ func respClient(t *testing.T, c *testcluster.Cluster, i int, user string, stale 
 
 // TestRESPReadsSeeEveryAcknowledgedWrite: a write acknowledged through the
 // HTTP API is at once visible to a linearizable GET on a follower's RESP
-// port, with the library's default handshake (HELLO, CLIENT SETINFO).
+// port, with the library's default handshake (HELLO, CLIENT SETINFO), and
+// a SET or DEL acknowledged on that port at once visible to the HTTP API.
 func TestRESPReadsSeeEveryAcknowledgedWrite(t *testing.T) {
 	c := testcluster.New(t, 3)
 	c.WaitReady(readyTimeout)
@@ -62,9 +64,29 @@ func TestRESPReadsSeeEveryAcknowledgedWrite(t *testing.T) {
 	n, err := rc.Exists(ctx, "pools/web", "pools/none").Result()
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
-	err = rc.Set(ctx, "pools/web", "x", 0).Err()
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "READONLY this port serves reads only")
+
+	// Writes on the follower's port are acknowledged once committed: the
+	// leader's HTTP API sees each at once, with the TTL SET gave.
+	for i := range 20 {
+		v := fmt.Sprintf("w%d", i)
+		require.NoError(t, rc.Set(ctx, "pools/resp", v, 30*time.Second).Err())
+		kv, err := hc.Get(ctx, "pools/resp")
+		require.NoError(t, err)
+		require.Equal(t, v, string(kv.Value), "SET %d acknowledged on follower %d, then read on the leader", i, f)
+		require.Positive(t, kv.TTLRemaining)
+		require.LessOrEqual(t, kv.TTLRemaining, 30*time.Second)
+	}
+	ok, err := rc.SetNX(ctx, "pools/resp", "other", 0).Result()
+	require.NoError(t, err)
+	assert.False(t, ok, "NX on an existing key writes nothing")
+	ok, err = rc.SetNX(ctx, "pools/created", "first", 0).Result()
+	require.NoError(t, err)
+	assert.True(t, ok)
+	deleted, err := rc.Del(ctx, "pools/resp", "pools/created", "pools/none").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), deleted)
+	_, err = hc.Get(ctx, "pools/resp")
+	assert.ErrorIs(t, err, client.ErrKeyNotFound, "the DEL is committed")
 
 	// Prefixes apply as on the HTTP API.
 	reader := respClient(t, c, f, testcluster.UserReader, true)
@@ -73,6 +95,7 @@ func TestRESPReadsSeeEveryAcknowledgedWrite(t *testing.T) {
 	err = reader.Get(ctx, "secret/x").Err()
 	require.Error(t, err)
 	assert.Equal(t, `NOPERM user "reader" may not read "secret/x"`, err.Error())
+	assert.EqualError(t, reader.Set(ctx, "pools/web", "x", 0).Err(), `NOPERM user "reader" may not write "pools/web"`)
 	stranger := respClient(t, c, f, testcluster.UserUnknown, true)
 	assert.EqualError(t, stranger.Get(ctx, "pools/web").Err(), `NOAUTH user "stranger" is not allowed in`)
 }

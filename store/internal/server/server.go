@@ -147,8 +147,9 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 	})
 	if s.respLn != nil {
 		s.resp = resp.New(resp.Options{
-			State: s.state, Barrier: s.node, Users: s.users, UserOf: mtls.UserFromState,
-			TLS: mtls.ServerConfig(s.tls.serving, s.tls.clientCAs), MaxKeyBytes: cfg.MaxKeyBytes,
+			State: s.state, Barrier: s.node, Writer: s.node, Quota: dataQuota, Users: s.users, UserOf: mtls.UserFromState,
+			TLS:         mtls.ServerConfig(s.tls.serving, s.tls.clientCAs),
+			MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
 			Logger: log.With("component", "resp"), Metrics: resp.NewMetrics(s.registry, apiMetrics.AuthFailures),
 		})
 	}
@@ -215,8 +216,8 @@ func (s *Server) Node() *cluster.Node { return s.node }
 // ClientAddr is the bound address of the client API.
 func (s *Server) ClientAddr() net.Addr { return s.clientLn.Addr() }
 
-// closeRESP ends the RESP port's connections: reads only, so nothing is
-// lost, and clients reconnect to another node.
+// closeRESP ends the RESP port's connections, each once its command in
+// progress is answered (within ctx); clients reconnect to another node.
 func (s *Server) closeRESP(ctx context.Context) {
 	if s.resp != nil {
 		_ = s.resp.Close(ctx)
@@ -240,8 +241,10 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}
 		apiCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_ = s.api.Shutdown(apiCtx) // watch streams end when the deadline passes
-		s.closeRESP(apiCtx)
+		respClosed := make(chan struct{})
+		go func() { s.closeRESP(apiCtx); close(respClosed) }() // both doors at once
+		_ = s.api.Shutdown(apiCtx)                             // watch streams end when the deadline passes
+		<-respClosed
 		cancel()
 		_ = s.api.Close()
 		err = s.node.Close(ctx)

@@ -58,7 +58,7 @@ type Node struct {
 	Client string // host:port of the client API
 	Probe  string
 	Peer   string
-	RESP   string // host:port of the Redis-protocol read port
+	RESP   string // host:port of the Redis-protocol port
 	Server *server.Server
 	Config config.Config
 
