@@ -205,7 +205,6 @@ func (s *Server) Close(ctx context.Context) error {
 // conn is one client connection's state.
 type conn struct {
 	s      *Server
-	netc   net.Conn
 	id     int64
 	user   string // from the certificate, fixed for the connection
 	stale  bool   // READONLY was sent
@@ -238,7 +237,7 @@ func (s *Server) serveConn(raw net.Conn) {
 	}
 	m.Connections.Inc()
 	defer m.Connections.Dec()
-	c := &conn{s: s, netc: tc, id: s.lastID.Add(1), user: name, remote: raw.RemoteAddr().String()}
+	c := &conn{s: s, id: s.lastID.Add(1), user: name, remote: raw.RemoteAddr().String()}
 	bw := bufio.NewWriterSize(tc, 16<<10)
 	c.w = replyWriter{w: bw}
 	r := newCommandReader(tc, limitsFor(s.o.MaxValueBytes))
@@ -270,6 +269,9 @@ func (s *Server) serveConn(raw net.Conn) {
 		if len(args) == 0 {
 			continue
 		}
+		// A client that stops reading its replies is cut like one that
+		// stops sending, not held forever in a write.
+		_ = tc.SetWriteDeadline(time.Now().Add(s.o.IdleTimeout))
 		if quit := c.run(args); quit {
 			_ = bw.Flush()
 			return

@@ -123,7 +123,7 @@ type fixture struct {
 	srv     *Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, tune ...func(*Options)) *fixture {
 	t.Helper()
 	ca, err := pki.NewCA("test-ca", time.Hour)
 	require.NoError(t, err)
@@ -140,12 +140,16 @@ func newFixture(t *testing.T) *fixture {
 	}
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, nil)
-	srv := New(Options{
+	o := Options{
 		State: state, Barrier: state, Writer: state, Quota: fakeQuota{limit: 100}, Users: users, UserOf: mtls.UserFromState,
 		MaxValueBytes: 200,
 		TLS:           &tls.Config{Certificates: []tls.Certificate{serving}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12},
 		MaxKeyBytes:   16, ReadTimeout: time.Second, Metrics: m,
-	})
+	}
+	for _, f := range tune {
+		f(&o)
+	}
+	srv := New(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
@@ -525,4 +529,24 @@ func TestCloseAnswersTheWriteInProgress(t *testing.T) {
 	_, err = readReply(busy.r)
 	assert.Error(t, err, "then the connection ends")
 	require.NoError(t, <-closed)
+}
+
+// TestClientThatStopsReadingIsCut: replies a client never reads fill the
+// socket buffers; the write deadline ends the connection instead of
+// holding its handler (and Close) forever.
+func TestClientThatStopsReadingIsCut(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.IdleTimeout = 300 * time.Millisecond })
+	c := f.dial("all")
+	arg := strings.Repeat("x", maxArgBytes)
+	echo := fmt.Sprintf("*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n", len(arg), arg)
+	go func() {
+		for range 1000 { // 64 MiB of replies, far beyond loopback buffers
+			if _, err := c.c.Write([]byte(echo)); err != nil {
+				return
+			}
+		}
+	}()
+	require.Eventually(t, func() bool { return testutil.ToFloat64(f.metrics.Connections) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(f.metrics.Connections) == 0 }, 30*time.Second, 20*time.Millisecond,
+		"the connection whose replies are never read is closed")
 }
