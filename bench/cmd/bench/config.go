@@ -21,7 +21,7 @@ type config struct {
 	LatencyAt                   int
 	Keep                        bool
 	StoreArgs                   string
-	// StoreRESP measures the store's reads over its RESP port too.
+	// StoreRESP measures the store's workloads over its RESP port too.
 	StoreRESP bool
 }
 

@@ -34,7 +34,7 @@ func main() {
 	flag.DurationVar(&cfg.Timeout, "request-timeout", cfg.Timeout, "bound on one workload request")
 	flag.IntVar(&cfg.LatencyAt, "latency-at", cfg.LatencyAt, "concurrency of the latency charts")
 	flag.StringVar(&cfg.StoreArgs, "store-args", "", "extra flags for every store node, space-separated (e.g. --pprof to profile them)")
-	flag.BoolVar(&cfg.StoreRESP, "store-resp", cfg.StoreRESP, "also measure the store's read workloads over its RESP port (--resp-listen); false for a store binary without one")
+	flag.BoolVar(&cfg.StoreRESP, "store-resp", cfg.StoreRESP, "also measure the store's workloads (GET, SET) over its RESP port (--resp-listen); false for a store binary without one")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (logs, certificates, etcd data)")
 	render := flag.String("render", "", "only re-render results.md and the charts of this results.json (into -out, default its directory)")
 	quick := flag.Bool("quick", false, "smoke test: 200 requests, 2 kills, 20k catch-up and memory keys")

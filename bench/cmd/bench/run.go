@@ -232,12 +232,12 @@ func runSystem(ctx context.Context, cfg config, mk func(string) systems.System, 
 	})
 }
 
-// runRESP measures a read workload again over the store's RESP port, on
-// the same cluster right after the HTTP run at the same concurrency, into
-// wr.Per[systems.StoreRESPName]. Workloads with writes stay HTTP only.
+// runRESP measures a workload again over the store's RESP port (GET and
+// SET through go-redis), on the same cluster right after the HTTP run at
+// the same concurrency, into wr.Per[systems.StoreRESPName].
 func runRESP(ctx context.Context, cfg config, s systems.System, w load.Workload, c int, value []byte, wr *report.WorkloadResult) error {
 	rv, ok := s.(interface{ RESPView() systems.System })
-	if !ok || w.WriteRatio > 0 {
+	if !ok {
 		return nil
 	}
 	v := rv.RESPView()

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -159,10 +160,72 @@ func TestMarkdownShowsTheStoreOverRESPBesideHTTP(t *testing.T) {
 		t.Errorf("RESP errors not reported:\n%s", md)
 	}
 
-	// No RESP table under a workload measured over HTTP only.
+	// No RESP table under a workload measured over HTTP only, and the
+	// protocols paragraph says the writes were HTTP's.
 	put := section(t, md, "## Replicated PUT (all endpoints)")
 	if strings.Contains(put, "RESP port") {
 		t.Errorf("PUT section has a RESP table:\n%s", put)
+	}
+	if !strings.Contains(md, "Writes, failover, catch-up and memory are HTTP only") {
+		t.Errorf("results.md with RESP reads only does not say writes were HTTP only:\n%s", md)
+	}
+}
+
+func TestMarkdownShowsTheStoreWritingOverRESPBesideHTTP(t *testing.T) {
+	r := &Results{Workloads: []WorkloadResult{
+		{Name: "put", Title: "Replicated PUT", Concurrency: 1, Per: map[string]load.Summary{
+			"ephemeral-store": {OpsPerSec: 600, P50ms: 1.5, P99ms: 3, P999ms: 7},
+			StoreRESP:         {OpsPerSec: 900, P50ms: 1, P99ms: 2, P999ms: 4},
+			"etcd":            {OpsPerSec: 500, P50ms: 2, P99ms: 4, P999ms: 8},
+			"redis":           {OpsPerSec: 9000, P50ms: 0.1, P99ms: 0.4, P999ms: 1},
+		}},
+		{Name: "put", Title: "Replicated PUT", Concurrency: 16, Per: map[string]load.Summary{
+			"ephemeral-store": {OpsPerSec: 3000, P50ms: 5, P99ms: 12, P999ms: 20},
+			StoreRESP: {OpsPerSec: 4500, P50ms: 3, P99ms: 9, P999ms: 15, Errors: 1, Requests: 200,
+				FirstErr: `store RESP SET "k/1" (256-byte value): NOQUORUM the write may or may not have been applied (x)`},
+			"etcd":  {OpsPerSec: 2000, P50ms: 7, P99ms: 18, P999ms: 30},
+			"redis": {OpsPerSec: 30000, P50ms: 0.5, P99ms: 1, P999ms: 2},
+		}},
+		{Name: "mix", Title: "90/10 read/write mix", Concurrency: 64, Per: map[string]load.Summary{
+			"ephemeral-store": {OpsPerSec: 5000, P50ms: 10, P99ms: 30, P999ms: 50},
+			StoreRESP:         {OpsPerSec: 10000, P50ms: 5, P99ms: 15, P999ms: 25},
+			"etcd":            {OpsPerSec: 4000, P50ms: 12, P99ms: 40, P999ms: 60},
+			"redis":           {OpsPerSec: 40000, P50ms: 1, P99ms: 3, P999ms: 5},
+		}},
+	}}
+	md := r.Markdown(nil)
+	if !strings.Contains(md, "SET key value for writes") || !strings.Contains(md, "Failover, catch-up and memory are HTTP only") ||
+		strings.Contains(md, "Writes, failover") {
+		t.Errorf("the protocols paragraph does not say the writes were measured over RESP too:\n%s", md)
+	}
+
+	// The HTTP table is as before: the HTTP rows alone, 11 cells.
+	put := section(t, md, "## Replicated PUT (all endpoints)")
+	hdr, rows := rowsAfter(put, "## Replicated PUT (all endpoints)")
+	if strings.Contains(hdr, "RESP") || len(rows) != 2 || strings.Count(rows[1], "|") != 12 ||
+		!strings.HasPrefix(rows[1], "| 16 | 3000 |") || !strings.Contains(rows[1], "| 1.50x | 0.1x |") {
+		t.Errorf("PUT main table %q %q: want the HTTP rows alone, c=16 ours/etcd 1.50x, ours/Redis 0.1x", hdr, rows)
+	}
+
+	// The RESP table: ratios to the store's HTTP row, etcd and Redis.
+	hdr, rows = rowsAfter(put, "The store over its RESP port")
+	if want := "| c | ephemeral-store (RESP) ops/s | ephemeral-store (RESP) p50/p99/p99.9 | ops/s RESP/HTTP | ops/s RESP/etcd | ops/s RESP/Redis | p99 RESP/etcd | p99 RESP/Redis |"; hdr != want {
+		t.Errorf("PUT RESP header\n%q, want\n%q", hdr, want)
+	}
+	want := []string{
+		"| 1 | 900 | 1.00 / 2.00 / 4.00 | 1.50x | 1.80x | 0.1x | 0.5x | 5.00x |",
+		"| 16 | 4500 | 3.00 / 9.00 / 15.0 | 1.50x | 2.25x | 0.15x | 0.5x | 9.00x |",
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("PUT RESP rows\n%q, want\n%q", rows, want)
+	}
+	if !strings.Contains(put, `ephemeral-store (RESP) c=16: 1 of 200 requests failed (first: store RESP SET "k/1" (256-byte value): NOQUORUM`) {
+		t.Errorf("the RESP write error is not reported with its command and reply:\n%s", put)
+	}
+
+	_, rows = rowsAfter(section(t, md, "## 90/10 read/write mix (all endpoints)"), "The store over its RESP port")
+	if want := "| 64 | 10000 | 5.00 / 15.0 / 25.0 | 2.00x | 2.50x | 0.25x | 0.375x | 5.00x |"; len(rows) != 1 || rows[0] != want {
+		t.Errorf("mix RESP rows %q, want [%q]", rows, want)
 	}
 }
 

@@ -43,10 +43,18 @@ func (r *Results) Markdown(charts []string) string {
 	b.WriteString("\nProtocols: every ephemeral-store (HTTP) column, and every ours ratio of the main tables, " +
 		"is the store's HTTP/2 API through its Go client (store/client), for every workload. ")
 	if r.hasRESP() {
-		b.WriteString("The read workloads also have an " + StoreRESP + " table: the same cluster read " +
-			"through each node's Redis-protocol port (go-redis, RESP2, one connection per client; " +
-			"READONLY on the connection for stale reads, the default READWRITE for linearizable ones), " +
-			"measured right after the HTTP row of the same c. Writes, failover, catch-up and memory are HTTP only.\n")
+		if r.hasRESPWrites() {
+			b.WriteString("Every workload also has an " + StoreRESP + " table: the same cluster through " +
+				"each node's Redis-protocol port (go-redis, RESP2, one connection per client; GET with " +
+				"READONLY on the connection for stale reads, the default READWRITE for linearizable ones; " +
+				"SET key value for writes, answered +OK once a majority has committed it, as an HTTP PUT), " +
+				"measured right after the HTTP row of the same c. Failover, catch-up and memory are HTTP only.\n")
+		} else {
+			b.WriteString("The read workloads also have an " + StoreRESP + " table: the same cluster read " +
+				"through each node's Redis-protocol port (go-redis, RESP2, one connection per client; " +
+				"READONLY on the connection for stale reads, the default READWRITE for linearizable ones), " +
+				"measured right after the HTTP row of the same c. Writes, failover, catch-up and memory are HTTP only.\n")
+		}
 	} else {
 		b.WriteString("This run did not measure the store over its RESP port.\n")
 	}
@@ -188,6 +196,21 @@ func workloadRow(wr WorkloadResult) []string {
 func (r *Results) hasRESP() bool {
 	for _, wr := range r.Workloads {
 		if _, ok := wr.Per[StoreRESP]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hasRESPWrites says whether a workload with writes was measured over the
+// store's RESP port (results from before the port took writes have none).
+func (r *Results) hasRESPWrites() bool {
+	writes := map[string]bool{}
+	for _, w := range load.Workloads() {
+		writes[w.Name] = w.WriteRatio > 0
+	}
+	for _, wr := range r.Workloads {
+		if _, ok := wr.Per[StoreRESP]; ok && writes[wr.Name] {
 			return true
 		}
 	}

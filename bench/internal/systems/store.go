@@ -32,8 +32,8 @@ type Store struct {
 	// CertDir receives the store's own test PKI (`certs`), which the
 	// other systems reuse.
 	CertDir string
-	// RESP starts every node with a Redis-protocol read port
-	// (--resp-listen), which RESPView's clients read through.
+	// RESP starts every node with a Redis-protocol port (--resp-listen),
+	// which RESPView's clients read and write through.
 	RESP bool
 
 	certDir, usersDir string

@@ -14,10 +14,9 @@ import (
 // StoreRESPName labels the store's results measured over its RESP port.
 const StoreRESPName = "ephemeral-store (RESP)"
 
-// RESPView is the same running cluster as s, but its clients read over
-// each node's Redis-protocol port instead of the HTTP/2 API; nil when s was
-// started without RESP. It is for read workloads only: the port takes no
-// writes, so its clients' Put fails and writes stay on the HTTP API.
+// RESPView is the same running cluster as s, but its clients read and
+// write over each node's Redis-protocol port instead of the HTTP/2 API
+// (GET, SET); nil when s was started without RESP.
 func (s *Store) RESPView() System {
 	if !s.RESP {
 		return nil
@@ -30,7 +29,7 @@ type storeRESP struct{ *Store }
 func (v storeRESP) Name() string { return StoreRESPName }
 
 // Client connects to the first listed node's RESP port only: a go-redis
-// client has one address, and the read workloads never fail over.
+// client has one address, and the workloads never fail over.
 func (v storeRESP) Client(nodes []int) (Client, error) {
 	if len(nodes) == 0 {
 		return nil, errors.New("store RESP client: no node")
@@ -79,12 +78,37 @@ func newRESPClient(addr string, cfg *tls.Config) respClient {
 	return respClient{c: c, stale: stale}
 }
 
-func (c respClient) Put(context.Context, string, []byte) error {
-	return errors.New("store RESP client: the RESP port is read-only; writes go over HTTP")
+// Put is SET key value: +OK once a majority has the write (a follower
+// forwards it to the leader, as an HTTP PUT). A write does not depend on
+// the connection's read mode, so none is sent.
+func (c respClient) Put(ctx context.Context, key string, value []byte) error {
+	if err := c.c.Set(ctx, key, value, 0).Err(); err != nil {
+		return fmt.Errorf("store RESP SET %q (%d-byte value): %w", key, len(value), err)
+	}
+	return nil
 }
 
-func (c respClient) PutBatch(context.Context, []string, []byte) error {
-	return errors.New("store RESP client: the RESP port is read-only; writes go over HTTP")
+// PutBatch pipelines one SET per key in a single round trip; the node
+// answers them in order, each once committed.
+func (c respClient) PutBatch(ctx context.Context, keys []string, value []byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	pipe := c.c.Pipeline()
+	for _, k := range keys {
+		pipe.Set(ctx, k, value, 0)
+	}
+	cmds, err := pipe.Exec(ctx)
+	if err == nil {
+		return nil
+	}
+	// Name the first SET that failed: the error alone does not say which.
+	for i, cmd := range cmds {
+		if cerr := cmd.Err(); cerr != nil {
+			return fmt.Errorf("store RESP pipeline of %d SETs: SET %q (%d-byte value): %w", len(keys), keys[i], len(value), cerr)
+		}
+	}
+	return fmt.Errorf("store RESP pipeline of %d SETs: %w", len(keys), err)
 }
 
 // Get sends READONLY or READWRITE first only when the mode changes, so a

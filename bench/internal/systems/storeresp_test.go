@@ -16,9 +16,10 @@ import (
 )
 
 // respRecorder is a RESP2 server on loopback that records each connection's
-// commands. It answers GET from its map ($-1 for a missing key),
-// READONLY/READWRITE with +OK (or -ERR while failMode is set) and
-// everything else, HELLO included, with -ERR as an old Redis would.
+// commands. It answers GET from its map ($-1 for a missing key), SET key
+// value into it with +OK (or with the error line setErrs holds for the key,
+// writing nothing), READONLY/READWRITE with +OK (or -ERR while failMode is
+// set) and everything else, HELLO included, with -ERR as an old Redis would.
 type respRecorder struct {
 	ln       net.Listener
 	mu       sync.Mutex
@@ -26,6 +27,10 @@ type respRecorder struct {
 	live     []net.Conn
 	failMode bool
 	values   map[string]string
+	setErrs  map[string]string
+	// pipelined counts the commands read while the next one had already
+	// arrived: a client that waits for each answer leaves it at 0.
+	pipelined int
 }
 
 func newRESPRecorder(t *testing.T) *respRecorder {
@@ -34,7 +39,7 @@ func newRESPRecorder(t *testing.T) *respRecorder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &respRecorder{ln: ln, values: map[string]string{"k": "v"}}
+	r := &respRecorder{ln: ln, values: map[string]string{"k": "v"}, setErrs: map[string]string{}}
 	t.Cleanup(func() {
 		ln.Close()
 		r.drop()
@@ -66,11 +71,26 @@ func (r *respRecorder) serve(c net.Conn, idx int) {
 		}
 		r.mu.Lock()
 		r.conns[idx] = append(r.conns[idx], strings.Join(args, " "))
+		if br.Buffered() > 0 {
+			r.pipelined++
+		}
 		fail := r.failMode
 		v, found := r.values[args[len(args)-1]]
-		r.mu.Unlock()
 		var reply string
+		if strings.EqualFold(args[0], "SET") && len(args) == 3 {
+			reply = "+OK\r\n"
+			if e, ok := r.setErrs[args[1]]; ok {
+				reply = "-" + e + "\r\n"
+			} else {
+				r.values[args[1]] = args[2]
+			}
+		}
+		r.mu.Unlock()
 		switch strings.ToUpper(args[0]) {
+		case "SET":
+			if reply == "" {
+				reply = "-ERR syntax error\r\n"
+			}
 		case "GET":
 			reply = "$-1\r\n"
 			if found {
@@ -206,7 +226,73 @@ func TestRESPClientSwitchesReadModeOnlyWhenItChanges(t *testing.T) {
 	if _, err := c.Get(ctx, "missing", true); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(missing) err %v, want ErrNotFound", err)
 	}
-	if err := c.Put(ctx, "k", []byte("v")); err == nil {
-		t.Error("Put over the RESP client succeeded; the port is read-only")
+}
+
+func TestRESPClientWritesWithSET(t *testing.T) {
+	srv := newRESPRecorder(t)
+	c := newRESPClient(srv.ln.Addr().String(), nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	expect := func(step string, want ...[]string) {
+		t.Helper()
+		if got := srv.take(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: commands per connection %q, want %q", step, got, want)
+		}
 	}
+
+	if err := c.Put(ctx, "a", []byte("1")); err != nil {
+		t.Fatalf("Put(a): %v", err)
+	}
+	if b, err := c.Get(ctx, "a", false); err != nil || string(b) != "1" {
+		t.Errorf("Get(a) after Put = %q, %v", b, err)
+	}
+	expect("a write then a linearizable read", []string{"set a 1", "get a"})
+
+	// A write leaves the connection's read mode alone: no READWRITE
+	// before the SET, no READONLY again after it.
+	if _, err := c.Get(ctx, "k", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, "k", []byte("2")); err != nil {
+		t.Fatalf("Put(k) on a READONLY connection: %v", err)
+	}
+	if b, err := c.Get(ctx, "k", true); err != nil || string(b) != "2" {
+		t.Errorf("stale Get(k) after Put = %q, %v", b, err)
+	}
+	expect("a write between stale reads", []string{"readonly", "get k", "set k 2", "get k"})
+
+	// A batch is one pipeline of SETs, in order.
+	srv.mu.Lock()
+	srv.pipelined = 0
+	srv.mu.Unlock()
+	if err := c.PutBatch(ctx, []string{"b1", "b2", "b3"}, []byte("x")); err != nil {
+		t.Fatalf("PutBatch: %v", err)
+	}
+	expect("a batch", []string{"set b1 x", "set b2 x", "set b3 x"})
+	srv.mu.Lock()
+	pipelined, b3 := srv.pipelined, srv.values["b3"]
+	srv.mu.Unlock()
+	if pipelined == 0 || b3 != "x" {
+		t.Errorf("PutBatch: %d SETs read with the next one already sent, b3 = %q; want a pipeline that wrote b3", pipelined, b3)
+	}
+	if err := c.PutBatch(ctx, nil, []byte("x")); err != nil {
+		t.Errorf("PutBatch of no keys: %v", err)
+	}
+	expect("an empty batch")
+
+	// The node's error line reaches the caller whole, with the command.
+	noQuorum := "NOQUORUM the write may or may not have been applied (test)"
+	srv.mu.Lock()
+	srv.setErrs["bad"] = noQuorum
+	srv.mu.Unlock()
+	err := c.Put(ctx, "bad", []byte("1"))
+	if err == nil || !strings.Contains(err.Error(), noQuorum) || !strings.Contains(err.Error(), `SET "bad"`) {
+		t.Errorf("Put(bad) err %v, want the SET and %q", err, noQuorum)
+	}
+	err = c.PutBatch(ctx, []string{"c1", "bad", "c3"}, []byte("y"))
+	if err == nil || !strings.Contains(err.Error(), noQuorum) || !strings.Contains(err.Error(), `SET "bad"`) {
+		t.Errorf("PutBatch with a refused key: err %v, want the SET of bad and %q", err, noQuorum)
+	}
+	expect("refused writes", []string{"set bad 1", "set c1 y", "set bad y", "set c3 y"})
 }
