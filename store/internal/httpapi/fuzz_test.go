@@ -133,7 +133,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if d, err := parseTTL(q); err == nil && (d < 0 || d > maxTTL) {
+		if d, err := parseTTL(q); err == nil && (d < 0 || d > fsm.MaxTTL) {
 			t.Fatalf("accepted ttl %s", d)
 		}
 		if r, err := parseRevision(q, "prev_revision"); err == nil && r != nil && *r < 0 {

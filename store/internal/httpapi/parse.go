@@ -13,9 +13,6 @@ import (
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
 )
 
-// maxTTL bounds ?ttl.
-const maxTTL = fsm.MaxTTL
-
 // parseKey extracts the key from the escaped path after prefix. Keys are
 // taken from the escaped form so that "%2F" and "/" both mean "/" and no
 // path cleaning ever rewrites a key.
@@ -43,13 +40,13 @@ func parseTTL(q url.Values) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		n, nerr := strconv.ParseInt(s, 10, 64)
-		if nerr != nil || n > int64(maxTTL/time.Second) {
+		if nerr != nil || n > int64(fsm.MaxTTL/time.Second) {
 			return 0, newError(http.StatusBadRequest, api.CodeInvalidTTL, fmt.Sprintf("ttl %q: want a duration such as 30s or whole seconds", s))
 		}
 		d = time.Duration(n) * time.Second
 	}
-	if d <= 0 || d > maxTTL {
-		return 0, newError(http.StatusBadRequest, api.CodeInvalidTTL, fmt.Sprintf("ttl %q: must be positive and at most %s", s, maxTTL))
+	if d <= 0 || d > fsm.MaxTTL {
+		return 0, newError(http.StatusBadRequest, api.CodeInvalidTTL, fmt.Sprintf("ttl %q: must be positive and at most %s", s, fsm.MaxTTL))
 	}
 	return d, nil
 }

@@ -29,7 +29,7 @@ const servedCommands = "GET, MGET, EXISTS, SET, SETNX, SETEX, PSETEX, DEL, UNLIN
 // that clients cannot grow the label set.
 var commandNames = []string{"GET", "MGET", "EXISTS", "SET", "SETNX", "SETEX", "PSETEX", "DEL", "UNLINK",
 	"PING", "ECHO", "READONLY", "READWRITE", "HELLO", "CLIENT", "SELECT", "QUIT", "COMMAND", "AUTH",
-	"unsupported", "other", "protocol_error"}
+	"unsupported", "other", "protocol_error", "too_large"}
 
 // upper returns the command name in upper case, in b's space when short.
 func upper(name []byte, b *[16]byte) string {
@@ -51,7 +51,13 @@ func (c *conn) run(args [][]byte) (quit bool) {
 	start := time.Now()
 	var nb [16]byte
 	name := upper(args[0], &nb)
-	label, ok := c.dispatch(name, args[1:])
+	var label string
+	var ok bool
+	if c.stranger && name != "QUIT" {
+		c.w.err(fmt.Sprintf("NOAUTH user %q is not allowed in", c.user))
+	} else {
+		label, ok = c.dispatch(name, args[1:])
+	}
 	if label == "" {
 		label = name
 	}
@@ -75,22 +81,27 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 		if !arity(1, 1) {
 			return "", false
 		}
-		return "", c.get(args)
-	case "MGET", "EXISTS":
+		return "", c.get(args, replyValue)
+	case "MGET":
 		if !arity(1, -1) {
 			return "", false
 		}
-		return "", c.get(args, name)
+		return "", c.get(args, replyValues)
+	case "EXISTS":
+		if !arity(1, -1) {
+			return "", false
+		}
+		return "", c.get(args, replyCount)
 	case "SET":
 		if !arity(2, -1) {
 			return "", false
 		}
-		return "", c.set(args[0], args[1], args[2:])
+		return "", c.set(args[0], args[1], args[2:], replyOK)
 	case "SETNX":
 		if !arity(2, 2) {
 			return "", false
 		}
-		return "", c.set(args[0], args[1], [][]byte{[]byte("NX")}, true)
+		return "", c.set(args[0], args[1], [][]byte{[]byte("NX")}, replyWritten)
 	case "SETEX", "PSETEX":
 		if !arity(3, 3) {
 			return "", false
@@ -99,7 +110,7 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 		if name == "PSETEX" {
 			unit = "PX"
 		}
-		return "", c.set(args[0], args[2], [][]byte{[]byte(unit), args[1]})
+		return "", c.set(args[0], args[2], [][]byte{[]byte(unit), args[1]}, replyOK)
 	case "DEL", "UNLINK":
 		if !arity(1, -1) {
 			return "", false
@@ -143,13 +154,17 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 	case "COMMAND":
 		// redis-cli asks for command documentation at start; an empty
 		// answer makes it fall back to plain input.
-		w.arrayHeader(0)
+		if len(args) > 0 && strings.EqualFold(string(args[0]), "COUNT") {
+			w.integer(0)
+		} else {
+			w.arrayHeader(0)
+		}
 	case "AUTH":
 		w.err("ERR this port authenticates by the client certificate; there is no password to give")
 		return "", false
 	default:
 		if unsupportedWrites[name] {
-			w.err(fmt.Sprintf("ERR '%s' is not supported: values are opaque bytes; write with SET, SETNX, SETEX, PSETEX, DEL or the HTTP API", name))
+			w.err(fmt.Sprintf("ERR '%s' is not supported: this port writes with SET, SETNX, SETEX, PSETEX, DEL; anything else goes through the HTTP API", name))
 			return "unsupported", false
 		}
 		w.err(fmt.Sprintf("ERR unknown command '%s': this port serves %s", truncate([]byte(name)), servedCommands))
@@ -158,10 +173,18 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 	return "", true
 }
 
-// get serves GET (one key, bulk reply), MGET (array) and EXISTS (count).
-// Every key is checked and authorized before any is read, so a refused key
-// refuses the whole command, as a Redis ACL does.
-func (c *conn) get(keys [][]byte, multi ...string) bool {
+// readForm is the form of a read's answer.
+type readForm int
+
+const (
+	replyValue  readForm = iota // GET: the value or nil
+	replyValues                 // MGET: an array of values or nils
+	replyCount                  // EXISTS: how many keys exist
+)
+
+// get serves GET, MGET and EXISTS. Every key is checked and authorized
+// before any is read.
+func (c *conn) get(keys [][]byte, form readForm) bool {
 	w := &c.w
 	if !c.authorize(keys, auth.AccessRead) {
 		return false
@@ -177,14 +200,14 @@ func (c *conn) get(keys [][]byte, multi ...string) bool {
 		}
 	}
 	st := c.s.o.State
-	switch {
-	case len(multi) == 0:
+	switch form {
+	case replyValue:
 		if kv, _, ok := st.Get(string(keys[0])); ok {
 			w.bulk(kv.Value)
 		} else {
 			w.null()
 		}
-	case multi[0] == "EXISTS":
+	case replyCount:
 		n := 0
 		for _, k := range keys {
 			if _, _, ok := st.Get(string(k)); ok {
@@ -192,7 +215,7 @@ func (c *conn) get(keys [][]byte, multi ...string) bool {
 			}
 		}
 		w.integer(int64(n))
-	default:
+	case replyValues:
 		w.arrayHeader(len(keys))
 		for _, k := range keys {
 			if kv, _, ok := st.Get(string(k)); ok {
@@ -213,6 +236,7 @@ func (c *conn) authorize(keys [][]byte, need auth.Access) bool {
 	u, err := c.s.o.Users.Authenticate(c.user)
 	if err != nil {
 		c.s.o.Metrics.authFailure("unknown_user")
+		c.s.o.Logger.Warn("authentication failed: unknown user", "user", c.user, "remote", c.remote)
 		w.err(fmt.Sprintf("NOAUTH user %q is not allowed in", c.user))
 		return false
 	}
@@ -280,7 +304,7 @@ func (c *conn) hello(args [][]byte) bool {
 	w.bulkString("mode")
 	w.bulkString("standalone")
 	w.bulkString("role")
-	w.bulkString("replica")
+	w.bulkString("master") // every node takes writes (a follower forwards them)
 	w.bulkString("modules")
 	w.arrayHeader(0)
 	return true
@@ -294,10 +318,21 @@ func (c *conn) client(args [][]byte) bool {
 		return false
 	}
 	switch strings.ToUpper(string(args[0])) {
-	case "SETINFO", "SETNAME":
+	case "SETNAME":
+		if len(args) != 2 {
+			w.err("ERR wrong number of arguments for 'client|setname' command")
+			return false
+		}
+		c.name = string(args[1])
+		w.simple("OK")
+	case "SETINFO":
 		w.simple("OK")
 	case "GETNAME":
-		w.null()
+		if c.name == "" {
+			w.null()
+		} else {
+			w.bulkString(c.name)
+		}
 	case "ID":
 		w.integer(c.id)
 	default:

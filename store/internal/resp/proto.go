@@ -93,17 +93,42 @@ func (c *commandReader) line() ([]byte, error) {
 	return line, nil
 }
 
+// TooLargeError is a command whose argument, or whole, was over the
+// limits. Its bytes were read and thrown away, so the stream is still in
+// step and the connection stays usable.
+type TooLargeError struct {
+	What        string // "argument" or "command"
+	Size, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s too large: %d bytes, the limit is %d", e.What, e.Size, e.Limit)
+}
+
+// maxDiscardBytes bounds what an oversized argument may announce: beyond
+// it the client is not answered but cut (a protocol error).
+const maxDiscardBytes = 1 << 30
+
+// readChunk is how much of an argument is read at a time: the buffer
+// grows with the bytes that arrive, not with the length a client
+// announces.
+const readChunk = 64 << 10
+
 func (c *commandReader) array(count []byte) ([][]byte, error) {
 	n, err := parseLength(count, maxArgs)
 	if err != nil {
 		return nil, protocolError("array length: %v", err)
 	}
-	if n == 0 {
+	if n <= 0 {
 		// "*0" and "*-1" carry no command; Redis ignores them too.
 		return nil, nil
 	}
+	if cap(c.buf) > readChunk {
+		c.buf = nil // one large command does not pin its buffer for the connection's life
+	}
 	c.buf = c.buf[:0]
 	c.ends = c.ends[:0]
+	var tooLarge *TooLargeError
 	for range n {
 		header, err := c.line()
 		if err != nil {
@@ -112,26 +137,42 @@ func (c *commandReader) array(count []byte) ([][]byte, error) {
 		if len(header) == 0 || header[0] != '$' {
 			return nil, protocolError("expected '$', got %q", truncate(header))
 		}
-		size, err := parseLength(header[1:], c.lim.arg)
+		size, err := parseLength(header[1:], maxDiscardBytes)
 		if err != nil {
 			return nil, protocolError("bulk length: %v", err)
 		}
 		if size < 0 {
 			return nil, protocolError("a command argument cannot be a null bulk string")
 		}
-		if len(c.buf)+size > c.lim.command {
-			return nil, protocolError("command longer than %d bytes", c.lim.command)
+		switch {
+		case tooLarge == nil && size > c.lim.arg:
+			tooLarge = &TooLargeError{What: "argument", Size: size, Limit: c.lim.arg}
+		case tooLarge == nil && len(c.buf)+size > c.lim.command:
+			tooLarge = &TooLargeError{What: "command", Size: len(c.buf) + size, Limit: c.lim.command}
+		}
+		if tooLarge != nil {
+			if _, err := io.CopyN(io.Discard, c.r, int64(size)+2); err != nil {
+				return nil, unexpectedEOF(err)
+			}
+			continue
 		}
 		start := len(c.buf)
-		c.buf = append(c.buf, make([]byte, size+2)...)
-		if _, err := io.ReadFull(c.r, c.buf[start:]); err != nil {
-			return nil, unexpectedEOF(err)
+		for remaining := size + 2; remaining > 0; {
+			chunk := min(remaining, readChunk)
+			c.buf = append(c.buf, make([]byte, chunk)...)
+			if _, err := io.ReadFull(c.r, c.buf[len(c.buf)-chunk:]); err != nil {
+				return nil, unexpectedEOF(err)
+			}
+			remaining -= chunk
 		}
 		if !bytes.Equal(c.buf[start+size:], []byte("\r\n")) {
 			return nil, protocolError("bulk string not followed by CRLF")
 		}
 		c.buf = c.buf[:start+size]
 		c.ends = append(c.ends, len(c.buf))
+	}
+	if tooLarge != nil {
+		return nil, tooLarge
 	}
 	// Slices into buf are taken only now: appending above may move it.
 	c.args = c.args[:0]

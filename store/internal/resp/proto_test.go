@@ -19,6 +19,9 @@ func TestReadCommand(t *testing.T) {
 		input string
 		want  [][]string // commands in order; nil entries are skipped
 		err   string     // error of the read after the commands
+		// tooLarge are the commands refused whole, in order, whose bytes
+		// were read and thrown away
+		tooLarge []string
 	}{
 		{name: "array", input: "*2\r\n$3\r\nGET\r\n$5\r\npools\r\n", want: [][]string{{"GET", "pools"}}, err: "EOF"},
 		{name: "binary-safe argument", input: "*2\r\n$3\r\nGET\r\n$4\r\na\r\nb\r\n", want: [][]string{{"GET", "a\r\nb"}}, err: "EOF"},
@@ -27,7 +30,9 @@ func TestReadCommand(t *testing.T) {
 		{name: "inline", input: "GET  pools/a\r\n", want: [][]string{{"GET", "pools/a"}}, err: "EOF"},
 		{name: "inline with bare newline, blank lines skipped", input: "\r\n\nPING\n", want: [][]string{{"PING"}}, err: "EOF"},
 		{name: "longest argument", input: "*2\r\n$4\r\nECHO\r\n$65536\r\n" + long + "\r\n", want: [][]string{{"ECHO", long}}, err: "EOF"},
-		{name: "argument too long", input: "*1\r\n$65537\r\n", err: "Protocol error: bulk length: 65537 is over the limit of 65536"},
+		{name: "argument too long, then the stream goes on", input: "*2\r\n$4\r\nECHO\r\n$65537\r\n" + long + "x\r\n*1\r\n$4\r\nPING\r\n",
+			want: [][]string{{"PING"}}, err: "EOF", tooLarge: []string{"argument too large: 65537 bytes, the limit is 65536"}},
+		{name: "announced length beyond any discard", input: "*1\r\n$1073741825\r\n", err: "Protocol error: bulk length: 1073741825 is over the limit of 1073741824"},
 		{name: "too many arguments", input: "*4097\r\n", err: "Protocol error: array length: 4097 is over the limit of 4096"},
 		{name: "negative length", input: "*-2\r\n", err: "Protocol error: array length: -2 is negative"},
 		{name: "not a number", input: "*x\r\n", err: `Protocol error: array length: "x" is not a length`},
@@ -44,10 +49,16 @@ func TestReadCommand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newCommandReader(strings.NewReader(tc.input), limitsFor(0))
 			var got [][]string
+			var tooLarge []string
 			var err error
 			for {
 				var args [][]byte
 				args, err = r.read()
+				var tl *TooLargeError
+				if errors.As(err, &tl) {
+					tooLarge = append(tooLarge, tl.Error())
+					continue
+				}
 				if err != nil {
 					break
 				}
@@ -61,6 +72,7 @@ func TestReadCommand(t *testing.T) {
 				got = append(got, words)
 			}
 			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.tooLarge, tooLarge)
 			require.Error(t, err)
 			assert.Equal(t, tc.err, err.Error())
 		})
@@ -74,9 +86,25 @@ func TestCommandTooLong(t *testing.T) {
 	for range 17 {
 		in.WriteString("$65536\r\n" + arg + "\r\n")
 	}
-	_, err := newCommandReader(&in, limitsFor(0)).read()
-	require.ErrorIs(t, err, errProtocol)
-	assert.Contains(t, err.Error(), "command longer than 1048576 bytes")
+	in.WriteString("PING\r\n")
+	r := newCommandReader(&in, limitsFor(0))
+	_, err := r.read()
+	var tl *TooLargeError
+	require.ErrorAs(t, err, &tl)
+	assert.Equal(t, "command too large: 1114112 bytes, the limit is 1048576", tl.Error())
+	args, err := r.read()
+	require.NoError(t, err, "the oversized command was read whole: the next one parses")
+	assert.Equal(t, [][]byte{[]byte("PING")}, args)
+}
+
+// TestAnnouncedLengthIsNotAllocated: a client that announces a large
+// argument and sends little makes the reader hold what arrived, not what
+// was announced.
+func TestAnnouncedLengthIsNotAllocated(t *testing.T) {
+	r := newCommandReader(strings.NewReader("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\nonly this"), limitsFor(1<<20))
+	_, err := r.read()
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.LessOrEqual(t, cap(r.buf), 2*readChunk, "buffer capacity after a 1 MiB announcement")
 }
 
 func TestReplyWriter(t *testing.T) {
@@ -110,6 +138,10 @@ func FuzzReadCommand(f *testing.F) {
 		for range len(in) + 1 {
 			args, err := r.read()
 			if err != nil {
+				var tl *TooLargeError
+				if errors.As(err, &tl) {
+					continue
+				}
 				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errProtocol) {
 					t.Fatalf("unexpected error %v", err)
 				}

@@ -1,6 +1,6 @@
 // Package resp serves the keys over the Redis protocol (RESP2) on a port
-// of its own: GET, MGET, EXISTS, SET (with EX, PX, NX), SETEX, PSETEX and
-// DEL from a Redis client library, at a fraction of an HTTP/2 request's
+// of its own: GET, MGET, EXISTS, SET (with EX, PX, NX), SETNX, SETEX,
+// PSETEX, DEL and UNLINK from a Redis client library, at a fraction of an HTTP/2 request's
 // cost. It is a second door to the same keys, not a second store: the same
 // mutual TLS (the user is the Common Name of the verified client
 // certificate), the same users and key prefixes, the same read semantics
@@ -65,18 +65,30 @@ type Options struct {
 	TLS           *tls.Config
 	MaxKeyBytes   int
 	MaxValueBytes int
-	// ReadTimeout bounds a linearizable read (default 5s), WriteTimeout a
-	// write (default 10s); IdleTimeout closes a connection that sends
-	// nothing (default 5m).
+	// ReadTimeout bounds a linearizable read and WriteTimeout a write
+	// (default 2.5s each: below the 3s read timeout of common client
+	// libraries, which resend a command whose answer is late, so a
+	// client sees -TRYAGAIN or -NOQUORUM instead); IdleTimeout closes a
+	// connection that sends or reads nothing (default 5m).
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
-	Logger       *slog.Logger
-	Metrics      *Metrics
+	// MaxConnections bounds the open connections (default 4096: each
+	// holds its buffers, tens of KiB); one more is answered -ERR max
+	// number of clients reached and closed.
+	MaxConnections int
+	Logger         *slog.Logger
+	Metrics        *Metrics
 }
 
 // handshakeTimeout bounds the TLS handshake of a new connection.
 const handshakeTimeout = 10 * time.Second
+
+// strangerIdle cuts a silent connection of a user not in the directory.
+const strangerIdle = 10 * time.Second
+
+// defaultCommandTimeout bounds a read's barrier and a write's commit.
+const defaultCommandTimeout = 2500 * time.Millisecond
 
 // Server accepts RESP connections.
 type Server struct {
@@ -94,10 +106,13 @@ type Server struct {
 // New returns a server; nothing is listened on until Serve.
 func New(o Options) *Server {
 	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = 5 * time.Second
+		o.ReadTimeout = defaultCommandTimeout
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = defaultCommandTimeout
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 4096
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
@@ -115,6 +130,9 @@ func New(o Options) *Server {
 var ErrServerClosed = errors.New("resp: server closed")
 
 // Serve accepts connections on ln until Close; ln is closed on return.
+// Accept errors other than the listener's closing are retried with a
+// growing pause, as net/http does: running out of file descriptors for a
+// moment must not end the port for the process's life.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -125,6 +143,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.mu.Unlock()
 	defer ln.Close()
+	var pause time.Duration
 	for {
 		raw, err := ln.Accept()
 		if err != nil {
@@ -134,12 +153,15 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("resp: accept: %w", err)
 			}
-			return fmt.Errorf("resp: accept: %w", err)
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.o.Logger.Warn("accept failed; retrying", "err", err, "pause", pause)
+			time.Sleep(pause)
+			continue
 		}
+		pause = 0
 		if !s.track(raw) {
 			raw.Close()
 			return ErrServerClosed
@@ -158,6 +180,13 @@ func (s *Server) track(c net.Conn) bool {
 	s.conns[c] = struct{}{}
 	s.handlers.Add(1)
 	return true
+}
+
+// full reports whether the connections are at MaxConnections.
+func (s *Server) full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns) > s.o.MaxConnections
 }
 
 func (s *Server) untrack(c net.Conn) {
@@ -204,12 +233,16 @@ func (s *Server) Close(ctx context.Context) error {
 
 // conn is one client connection's state.
 type conn struct {
-	s      *Server
-	id     int64
-	user   string // from the certificate, fixed for the connection
-	stale  bool   // READONLY was sent
-	remote string
-	w      replyWriter
+	s     *Server
+	id    int64
+	user  string // from the certificate, fixed for the connection
+	stale bool   // READONLY was sent
+	name  string // CLIENT SETNAME
+	// stranger: the certificate's user is not in the users directory;
+	// every command is answered -NOAUTH.
+	stranger bool
+	remote   string
+	w        replyWriter
 }
 
 func (s *Server) serveConn(raw net.Conn) {
@@ -225,56 +258,88 @@ func (s *Server) serveConn(raw net.Conn) {
 		return
 	}
 	cs := tc.ConnectionState()
+	remote := raw.RemoteAddr().String()
 	name, err := s.o.UserOf(&cs)
 	if err != nil {
 		m.authFailure("no_certificate_user")
-		s.o.Logger.Warn("authentication failed", "remote", raw.RemoteAddr().String(), "err", err)
-		// Said once, unasked, before closing: the client's first read
-		// shows why rather than a bare EOF.
-		_ = tc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-		_, _ = tc.Write([]byte("-NOAUTH " + oneLine(err.Error()) + "\r\n"))
+		s.o.Logger.Warn("authentication failed", "remote", remote, "err", err)
+		refuse(tc, "NOAUTH "+err.Error())
+		return
+	}
+	if s.full() {
+		s.o.Logger.Warn("connection refused: too many connections", "remote", remote, "max", s.o.MaxConnections)
+		refuse(tc, "ERR max number of clients reached")
 		return
 	}
 	m.Connections.Inc()
 	defer m.Connections.Dec()
-	c := &conn{s: s, id: s.lastID.Add(1), user: name, remote: raw.RemoteAddr().String()}
+	c := &conn{s: s, id: s.lastID.Add(1), user: name, remote: remote}
 	bw := bufio.NewWriterSize(tc, 16<<10)
 	c.w = replyWriter{w: bw}
-	r := newCommandReader(tc, limitsFor(s.o.MaxValueBytes))
+	lim, idle := limitsFor(s.o.MaxValueBytes), s.o.IdleTimeout
+	// The user is checked at once and again at every data command (a user
+	// removed later loses access without reconnecting). A stranger is
+	// answered -NOAUTH to every command, as Redis answers a client that
+	// has not authenticated, so its client library shows why; it may
+	// send only small commands and is soon cut when silent.
+	if _, err := s.o.Users.Authenticate(name); err != nil {
+		m.authFailure("unknown_user")
+		s.o.Logger.Warn("authentication failed: unknown user", "user", name, "remote", remote)
+		c.stranger = true
+		lim, idle = limits{arg: 1 << 10, command: 4 << 10}, min(idle, strangerIdle)
+	}
+	r := newCommandReader(tc, lim)
+	// flush sends the replies written so far; on every way out too, so
+	// that a command that ran is answered.
+	flush := func() error {
+		_ = tc.SetWriteDeadline(time.Now().Add(idle))
+		return bw.Flush()
+	}
 	for {
 		if !r.buffered() {
-			if err := bw.Flush(); err != nil {
+			if err := flush(); err != nil {
 				return
 			}
-			_ = tc.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
 		}
+		// Before every command, not only when idle: a busy pipeline is
+		// not idle. Set before closing is checked (see Close).
+		_ = tc.SetReadDeadline(time.Now().Add(idle))
 		if s.closing.Load() {
-			_ = bw.Flush()
+			_ = flush()
 			return
 		}
 		args, err := r.read()
-		if err != nil {
-			if s.closing.Load() {
-				return // woken by Close between commands
-			}
-			if errors.Is(err, errProtocol) {
+		var tooLarge *TooLargeError
+		switch {
+		case errors.As(err, &tooLarge):
+			m.command("too_large", false, 0)
+			c.w.err("ERR " + tooLarge.Error())
+			continue
+		case err != nil:
+			if errors.Is(err, errProtocol) && !s.closing.Load() {
 				m.command("protocol_error", false, 0)
 				c.w.err("ERR " + err.Error())
-				_ = bw.Flush()
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !s.closing.Load() {
 				s.o.Logger.Debug("connection ended", "remote", c.remote, "err", err)
 			}
+			_ = flush()
 			return
-		}
-		if len(args) == 0 {
+		case len(args) == 0:
 			continue
 		}
 		// A client that stops reading its replies is cut like one that
 		// stops sending, not held forever in a write.
-		_ = tc.SetWriteDeadline(time.Now().Add(s.o.IdleTimeout))
+		_ = tc.SetWriteDeadline(time.Now().Add(idle))
 		if quit := c.run(args); quit {
-			_ = bw.Flush()
+			_ = flush()
 			return
 		}
 	}
+}
+
+// refuse says once, unasked, why the connection closes: the client's first
+// read shows the reason rather than a bare EOF.
+func refuse(tc *tls.Conn, msg string) {
+	_ = tc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	_, _ = tc.Write([]byte("-" + oneLine(msg) + "\r\n"))
 }

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,18 +107,30 @@ func (f *fakeState) barrierCount() int {
 	return f.barriers
 }
 
-type fakeUsers map[string]auth.User
+type fakeUsers struct {
+	mu    sync.Mutex
+	users map[string]auth.User
+}
 
-func (u fakeUsers) Authenticate(name string) (auth.User, error) {
-	if x, ok := u[name]; ok {
+func (u *fakeUsers) Authenticate(name string) (auth.User, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if x, ok := u.users[name]; ok {
 		return x, nil
 	}
 	return auth.User{}, auth.ErrUnknownUser
 }
 
+func (u *fakeUsers) remove(name string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.users, name)
+}
+
 type fixture struct {
 	t       *testing.T
 	state   *fakeState
+	users   *fakeUsers
 	addr    string
 	ca      *pki.CA
 	metrics *Metrics
@@ -134,10 +148,11 @@ func newFixture(t *testing.T, tune ...func(*Options)) *fixture {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	state := &fakeState{kv: map[string]string{"pools/a": "up", "pools/b": "down", "other/x": "secret"}}
-	users := fakeUsers{
+	users := &fakeUsers{users: map[string]auth.User{
 		"all":    {Name: "all", AllKeys: true},
+		"temp":   {Name: "temp", AllKeys: true},
 		"reader": {Name: "reader", Permissions: []auth.Permission{{Prefix: "pools/", Access: auth.AccessRead}}},
-	}
+	}}
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, nil)
 	o := Options{
@@ -160,7 +175,7 @@ func newFixture(t *testing.T, tune ...func(*Options)) *fixture {
 		assert.NoError(t, srv.Close(ctx))
 		assert.ErrorIs(t, <-served, ErrServerClosed)
 	})
-	return &fixture{t: t, state: state, addr: ln.Addr().String(), ca: ca, metrics: m, srv: srv}
+	return &fixture{t: t, state: state, users: users, addr: ln.Addr().String(), ca: ca, metrics: m, srv: srv}
 }
 
 // testConn is a RESP client that renders replies as text: "+OK", "-ERR …",
@@ -275,8 +290,8 @@ func TestCommands(t *testing.T) {
 		{[]string{"GET", "this-key-is-too-long"}, "-ERR key too large: key is 20 bytes, the limit is 16"},
 		{[]string{"GET", "a\x01"}, "-ERR invalid key: key must not contain control characters"},
 		{[]string{"GET", ""}, "-ERR invalid key: empty key"},
-		{[]string{"INCR", "pools/a"}, "-ERR 'INCR' is not supported: values are opaque bytes; write with SET, SETNX, SETEX, PSETEX, DEL or the HTTP API"},
-		{[]string{"FLUSHALL"}, "-ERR 'FLUSHALL' is not supported: values are opaque bytes; write with SET, SETNX, SETEX, PSETEX, DEL or the HTTP API"},
+		{[]string{"INCR", "pools/a"}, "-ERR 'INCR' is not supported: this port writes with SET, SETNX, SETEX, PSETEX, DEL; anything else goes through the HTTP API"},
+		{[]string{"FLUSHALL"}, "-ERR 'FLUSHALL' is not supported: this port writes with SET, SETNX, SETEX, PSETEX, DEL; anything else goes through the HTTP API"},
 		{[]string{"KEYS", "*"}, "-ERR unknown command 'KEYS': this port serves " + servedCommands},
 		{[]string{"HELLO", "3"}, "-NOPROTO unsupported protocol version: this port speaks RESP2"},
 		{[]string{"HELLO", "2", "AUTH", "u", "p"}, "-ERR this port authenticates by the client certificate; HELLO takes no AUTH"},
@@ -332,10 +347,22 @@ func TestUsersAndPrefixes(t *testing.T) {
 	assert.Equal(t, `-NOPERM user "reader" may not write "pools/a"`, reader.do("DEL", "pools/a"))
 	assert.Empty(t, f.state.applied, "nothing refused was proposed")
 
+	// A user not in the directory is answered NOAUTH to every command,
+	// PING included, and may send only small commands.
 	stranger := f.dial("stranger")
 	assert.Equal(t, `-NOAUTH user "stranger" is not allowed in`, stranger.do("GET", "pools/a"))
-	assert.Equal(t, "+PONG", stranger.do("PING"), "no data, no user needed")
-	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("unknown_user")))
+	assert.Equal(t, `-NOAUTH user "stranger" is not allowed in`, stranger.do("PING"))
+	assert.Equal(t, "-ERR argument too large: 1025 bytes, the limit is 1024", stranger.do("ECHO", strings.Repeat("x", 1025)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("unknown_user")), "counted once, at connect")
+	assert.Equal(t, "+OK", stranger.do("QUIT"))
+
+	// A user removed while connected loses access at the next command.
+	gone := f.dial("temp")
+	assert.Equal(t, "$up", gone.do("GET", "pools/a"))
+	f.users.remove("temp")
+	assert.Equal(t, `-NOAUTH user "temp" is not allowed in`, gone.do("GET", "pools/a"))
+	assert.Equal(t, `-NOAUTH user "temp" is not allowed in`, gone.do("SET", "pools/a", "x"))
+	assert.Equal(t, 3.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("unknown_user")), "the stranger, then two refused commands")
 	assert.Equal(t, 5.0, testutil.ToFloat64(f.metrics.AuthFailures.WithLabelValues("forbidden")))
 
 	// Without a certificate the handshake itself fails (TLS 1.3 reports
@@ -470,7 +497,7 @@ func TestWrites(t *testing.T) {
 	f.state.setApplyErr(fmt.Errorf("forward: %w", cluster.ErrShutdown))
 	assert.Equal(t, "-TRYAGAIN this node is shutting down and wrote nothing; send the command to another node", c.do("DEL", "pools/a"))
 	f.state.setApplyErr(errors.New("disk on fire"))
-	assert.Equal(t, "-ERR internal error", c.do("SET", "pools/a", "v"), "details go to the log")
+	assert.Equal(t, "-ERR internal error: the write may or may not have been applied; read the key before writing it again", c.do("SET", "pools/a", "v"), "details go to the log")
 }
 
 // TestLargestValueFitsTheParser: a SET of the largest value passes the
@@ -549,4 +576,123 @@ func TestClientThatStopsReadingIsCut(t *testing.T) {
 	require.Eventually(t, func() bool { return testutil.ToFloat64(f.metrics.Connections) == 1 }, 10*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(f.metrics.Connections) == 0 }, 30*time.Second, 20*time.Millisecond,
 		"the connection whose replies are never read is closed")
+}
+
+// failSecond applies the first delete and fails every later one.
+type failSecond struct {
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (f *failSecond) Apply(context.Context, fsm.Command) (fsm.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if f.n == 1 {
+		return fsm.Result{Revision: 1}, nil
+	}
+	return fsm.Result{}, f.err
+}
+
+// TestPartialDelSaysWhatHappened: a DEL whose keys partly failed says how
+// many were deleted, never "wrote nothing".
+func TestPartialDelSaysWhatHappened(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Writer = &failSecond{err: fmt.Errorf("apply: %w", cluster.ErrShutdown)} })
+	c := f.dial("all")
+	reply := c.do("DEL", "pools/a", "pools/b")
+	assert.True(t, strings.HasPrefix(reply, "-NOQUORUM 1 of 2 keys deleted, 0 were absent; the outcome of the others is unknown ("), reply)
+}
+
+// slowWriter commits each write after a pause.
+type slowWriter struct{ pause time.Duration }
+
+func (w slowWriter) Apply(context.Context, fsm.Command) (fsm.Result, error) {
+	time.Sleep(w.pause)
+	return fsm.Result{Revision: 1}, nil
+}
+
+// TestBusyPipelineIsNotIdle: a pipeline that keeps the server busy for
+// longer than the idle timeout is answered whole.
+func TestBusyPipelineIsNotIdle(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.IdleTimeout = 300 * time.Millisecond; o.Writer = slowWriter{2 * time.Millisecond} })
+	c := f.dial("all")
+	const n = 500 // a second of work
+	go func() { _, _ = c.c.Write([]byte(strings.Repeat("*3\r\n$3\r\nSET\r\n$7\r\npools/a\r\n$1\r\nv\r\n", n))) }()
+	for i := range n {
+		reply, err := readReply(c.r)
+		require.NoError(t, err, "reply %d", i)
+		require.Equal(t, "+OK", reply)
+	}
+}
+
+// TestCloseAnswersACommandThatRan: a pipeline's command that ran is
+// answered even when Close comes while the next one is half received.
+func TestCloseAnswersACommandThatRan(t *testing.T) {
+	f := newFixture(t)
+	c := f.dial("all")
+	c.send("*3\r\n$3\r\nSET\r\n$7\r\npools/q\r\n$1\r\nv\r\n*3\r\n$3\r\nSET\r\n")
+	require.Eventually(t, func() bool {
+		f.state.mu.Lock()
+		defer f.state.mu.Unlock()
+		return len(f.state.applied) == 1
+	}, 10*time.Second, 5*time.Millisecond, "the first SET is committed")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, f.srv.Close(ctx))
+	assert.Equal(t, "+OK", c.reply())
+}
+
+// TestValueOverTheLimitKeepsTheConnection: one byte over --max-value-bytes
+// is refused with an error the client can read, and the next command works.
+func TestValueOverTheLimitKeepsTheConnection(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MaxValueBytes = 1 << 20; o.Quota = nil })
+	c := f.dial("all")
+	assert.Equal(t, "+OK", c.do("SET", "pools/big", strings.Repeat("v", 1<<20)))
+	assert.Equal(t, "-ERR argument too large: 1048577 bytes, the limit is 1048576", c.do("SET", "pools/big", strings.Repeat("v", 1<<20+1)))
+	assert.Equal(t, "+PONG", c.do("PING"))
+}
+
+// TestConnectionLimit: one connection over MaxConnections is told why and
+// closed; the others go on.
+func TestConnectionLimit(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MaxConnections = 1 })
+	first := f.dial("all")
+	assert.Equal(t, "+PONG", first.do("PING"))
+	second := f.dial("all")
+	assert.Equal(t, "-ERR max number of clients reached", second.reply())
+	assert.Equal(t, "+PONG", first.do("PING"))
+}
+
+// failingListener fails its first Accepts as a process out of file
+// descriptors does, then behaves.
+type failingListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeSurvivesAcceptErrors: running out of file descriptors for a
+// moment does not end the port.
+func TestServeSurvivesAcceptErrors(t *testing.T) {
+	f := newFixture(t)
+	srv := New(f.srv.o)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	fl := &failingListener{Listener: ln}
+	fl.failures.Store(3)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(fl) }()
+	f.addr = ln.Addr().String()
+	assert.Equal(t, "+PONG", f.dial("all").do("PING"), "served after three failed accepts")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Close(ctx))
+	assert.ErrorIs(t, <-served, ErrServerClosed)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/auth"
@@ -34,7 +35,7 @@ func parseSetOptions(opts [][]byte) (setOptions, string) {
 				return o, "ERR syntax error"
 			}
 			i++
-			n, err := strconv.ParseInt(string(opts[i]), 10, 64)
+			n, err := parseDigits(opts[i])
 			unit := time.Second
 			if opt == "PX" {
 				unit = time.Millisecond
@@ -54,9 +55,31 @@ func parseSetOptions(opts [][]byte) (setOptions, string) {
 	return o, ""
 }
 
-// set serves SET, SETEX and PSETEX: +OK once a majority has the value,
-// nil when NX finds the key. SETNX answers 1 or 0 instead (integerReply).
-func (c *conn) set(key, value []byte, opts [][]byte, integerReply ...bool) bool {
+// parseDigits reads a decimal number of digits only ("+5" and " 5" are
+// not numbers here, as in Redis).
+func parseDigits(b []byte) (int64, error) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, strconv.ErrSyntax
+	}
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, strconv.ErrSyntax
+		}
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+// writeForm is the form of a SET's answer.
+type writeForm int
+
+const (
+	replyOK      writeForm = iota // SET, SETEX, PSETEX: +OK, or nil when NX finds the key
+	replyWritten                  // SETNX: 1, or 0 when the key exists
+)
+
+// set serves SET, SETNX, SETEX and PSETEX, answering once a majority has
+// the value.
+func (c *conn) set(key, value []byte, opts [][]byte, form writeForm) bool {
 	w := &c.w
 	o, bad := parseSetOptions(opts)
 	if bad != "" {
@@ -86,7 +109,7 @@ func (c *conn) set(key, value []byte, opts [][]byte, integerReply ...bool) bool 
 	if _, err := c.s.o.Writer.Apply(ctx, cmd); err != nil {
 		if o.nx && errors.Is(err, fsm.ErrRevisionMismatch) {
 			// The key exists: Redis's answer to a refused NX.
-			if len(integerReply) > 0 {
+			if form == replyWritten {
 				w.integer(0)
 			} else {
 				w.null()
@@ -96,7 +119,7 @@ func (c *conn) set(key, value []byte, opts [][]byte, integerReply ...bool) bool 
 		w.err(c.writeError(err))
 		return false
 	}
-	if len(integerReply) > 0 {
+	if form == replyWritten {
 		w.integer(1)
 	} else {
 		w.simple("OK")
@@ -104,29 +127,50 @@ func (c *conn) set(key, value []byte, opts [][]byte, integerReply ...bool) bool 
 	return true
 }
 
-// del serves DEL and UNLINK: each key is deleted in turn, and the reply
-// counts the keys that existed. It stops at the first failure, whose error
-// is the reply (the keys before it are deleted).
+// del serves DEL and UNLINK: each key is its own write, all sent at once
+// (a follower's forwarder batches them to the leader), and the reply
+// counts the keys that existed. When some fail, the reply says how many
+// were deleted and what is known of the rest.
 func (c *conn) del(keys [][]byte) bool {
 	if !c.authorize(keys, auth.AccessReadWrite) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.o.WriteTimeout)
 	defer cancel()
-	n := int64(0)
-	for _, k := range keys {
-		_, err := c.s.o.Writer.Apply(ctx, fsm.Command{Op: fsm.OpDelete, Key: string(k)})
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.s.o.Writer.Apply(ctx, fsm.Command{Op: fsm.OpDelete, Key: string(k)})
+		}()
+	}
+	wg.Wait()
+	deleted, existed := int64(0), 0
+	var failed error
+	for _, err := range errs {
 		switch {
 		case err == nil:
-			n++
+			deleted++
 		case errors.Is(err, fsm.ErrKeyNotFound):
-		default:
-			c.w.err(c.writeError(err))
-			return false
+			existed++ // committed: the key was not there
+		case failed == nil:
+			failed = err
 		}
 	}
-	c.w.integer(n)
-	return true
+	switch {
+	case failed == nil:
+		c.w.integer(deleted)
+		return true
+	case deleted == 0 && existed == 0:
+		c.w.err(c.writeError(failed)) // one command's failure, as for SET
+	default:
+		c.s.o.Logger.Warn("DEL partly failed", "remote", c.remote, "deleted", deleted, "keys", len(keys), "err", failed)
+		c.w.err(fmt.Sprintf("NOQUORUM %d of %d keys deleted, %d were absent; the outcome of the others is unknown (%v); read them before deleting again",
+			deleted, len(keys), existed, failed))
+	}
+	return false
 }
 
 // writeError says what a failed write left behind, in the HTTP API's
@@ -141,7 +185,9 @@ func (c *conn) writeError(err error) string {
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrOutcomeUnknown), errors.Is(err, context.DeadlineExceeded):
 		return "NOQUORUM the write may or may not have been applied (" + err.Error() + "); read the key before writing it again"
 	default:
+		// Unexpected, and possibly after the write was sent: its outcome
+		// is unknown. Details go to the log.
 		c.s.o.Logger.Error("write failed", "remote", c.remote, "err", err)
-		return "ERR internal error"
+		return "ERR internal error: the write may or may not have been applied; read the key before writing it again"
 	}
 }

@@ -186,7 +186,7 @@ func (s *Server) Start() error {
 	s.goServe("client", func() error { return s.api.ServeTLS(s.clientLn, "", "") })
 	if s.resp != nil {
 		s.goServe("resp", func() error { return s.resp.Serve(s.respLn) })
-		s.log.Info("serving reads over RESP", "resp", s.respLn.Addr().String())
+		s.log.Info("serving the Redis protocol", "resp", s.respLn.Addr().String())
 	}
 	s.log.Info("serving", "client", s.clientLn.Addr().String(), "peer", s.peerLn.Addr().String(),
 		"probe", s.probeLn.Addr().String(), "advertise", s.cfg.PeerAddress(), "id", s.node.ID())
