@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,7 +60,7 @@ terminal shows only the instructions; --verbose logs to stderr instead.`,
 		},
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes (odd)")
-	cmd.Flags().IntVar(&basePort, "base-port", 8087, "client port of node 0; node i uses base+10i (client), +1 (peer), +2 (probe)")
+	cmd.Flags().IntVar(&basePort, "base-port", 8087, "client port of node 0; node i uses base+10i (client), +1 (peer), +2 (probe), +3 (Redis protocol)")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for certificates and users (default: a new temporary directory, removed at exit)")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level of the nodes: debug, info, warn or error")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log to stderr instead of dev-<i>.log in the directory")
@@ -133,6 +134,7 @@ func devCluster(ctx context.Context, out io.Writer, logs devLogs, nodes, basePor
 		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", basePort+10*i)
 		cfg.PeerListen = peers[i]
 		cfg.ProbeListen = fmt.Sprintf("127.0.0.1:%d", basePort+10*i+2)
+		cfg.RESPListen = fmt.Sprintf("127.0.0.1:%d", basePort+10*i+3)
 		cfg.Advertise = peers[i]
 		if nodes > 1 {
 			cfg.Peers = peers
@@ -222,8 +224,16 @@ In another terminal:
   curl --cacert $ES_CACERT --cert $ES_CERT --key $ES_KEY -X PUT --data-binary healthy https://localhost:%s/v1/kv/pools/web-1
   curl --cacert $ES_CACERT --cert $ES_CERT --key $ES_KEY https://localhost:%s/v1/kv/pools/web-1
 
+  redis-cli --tls --cacert $ES_CACERT --cert $ES_CERT --key $ES_KEY -h localhost -p %d GET pools/web-1
+
 Press Ctrl-C to stop (the data goes with it).
 `, len(endpoints), dir, logs, metricsPort, strings.Join(endpoints, ","),
 		filepath.Join(dir, "myuser.crt"), filepath.Join(dir, "myuser.key"), filepath.Join(dir, "rootCA.crt"),
-		port, port)
+		port, port, respPort(port))
+}
+
+// respPort is node 0's Redis-protocol port: its client port + 3.
+func respPort(clientPort string) int {
+	n, _ := strconv.Atoi(clientPort)
+	return n + 3
 }

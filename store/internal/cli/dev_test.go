@@ -2,16 +2,21 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/mtls"
 )
 
 // TestDevClusterKeepsTheTerminalForInstructions runs `dev` with one node,
@@ -51,6 +56,24 @@ func TestDevClusterKeepsTheTerminalForInstructions(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, "healthy", strings.TrimSpace(got))
 
+	// The same key over the Redis protocol, on the port the instructions name.
+	base, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	respAddr := fmt.Sprintf("localhost:%d", base+3)
+	assert.Contains(t, out.String(), fmt.Sprintf("-h localhost -p %d GET pools/web-1", base+3))
+	tlsCfg, err := mtls.ClientConfig(filepath.Join(dir, "myuser.crt"), filepath.Join(dir, "myuser.key"), filepath.Join(dir, "rootCA.crt"))
+	require.NoError(t, err)
+	rc, err := tls.Dial("tcp", respAddr, tlsCfg)
+	require.NoError(t, err)
+	defer rc.Close()
+	require.NoError(t, rc.SetDeadline(time.Now().Add(30*time.Second)))
+	_, err = rc.Write([]byte("*2\r\n$3\r\nGET\r\n$11\r\npools/web-1\r\n"))
+	require.NoError(t, err)
+	reply := make([]byte, len("$7\r\nhealthy\r\n"))
+	_, err = io.ReadFull(rc, reply)
+	require.NoError(t, err)
+	assert.Equal(t, "$7\r\nhealthy\r\n", string(reply))
+
 	assert.Empty(t, errb.String(), "the node logs belong in %s", logPath)
 	logs, err := os.ReadFile(logPath)
 	require.NoError(t, err)
@@ -59,8 +82,8 @@ func TestDevClusterKeepsTheTerminalForInstructions(t *testing.T) {
 	assert.NotContains(t, string(logs), "level=WARN", "a cluster forming alone is nothing to warn about")
 }
 
-// freePortRange is a client port whose peer (+1) and probe (+2) ports
-// were free a moment ago.
+// freePortRange is a client port whose peer (+1), probe (+2) and Redis
+// protocol (+3) ports were free a moment ago.
 func freePortRange(t *testing.T) string {
 	t.Helper()
 	for range 50 {
@@ -68,9 +91,9 @@ func freePortRange(t *testing.T) string {
 		require.NoError(t, err)
 		_, p, _ := net.SplitHostPort(l.Addr().String())
 		base := l.Addr().(*net.TCPAddr).Port
-		ok := base+2 < 65536
+		ok := base+3 < 65536
 		var held []net.Listener
-		for off := 1; ok && off <= 2; off++ {
+		for off := 1; ok && off <= 3; off++ {
 			h, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
 			if err != nil {
 				ok = false
