@@ -67,8 +67,8 @@ func (s *Store) Start(ctx context.Context) error {
 	if s.RESP {
 		// A binary from before the RESP port would exit on the unknown
 		// flag and leave WaitHealthy to time out: say so at once.
-		if out, err := exec.Command(s.Bin, "serve", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--resp-listen") {
-			return fmt.Errorf("%s serve has no --resp-listen (run the harness with -store-resp=false to measure it over HTTP only)", s.Bin)
+		if out, err := exec.Command(s.Bin, "serve", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--resp-peers") {
+			return fmt.Errorf("%s serve has no --resp-listen and --resp-peers (run the harness with -store-resp=false to measure it over HTTP only)", s.Bin)
 		}
 	}
 	if err := os.MkdirAll(s.usersDir, 0o755); err != nil {
@@ -143,7 +143,9 @@ func (s *Store) args(i int) []string {
 		"--log-level", level,
 	}
 	if s.RESP {
-		args = append(args, "--resp-listen", s.resp[i])
+		// Every node's RESP port differs on loopback: CLUSTER SLOTS
+		// names the leader by the address given here.
+		args = append(args, "--resp-listen", s.resp[i], "--resp-peers", strings.Join(s.resp, ","))
 	}
 	return append(args, s.ExtraArgs...)
 }

@@ -28,8 +28,13 @@ type storeRESP struct{ *Store }
 
 func (v storeRESP) Name() string { return StoreRESPName }
 
-// Client connects to the first listed node's RESP port only: a go-redis
-// client has one address, and the workloads never fail over.
+// Client reads over the first listed node's RESP port (a go-redis client
+// has one address, and the workloads never fail over) and writes through
+// go-redis's Redis Cluster client, seeded with every node: the store's
+// CLUSTER SLOTS names the leader as the owner of every slot, so SETs go to
+// the leader directly instead of being forwarded by a follower, as a
+// cluster-aware application's would. The client connects to the leader
+// here, before any workload's clock starts.
 func (v storeRESP) Client(nodes []int) (Client, error) {
 	if len(nodes) == 0 {
 		return nil, errors.New("store RESP client: no node")
@@ -38,7 +43,15 @@ func (v storeRESP) Client(nodes []int) (Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store RESP client TLS: %w", err)
 	}
-	return newRESPClient(v.resp[nodes[0]], cfg), nil
+	c := newRESPClient(v.resp[nodes[0]], cfg)
+	c.withClusterWriter(v.resp, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.connectWriter(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // respClient is one go-redis connection to a store node's RESP port. The
@@ -47,6 +60,10 @@ func (v storeRESP) Client(nodes []int) (Client, error) {
 // Get asks for the other mode and sets it again on every new connection.
 type respClient struct {
 	c *redis.Client
+	// w sends the writes: c itself, or a cluster client that sends them
+	// to the slots' owner, the leader.
+	w       redis.Cmdable
+	cluster *redis.ClusterClient
 	// stale is the mode the live connection is in, or will be put in by
 	// OnConnect when go-redis dials again.
 	stale *atomic.Bool
@@ -75,14 +92,43 @@ func newRESPClient(addr string, cfg *tls.Config) respClient {
 			return nil
 		},
 	})
-	return respClient{c: c, stale: stale}
+	return respClient{c: c, w: c, stale: stale}
 }
 
-// Put is SET key value: +OK once a majority has the write (a follower
-// forwards it to the leader, as an HTTP PUT). A write does not depend on
-// the connection's read mode, so none is sent.
+// withClusterWriter sends c's writes through a Redis Cluster client seeded
+// with seeds (one connection per node it talks to, as c has).
+func (c *respClient) withClusterWriter(seeds []string, cfg *tls.Config) {
+	c.cluster = redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:           seeds,
+		TLSConfig:       cfg,
+		Protocol:        2,
+		PoolSize:        1,
+		DialTimeout:     5 * time.Second,
+		ReadTimeout:     10 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		DisableIdentity: true,
+	})
+	c.w = c.cluster
+}
+
+// connectWriter loads the slots and connects to their owner: a PING to
+// every master (the leader).
+func (c respClient) connectWriter(ctx context.Context) error {
+	if c.cluster == nil {
+		return nil
+	}
+	err := c.cluster.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
+	if err != nil {
+		return fmt.Errorf("store RESP cluster client: CLUSTER SLOTS and a PING to the leader: %w", err)
+	}
+	return nil
+}
+
+// Put is SET key value through the writer: +OK once a majority has the
+// write. A write does not depend on the connection's read mode, so none
+// is sent.
 func (c respClient) Put(ctx context.Context, key string, value []byte) error {
-	if err := c.c.Set(ctx, key, value, 0).Err(); err != nil {
+	if err := c.w.Set(ctx, key, value, 0).Err(); err != nil {
 		return fmt.Errorf("store RESP SET %q (%d-byte value): %w", key, len(value), err)
 	}
 	return nil
@@ -94,7 +140,7 @@ func (c respClient) PutBatch(ctx context.Context, keys []string, value []byte) e
 	if len(keys) == 0 {
 		return nil
 	}
-	pipe := c.c.Pipeline()
+	pipe := c.w.Pipeline()
 	for _, k := range keys {
 		pipe.Set(ctx, k, value, 0)
 	}
@@ -140,4 +186,10 @@ func (c respClient) Get(ctx context.Context, key string, stale bool) ([]byte, er
 	return b, nil
 }
 
-func (c respClient) Close() error { return c.c.Close() }
+func (c respClient) Close() error {
+	err := c.c.Close()
+	if c.cluster != nil {
+		err = errors.Join(err, c.cluster.Close())
+	}
+	return err
+}

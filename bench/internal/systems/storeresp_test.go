@@ -28,6 +28,9 @@ type respRecorder struct {
 	failMode bool
 	values   map[string]string
 	setErrs  map[string]string
+	// slots is the CLUSTER SLOTS reply, whole; empty: refused, as by a
+	// Redis without cluster mode.
+	slots string
 	// pipelined counts the commands read while the next one had already
 	// arrived: a client that waits for each answer leaves it at 0.
 	pipelined int
@@ -74,7 +77,7 @@ func (r *respRecorder) serve(c net.Conn, idx int) {
 		if br.Buffered() > 0 {
 			r.pipelined++
 		}
-		fail := r.failMode
+		fail, slots := r.failMode, r.slots
 		v, found := r.values[args[len(args)-1]]
 		var reply string
 		if strings.EqualFold(args[0], "SET") && len(args) == 3 {
@@ -100,6 +103,13 @@ func (r *respRecorder) serve(c net.Conn, idx int) {
 			reply = "+OK\r\n"
 			if fail {
 				reply = "-ERR mode refused\r\n"
+			}
+		case "PING":
+			reply = "+PONG\r\n"
+		case "CLUSTER":
+			reply = "-ERR This instance has cluster support disabled\r\n"
+			if slots != "" && len(args) == 2 && strings.EqualFold(args[1], "SLOTS") {
+				reply = slots
 			}
 		default:
 			reply = "-ERR unknown command '" + args[0] + "'\r\n"
@@ -295,4 +305,56 @@ func TestRESPClientWritesWithSET(t *testing.T) {
 		t.Errorf("PutBatch with a refused key: err %v, want the SET of bad and %q", err, noQuorum)
 	}
 	expect("refused writes", []string{"set bad 1", "set c1 y", "set bad y", "set c3 y"})
+}
+
+// TestRESPClientWritesToTheSlotsOwner: with a cluster writer, the client
+// asks CLUSTER SLOTS once, connects to the owner (the leader) before any
+// workload, sends every SET there, single or pipelined, and still reads
+// on its own node.
+func TestRESPClientWritesToTheSlotsOwner(t *testing.T) {
+	follower, leader := newRESPRecorder(t), newRESPRecorder(t)
+	host, port, err := net.SplitHostPort(leader.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower.slots = fmt.Sprintf("*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$%d\r\n%s\r\n:%s\r\n$2\r\nid\r\n", len(host), host, port)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	c := newRESPClient(follower.ln.Addr().String(), nil)
+	c.withClusterWriter([]string{follower.ln.Addr().String()}, nil)
+	defer c.Close()
+	if err := c.connectWriter(ctx); err != nil {
+		t.Fatalf("connectWriter: %v", err)
+	}
+	if got, want := follower.take(), [][]string{{"cluster slots"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("seed node: commands %q, want %q", got, want)
+	}
+	if got, want := leader.take(), [][]string{{"ping"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("leader before any write: commands %q, want %q (connected ahead of the clock)", got, want)
+	}
+	if err := c.Put(ctx, "a", []byte("1")); err != nil {
+		t.Fatalf("Put(a): %v", err)
+	}
+	if err := c.PutBatch(ctx, []string{"b1", "b2"}, []byte("x")); err != nil {
+		t.Fatalf("PutBatch: %v", err)
+	}
+	if _, err := c.Get(ctx, "k", false); err != nil {
+		t.Fatalf("Get(k): %v", err)
+	}
+	if got, want := leader.take(), [][]string{{"set a 1", "set b1 x", "set b2 x"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("leader: commands %q, want %q", got, want)
+	}
+	if got, want := follower.take(), [][]string{{"get k"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("the client's own node: commands %q, want %q (reads only)", got, want)
+	}
+
+	// A node that refuses CLUSTER SLOTS (a store without the command)
+	// is said plainly before any workload starts.
+	plain := newRESPClient(leader.ln.Addr().String(), nil)
+	plain.withClusterWriter([]string{leader.ln.Addr().String()}, nil)
+	defer plain.Close()
+	if err := plain.connectWriter(ctx); err == nil || !strings.Contains(err.Error(), "CLUSTER SLOTS") {
+		t.Errorf("connectWriter to a node without cluster support = %v, want an error naming CLUSTER SLOTS", err)
+	}
 }

@@ -138,6 +138,11 @@ func devCluster(ctx context.Context, out io.Writer, logs devLogs, nodes, basePor
 		cfg.Advertise = peers[i]
 		if nodes > 1 {
 			cfg.Peers = peers
+			// Each node's RESP port differs here, unlike in a StatefulSet:
+			// CLUSTER SLOTS needs every one by name.
+			for j := 0; j < nodes; j++ {
+				cfg.RESPPeers = append(cfg.RESPPeers, fmt.Sprintf("127.0.0.1:%d", basePort+10*j+3))
+			}
 		}
 		cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 		cfg.TLSCA = filepath.Join(dir, "rootCA.crt")

@@ -49,6 +49,7 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.StringVar(&cfg.PeersDNS, "peers-dns", cfg.PeersDNS, "headless Service domain for Kubernetes discovery, e.g. ephemeral-store-info.default.svc.cluster.local")
 	f.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "number of pods with --peers-dns, when --replicas-from is not set")
 	f.StringVar(&cfg.ReplicasFrom, "replicas-from", cfg.ReplicasFrom, "where the replica count comes from while the node runs: statefulset (the pod's own StatefulSet's spec.replicas, read through the Kubernetes API with the pod's service account; namespace from POD_NAMESPACE or the service account) or file:PATH (a number in a file; with --peers it takes the first entries of the list); empty: --replicas (or the length of --peers), fixed. The leader replicates the count, so scaling needs no restart")
+	f.StringSliceVar(&cfg.RESPPeers, "resp-peers", cfg.RESPPeers, "host:port clients reach each node's RESP port at, in --peers order: CLUSTER SLOTS names the leader by it so Redis Cluster clients write to it directly; default: each peer's host with this node's --resp-listen port")
 	f.StringSliceVar(&cfg.Peers, "peers", cfg.Peers, "static discovery: host:port of every node's peer listener, the same list in the same order on every node; a node's ordinal is the position of its --advertise in it (0 bootstraps), and a --node-name ending in -<n> must agree with that position")
 	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "serving certificate (PEM)")
 	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "serving key (PEM)")

@@ -25,6 +25,11 @@ type Config struct {
 	// RESPListen, when set, serves the keys over the Redis protocol
 	// (RESP2) with the client port's TLS and users; empty: off.
 	RESPListen string
+	// RESPPeers, in the order of Peers, is the host:port at which clients
+	// reach each node's RESP port: CLUSTER SLOTS names the leader by it.
+	// Empty: each member's peer host with this node's RESPListen port (a
+	// StatefulSet, where every pod listens on the same port).
+	RESPPeers []string
 
 	// NodeName is the stable name of this node (the pod name). With PeersDNS
 	// its trailing "-<ordinal>" is the ordinal that decides who bootstraps;
@@ -273,6 +278,19 @@ func (c *Config) checkSettings() error {
 	if c.RESPListen != "" {
 		if _, _, err := net.SplitHostPort(c.RESPListen); err != nil {
 			return invalid("--resp-listen", "%q is not host:port: %v", c.RESPListen, err)
+		}
+	}
+	if len(c.RESPPeers) > 0 {
+		if c.RESPListen == "" {
+			return invalid("--resp-peers", "needs --resp-listen: this node serves no RESP port")
+		}
+		if len(c.RESPPeers) != len(c.Peers) {
+			return invalid("--resp-peers", "%d addresses for %d --peers: give one per peer, in the same order", len(c.RESPPeers), len(c.Peers))
+		}
+		for _, a := range c.RESPPeers {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return invalid("--resp-peers", "%q is not host:port: %v", a, err)
+			}
 		}
 	}
 	if !slices.Contains(LogLevels, strings.ToLower(c.LogLevel)) {

@@ -28,6 +28,13 @@ func TestValidateNamesTheBadFlag(t *testing.T) {
 		{"dns discovery needs an ordinal", func(c *Config) { c.PeersDNS = "x.svc"; c.NodeName = "pod" }, "--node-name"},
 		{"static discovery needs advertise", func(c *Config) { c.Peers = []string{"a:1", "b:1"} }, "--advertise"},
 		{"advertise not in peers", func(c *Config) { c.Peers = []string{"a:1"}; c.Advertise = "c:1" }, "--advertise"},
+		{"resp peers without a resp port", func(c *Config) { c.Peers = []string{"a:1"}; c.Advertise = "a:1"; c.RESPPeers = []string{"a:6379"} }, "--resp-peers"},
+		{"resp peers of another length", func(c *Config) {
+			c.Peers, c.Advertise, c.RESPListen, c.RESPPeers = []string{"a:1", "b:1"}, "a:1", ":6379", []string{"a:6379"}
+		}, "--resp-peers"},
+		{"resp peer without a port", func(c *Config) {
+			c.Peers, c.Advertise, c.RESPListen, c.RESPPeers = []string{"a:1"}, "a:1", ":6379", []string{"a"}
+		}, "--resp-peers"},
 		{"key limit", func(c *Config) { c.MaxKeyBytes = 0 }, "--max-key-bytes"},
 		{"value limit", func(c *Config) { c.MaxValueBytes = 65<<20 + 1 }, "--max-value-bytes"},
 		{"quorum loss timeout too short", func(c *Config) { c.QuorumLossTimeout = 100 * time.Millisecond }, "--quorum-loss-timeout"},

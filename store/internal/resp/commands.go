@@ -23,12 +23,12 @@ var unsupportedWrites = map[string]bool{
 	"RENAME": true, "RENAMENX": true, "SETRANGE": true, "FLUSHDB": true, "FLUSHALL": true,
 }
 
-const servedCommands = "GET, MGET, EXISTS, SET, SETNX, SETEX, PSETEX, DEL, UNLINK, PING, ECHO, READONLY, READWRITE, HELLO, CLIENT, SELECT, QUIT"
+const servedCommands = "GET, MGET, EXISTS, SET, SETNX, SETEX, PSETEX, DEL, UNLINK, PING, ECHO, READONLY, READWRITE, HELLO, CLIENT, CLUSTER, SELECT, QUIT"
 
 // commandNames are the metric labels; anything else counts as "other", so
 // that clients cannot grow the label set.
 var commandNames = []string{"GET", "MGET", "EXISTS", "SET", "SETNX", "SETEX", "PSETEX", "DEL", "UNLINK",
-	"PING", "ECHO", "READONLY", "READWRITE", "HELLO", "CLIENT", "SELECT", "QUIT", "COMMAND", "AUTH",
+	"PING", "ECHO", "READONLY", "READWRITE", "HELLO", "CLIENT", "CLUSTER", "SELECT", "QUIT", "COMMAND", "AUTH",
 	"unsupported", "other", "protocol_error", "too_large"}
 
 // upper returns the command name in upper case, in b's space when short.
@@ -140,6 +140,8 @@ func (c *conn) dispatch(name string, args [][]byte) (string, bool) {
 		return "", c.hello(args)
 	case "CLIENT":
 		return "", c.client(args)
+	case "CLUSTER":
+		return "", c.cluster(args)
 	case "SELECT":
 		if !arity(1, 1) {
 			return "", false
@@ -302,7 +304,11 @@ func (c *conn) hello(args [][]byte) bool {
 	w.bulkString("id")
 	w.integer(c.id)
 	w.bulkString("mode")
-	w.bulkString("standalone")
+	if c.s.o.Topology != nil {
+		w.bulkString("cluster") // CLUSTER SLOTS names the leader
+	} else {
+		w.bulkString("standalone")
+	}
 	w.bulkString("role")
 	w.bulkString("master") // every node takes writes (a follower forwards them)
 	w.bulkString("modules")

@@ -59,6 +59,10 @@ type Options struct {
 	// before they are sent to the leader.
 	Quota quota.Checker
 	Users Authenticator
+	// Topology, when set, answers CLUSTER SLOTS and NODES, so Redis
+	// Cluster clients send writes to the leader (see cluster.go); nil:
+	// CLUSTER is refused, as by a Redis without cluster mode.
+	Topology Topology
 	// UserOf names the user of a verified TLS connection.
 	UserOf func(*tls.ConnectionState) (string, error)
 	// TLS must require and verify client certificates.

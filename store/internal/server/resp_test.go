@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -126,4 +127,113 @@ func TestRESPReadsWithoutQuorum(t *testing.T) {
 	v, err := stale.Get(ctx, "pools/web").Result()
 	require.NoError(t, err)
 	assert.Equal(t, "up", v)
+}
+
+// respClusterClient is go-redis's Redis Cluster client seeded with every
+// node's RESP port: it asks CLUSTER SLOTS which node owns the slots.
+func respClusterClient(t *testing.T, c *testcluster.Cluster, user string, readOnly bool) *redis.ClusterClient {
+	t.Helper()
+	cert, key, ca := c.CertPaths(user)
+	cfg, err := mtls.ClientConfig(cert, key, ca)
+	require.NoError(t, err)
+	cfg.ServerName = "127.0.0.1"
+	var seeds []string
+	for i := range 3 {
+		seeds = append(seeds, c.Node(i).RESP)
+	}
+	rc := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: seeds, TLSConfig: cfg, Protocol: 2, ReadOnly: readOnly,
+		DialTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+	})
+	t.Cleanup(func() { rc.Close() })
+	return rc
+}
+
+// respSETs is how many SETs node i's RESP port has answered +OK.
+func respSETs(t *testing.T, c *testcluster.Cluster, i int) float64 {
+	t.Helper()
+	g, ok := c.Node(i).Server.Metrics().(prometheus.Gatherer)
+	require.True(t, ok, "the server's registry gathers")
+	families, err := g.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "ephemeral_store_resp_commands_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["command"] == "SET" && labels["result"] == "ok" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestRESPClusterClientWritesToTheLeader: CLUSTER SLOTS names the leader
+// as the owner of every slot and the followers as its replicas, so a Redis
+// Cluster client sends every SET straight to the leader (no follower
+// answers one), reads it back linearizably there, and after the leader is
+// killed finds the new one and goes on writing.
+func TestRESPClusterClientWritesToTheLeader(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitReady(readyTimeout)
+	ctx := context.Background()
+	leader := c.Leader()
+	require.GreaterOrEqual(t, leader, 0)
+
+	slots, err := respClient(t, c, c.Follower(), testcluster.UserAll, false).ClusterSlots(ctx).Result()
+	require.NoError(t, err)
+	require.Len(t, slots, 1)
+	assert.Equal(t, 0, slots[0].Start)
+	assert.Equal(t, 16383, slots[0].End)
+	require.Len(t, slots[0].Nodes, 3, "the leader and two replicas")
+	assert.Equal(t, c.Node(leader).RESP, slots[0].Nodes[0].Addr, "the leader owns the slots")
+	assert.Len(t, slots[0].Nodes[0].ID, 40)
+	for _, n := range slots[0].Nodes[1:] {
+		assert.NotEqual(t, c.Node(leader).RESP, n.Addr)
+	}
+	nodes, err := respClient(t, c, leader, testcluster.UserAll, false).ClusterNodes(ctx).Result()
+	require.NoError(t, err)
+	assert.Contains(t, nodes, c.Node(leader).RESP+"@0 myself,master - 0 0 1 connected 0-16383")
+
+	cc := respClusterClient(t, c, testcluster.UserAll, false)
+	for i := range 30 {
+		v := fmt.Sprintf("v%d", i)
+		require.NoError(t, cc.Set(ctx, "pools/web", v, 0).Err())
+		got, err := cc.Get(ctx, "pools/web").Result()
+		require.NoError(t, err)
+		require.Equal(t, v, got)
+	}
+	assert.Equal(t, 30.0, respSETs(t, c, leader), "every SET reached the leader's port")
+	for i := range 3 {
+		if i != leader {
+			assert.Zero(t, respSETs(t, c, i), "node %d is a follower: no SET should reach it", i)
+		}
+	}
+
+	// The leader dies: the client's next writes fail over to the new one
+	// (go-redis reloads the slots after the connection error).
+	c.Kill(leader)
+	require.Eventually(t, func() bool { return cc.Set(ctx, "pools/web", "after", 0).Err() == nil },
+		readyTimeout, 100*time.Millisecond, "a SET succeeds after the leader is killed")
+	next := c.Leader()
+	require.GreaterOrEqual(t, next, 0)
+	require.NotEqual(t, leader, next)
+	got, err := c.Client(testcluster.UserAll, next).Get(ctx, "pools/web")
+	require.NoError(t, err)
+	assert.Equal(t, "after", string(got.Value))
+	require.Eventually(t, func() bool {
+		before := respSETs(t, c, next)
+		return cc.Set(ctx, "pools/web", "direct", 0).Err() == nil && respSETs(t, c, next) == before+1
+	}, readyTimeout, 100*time.Millisecond, "the client's SETs reach the new leader's port directly")
+
+	// READONLY routing: a read-only cluster client reads the replicas'
+	// copies; they have the write once applied.
+	ro := respClusterClient(t, c, testcluster.UserAll, true)
+	require.Eventually(t, func() bool { v, err := ro.Get(ctx, "pools/web").Result(); return err == nil && v == "direct" },
+		readyTimeout, 50*time.Millisecond)
 }

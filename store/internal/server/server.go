@@ -146,8 +146,10 @@ func New(cfg config.Config, ls Listeners, log *slog.Logger) (_ *Server, err erro
 		Logger: log.With("component", "api"), Metrics: apiMetrics,
 	})
 	if s.respLn != nil {
+		_, respPort, _ := net.SplitHostPort(s.respLn.Addr().String())
 		s.resp = resp.New(resp.Options{
 			State: s.state, Barrier: s.node, Writer: s.node, Quota: dataQuota, Users: s.users, UserOf: mtls.UserFromState,
+			Topology:    respTopology{status: s.node.Status, peers: cfg.Peers, respPeers: cfg.RESPPeers, respPort: respPort},
 			TLS:         mtls.ServerConfig(s.tls.serving, s.tls.clientCAs),
 			MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
 			Logger: log.With("component", "resp"), Metrics: resp.NewMetrics(s.registry, apiMetrics.AuthFailures),

@@ -155,6 +155,9 @@ func (c *Cluster) config(i int) config.Config {
 	cfg.Advertise = nd.Peer
 	if len(c.Peers) > 1 {
 		cfg.Peers = append([]string(nil), c.Peers...)
+		for _, nd := range append(append([]*Node(nil), c.nodes...), c.spare...) {
+			cfg.RESPPeers = append(cfg.RESPPeers, nd.RESP)
+		}
 		// The replica count comes from a file the cluster rewrites when it
 		// scales, as Kubernetes changes a StatefulSet's spec.replicas: the
 		// running nodes see it without a restart.
