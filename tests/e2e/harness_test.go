@@ -470,7 +470,7 @@ func (r *release) podClient(t *testing.T, i int) (*client.Client, func()) {
 }
 
 // metrics scrapes /metrics on pod i's probe port and returns every sample
-// of the family name, keyed by its labels (name{a="b"}; "" when none).
+// of the family name, keyed by its labels (a="b",c="d"; "" when none).
 func (r *release) metrics(t *testing.T, i int, name string) map[string]float64 {
 	t.Helper()
 	endpoint, closeFn := r.forward(t, k8s.ResourceTypePod, r.pod(i), probePort)

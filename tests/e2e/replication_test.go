@@ -3,7 +3,12 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +56,47 @@ func TestE2EReplication(t *testing.T) {
 	require.Equal(t, "written over RESP", string(kv.Value))
 	t.Logf("RESP: %d keys read and one written through the Service's resp port", len(want))
 
+	// A Redis Cluster client seeded with the Service: CLUSTER SLOTS names
+	// the leader by its pod DNS name (a SAN of its certificate), and the
+	// client sends every SET there, none through a follower.
+	st, err := pod0.Cluster(t.Context())
+	require.NoError(t, err)
+	leader := -1
+	for i := range r.replicas {
+		if strings.HasPrefix(st.Leader, r.pod(i)+"/") {
+			leader = i
+		}
+	}
+	require.GreaterOrEqual(t, leader, 0, "leader %q is one of the pods", st.Leader)
+	setsBefore := make([]float64, r.replicas)
+	for i := range r.replicas {
+		setsBefore[i] = r.metrics(t, i, "ephemeral_store_resp_commands_total")[`command="SET",result="ok"`]
+	}
+	cc, dialed := r.respClusterClient(t)
+	slots, err := cc.ClusterSlots(t.Context()).Result()
+	require.NoError(t, err, "CLUSTER SLOTS")
+	require.Len(t, slots, 1)
+	require.Equal(t, fmt.Sprintf("%s:%d", r.podDNS(leader), respPort), slots[0].Nodes[0].Addr, "the leader owns every slot")
+	require.Len(t, slots[0].Nodes, r.replicas, "the leader and its replicas")
+	const clusterSets = 10
+	for i := range clusterSets {
+		k := fmt.Sprintf("%s/cluster-%d", prefix, i)
+		require.NoError(t, cc.Set(t.Context(), k, "through the cluster client", 0).Err(), "RESP cluster SET %s", k)
+		kv, err := svc.Get(t.Context(), k)
+		require.NoError(t, err, "HTTP GET of the key SET by the cluster client")
+		require.Equal(t, "through the cluster client", string(kv.Value))
+	}
+	require.Contains(t, dialed(), r.podDNS(leader), "the cluster client dialed the leader's pod name")
+	for i := range r.replicas {
+		sets := r.metrics(t, i, "ephemeral_store_resp_commands_total")[`command="SET",result="ok"`] - setsBefore[i]
+		if i == leader {
+			require.Equal(t, float64(clusterSets), sets, "every cluster-client SET reached the leader %s", r.pod(i))
+		} else {
+			require.Zero(t, sets, "no cluster-client SET went through follower %s", r.pod(i))
+		}
+	}
+	t.Logf("RESP cluster client: CLUSTER SLOTS names %s; %d SETs all on its port", slots[0].Nodes[0].Addr, clusterSets)
+
 	// Inside the cluster: a client pod watches through pod 0 and reads through
 	// every pod by its DNS name and through the Service.
 	watcher := r.startClientPod(t, "client-"+run, testUser, r.podURL(0), prefix+"/", revision(t, pod0))
@@ -89,4 +135,56 @@ func (r *release) respClient(t *testing.T, kind k8s.KubeResourceType, name strin
 	})
 	t.Cleanup(func() { _ = rc.Close() })
 	return rc
+}
+
+// respClusterClient is go-redis's Redis Cluster client seeded with the
+// Service's resp port. The host cannot resolve pod DNS names, so its
+// dialer port-forwards to the pod an address names (the Service for the
+// seed) and verifies the TLS certificate against the name dialed, as a
+// client inside the cluster would. dialed lists the names dialed so far.
+func (r *release) respClusterClient(t *testing.T) (*redis.ClusterClient, func() []string) {
+	t.Helper()
+	seed := fmt.Sprintf("%s:%d", r.serviceDNS(), respPort)
+	var mu sync.Mutex
+	endpoints := map[string]string{}
+	var names []string
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		endpoint, ok := endpoints[addr]
+		mu.Unlock()
+		if !ok {
+			kind, name := k8s.ResourceTypePod, strings.Split(host, ".")[0]
+			if addr == seed {
+				kind, name = k8s.ResourceTypeService, r.fullname
+			}
+			endpoint, _ = r.forward(t, kind, name, respPort)
+			mu.Lock()
+			endpoints[addr] = endpoint
+			mu.Unlock()
+		}
+		mu.Lock()
+		names = append(names, host)
+		mu.Unlock()
+		raw, err := (&net.Dialer{Timeout: 20 * time.Second}).DialContext(ctx, network, endpoint)
+		if err != nil {
+			return nil, err
+		}
+		cfg := r.tls.Clone()
+		cfg.ServerName = host
+		return tls.Client(raw, cfg), nil
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: []string{seed}, Dialer: dial, Protocol: 2, PoolSize: 1, MaxRetries: -1,
+		DialTimeout: 20 * time.Second, ReadTimeout: 20 * time.Second, WriteTimeout: 20 * time.Second,
+	})
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), names...)
+	}
 }
