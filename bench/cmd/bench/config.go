@@ -70,5 +70,7 @@ func (c config) settings() map[string]any {
 		"value_bytes": valueSize, "kills": c.Kills, "attempt_timeout": c.Attempt.String(),
 		"catchup_keys": c.CatchUpKeys, "mem_keys": c.MemKeys, "mem_bound": c.MemBound.String(),
 		"store_resp": c.StoreRESP,
+		// How the RESP rows' writes reach the leader (storeRESP.Client).
+		"resp_writes": "cluster",
 	}
 }

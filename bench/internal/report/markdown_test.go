@@ -198,6 +198,13 @@ func TestMarkdownShowsTheStoreWritingOverRESPBesideHTTP(t *testing.T) {
 		strings.Contains(md, "Writes, failover") {
 		t.Errorf("the protocols paragraph does not say the writes were measured over RESP too:\n%s", md)
 	}
+	if !strings.Contains(md, "which forwards them to the leader") {
+		t.Errorf("a run without resp_writes does not say its SETs were forwarded:\n%s", md)
+	}
+	r.Settings = map[string]any{"resp_writes": "cluster"}
+	if cl := r.Markdown(nil); !strings.Contains(cl, "Redis Cluster client, seeded with every node, to the leader that CLUSTER SLOTS names") {
+		t.Errorf("a run with resp_writes=cluster does not say its SETs went to the leader:\n%s", cl)
+	}
 
 	// The HTTP table is as before: the HTTP rows alone, 11 cells.
 	put := section(t, md, "## Replicated PUT (all endpoints)")

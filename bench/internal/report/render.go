@@ -47,7 +47,8 @@ func (r *Results) Markdown(charts []string) string {
 			b.WriteString("Every workload also has an " + StoreRESP + " table: the same cluster through " +
 				"each node's Redis-protocol port (go-redis, RESP2, one connection per client; GET with " +
 				"READONLY on the connection for stale reads, the default READWRITE for linearizable ones; " +
-				"SET key value for writes, answered +OK once a majority has committed it, as an HTTP PUT), " +
+				"SET key value for writes, answered +OK once a majority has committed it, as an HTTP PUT" +
+				r.respWriter() + "), " +
 				"measured right after the HTTP row of the same c. Failover, catch-up and memory are HTTP only.\n")
 		} else {
 			b.WriteString("The read workloads also have an " + StoreRESP + " table: the same cluster read " +
@@ -306,4 +307,15 @@ func leaderNote(r *Results, name string) string {
 func firstPart(v string) string {
 	first, _, _ := strings.Cut(v, ";")
 	return first
+}
+
+// respWriter says how the RESP rows' SETs reached the leader, from the
+// run's resp_writes setting (absent before the store had CLUSTER SLOTS:
+// through the client's own node, which forwarded them).
+func (r *Results) respWriter() string {
+	if r.Settings["resp_writes"] == "cluster" {
+		return "; sent by go-redis's Redis Cluster client, seeded with every node, to the leader that CLUSTER SLOTS names, " +
+			"while reads go to the client's own node"
+	}
+	return "; sent to the client's own node, which forwards them to the leader"
 }

@@ -23,6 +23,7 @@ const holdFault = 1500 * time.Millisecond
 func runFaultScenario(t *testing.T, f fault) {
 	c := NewCluster(t, bin, DefaultOptions())
 	w := newWorkload(c, 8, "k0", "k1", "k2", "k3")
+	w.resp = true
 	total := trafficDuration()
 	warmup := total / 6
 

@@ -508,7 +508,7 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	c := NewCluster(t, bin, opts)
 	r := &scheduleRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), c: c, lab: c.Lab(), countFile: countFile}
 	r.w = newWorkload(c, 10, "k0", "k1", "k2", "k3", "k4", "k5")
-	r.w.unique, r.w.pinned, r.w.seed = "u/", true, seed
+	r.w.unique, r.w.pinned, r.w.seed, r.w.resp = "u/", true, seed, true
 	// A client on the cut-off side gets quick no_quorum answers, each an
 	// unknown outcome that porcupine must place; fewer of them keep the
 	// check fast.
@@ -607,7 +607,11 @@ func runSchedule(t *testing.T, seed uint64, nfaults int, tot *partitionTotals) {
 	checkStart := time.Now()
 	res := porcupine.CheckOperationsTimeout(kvhistory.Model, ops, 90*time.Second)
 	sum.linearizable = res
-	r.logf("porcupine: %s on %d operations in %s", res, len(ops), time.Since(checkStart).Round(time.Millisecond))
+	respOps := countRESP(ops)
+	r.logf("porcupine: %s on %d operations (%d over RESP) in %s", res, len(ops), respOps, time.Since(checkStart).Round(time.Millisecond))
+	if respOps == 0 {
+		r.fail("no operation of the RESP clients is in the history")
+	}
 	if res != porcupine.Ok {
 		r.fail("history is not linearizable: porcupine says %s", res)
 	}

@@ -197,9 +197,11 @@ type Cluster struct {
 	opts  Options
 	dir   string // logs
 	peers []string
-	Nodes []*Node
-	probe *http.Client
-	lab   *netlab.Lab // with Options.Network
+	// respPeers are the nodes' RESP addresses, in the order of peers.
+	respPeers []string
+	Nodes     []*Node
+	probe     *http.Client
+	lab       *netlab.Lab // with Options.Network
 
 	statusMu      sync.Mutex
 	statusClients map[int]*client.Client
@@ -212,9 +214,10 @@ type Node struct {
 	Index int
 	// Name is --node-name: "n<index>".
 	Name string
-	// ClientAddr, PeerAddr and ProbeAddr are host:port on 127.0.0.1,
-	// or on the node's own address in the lab with Options.Network.
-	ClientAddr, PeerAddr, ProbeAddr string
+	// ClientAddr, PeerAddr, ProbeAddr and RESPAddr (the Redis-protocol
+	// port) are host:port on 127.0.0.1, or on the node's own address in
+	// the lab with Options.Network.
+	ClientAddr, PeerAddr, ProbeAddr, RESPAddr string
 	// LogPath collects the output of every process of this slot.
 	LogPath string
 
@@ -248,7 +251,7 @@ func Prepare(t testing.TB, bin *Binary, opts Options) *Cluster {
 		t: t, bin: bin, opts: opts, dir: t.TempDir(),
 		probe: &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
-	var addr func(i, k int) string // node i's client (k=0), peer (1) and probe (2) address
+	var addr func(i, k int) string // node i's client (k=0), peer (1), probe (2) and RESP (3) address
 	if opts.Network {
 		lab, err := netlab.New(opts.Nodes)
 		if err != nil {
@@ -266,11 +269,11 @@ func Prepare(t testing.TB, bin *Binary, opts Options) *Cluster {
 		// Every node has its own address: the usual ports.
 		addr = func(i, k int) string { return net.JoinHostPort(lab.IP(i), strconv.Itoa(8087+k)) }
 	} else {
-		ports, err := reservePorts(3 * opts.Nodes)
+		ports, err := reservePorts(4 * opts.Nodes)
 		if err != nil {
 			t.Fatalf("reserving ports: %v", err)
 		}
-		addr = func(i, k int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+k])) }
+		addr = func(i, k int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[4*i+k])) }
 	}
 	for i := 0; i < opts.Nodes; i++ {
 		n := &Node{
@@ -279,10 +282,12 @@ func Prepare(t testing.TB, bin *Binary, opts Options) *Cluster {
 			ClientAddr: addr(i, 0),
 			PeerAddr:   addr(i, 1),
 			ProbeAddr:  addr(i, 2),
+			RESPAddr:   addr(i, 3),
 			LogPath:    filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
 		}
 		c.Nodes = append(c.Nodes, n)
 		c.peers = append(c.peers, n.PeerAddr)
+		c.respPeers = append(c.respPeers, n.RESPAddr)
 	}
 	t.Cleanup(c.cleanup)
 	// The status clients are made here, in the test goroutine: wait
@@ -349,8 +354,10 @@ func (c *Cluster) args(n *Node) []string {
 		"--listen", n.ClientAddr,
 		"--peer-listen", n.PeerAddr,
 		"--probe-listen", n.ProbeAddr,
+		"--resp-listen", n.RESPAddr,
 		"--advertise", n.PeerAddr,
 		"--peers", strings.Join(c.peers, ","),
+		"--resp-peers", strings.Join(c.respPeers, ","),
 		"--tls-cert", cert("server.crt"),
 		"--tls-key", cert("server.key"),
 		"--tls-ca", cert("rootCA.crt"),
