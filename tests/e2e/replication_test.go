@@ -142,6 +142,8 @@ func (r *release) respClient(t *testing.T, kind k8s.KubeResourceType, name strin
 // dialer port-forwards to the pod an address names (the Service for the
 // seed) and verifies the TLS certificate against the name dialed, as a
 // client inside the cluster would. dialed lists the names dialed so far.
+// It keeps go-redis's retries off (MaxRetries, MaxRedirects), so each SET
+// is sent once.
 func (r *release) respClusterClient(t *testing.T) (*redis.ClusterClient, func() []string) {
 	t.Helper()
 	seed := fmt.Sprintf("%s:%d", r.serviceDNS(), respPort)
@@ -161,7 +163,14 @@ func (r *release) respClusterClient(t *testing.T) (*redis.ClusterClient, func() 
 			if addr == seed {
 				kind, name = k8s.ResourceTypeService, r.fullname
 			}
-			endpoint, _ = r.forward(t, kind, name, respPort)
+			// go-redis may dial from its own goroutines (a background
+			// slot reload): an error goes back to it, never FailNow.
+			tun, err := openTunnel(ctx, r.kube, kind, name, respPort)
+			if err != nil {
+				return nil, fmt.Errorf("port-forward to %s/%s:%d for %s: %w", kind, name, respPort, addr, err)
+			}
+			t.Cleanup(tun.Close)
+			endpoint = tun.endpoint()
 			mu.Lock()
 			endpoints[addr] = endpoint
 			mu.Unlock()
@@ -178,7 +187,7 @@ func (r *release) respClusterClient(t *testing.T) (*redis.ClusterClient, func() 
 		return tls.Client(raw, cfg), nil
 	}
 	cc := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs: []string{seed}, Dialer: dial, Protocol: 2, PoolSize: 1, MaxRetries: -1,
+		Addrs: []string{seed}, Dialer: dial, Protocol: 2, PoolSize: 1, MaxRetries: -1, MaxRedirects: -1,
 		DialTimeout: 20 * time.Second, ReadTimeout: 20 * time.Second, WriteTimeout: 20 * time.Second,
 	})
 	t.Cleanup(func() { _ = cc.Close() })

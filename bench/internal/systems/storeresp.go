@@ -117,11 +117,19 @@ func (c respClient) connectWriter(ctx context.Context) error {
 	if c.cluster == nil {
 		return nil
 	}
-	err := c.cluster.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
-	if err != nil {
-		return fmt.Errorf("store RESP cluster client: CLUSTER SLOTS and a PING to the leader: %w", err)
+	for {
+		err := c.cluster.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
+		if err == nil {
+			return nil
+		}
+		// -CLUSTERDOWN while an election settles: ask again until ctx ends.
+		c.cluster.ReloadState(ctx)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store RESP cluster client: CLUSTER SLOTS and a PING to the leader: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // Put is SET key value through the writer: +OK once a majority has the

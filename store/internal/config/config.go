@@ -284,11 +284,22 @@ func (c *Config) checkSettings() error {
 		if c.RESPListen == "" {
 			return invalid("--resp-peers", "needs --resp-listen: this node serves no RESP port")
 		}
+		if len(c.Peers) == 0 {
+			return invalid("--resp-peers", "needs --peers: it names each peer's RESP port in --peers order (with --peers-dns every pod listens on the same port, which is the default)")
+		}
 		if len(c.RESPPeers) != len(c.Peers) {
 			return invalid("--resp-peers", "%d addresses for %d --peers: give one per peer, in the same order", len(c.RESPPeers), len(c.Peers))
 		}
 		for _, a := range c.RESPPeers {
-			if _, _, err := net.SplitHostPort(a); err != nil {
+			// Clients dial these names: each needs a host and a port.
+			host, port, err := net.SplitHostPort(a)
+			if err == nil && host == "" {
+				err = errors.New("no host")
+			}
+			if err == nil {
+				err = checkPort(port)
+			}
+			if err != nil {
 				return invalid("--resp-peers", "%q is not host:port: %v", a, err)
 			}
 		}

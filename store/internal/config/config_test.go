@@ -35,6 +35,18 @@ func TestValidateNamesTheBadFlag(t *testing.T) {
 		{"resp peer without a port", func(c *Config) {
 			c.Peers, c.Advertise, c.RESPListen, c.RESPPeers = []string{"a:1"}, "a:1", ":6379", []string{"a"}
 		}, "--resp-peers"},
+		{"resp peer without a host", func(c *Config) {
+			c.Peers, c.Advertise, c.RESPListen, c.RESPPeers = []string{"a:1"}, "a:1", ":6379", []string{":6379"}
+		}, "--resp-peers"},
+		{"resp peer port out of range", func(c *Config) {
+			c.Peers, c.Advertise, c.RESPListen, c.RESPPeers = []string{"a:1"}, "a:1", ":6379", []string{"a:99999"}
+		}, "--resp-peers"},
+		{"resp peer port not a number", func(c *Config) {
+			c.Peers, c.Advertise, c.RESPListen, c.RESPPeers = []string{"a:1"}, "a:1", ":6379", []string{"a:x"}
+		}, "--resp-peers"},
+		{"resp peers with dns discovery", func(c *Config) {
+			c.PeersDNS, c.NodeName, c.RESPListen, c.RESPPeers = "x.svc", "es-0", ":6379", []string{"a:6379"}
+		}, "--resp-peers"},
 		{"key limit", func(c *Config) { c.MaxKeyBytes = 0 }, "--max-key-bytes"},
 		{"value limit", func(c *Config) { c.MaxValueBytes = 65<<20 + 1 }, "--max-value-bytes"},
 		{"quorum loss timeout too short", func(c *Config) { c.QuorumLossTimeout = 100 * time.Millisecond }, "--quorum-loss-timeout"},

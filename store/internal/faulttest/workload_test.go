@@ -440,9 +440,12 @@ func (w *workload) lostWrites(final map[string]readState) []string {
 	// A RESP write is answered without a revision, and LostWrites orders
 	// a key's acknowledged writes by revision: it is counted as a write
 	// of unknown outcome, whose effect may or may not be in the final
-	// state. Weaker for the keys RESP clients write, never wrong;
-	// porcupine checks those writes against every read, and the partition
-	// tier finds each acknowledged unique key on every node.
+	// state. That never reports a write lost that was not, but it is
+	// weaker for the keys RESP clients write: any RESP DEL of a key, even
+	// one that returned before a later acknowledged PUT, lets the key's
+	// absence pass here. Porcupine still holds every write to every read,
+	// the final linearizable reads included, and the partition tier finds
+	// each acknowledged unique key on every node.
 	ops := w.h.Operations()
 	for i, op := range ops {
 		if m, ok := op.Metadata.(opMeta); ok && m.RESP && op.Input.(kvhistory.Input).Op != kvhistory.Get {

@@ -15,7 +15,8 @@ import (
 // and send writes to it directly, saving the forwarded write's extra hop.
 // The store is one shard: every hash slot, 0 to 16383, belongs to the
 // leader, and the other voters are its replicas. Reads such a client sends
-// to the leader stay linearizable; reads it routes to replicas come after
+// to the leader stay linearizable; reads it routes to replicas (those
+// COMMAND flags readonly, when the client is asked to) come after
 // READONLY, so they are the replica's local, possibly stale copy, as in
 // Redis Cluster. A write that reaches a follower (a client whose topology
 // predates an election) is still forwarded to the leader, never answered
@@ -69,23 +70,32 @@ func (c *conn) cluster(args [][]byte) bool {
 			w.err("CLUSTERDOWN no leader is known to this node; retry shortly")
 			return false
 		}
-		nodes := append([]Member{leader}, replicas...)
-		w.arrayHeader(1)
-		w.arrayHeader(2 + len(nodes))
-		w.integer(0)
-		w.integer(lastSlot)
-		for _, m := range nodes {
+		type entry struct {
+			host, id string
+			port     int
+		}
+		var entries []entry
+		// Every address is checked before the first header is written:
+		// an error in the middle of the array would leave it short.
+		for _, m := range append([]Member{leader}, replicas...) {
 			host, port, err := splitAddr(m.Addr)
 			if err != nil {
-				// Members only hands out addresses it built; an
-				// unparsable one is a bug, said plainly.
-				w.err(fmt.Sprintf("ERR member %s: %v", m.Name, err))
+				// --resp-peers is validated at start: a bad address
+				// here is a bug, said plainly.
+				w.err(fmt.Sprintf("ERR member %s has no usable RESP address %q: %v", m.Name, m.Addr, err))
 				return false
 			}
+			entries = append(entries, entry{host: host, id: nodeID(m.Name), port: port})
+		}
+		w.arrayHeader(1)
+		w.arrayHeader(2 + len(entries))
+		w.integer(0)
+		w.integer(lastSlot)
+		for _, e := range entries {
 			w.arrayHeader(3)
-			w.bulkString(host)
-			w.integer(int64(port))
-			w.bulkString(nodeID(m.Name))
+			w.bulkString(e.host)
+			w.integer(int64(e.port))
+			w.bulkString(e.id)
 		}
 	case "NODES":
 		leader, replicas, ok := topo.Members()
@@ -109,15 +119,13 @@ func (c *conn) cluster(args [][]byte) bool {
 		w.bulkString(b.String())
 	case "INFO":
 		_, replicas, ok := topo.Members()
-		state, known := "ok", 1
+		state, slotsOK, slotsFail, known := "ok", lastSlot+1, 0, 1+len(replicas)
 		if !ok {
-			state, known = "fail", 0
-		} else {
-			known += len(replicas)
+			state, slotsOK, slotsFail, known = "fail", 0, lastSlot+1, len(replicas)
 		}
 		w.bulkString(fmt.Sprintf("cluster_enabled:1\r\ncluster_state:%s\r\ncluster_slots_assigned:%d\r\ncluster_slots_ok:%d\r\n"+
-			"cluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:%d\r\ncluster_size:1\r\n",
-			state, lastSlot+1, lastSlot+1, known))
+			"cluster_slots_pfail:0\r\ncluster_slots_fail:%d\r\ncluster_known_nodes:%d\r\ncluster_size:1\r\n",
+			state, lastSlot+1, slotsOK, slotsFail, known))
 	case "MYID":
 		leader, replicas, _ := topo.Members()
 		for _, m := range append([]Member{leader}, replicas...) {

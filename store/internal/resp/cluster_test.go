@@ -59,7 +59,16 @@ func TestClusterCommands(t *testing.T) {
 	topo.ok = false
 	topo.mu.Unlock()
 	assert.Equal(t, "-CLUSTERDOWN no leader is known to this node; retry shortly", c.do("CLUSTER", "SLOTS"))
-	assert.Contains(t, c.do("CLUSTER", "INFO"), "cluster_state:fail")
+	assert.Contains(t, c.do("CLUSTER", "INFO"), "cluster_state:fail\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:0\r\n")
+
+	// A member whose address does not parse: one error line, never a
+	// half-written array (the next reply would be read as its element).
+	topo.mu.Lock()
+	topo.ok = true
+	topo.replicas = append(topo.replicas, Member{Name: "es-3", Addr: "es-3:99999"})
+	topo.mu.Unlock()
+	assert.Equal(t, `-ERR member es-3 has no usable RESP address "es-3:99999": port "99999" out of range`, c.do("CLUSTER", "SLOTS"))
+	assert.Equal(t, "+PONG", c.do("PING"), "the connection stays in step")
 }
 
 func TestClusterDisabledWithoutTopology(t *testing.T) {
@@ -72,7 +81,11 @@ func TestClusterDisabledWithoutTopology(t *testing.T) {
 // and slots redis-cli reports.
 func TestKeySlot(t *testing.T) {
 	assert.Equal(t, uint16(0x31C3), crc16([]byte("123456789")))
-	for key, slot := range map[string]int{"foo": 12182, "bar": 5061, "a{b}c": keySlot([]byte("b")), "{b": keySlot([]byte("{b"))} {
+	// Slots as Redis documents them (CLUSTER KEYSLOT's examples).
+	for key, slot := range map[string]int{"foo": 12182, "somekey": 11058, "foo{hash_tag}": 2515, "hash_tag": 2515, "{user1000}.following": 3443} {
 		assert.Equal(t, slot, keySlot([]byte(key)), key)
 	}
+	// An unclosed or empty tag hashes the whole key.
+	assert.NotEqual(t, keySlot([]byte("b")), keySlot([]byte("{b")))
+	assert.NotEqual(t, keySlot([]byte("x")), keySlot([]byte("{}x")))
 }
