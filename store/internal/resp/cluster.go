@@ -2,7 +2,7 @@ package resp
 
 import (
 	"bytes"
-	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -44,10 +44,11 @@ type Topology interface {
 }
 
 // nodeID is the 40-hex-digit ID Redis Cluster gives a node, derived from
-// the member's name so it stays the same across restarts of a pod.
+// the member's name so it stays the same across restarts of a pod: the
+// first 20 bytes of a SHA-256 (a name, not a secret).
 func nodeID(name string) string {
-	sum := sha1.Sum([]byte("ephemeral-store/" + name))
-	return hex.EncodeToString(sum[:])
+	sum := sha256.Sum256([]byte("ephemeral-store/" + name))
+	return hex.EncodeToString(sum[:20])
 }
 
 // cluster answers CLUSTER SLOTS, NODES, INFO, MYID and KEYSLOT.
