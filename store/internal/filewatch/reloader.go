@@ -126,11 +126,17 @@ func (r *Reloader[C, T]) Check() {
 	}
 	r.cur.Store(v)
 	r.hash, r.failure = hash, ""
-	n := r.reloads.Add(1)
+	n := r.reloads.Load() + 1 // only this method, under r.mu, moves it
 	r.log.Info("reloaded "+r.src.What, append(r.describe(v), "reloads", n)...)
 	if r.src.OnReload != nil {
 		r.src.OnReload(v)
 	}
+	// The counter moves last: a caller that waits for Reloads to move (a
+	// test, or code that then reads what OnReload keeps) must find the
+	// reload done, log line included. The CA pool's grace bookkeeping,
+	// stamped after the counter had moved, once gave a removed CA a grace
+	// period that started too late.
+	r.reloads.Store(n)
 }
 
 func (r *Reloader[C, T]) failed(key string, err error) {
