@@ -69,6 +69,13 @@ type respClient struct {
 	stale *atomic.Bool
 }
 
+// The RESP clients' bounds: generous, so a slow commit shows as latency,
+// not as an error.
+const (
+	respDialTimeout = 5 * time.Second
+	respIOTimeout   = 10 * time.Second
+)
+
 func newRESPClient(addr string, cfg *tls.Config) respClient {
 	stale := new(atomic.Bool)
 	c := redis.NewClient(&redis.Options{
@@ -77,9 +84,9 @@ func newRESPClient(addr string, cfg *tls.Config) respClient {
 		// RESP2: the port answers HELLO 3 with -NOPROTO.
 		Protocol:     2,
 		PoolSize:     1,
-		DialTimeout:  5 * time.Second,
-		ReadTimeout:  10 * time.Second,
-		WriteTimeout: 10 * time.Second,
+		DialTimeout:  respDialTimeout,
+		ReadTimeout:  respIOTimeout,
+		WriteTimeout: respIOTimeout,
 		// No CLIENT SETINFO round trips on connect, as for Redis.
 		DisableIdentity: true,
 		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
@@ -99,13 +106,15 @@ func newRESPClient(addr string, cfg *tls.Config) respClient {
 // with seeds (one connection per node it talks to, as c has).
 func (c *respClient) withClusterWriter(seeds []string, cfg *tls.Config) {
 	c.cluster = redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:           seeds,
-		TLSConfig:       cfg,
+		Addrs:     seeds,
+		TLSConfig: cfg,
+		// As newRESPClient's: RESP2, one connection per node, no
+		// CLIENT SETINFO.
 		Protocol:        2,
 		PoolSize:        1,
-		DialTimeout:     5 * time.Second,
-		ReadTimeout:     10 * time.Second,
-		WriteTimeout:    10 * time.Second,
+		DialTimeout:     respDialTimeout,
+		ReadTimeout:     respIOTimeout,
+		WriteTimeout:    respIOTimeout,
 		DisableIdentity: true,
 	})
 	c.w = c.cluster

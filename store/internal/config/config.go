@@ -292,14 +292,7 @@ func (c *Config) checkSettings() error {
 		}
 		for _, a := range c.RESPPeers {
 			// Clients dial these names: each needs a host and a port.
-			host, port, err := net.SplitHostPort(a)
-			if err == nil && host == "" {
-				err = errors.New("no host")
-			}
-			if err == nil {
-				err = checkPort(port)
-			}
-			if err != nil {
+			if err := checkDialable(a); err != nil {
 				return invalid("--resp-peers", "%q is not host:port: %v", a, err)
 			}
 		}
@@ -506,6 +499,19 @@ func advertiseAddress(adv, peerListen string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
+// checkDialable checks that addr names a host and a port a client can
+// dial (--peers, --resp-peers).
+func checkDialable(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	return checkPort(port)
+}
+
 func checkPort(port string) error {
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 || !allDigits(port) {
@@ -535,8 +541,7 @@ func allDigits(s string) bool {
 func (c *Config) checkStaticPeers() error {
 	seen := map[string]bool{}
 	for _, p := range c.Peers {
-		host, port, err := net.SplitHostPort(p)
-		if err != nil || host == "" || checkPort(port) != nil {
+		if checkDialable(p) != nil {
 			return invalid("--peers", "%q is not host:port", p)
 		}
 		if seen[p] {

@@ -25,6 +25,9 @@ import (
 // lastSlot is Redis Cluster's highest hash slot.
 const lastSlot = 16383
 
+// noLeader answers CLUSTER SLOTS and NODES while no leader is known.
+const noLeader = "CLUSTERDOWN no leader is known to this node; retry shortly"
+
 // Member is one voter as a cluster-aware client reaches its RESP port.
 type Member struct {
 	// Name is the member's stable name (the pod name); its node ID is
@@ -68,7 +71,7 @@ func (c *conn) cluster(args [][]byte) bool {
 	case "SLOTS":
 		leader, replicas, ok := topo.Members()
 		if !ok {
-			w.err("CLUSTERDOWN no leader is known to this node; retry shortly")
+			w.err(noLeader)
 			return false
 		}
 		type entry struct {
@@ -101,7 +104,7 @@ func (c *conn) cluster(args [][]byte) bool {
 	case "NODES":
 		leader, replicas, ok := topo.Members()
 		if !ok {
-			w.err("CLUSTERDOWN no leader is known to this node; retry shortly")
+			w.err(noLeader)
 			return false
 		}
 		var b strings.Builder

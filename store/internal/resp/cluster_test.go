@@ -30,7 +30,7 @@ func TestClusterCommands(t *testing.T) {
 	}
 	f := newFixture(t, func(o *Options) { o.Topology = topo })
 	c := f.dial("all")
-	id := func(name string) string { return nodeID(name) }
+	id := nodeID
 	tests := []struct {
 		args []string
 		want string
