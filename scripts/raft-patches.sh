@@ -26,7 +26,7 @@ UPSTREAM_SUM=h1:YbfecBcuTar/LNFEDfVTpqu9Aw+MczTk7MYczvy+62k=   # go.sum line of 
 COPY=store/third_party/raft
 # The copy's own files, which upstream does not have: the record of the patches and our tests of
 # them. Anything else in the copy must come from upstream and the patches.
-OURS=(PATCH.md patches patch_test.go verify_patch_test.go vouch_test.go pipeline_patch_test.go)
+OURS=(PATCH.md patches patch_test.go verify_patch_test.go vouch_test.go pipeline_patch_test.go applied_prefix_patch_test.go)
 
 # The root module must require the version the patches are against (the replace points at COPY).
 required=$(go list -m -f '{{.Version}}' "$UPSTREAM_MODULE") ||

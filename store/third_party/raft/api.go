@@ -131,6 +131,14 @@ type Raft struct {
 	// leaderCh is used to notify of leadership changes
 	leaderCh chan bool
 
+	// ephemeral-store patch (applied prefix): snapshotLock orders this
+	// node's own snapshot (takeSnapshot, on the snapshot goroutine) against
+	// an InstallSnapshot from the leader (main goroutine), from the moment
+	// either publishes its snapshot to the moment the last snapshot and the
+	// log agree with it. Without it, an own snapshot written while an
+	// install landed was recorded afterwards as the latest.
+	snapshotLock sync.Mutex
+
 	// leaderState used only while state is leader
 	leaderState leaderState
 

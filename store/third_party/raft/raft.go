@@ -1513,7 +1513,16 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 		lastIdx, lastTerm := r.getLastEntry()
 
 		var prevLogTerm uint64
-		if a.PrevLogEntry == lastIdx {
+		if a.PrevLogEntry <= r.getLastApplied() {
+			// ephemeral-store patch (applied prefix): an entry this node
+			// has applied is committed, so the leader of this term or a
+			// later one holds the same entry there: it matches, even if it
+			// was compacted into a snapshot and cannot be looked up.
+			// Unpatched, the lookup failed, the leader walked back below
+			// it, past its own first entry, and sent a snapshot older than
+			// what this node had applied.
+			prevLogTerm = a.PrevLogTerm
+		} else if a.PrevLogEntry == lastIdx {
 			prevLogTerm = lastTerm
 		} else {
 			var prevLog Log
@@ -1543,8 +1552,14 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 
 		// Delete any conflicting entries, skip any duplicates
 		lastLogIdx, _ := r.getLastLog()
+		lastApplied := r.getLastApplied()
 		var newEntries []*Log
 		for i, entry := range a.Entries {
+			if entry.Index <= lastApplied {
+				// ephemeral-store patch (applied prefix): committed and
+				// already ours (see the previous-entry check above).
+				continue
+			}
 			if entry.Index > lastLogIdx {
 				newEntries = a.Entries[i:]
 				break
@@ -1604,9 +1619,21 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	}
 
 	// Update the commit index
-	if a.LeaderCommitIndex > 0 && a.LeaderCommitIndex > r.getCommitIndex() {
+	//
+	// ephemeral-store patch (applied prefix): only up to the last entry
+	// this request showed to match the leader's log (its last entry, or
+	// the previous entry if it carries none), as the Raft paper has it,
+	// not up to this node's last index. Past that entry this node may
+	// still hold entries of an older term that the leader does not have;
+	// once an append from inside the applied prefix is taken (above), a
+	// request can end before them while the leader's commit index is past
+	// them, and they would be applied.
+	verified := a.PrevLogEntry
+	if n := len(a.Entries); n > 0 {
+		verified = a.Entries[n-1].Index
+	}
+	if idx := min(min(a.LeaderCommitIndex, verified), r.getLastIndex()); idx > r.getCommitIndex() {
 		start := time.Now()
-		idx := min(a.LeaderCommitIndex, r.getLastIndex())
 		r.setCommitIndex(idx)
 		if r.configurations.latestIndex <= idx {
 			r.setCommittedConfiguration(r.configurations.latest, r.configurations.latestIndex)
@@ -1905,6 +1932,23 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		r.setLeader(r.trans.DecodePeer(req.Leader), ServerID(req.ID))
 	}
 
+	// ephemeral-store patch (applied prefix): a snapshot at or below the
+	// applied index holds nothing this node lacks (what it has applied is
+	// committed, and committed entries are the same everywhere). Unpatched,
+	// it was restored: the state and the applied index went back, so a read
+	// served after waiting for an index could see older data than one
+	// before, and a snapshot of this node's own that was being written
+	// landed on top of it (see takeSnapshot). Answer success without
+	// touching anything: the leader goes on from the snapshot's index,
+	// which the previous-entry check in appendEntries now takes.
+	if applied := r.getLastApplied(); req.LastLogIndex <= applied {
+		r.logger.Info("snapshot already applied, not restoring it",
+			"snapshot-index", req.LastLogIndex, "applied-index", applied)
+		resp.Success = true
+		r.setLastContact()
+		return
+	}
+
 	// Create a new snapshot
 	var reqConfiguration Configuration
 	var reqConfigurationIndex uint64
@@ -1951,6 +1995,11 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		rpcErr = fmt.Errorf("short read")
 		return
 	}
+
+	// ephemeral-store patch (applied prefix): publish, restore and record
+	// the snapshot as one step against takeSnapshot (see snapshotLock).
+	r.snapshotLock.Lock()
+	defer r.snapshotLock.Unlock()
 
 	// Finalize the snapshot
 	if err := sink.Close(); err != nil {

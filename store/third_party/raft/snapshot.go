@@ -194,6 +194,20 @@ func (r *Raft) takeSnapshot() (string, error) {
 	}
 	metrics.MeasureSince([]string{"raft", "snapshot", "persist"}, start)
 
+	// ephemeral-store patch (applied prefix): the leader may have installed
+	// a newer snapshot while this one was being written. Unpatched, this one
+	// was then published and recorded as the latest on top of it: the last
+	// snapshot index went back and, if what had been installed was older
+	// (an install that rewound the state, no longer possible), the last
+	// index pointed past a log that held nothing after the installed index
+	// and the next commit panicked with "log not found" in processLogs.
+	r.snapshotLock.Lock()
+	defer r.snapshotLock.Unlock()
+	if installed, _ := r.getLastSnapshot(); installed > snapReq.index {
+		_ = sink.Cancel()
+		return "", fmt.Errorf("snapshot up to %d superseded by a snapshot installed up to %d", snapReq.index, installed)
+	}
+
 	// Close and check for error.
 	if err := sink.Close(); err != nil {
 		return "", fmt.Errorf("failed to close snapshot: %v", err)
