@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/fsm"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/quota"
 )
 
 // fakeLeader serves the peer routes a follower forwards writes to. Every
@@ -60,7 +61,8 @@ func newFakeLeader(t *testing.T, batchRoute bool) *fakeLeader {
 		l.mu.Lock()
 		l.singles++
 		l.mu.Unlock()
-		writeJSON(w, http.StatusOK, applyResponse{Result: fsm.Result{Revision: revisionOf(c.Key)}})
+		a := l.answer(c.Key)
+		writeJSON(w, http.StatusOK, applyResponse{Result: a.Result, Error: a.Error})
 	})
 	l.srv = httptest.NewServer(mux)
 	t.Cleanup(l.srv.Close)
@@ -217,6 +219,43 @@ func TestForwardedWritesFallBackToSinglesForALeaderWithoutTheRoute(t *testing.T)
 	_, singles := l.counts()
 	assert.Equal(t, 3, singles)
 	assert.True(t, f.lacksBatchRoute(l.addr()))
+}
+
+// A single forwarded write (to a leader without the batch route) maps the
+// leader's result code as a batched one does: a code this version does not
+// know is an unknown outcome, never a success.
+func TestSingleForwardedWriteOutcomes(t *testing.T) {
+	l := newFakeLeader(t, false)
+	l.answer = func(key string) batchResult {
+		switch key {
+		case "mismatch":
+			return batchResult{Error: "revision_mismatch"}
+		case "quota":
+			return batchResult{Error: "quota_exceeded"}
+		case "strange":
+			return batchResult{Error: "from_a_newer_version"}
+		}
+		return batchResult{Result: fsm.Result{Revision: 7}}
+	}
+	f := testForwarder(t, l, forwardSlots)
+	for key, want := range map[string]error{
+		"ok": nil, "mismatch": fsm.ErrRevisionMismatch, "quota": quota.ErrExceeded, "strange": ErrOutcomeUnknown,
+	} {
+		t.Run(key, func(t *testing.T) {
+			res, err := f.apply(t.Context(), l.addr(), put(key))
+			if want == nil {
+				require.NoError(t, err)
+				assert.Equal(t, int64(7), res.Revision)
+				return
+			}
+			require.ErrorIs(t, err, want)
+			if errors.Is(want, ErrOutcomeUnknown) {
+				assert.Contains(t, err.Error(), `unknown result code "from_a_newer_version"`)
+			}
+		})
+	}
+	_, singles := l.counts()
+	assert.Equal(t, 4, singles)
 }
 
 // A whole batch refused as not the leader is retryable for every writer; a

@@ -517,10 +517,12 @@ func (p *peerClient) apply(ctx context.Context, addr string, cmd fsm.Command) (f
 	if err := p.call(ctx, http.MethodPost, addr, "/peer/apply", cmd, &out); err != nil {
 		return fsm.Result{}, err
 	}
-	if out.Error != "" {
-		out.Result.Err = fsmErrors[out.Error]
-	}
-	return out.Result, out.Result.Err
+	// Mapped as a batched write's result is: an error code this version
+	// does not know (a newer leader's, during a rolling update) is an
+	// unknown outcome. It used to map to no error, so a write the leader
+	// refused was reported as done.
+	o := batchResult{Result: out.Result, Error: out.Error}.outcome(addr)
+	return o.res, o.err
 }
 
 func (p *peerClient) readIndex(ctx context.Context, addr string) (uint64, error) {
