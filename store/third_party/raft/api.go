@@ -133,10 +133,14 @@ type Raft struct {
 
 	// ephemeral-store patch (applied prefix): snapshotLock orders this
 	// node's own snapshot (takeSnapshot, on the snapshot goroutine) against
-	// an InstallSnapshot from the leader (main goroutine), from the moment
-	// either publishes its snapshot to the moment the last snapshot and the
-	// log agree with it. Without it, an own snapshot written while an
-	// install landed was recorded afterwards as the latest.
+	// an InstallSnapshot from the leader (main goroutine): takeSnapshot's
+	// check that no newer snapshot was installed, its recording of the
+	// last snapshot and its compaction happen entirely before or entirely
+	// after an install's restore and recording. Without it, an own
+	// snapshot written while an install landed was recorded afterwards as
+	// the last snapshot. (Which snapshot the store lists as the latest is
+	// the snapshot store's business: FSMSnapshot.Persist closes the sink,
+	// before this lock is taken.)
 	snapshotLock sync.Mutex
 
 	// leaderState used only while state is leader

@@ -12,6 +12,7 @@ package raft
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"testing"
@@ -28,8 +29,99 @@ type fakeLeader struct {
 	configuration Configuration
 }
 
+// storeLikeLogs is the store's log store (store/internal/cluster,
+// monotonicStore): monotonic, and DeleteRange clamped to what it holds.
+// InmemStore's own DeleteRange wraps its last index to 2^64-1 when asked to
+// delete from 0 in an empty store, which a compaction right after an install
+// does, and removeOldLogs then spins on the main goroutine.
+type storeLikeLogs struct{ monotonicInmem }
+
+func (s storeLikeLogs) DeleteRange(lo, hi uint64) error {
+	first, _ := s.FirstIndex()
+	last, _ := s.LastIndex()
+	if first == 0 && last == 0 {
+		return nil
+	}
+	if lo, hi = max(lo, first), min(hi, last); lo > hi {
+		return nil
+	}
+	return s.InmemStore.DeleteRange(lo, hi)
+}
+
+// publishingSnapshots is the store's snapshot store (store/internal/cluster,
+// snapstore.go) in short: a snapshot is visible once its sink is closed, a
+// newer one (by term, then index) stays the latest, and the previous one can
+// still be opened.
+type publishingSnapshots struct {
+	mu               sync.Mutex
+	latest, previous *publishingSink
+	created          int
+}
+
+type publishingSink struct {
+	store *publishingSnapshots
+	meta  SnapshotMeta
+	buf   []byte
+	done  bool
+}
+
+func (s *publishingSnapshots) Create(version SnapshotVersion, index, term uint64, configuration Configuration,
+	configurationIndex uint64, _ Transport) (SnapshotSink, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.created++
+	return &publishingSink{store: s, meta: SnapshotMeta{Version: version, ID: fmt.Sprintf("%d-%d-%d", term, index, s.created),
+		Index: index, Term: term, Configuration: configuration, ConfigurationIndex: configurationIndex}}, nil
+}
+
+func (s *publishingSnapshots) List() ([]*SnapshotMeta, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.latest == nil {
+		return nil, nil
+	}
+	meta := s.latest.meta
+	return []*SnapshotMeta{&meta}, nil
+}
+
+func (s *publishingSnapshots) Open(id string) (*SnapshotMeta, io.ReadCloser, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range []*publishingSink{s.latest, s.previous} {
+		if k != nil && k.meta.ID == id {
+			meta := k.meta
+			return &meta, io.NopCloser(bytes.NewReader(k.buf)), nil
+		}
+	}
+	return nil, nil, fmt.Errorf("no snapshot %s", id)
+}
+
+func (k *publishingSink) Write(p []byte) (int, error) {
+	k.buf = append(k.buf, p...)
+	return len(p), nil
+}
+func (k *publishingSink) ID() string    { return k.meta.ID }
+func (k *publishingSink) Cancel() error { k.done = true; return nil }
+
+func (k *publishingSink) Close() error {
+	if k.done {
+		return nil
+	}
+	k.done = true
+	k.meta.Size = int64(len(k.buf))
+	s := k.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.latest; l != nil && (l.meta.Term > k.meta.Term || (l.meta.Term == k.meta.Term && l.meta.Index > k.meta.Index)) {
+		s.previous = k
+		return nil
+	}
+	s.previous, s.latest = s.latest, k
+	return nil
+}
+
 // newFollower starts a follower (a non-voter, so it never starts an election
-// while the fake leader is silent) on a monotonic in-memory log store with
+// while the fake leader is silent) on the store's kind of log store with
 // conf's settings, and the fake leader that drives it.
 func newFollower(t *testing.T, conf *Config, snaps SnapshotStore) (*fakeLeader, *Raft, *MockFSM) {
 	t.Helper()
@@ -45,7 +137,7 @@ func newFollower(t *testing.T, conf *Config, snaps SnapshotStore) (*fakeLeader, 
 	conf.LocalID = "follower"
 	conf.Logger = newTestLoggerWithPrefix(t, "follower")
 	fsm := &MockFSM{}
-	follower, err := NewRaft(conf, fsm, monotonicInmem{NewInmemStore()}, NewInmemStore(), snaps, followerTrans)
+	follower, err := NewRaft(conf, fsm, storeLikeLogs{monotonicInmem{NewInmemStore()}}, NewInmemStore(), snaps, followerTrans)
 	if err != nil {
 		t.Fatalf("NewRaft: %v", err)
 	}
@@ -388,4 +480,58 @@ func TestOwnSnapshotFinishingAfterAnInstall(t *testing.T) {
 			waitApplied(t, follower, fsm, last, want)
 		})
 	}
+}
+
+// TestSnapshotsInstallsAndAppendsInterleaved runs the follower's own
+// snapshots in a loop, with the store's log and snapshot stores, while the
+// leader installs snapshots above and at or below the applied index and
+// appends from inside the applied prefix: every append must be taken, and
+// every entry applied once and in order.
+func TestSnapshotsInstallsAndAppendsInterleaved(t *testing.T) {
+	conf := DefaultConfig()
+	conf.TrailingLogs = 2
+	conf.SnapshotThreshold = 1 << 30
+	leader, follower, fsm := newFollower(t, conf, &publishingSnapshots{})
+	if resp := leader.appendEntries(2, 0, 0, leader.entries(1, 1, 10), 10); !resp.Success {
+		t.Fatalf("initial append refused: %+v", resp)
+	}
+	stop := make(chan struct{})
+	snapshotted := make(chan int)
+	go func() {
+		n := 0
+		defer func() { snapshotted <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = follower.Snapshot().Error() // overtaken or nothing new: fine
+			n++
+		}
+	}()
+	last := uint64(10)
+	for i := range 400 {
+		switch {
+		case i%7 == 3:
+			if resp := leader.installSnapshot(2, last+10); !resp.Success {
+				t.Fatalf("install at %d refused: %+v", last+10, resp)
+			}
+			last += 10
+			continue
+		case i%11 == 5:
+			if resp := leader.installSnapshot(2, last-3); !resp.Success {
+				t.Fatalf("install at %d (applied) refused: %+v", last-3, resp)
+			}
+		}
+		prev := last - uint64(i%4)
+		if resp := leader.appendEntries(2, prev, 1, leader.entries(1, prev+1, last+5), last+5); !resp.Success {
+			t.Fatalf("append %d..%d refused: %+v (applied %d, last index %d, last snapshot %d)", prev+1, last+5, resp,
+				follower.AppliedIndex(), follower.LastIndex(), lastSnapshotIndex(t, follower))
+		}
+		last += 5
+	}
+	close(stop)
+	t.Logf("%d own snapshots taken or refused meanwhile", <-snapshotted)
+	waitApplied(t, follower, fsm, last, commands(1, 2, last))
 }

@@ -1996,8 +1996,9 @@ func (r *Raft) installSnapshot(rpc RPC, req *InstallSnapshotRequest) {
 		return
 	}
 
-	// ephemeral-store patch (applied prefix): publish, restore and record
-	// the snapshot as one step against takeSnapshot (see snapshotLock).
+	// ephemeral-store patch (applied prefix): close, restore and record the
+	// snapshot as one step against takeSnapshot's recording (see
+	// snapshotLock).
 	r.snapshotLock.Lock()
 	defer r.snapshotLock.Unlock()
 

@@ -196,11 +196,14 @@ func (r *Raft) takeSnapshot() (string, error) {
 
 	// ephemeral-store patch (applied prefix): the leader may have installed
 	// a newer snapshot while this one was being written. Unpatched, this one
-	// was then published and recorded as the latest on top of it: the last
-	// snapshot index went back and, if what had been installed was older
-	// (an install that rewound the state, no longer possible), the last
-	// index pointed past a log that held nothing after the installed index
-	// and the next commit panicked with "log not found" in processLogs.
+	// was then recorded as the last snapshot on top of it, and the log
+	// compacted to it: the last snapshot index went back and, if what had
+	// been installed was older (an install that rewound the state, no
+	// longer possible), the last index pointed past a log that held nothing
+	// after the installed index and the next commit panicked with "log not
+	// found" in processLogs. Cancel is for a snapshot store whose sink
+	// Persist did not close; the store's FSM closes it in Persist, and its
+	// snapshot store keeps the newer snapshot as the latest.
 	r.snapshotLock.Lock()
 	defer r.snapshotLock.Unlock()
 	if installed, _ := r.getLastSnapshot(); installed > snapReq.index {
