@@ -27,6 +27,8 @@ type fakeLeader struct {
 	followerAddr  ServerAddress
 	header        RPCHeader
 	configuration Configuration
+	// followerLogs is the follower's log store, for tests that look at it.
+	followerLogs LogStore
 }
 
 // storeLikeLogs is the store's log store (store/internal/cluster,
@@ -137,7 +139,8 @@ func newFollower(t *testing.T, conf *Config, snaps SnapshotStore) (*fakeLeader, 
 	conf.LocalID = "follower"
 	conf.Logger = newTestLoggerWithPrefix(t, "follower")
 	fsm := &MockFSM{}
-	follower, err := NewRaft(conf, fsm, storeLikeLogs{monotonicInmem{NewInmemStore()}}, NewInmemStore(), snaps, followerTrans)
+	logs := storeLikeLogs{monotonicInmem{NewInmemStore()}}
+	follower, err := NewRaft(conf, fsm, logs, NewInmemStore(), snaps, followerTrans)
 	if err != nil {
 		t.Fatalf("NewRaft: %v", err)
 	}
@@ -151,6 +154,7 @@ func newFollower(t *testing.T, conf *Config, snaps SnapshotStore) (*fakeLeader, 
 		trans:         leaderTrans,
 		followerAddr:  followerAddr,
 		configuration: configuration,
+		followerLogs:  logs,
 		header: RPCHeader{
 			ProtocolVersion: ProtocolVersionMax,
 			ID:              []byte("leader"),

@@ -1508,12 +1508,15 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 	} else {
 		r.setLeader(r.trans.DecodePeer(a.Leader), ServerID(a.ID))
 	}
+	// ephemeral-store patch (applied prefix): see below.
+	lastApplied := r.getLastApplied()
+
 	// Verify the last log entry
 	if a.PrevLogEntry > 0 {
 		lastIdx, lastTerm := r.getLastEntry()
 
 		var prevLogTerm uint64
-		if a.PrevLogEntry <= r.getLastApplied() {
+		if a.PrevLogEntry <= lastApplied {
 			// ephemeral-store patch (applied prefix): an entry this node
 			// has applied is committed, so the leader of this term or a
 			// later one holds the same entry there: it matches, even if it
@@ -1552,7 +1555,6 @@ func (r *Raft) appendEntries(rpc RPC, a *AppendEntriesRequest) {
 
 		// Delete any conflicting entries, skip any duplicates
 		lastLogIdx, _ := r.getLastLog()
-		lastApplied := r.getLastApplied()
 		var newEntries []*Log
 		for i, entry := range a.Entries {
 			if entry.Index <= lastApplied {
