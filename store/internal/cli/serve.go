@@ -9,11 +9,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/kvtable"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/raftmetrics"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/server"
 )
@@ -92,13 +94,18 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := raftmetrics.Install(srv.Metrics()); err != nil {
 		return err
 	}
-	limited := applyMemoryLimit(cfg, log, lookupEnv, debug.SetMemoryLimit)
+	soft, limited := applyMemoryLimit(cfg, log, lookupEnv, debug.SetMemoryLimit)
 	applyGCPercent(cfg, limited, log, lookupEnv, debug.SetGCPercent)
 	if err := srv.Start(); err != nil {
 		return err
 	}
 	sig, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if soft > 0 {
+		ticker := time.NewTicker(time.Second)
+		defer ticker.Stop()
+		go followOffHeap(sig, soft, kvtable.MappedBytes, debug.SetMemoryLimit, ticker.C)
+	}
 	<-sig.Done()
 	log.Info("signal received, leaving the cluster", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -112,21 +119,46 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // empty and has to catch up from the others. GOMEMLIMIT, when set, has been
 // read by the runtime already and wins.
 //
-// It reports whether a soft limit is in force (set here or by GOMEMLIMIT).
-func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (string, bool), set func(int64) int64) bool {
+// It returns the limit it set (0: none) and whether a soft limit is in
+// force (set here or by GOMEMLIMIT).
+func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (string, bool), set func(int64) int64) (int64, bool) {
 	if v, ok := lookup("GOMEMLIMIT"); ok && v != "" {
 		if cfg.MemoryLimit > 0 && cfg.MemoryLimitRatio != 0 {
 			log.Info("GOMEMLIMIT is set; --memory-limit not applied", "GOMEMLIMIT", v, "memory_limit", cfg.MemoryLimit)
 		}
-		return v != "off"
+		return 0, v != "off"
 	}
 	if cfg.MemoryLimit <= 0 || cfg.MemoryLimitRatio == 0 {
-		return false // no limit known, or Go's default asked for
+		return 0, false // no limit known, or Go's default asked for
 	}
 	soft := int64(float64(cfg.MemoryLimit) * cfg.MemoryLimitRatio)
 	set(soft)
 	log.Info("Go soft memory limit set", "bytes", soft, "memory_limit", cfg.MemoryLimit, "ratio", cfg.MemoryLimitRatio)
-	return true
+	return soft, true
+}
+
+// followOffHeap keeps Go's soft memory limit at soft minus the memory the
+// state machine holds outside the heap (kvtable.MappedBytes), which the
+// runtime does not count though the container's limit does: without it a
+// heap allowed the whole soft limit plus the data beside it could pass the
+// container's limit. The heap keeps at least an eighth of soft, so a full
+// table does not leave the collector running without pause. It sets the
+// limit at once and on every tick, when it moved by a MiB or more, until
+// ctx ends.
+func followOffHeap(ctx context.Context, soft int64, offHeap func() int64, set func(int64) int64, tick <-chan time.Time) {
+	const slack = 1 << 20
+	last := soft
+	for {
+		if limit := max(soft-offHeap(), soft/8); limit > last+slack || limit < last-slack {
+			set(limit)
+			last = limit
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+	}
 }
 
 // applyGCPercent sets the collector's GOGC from --gc-percent (see

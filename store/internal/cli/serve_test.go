@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
@@ -129,6 +132,44 @@ func TestApplyMemoryLimit(t *testing.T) {
 	}
 }
 
+// TestSoftLimitFollowsOffHeapMemory: Go's soft limit makes room for the
+// table's memory outside the heap as it grows and shrinks, never below an
+// eighth of the configured limit, and moves only by a MiB or more.
+func TestSoftLimitFollowsOffHeapMemory(t *testing.T) {
+	const soft = 800 << 20
+	var offHeap atomic.Int64
+	set := make(chan int64, 16)
+	tick := make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		followOffHeap(ctx, soft, offHeap.Load, func(n int64) int64 { set <- n; return 0 }, tick)
+	}()
+	for _, step := range []struct {
+		offHeap int64
+		want    int64 // -1: left as it was
+	}{
+		{300 << 20, 500 << 20},
+		{300<<20 + 4096, -1},
+		{600 << 20, 200 << 20},
+		{790 << 20, soft / 8},
+		{0, soft},
+	} {
+		offHeap.Store(step.offHeap)
+		tick <- time.Now()
+		tick <- time.Now() // the first tick's work is done once the loop takes a second
+		select {
+		case got := <-set:
+			require.Equal(t, step.want, got, "off-heap %d", step.offHeap)
+		default:
+			require.EqualValues(t, -1, step.want, "off-heap %d: the limit was not set", step.offHeap)
+		}
+	}
+	cancel()
+	<-done
+}
+
 func TestApplyGCPercent(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -153,7 +194,7 @@ func TestApplyGCPercent(t *testing.T) {
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
-			limited := applyMemoryLimit(cfg, log, lookup, func(int64) int64 { return 0 })
+			_, limited := applyMemoryLimit(cfg, log, lookup, func(int64) int64 { return 0 })
 			got := -2
 			applyGCPercent(cfg, limited, log, lookup, func(n int) int { got = n; return 100 })
 			if got != tc.want {

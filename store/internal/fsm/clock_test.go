@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/kvtable"
 )
 
 // fakeMono is a replica's monotonic clock under the test's control.
@@ -133,7 +135,7 @@ func TestSnapshotsOfTheVersionBeforeKeepTheirTTLs(t *testing.T) {
 		{Key: "k", Value: []byte("v"), CreateRevision: 1, ModifyRevision: 1, ExpireAt: time.Duration(wall.Add(20 * time.Second).UnixNano())},
 		{Key: "due", Value: []byte("v"), CreateRevision: 2, ModifyRevision: 2, ExpireAt: time.Duration(wall.Add(-time.Second).UnixNano())},
 	}
-	require.NoError(t, writeStream(&buf, 2, 0, items))
+	require.NoError(t, writeStream(&buf, 2, 0, pinnedOf(t, items)))
 	b := buf.Bytes()[:buf.Len()-1] // the version before wrote no cluster time
 
 	s := New(DefaultLimits())
@@ -161,4 +163,14 @@ func TestResetRemembersTheHighestRevision(t *testing.T) {
 	require.EqualValues(t, 5_001, s.HighestRevision())
 	s.Apply(Command{Op: OpPut, Key: "k", Value: []byte("v")})
 	require.EqualValues(t, 5_001, s.HighestRevision())
+}
+
+// pinnedOf pins a table holding items, for writeStream.
+func pinnedOf(t *testing.T, items []*KeyValue) *kvtable.Pinned {
+	table := kvtable.New()
+	t.Cleanup(table.Retire)
+	for _, kv := range items {
+		table.Put(kv.Key, kv.Value, kvtable.Meta{Create: kv.CreateRevision, Modify: kv.ModifyRevision, ExpireAt: int64(kv.ExpireAt)})
+	}
+	return table.Pin()
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/kvtable"
 )
 
 // SnapshotFormat names how a snapshot's bytes encode the state. The Raft
@@ -57,21 +59,20 @@ type itemV1 struct {
 const maxSnapshotField = 64 << 20
 
 // Snapshot captures the state at this instant. The returned function writes
-// it in SnapshotStream format, as often as it is called, always the same
-// bytes; it may run concurrently with Apply because a KeyValue is never
-// changed once stored (Apply replaces it). The capture costs a pointer per
-// key and shares the keys and values with the live map, so a retained
-// snapshot is not a second copy of the data.
+// it in SnapshotClocked format, as often as it is called, always the same
+// bytes; it may run concurrently with Apply: the capture pins the table's
+// records (kvtable.Pinned), which Apply then never changes or reuses until
+// the function is unreachable. The capture costs 8 bytes per key and shares
+// the keys and values with the live table, so a retained snapshot is not a
+// second copy of the data; what it holds alive is only the records
+// rewritten or deleted since.
 func (s *State) Snapshot() func(io.Writer) error {
 	s.mu.RLock()
 	revision, clock := s.revision, s.clock
-	items := make([]*KeyValue, 0, len(s.kv))
-	for _, kv := range s.kv {
-		items = append(items, kv)
-	}
+	pinned := s.table.Pin()
 	s.mu.RUnlock()
 	return func(w io.Writer) error {
-		if err := writeStream(w, revision, clock, items); err != nil {
+		if err := writeStream(w, revision, clock, pinned); err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
 		return nil
@@ -82,7 +83,7 @@ func (s *State) Snapshot() func(io.Writer) error {
 // then per item the key and value (each a uvarint length and the bytes),
 // the create and modify revisions and the cluster expiry time (varints),
 // and last the cluster time (a varint).
-func writeStream(w io.Writer, revision int64, clock time.Duration, items []*KeyValue) error {
+func writeStream(w io.Writer, revision int64, clock time.Duration, items *kvtable.Pinned) error {
 	// bufio.Writer keeps its first error: the writes after it do nothing
 	// and Flush returns it, so the writes need no checks of their own.
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -90,16 +91,18 @@ func writeStream(w io.Writer, revision int64, clock time.Duration, items []*KeyV
 	varint := func(v int64) { _, _ = bw.Write(num[:binary.PutVarint(num[:], v)]) }
 	uvarint := func(v uint64) { _, _ = bw.Write(num[:binary.PutUvarint(num[:], v)]) }
 	varint(revision)
-	uvarint(uint64(len(items)))
-	for _, kv := range items {
-		uvarint(uint64(len(kv.Key)))
-		_, _ = bw.WriteString(kv.Key)
-		uvarint(uint64(len(kv.Value)))
-		_, _ = bw.Write(kv.Value)
-		varint(kv.CreateRevision)
-		varint(kv.ModifyRevision)
-		varint(int64(kv.ExpireAt))
-	}
+	uvarint(uint64(items.Len()))
+	_ = items.Each(func(e kvtable.Entry) error {
+		key, value, m := e.Key(), e.Value(), e.Meta()
+		uvarint(uint64(len(key)))
+		_, _ = bw.Write(key)
+		uvarint(uint64(len(value)))
+		_, _ = bw.Write(value)
+		varint(m.Create)
+		varint(m.Modify)
+		varint(m.ExpireAt)
+		return nil
+	})
 	varint(int64(clock))
 	return bw.Flush()
 }
@@ -116,49 +119,49 @@ var ErrBadSnapshot = errors.New("malformed snapshot")
 // older leader writes (KeyValue.ExpireAt): the one place this package
 // reads a wall clock, and only for state an older version wrote.
 func (s *State) Restore(r io.Reader, format SnapshotFormat) error {
+	// The snapshot is decoded straight into a new table, which replaces
+	// the live one only once the whole snapshot has decoded.
+	table := kvtable.New()
+	var bytes int64
+	wallNow := s.now().UnixNano()
+	add := func(kv *KeyValue) {
+		if format != SnapshotClocked && kv.ExpireAt != 0 {
+			// Stored as wall-clock nanoseconds by the decoders.
+			kv.ExpireAt = -max(time.Duration(int64(kv.ExpireAt)-wallNow), time.Nanosecond)
+		}
+		if prev, ok := table.Get(kv.Key); ok {
+			bytes -= int64(len(prev.Key()) + len(prev.Value()))
+		}
+		table.Put(kv.Key, kv.Value, kvtable.Meta{Create: kv.CreateRevision, Modify: kv.ModifyRevision, ExpireAt: int64(kv.ExpireAt)})
+		bytes += int64(len(kv.Key) + len(kv.Value))
+	}
 	var (
 		revision int64
 		clock    time.Duration
-		items    []*KeyValue
 		err      error
 	)
 	switch format {
 	case SnapshotGob:
-		revision, items, err = readGob(r)
+		revision, err = readGob(r, add)
 	case SnapshotStream, SnapshotClocked:
-		revision, clock, items, err = readStream(r, format == SnapshotClocked)
+		revision, clock, err = readStream(r, format == SnapshotClocked, add)
 	default:
 		err = fmt.Errorf("%w: unknown format %d", ErrBadSnapshot, format)
 	}
 	if err != nil {
+		table.Retire()
 		return err
-	}
-	if format != SnapshotClocked {
-		wallNow := s.now().UnixNano()
-		for _, item := range items {
-			if item.ExpireAt != 0 {
-				// Stored as wall-clock nanoseconds by the decoders.
-				item.ExpireAt = -max(time.Duration(int64(item.ExpireAt)-wallNow), time.Nanosecond)
-			}
-		}
-	}
-	kv := make(map[string]*KeyValue, len(items))
-	var bytes int64
-	for _, item := range items {
-		if prev, ok := kv[item.Key]; ok {
-			bytes -= prev.size()
-		}
-		kv[item.Key] = item
-		bytes += item.size()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.highest = max(s.highest, s.revision)
-	s.kv, s.revision, s.bytes = kv, revision, bytes
+	s.table.Retire()
+	s.table, s.revision, s.bytes = table, revision, bytes
 	s.expiring, s.pending = make(map[string]time.Duration), make(map[string]struct{})
-	for _, item := range kv {
-		s.indexExpiry(item)
-	}
+	table.Range(func(e kvtable.Entry) bool {
+		s.indexExpiry(string(e.Key()), time.Duration(e.Meta().ExpireAt))
+		return true
+	})
 	// The snapshot's cluster time is a value its leader stamped before
 	// this replica saw it: the estimate runs on from it, never from a
 	// larger value of this replica's own (see ClockNow).
@@ -170,28 +173,28 @@ func (s *State) Restore(r io.Reader, format SnapshotFormat) error {
 	return nil
 }
 
-func readGob(r io.Reader) (int64, []*KeyValue, error) {
+func readGob(r io.Reader, add func(*KeyValue)) (int64, error) {
 	var snap snapshotV1
 	if err := gob.NewDecoder(r).Decode(&snap); err != nil {
-		return 0, nil, fmt.Errorf("decode snapshot: %w: %w", ErrBadSnapshot, err)
+		return 0, fmt.Errorf("decode snapshot: %w: %w", ErrBadSnapshot, err)
 	}
-	items := make([]*KeyValue, len(snap.Items))
-	for i, it := range snap.Items {
-		items[i] = &KeyValue{Key: it.Key, Value: it.Value, CreateRevision: it.CreateRevision,
-			ModifyRevision: it.ModifyRevision, ExpireAt: time.Duration(it.ExpireAt)}
+	for _, it := range snap.Items {
+		add(&KeyValue{Key: it.Key, Value: it.Value, CreateRevision: it.CreateRevision,
+			ModifyRevision: it.ModifyRevision, ExpireAt: time.Duration(it.ExpireAt)})
 	}
-	return snap.Revision, items, nil
+	return snap.Revision, nil
 }
 
 // readStream reads SnapshotStream, or SnapshotClocked when clocked: the
-// same items, then the cluster time.
-func readStream(r io.Reader, clocked bool) (int64, time.Duration, []*KeyValue, error) {
+// same items, then the cluster time. It hands each item to add as it is
+// read; the item and its slices are add's until the next call only.
+func readStream(r io.Reader, clocked bool, add func(*KeyValue)) (int64, time.Duration, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	fail := func(what string, err error) (int64, time.Duration, []*KeyValue, error) {
+	fail := func(what string, err error) (int64, time.Duration, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return 0, 0, nil, fmt.Errorf("decode snapshot: %w: %s: %w", ErrBadSnapshot, what, err)
+		return 0, 0, fmt.Errorf("decode snapshot: %w: %s: %w", ErrBadSnapshot, what, err)
 	}
 	revision, err := binary.ReadVarint(br)
 	if err != nil {
@@ -201,6 +204,9 @@ func readStream(r io.Reader, clocked bool) (int64, time.Duration, []*KeyValue, e
 	if err != nil {
 		return fail("item count", err)
 	}
+	// One buffer serves every key and value: each item is copied into
+	// the table before the next is read.
+	var buf []byte
 	readBytes := func() ([]byte, error) {
 		n, err := binary.ReadUvarint(br)
 		if err != nil {
@@ -209,23 +215,22 @@ func readStream(r io.Reader, clocked bool) (int64, time.Duration, []*KeyValue, e
 		if n > maxSnapshotField {
 			return nil, fmt.Errorf("length %d above %d", n, maxSnapshotField)
 		}
-		b := make([]byte, n)
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		b := buf[:n]
 		_, err = io.ReadFull(br, b)
 		return b, err
 	}
-	// The count is not trusted for the allocation: corrupt input must not
-	// reserve memory it does not back with bytes.
-	items := make([]*KeyValue, 0, min(count, 1<<16))
 	for i := uint64(0); i < count; i++ {
 		key, err := readBytes()
 		if err != nil {
 			return fail(fmt.Sprintf("key of item %d", i), err)
 		}
-		value, err := readBytes()
-		if err != nil {
+		kv := &KeyValue{Key: string(key)}
+		if kv.Value, err = readBytes(); err != nil {
 			return fail(fmt.Sprintf("value of item %d", i), err)
 		}
-		kv := &KeyValue{Key: string(key), Value: value}
 		var expireAt int64
 		for _, v := range []*int64{&kv.CreateRevision, &kv.ModifyRevision, &expireAt} {
 			if *v, err = binary.ReadVarint(br); err != nil {
@@ -233,7 +238,7 @@ func readStream(r io.Reader, clocked bool) (int64, time.Duration, []*KeyValue, e
 			}
 		}
 		kv.ExpireAt = time.Duration(expireAt)
-		items = append(items, kv)
+		add(kv)
 	}
 	var clock int64
 	if clocked {
@@ -250,5 +255,5 @@ func readStream(r io.Reader, clocked bool) (int64, time.Duration, []*KeyValue, e
 	case !errors.Is(err, io.EOF):
 		return fail("end", err)
 	}
-	return revision, time.Duration(clock), items, nil
+	return revision, time.Duration(clock), nil
 }

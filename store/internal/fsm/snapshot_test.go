@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -122,4 +123,50 @@ func FuzzRestoreStream(f *testing.F) {
 		require.Equal(t, s.Revision(), again.Revision())
 		require.Equal(t, s.Clock(), again.Clock())
 	})
+}
+
+// TestSnapshotKeepsItsInstantWhileApplyRewrites: a snapshot written while
+// Apply rewrites, deletes and expires every key it captured (the records it
+// reads are let go meanwhile) still writes the state of its instant, the
+// same bytes on every call.
+func TestSnapshotKeepsItsInstantWhileApplyRewrites(t *testing.T) {
+	s := New(DefaultLimits())
+	const n = 3000
+	for i := range n {
+		s.Apply(Command{Op: OpPut, Key: fmt.Sprintf("k/%d", i), Value: bytes.Repeat([]byte{byte(i)}, 100+i%300), TTL: time.Hour, Clock: time.Second})
+	}
+	write := s.Snapshot()
+	var first bytes.Buffer
+	require.NoError(t, write(&first))
+
+	done := make(chan error, 1)
+	var during bytes.Buffer
+	go func() { done <- write(&during) }()
+	for i := range n {
+		key := fmt.Sprintf("k/%d", i)
+		switch i % 3 {
+		case 0:
+			s.Apply(Command{Op: OpPut, Key: key, Value: []byte("rewritten")})
+		case 1:
+			s.Apply(Command{Op: OpDelete, Key: key})
+		default:
+			kv, _, _ := s.Get(key)
+			s.Apply(Command{Op: OpExpire, Expire: []Expiry{{Key: key, ModifyRevision: kv.ModifyRevision}}})
+		}
+	}
+	require.NoError(t, <-done)
+	var after bytes.Buffer
+	require.NoError(t, write(&after))
+	require.Equal(t, first.Bytes(), during.Bytes())
+	require.Equal(t, first.Bytes(), after.Bytes())
+
+	restored := New(DefaultLimits())
+	require.NoError(t, restored.Restore(&after, SnapshotClocked))
+	require.EqualValues(t, n, restored.Revision())
+	for i := range n {
+		kv, _, ok := restored.Get(fmt.Sprintf("k/%d", i))
+		require.True(t, ok)
+		require.Equal(t, bytes.Repeat([]byte{byte(i)}, 100+i%300), kv.Value)
+		require.EqualValues(t, i+1, kv.ModifyRevision)
+	}
 }

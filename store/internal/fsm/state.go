@@ -3,13 +3,14 @@ package fsm
 import (
 	"bytes"
 	"sort"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/ephemeral-store/ephemeral-store/store/internal/kvtable"
 )
 
-// KeyValue is one key as the state machine holds it. Values are never
-// mutated after Apply stores them, so readers may keep the slices.
+// KeyValue is one key as a reader receives it: a copy, the reader's to keep.
+// The state machine itself holds keys in a kvtable.Table, off the Go heap.
 type KeyValue struct {
 	Key            string `json:"key"`
 	Value          []byte `json:"value"`
@@ -88,8 +89,10 @@ func DefaultLimits() Limits {
 type State struct {
 	limits Limits
 
-	mu       sync.RWMutex
-	kv       map[string]*KeyValue
+	mu sync.RWMutex
+	// table holds every key, its value, revisions and expiry outside the
+	// Go heap (see the kvtable package).
+	table    *kvtable.Table
 	bytes    int64 // key and value bytes held, kept as keys change
 	revision int64
 	// expiring indexes keys with a TTL by their cluster expiry time, for
@@ -128,7 +131,7 @@ func New(limits Limits) *State {
 	}
 	return &State{
 		limits:   limits,
-		kv:       make(map[string]*KeyValue),
+		table:    kvtable.New(),
 		expiring: make(map[string]time.Duration),
 		pending:  make(map[string]struct{}),
 		now:      time.Now,
@@ -176,59 +179,72 @@ func (s *State) Apply(c Command) Result {
 	return res
 }
 
-func (s *State) checkPrev(c Command) (*KeyValue, error) {
-	cur := s.kv[c.Key]
+// current is what the state holds of one key: its revisions and expiry,
+// and its size in key and value bytes.
+type current struct {
+	kvtable.Meta
+	size int64
+}
+
+func (s *State) current(key string) (current, bool) {
+	e, ok := s.table.Get(key)
+	if !ok {
+		return current{}, false
+	}
+	return current{Meta: e.Meta(), size: int64(len(e.Key()) + len(e.Value()))}, true
+}
+
+func (s *State) checkPrev(c Command) (current, bool, error) {
+	cur, exists := s.current(c.Key)
 	if c.PrevRevision == nil {
-		return cur, nil
+		return cur, exists, nil
 	}
 	want := *c.PrevRevision
 	switch {
-	case want == 0 && cur != nil:
-		return cur, ErrRevisionMismatch
-	case want != 0 && cur == nil:
-		return cur, ErrKeyNotFound
-	case want != 0 && cur.ModifyRevision != want:
-		return cur, ErrRevisionMismatch
+	case want == 0 && exists:
+		return cur, exists, ErrRevisionMismatch
+	case want != 0 && !exists:
+		return cur, exists, ErrKeyNotFound
+	case want != 0 && cur.Modify != want:
+		return cur, exists, ErrRevisionMismatch
 	}
-	return cur, nil
+	return cur, exists, nil
 }
 
 func (s *State) put(c Command) (Result, []Event) {
-	cur, err := s.checkPrev(c)
+	cur, exists, err := s.checkPrev(c)
 	if err != nil {
 		r := Result{Revision: s.revision, Err: err}
-		if cur != nil {
-			r.CreateRevision, r.ModifyRevision = cur.CreateRevision, cur.ModifyRevision
+		if exists {
+			r.CreateRevision, r.ModifyRevision = cur.Create, cur.Modify
 		}
 		return r, nil
 	}
 	s.revision++
-	kv := &KeyValue{Key: c.Key, Value: exactSize(c.Value), CreateRevision: s.revision, ModifyRevision: s.revision}
+	m := kvtable.Meta{Create: s.revision, Modify: s.revision}
 	switch {
 	case c.TTL > 0 && c.Clock > 0:
-		kv.ExpireAt = s.clock + c.TTL
+		m.ExpireAt = int64(s.clock + c.TTL)
 	case c.TTL > 0:
 		// Unstamped (an older leader, or one before its takeover): the
 		// TTL starts at the next cluster time a leader stamps, after this
 		// write, so the key lives at least its TTL.
-		kv.ExpireAt = -c.TTL
+		m.ExpireAt = int64(-c.TTL)
 	}
-	if cur != nil {
-		kv.CreateRevision = cur.CreateRevision
+	if exists {
+		m.Create = cur.Create
+		s.bytes -= cur.size
 	}
-	s.kv[c.Key] = kv
-	s.bytes += kv.size()
-	if cur != nil {
-		s.bytes -= cur.size()
-	}
-	s.indexExpiry(kv)
-	return Result{Revision: s.revision, CreateRevision: kv.CreateRevision, ModifyRevision: kv.ModifyRevision},
-		[]Event{{Type: EventPut, Key: c.Key, Value: kv.Value, Revision: s.revision}}
+	s.table.Put(c.Key, c.Value, m)
+	s.bytes += int64(len(c.Key) + len(c.Value))
+	s.indexExpiry(c.Key, time.Duration(m.ExpireAt))
+	return Result{Revision: s.revision, CreateRevision: m.Create, ModifyRevision: m.Modify},
+		[]Event{{Type: EventPut, Key: c.Key, Value: exactSize(c.Value), Revision: s.revision}}
 }
 
 // exactSize returns v, or a copy of it in a slice of its own size when v
-// holds spare capacity: the value stays in memory as long as its key, and
-// a decoded command's value is a little larger than its bytes (JSON's
+// holds spare capacity: the watch history keeps an event's value, and a
+// decoded command's value is a little larger than its bytes (JSON's
 // base64 decoder sizes it for the encoded length: 258 bytes for a value of
 // 256, which Go rounds up to an allocation of 288).
 func exactSize(v []byte) []byte {
@@ -239,16 +255,16 @@ func exactSize(v []byte) []byte {
 }
 
 func (s *State) del(c Command) (Result, []Event) {
-	cur, err := s.checkPrev(c)
-	if err == nil && cur == nil {
+	cur, exists, err := s.checkPrev(c)
+	if err == nil && !exists {
 		err = ErrKeyNotFound
 	}
 	if err != nil {
 		return Result{Revision: s.revision, Err: err}, nil
 	}
 	s.revision++
-	s.bytes -= cur.size()
-	delete(s.kv, c.Key)
+	s.bytes -= cur.size
+	s.table.Delete(c.Key)
 	delete(s.expiring, c.Key)
 	delete(s.pending, c.Key)
 	return Result{Revision: s.revision}, []Event{{Type: EventDelete, Key: c.Key, Revision: s.revision}}
@@ -257,13 +273,13 @@ func (s *State) del(c Command) (Result, []Event) {
 func (s *State) expire(c Command) (Result, []Event) {
 	var events []Event
 	for _, e := range c.Expire {
-		cur := s.kv[e.Key]
-		if cur == nil || cur.ModifyRevision != e.ModifyRevision {
+		cur, exists := s.current(e.Key)
+		if !exists || cur.Modify != e.ModifyRevision {
 			continue // rewritten or deleted since the leader decided
 		}
 		s.revision++
-		s.bytes -= cur.size()
-		delete(s.kv, e.Key)
+		s.bytes -= cur.size
+		s.table.Delete(e.Key)
 		delete(s.expiring, e.Key)
 		delete(s.pending, e.Key)
 		events = append(events, Event{Type: EventExpire, Key: e.Key, Revision: s.revision})
@@ -271,12 +287,26 @@ func (s *State) expire(c Command) (Result, []Event) {
 	return Result{Revision: s.revision}, events
 }
 
+// copyOut is a reader's copy of a record, under the key it was found by.
+func copyOut(key string, e kvtable.Entry) *KeyValue {
+	m := e.Meta()
+	var value []byte
+	if v := e.Value(); len(v) > 0 {
+		value = bytes.Clone(v)
+	}
+	return &KeyValue{Key: key, Value: value, CreateRevision: m.Create, ModifyRevision: m.Modify,
+		ExpireAt: time.Duration(m.ExpireAt)}
+}
+
 // Get returns the key and the current store revision.
 func (s *State) Get(key string) (*KeyValue, int64, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	kv, ok := s.kv[key]
-	return kv, s.revision, ok
+	e, ok := s.table.Get(key)
+	if !ok {
+		return nil, s.revision, false
+	}
+	return copyOut(key, e), s.revision, true
 }
 
 // List returns up to limit keys under prefix that sort after `after`, in key
@@ -284,20 +314,26 @@ func (s *State) Get(key string) (*KeyValue, int64, bool) {
 func (s *State) List(prefix, after string, limit int) ([]*KeyValue, bool, int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var keys []string
-	for k := range s.kv {
-		if strings.HasPrefix(k, prefix) && k > after {
-			keys = append(keys, k)
+	type match struct {
+		key   string
+		entry kvtable.Entry
+	}
+	var matches []match
+	pre := []byte(prefix)
+	s.table.Range(func(e kvtable.Entry) bool {
+		if k := e.Key(); bytes.HasPrefix(k, pre) && string(k) > after {
+			matches = append(matches, match{string(k), e})
 		}
-	}
-	sort.Strings(keys)
+		return true
+	})
+	sort.Slice(matches, func(i, j int) bool { return matches[i].key < matches[j].key })
 	more := false
-	if limit > 0 && len(keys) > limit {
-		keys, more = keys[:limit], true
+	if limit > 0 && len(matches) > limit {
+		matches, more = matches[:limit], true
 	}
-	out := make([]*KeyValue, len(keys))
-	for i, k := range keys {
-		out[i] = s.kv[k]
+	out := make([]*KeyValue, len(matches))
+	for i, m := range matches {
+		out[i] = copyOut(m.key, m.entry)
 	}
 	return out, more, s.revision
 }
@@ -314,33 +350,32 @@ func (s *State) Revision() int64 {
 func (s *State) Stats() (keys int, bytes int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.kv), s.bytes
+	return s.table.Len(), s.bytes
 }
 
-func (kv *KeyValue) size() int64 { return int64(len(kv.Key) + len(kv.Value)) }
-
-// indexExpiry files kv, just stored, in the expiry index it belongs to.
-func (s *State) indexExpiry(kv *KeyValue) {
-	delete(s.expiring, kv.Key)
-	delete(s.pending, kv.Key)
+// indexExpiry files key, just stored with expiry expireAt, in the expiry
+// index it belongs to.
+func (s *State) indexExpiry(key string, expireAt time.Duration) {
+	delete(s.expiring, key)
+	delete(s.pending, key)
 	switch {
-	case kv.ExpireAt > 0:
-		s.expiring[kv.Key] = kv.ExpireAt
-	case kv.ExpireAt < 0:
-		s.pending[kv.Key] = struct{}{}
+	case expireAt > 0:
+		s.expiring[key] = expireAt
+	case expireAt < 0:
+		s.pending[key] = struct{}{}
 	}
 }
 
 // placePending starts the TTL of every unstamped put at the cluster time
-// that just rose, the same on every replica. A stored
-// KeyValue is never changed (snapshots share them), so each is replaced.
+// that just rose, the same on every replica. A stored record is never
+// changed (pinned snapshots may be reading it), so each is rewritten.
 func (s *State) placePending() {
 	for k := range s.pending {
-		old := s.kv[k]
-		kv := *old
-		kv.ExpireAt = s.clock - old.ExpireAt
-		s.kv[k] = &kv
-		s.expiring[k] = kv.ExpireAt
+		e, _ := s.table.Get(k)
+		m := e.Meta()
+		m.ExpireAt = int64(s.clock) - m.ExpireAt
+		s.table.Put(k, e.Value(), m)
+		s.expiring[k] = time.Duration(m.ExpireAt)
 	}
 	clear(s.pending)
 }
@@ -392,7 +427,8 @@ func (s *State) Expired(now time.Duration, max int) []Expiry {
 	var out []Expiry
 	for k, at := range s.expiring {
 		if at <= now {
-			out = append(out, Expiry{Key: k, ModifyRevision: s.kv[k].ModifyRevision})
+			e, _ := s.table.Get(k)
+			out = append(out, Expiry{Key: k, ModifyRevision: e.Meta().Modify})
 			if len(out) >= max {
 				break
 			}
@@ -424,7 +460,8 @@ func (s *State) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.highest = max(s.highest, s.revision)
-	s.kv = make(map[string]*KeyValue)
+	s.table.Retire()
+	s.table = kvtable.New()
 	s.bytes = 0
 	s.expiring = make(map[string]time.Duration)
 	s.pending = make(map[string]struct{})

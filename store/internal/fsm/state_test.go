@@ -358,8 +358,8 @@ func TestStatsFollowEveryChange(t *testing.T) {
 }
 
 // A decoded command's value has spare capacity (JSON sizes it for its
-// base64 form); the state must not keep that slack for the key's lifetime,
-// and the value it keeps, shows readers and sends watchers is the same.
+// base64 form); the watch history must not keep that slack, and the value
+// the state shows readers and sends watchers is the same.
 func TestPutKeepsValueInExactSizeSlice(t *testing.T) {
 	data, err := (&Command{Op: OpPut, Key: "k", Value: bytes.Repeat([]byte("v"), 256)}).Encode()
 	if err != nil {
