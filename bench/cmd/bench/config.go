@@ -21,6 +21,9 @@ type config struct {
 	LatencyAt                   int
 	Keep                        bool
 	StoreArgs                   string
+	// MemLimit is the store's --memory-limit in the memory measurement,
+	// as the chart passes resources.limits.memory (0: none).
+	MemLimit int64
 	// StoreRESP measures the store's workloads over its RESP port too.
 	StoreRESP bool
 }
@@ -39,6 +42,12 @@ func defaultConfig() config {
 		CatchUpKeys: 100000,
 		MemKeys:     1000000,
 		MemBound:    12 * time.Minute,
+		// The chart's default settings at the limit a million keys of the
+		// memory shape need: its default quota (a fifth of the limit, at
+		// 272 + 96 bytes per key) holds 583 000 of them at 1Gi, 1.17
+		// million at 2Gi. The limit also gives the chart's Go settings:
+		// GOGC 50 and a soft limit of 90 %.
+		MemLimit:    2 << 30,
 		Timeout:     10 * time.Second,
 		LatencyAt:   16,
 		StoreRESP:   true,
@@ -69,6 +78,7 @@ func (c config) settings() map[string]any {
 		"concurrency": c.Concs, "requests_c1": c.RequestsC1, "requests": c.Requests, "keys": c.Keys,
 		"value_bytes": valueSize, "kills": c.Kills, "attempt_timeout": c.Attempt.String(),
 		"catchup_keys": c.CatchUpKeys, "mem_keys": c.MemKeys, "mem_bound": c.MemBound.String(),
+		"store_mem_limit": c.MemLimit,
 		"store_resp": c.StoreRESP,
 		// How the RESP rows' writes reach the leader (storeRESP.Client).
 		"resp_writes": "cluster",

@@ -33,6 +33,7 @@ func main() {
 	flag.DurationVar(&cfg.MemBound, "mem-bound", cfg.MemBound, "bound on each system's memory load; memory is then reported at the keys loaded")
 	flag.DurationVar(&cfg.Timeout, "request-timeout", cfg.Timeout, "bound on one workload request")
 	flag.IntVar(&cfg.LatencyAt, "latency-at", cfg.LatencyAt, "concurrency of the latency charts")
+	flag.Int64Var(&cfg.MemLimit, "mem-limit", cfg.MemLimit, "the store's --memory-limit in the memory measurement, as the chart passes the pod's limit (0: none)")
 	flag.StringVar(&cfg.StoreArgs, "store-args", "", "extra flags for every store node, space-separated (e.g. --pprof to profile them)")
 	flag.BoolVar(&cfg.StoreRESP, "store-resp", cfg.StoreRESP, "also measure the store's workloads (GET, SET) over its RESP port (--resp-listen); false for a store binary without one")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directory (logs, certificates, etcd data)")

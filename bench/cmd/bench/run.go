@@ -113,8 +113,13 @@ func factory(name string, cfg config, tmp, certDir string) (func(phase string) s
 	case "ephemeral-store":
 		return func(p string) systems.System {
 			// The RESP port only on the cluster of the workloads: the
-			// memory measurement's cluster reads nothing.
-			return &systems.Store{Bin: cfg.StoreBin, Dir: dir(p), CertDir: certDir, N: 5, ExtraArgs: strings.Fields(cfg.StoreArgs),
+			// memory measurement's cluster reads nothing. That one runs
+			// with the memory limit the chart would pass.
+			args := strings.Fields(cfg.StoreArgs)
+			if p == "memory" && cfg.MemLimit > 0 {
+				args = append([]string{fmt.Sprintf("--memory-limit=%d", cfg.MemLimit)}, args...)
+			}
+			return &systems.Store{Bin: cfg.StoreBin, Dir: dir(p), CertDir: certDir, N: 5, ExtraArgs: args,
 				RESP: cfg.StoreRESP && p == "main"}
 		}, nil
 	case "etcd":

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -78,7 +79,7 @@ func addServeFlags(cmd *cobra.Command, cfg *config.Config) {
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "the container's memory limit in bytes (the chart passes limits.memory); Go's soft memory limit is set to --memory-limit-ratio of it unless GOMEMLIMIT is set; 0: none")
 	f.Float64Var(&cfg.MemoryLimitRatio, "memory-limit-ratio", cfg.MemoryLimitRatio, "share of --memory-limit the Go heap aims to stay under; 0: Go's default (the limit still derives the data quota)")
 	f.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, fmt.Sprintf("the collector's GOGC: how far (in percent) the heap may grow past the live data before a collection; 0: %d under a soft memory limit (--memory-limit or GOMEMLIMIT), Go's default (100) otherwise; -1: off, collecting only near the soft memory limit; a GOGC environment variable wins", config.GCPercentWithLimit))
-	f.Int64Var(&cfg.QuotaBytes, "quota-bytes", cfg.QuotaBytes, "bound on the data's estimated memory (key and value bytes plus 128 per key): writes that would grow it further are refused with 507 quota_exceeded, reads and deletes go on; 0: --quota-ratio of --memory-limit (no quota without a limit); -1: no quota")
+	f.Int64Var(&cfg.QuotaBytes, "quota-bytes", cfg.QuotaBytes, "bound on the data's estimated memory (key and value bytes plus 96 per key): writes that would grow it further are refused with 507 quota_exceeded, reads and deletes go on; 0: --quota-ratio of --memory-limit (no quota without a limit); -1: no quota")
 	f.Float64Var(&cfg.QuotaRatio, "quota-ratio", cfg.QuotaRatio, "share of --memory-limit the data may take when --quota-bytes is 0")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's runtime profiles under /debug/pprof/ on the probe listener (for profiling; off by default)")
@@ -93,6 +94,9 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// process's memory limit are this node's.
 	if err := raftmetrics.Install(srv.Metrics()); err != nil {
 		return err
+	}
+	if err := srv.Metrics().Register(offHeapGauge()); err != nil {
+		return fmt.Errorf("register the off-heap gauge: %w", err)
 	}
 	soft, limited := applyMemoryLimit(cfg, log, lookupEnv, debug.SetMemoryLimit)
 	applyGCPercent(cfg, limited, log, lookupEnv, debug.SetGCPercent)
@@ -135,6 +139,15 @@ func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (
 	set(soft)
 	log.Info("Go soft memory limit set", "bytes", soft, "memory_limit", cfg.MemoryLimit, "ratio", cfg.MemoryLimitRatio)
 	return soft, true
+}
+
+// offHeapGauge exports kvtable.MappedBytes: the data's memory, which the Go
+// runtime's own memory metrics no longer include.
+func offHeapGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ephemeral_store_data_mapped_bytes",
+		Help: "Memory the keys, values and their index take outside the Go heap (mapped from the kernel; Go's memory metrics do not count it).",
+	}, func() float64 { return float64(kvtable.MappedBytes()) })
 }
 
 // followOffHeap keeps Go's soft memory limit at soft minus the memory the

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/kvtable"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/pki"
 )
 
@@ -168,6 +170,25 @@ func TestSoftLimitFollowsOffHeapMemory(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestOffHeapGaugeReportsTheTables: the gauge follows the memory tables map.
+func TestOffHeapGaugeReportsTheTables(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(offHeapGauge())
+	read := func() float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		require.Len(t, mfs, 1)
+		require.Equal(t, "ephemeral_store_data_mapped_bytes", mfs[0].GetName())
+		return mfs[0].GetMetric()[0].GetGauge().GetValue()
+	}
+	before := read()
+	table := kvtable.New()
+	table.Put("k", make([]byte, 100), kvtable.Meta{})
+	require.Equal(t, float64(kvtable.MappedBytes()), read())
+	require.Greater(t, read(), before)
+	table.Retire()
 }
 
 func TestApplyGCPercent(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 // written to disk.
 //
 // A snapshot of this node's own state is kept as a writer (snapshot.writeTo
-// over fsm.State.Snapshot: a pointer per key, sharing keys and values with
-// the live map), not as bytes: bytes were a second and, with the previous
+// over fsm.State.Snapshot: 8 bytes per key pinning the live table's
+// records, sharing keys and values with it), not as bytes: bytes were a second and, with the previous
 // snapshot, a third copy of every value. It is encoded when its size is
 // published (to count, into no buffer) and each time it is opened, always
 // to the same bytes. A snapshot installed from the leader arrives as bytes;

@@ -6,9 +6,9 @@
 // that grow the data are refused (HTTP 507, quota_exceeded) while reads,
 // deletes and writes that do not grow the data go on.
 //
-// Usage is an estimate of the live heap the data takes: the key and value
-// bytes plus PerKeyOverhead for every key (the map entry, the KeyValue,
-// the snapshot's pointer). What else the process holds (the Raft log, the
+// Usage is an estimate of the memory the data takes: the key and value
+// bytes plus PerKeyOverhead for every key (the record's header and size
+// class, the index slot, the retained snapshots' pins). What else the process holds (the Raft log, the
 // watch history, Go's collector headroom, a snapshot arriving as bytes) is
 // left to the quota's distance from the memory limit: config.DefaultQuotaRatio
 // explains the numbers.
@@ -32,12 +32,17 @@ import (
 // once room is freed.
 var ErrExceeded = errors.New("quota exceeded")
 
-// PerKeyOverhead is the live heap one key costs beyond its key and value
-// bytes, rounded up: BenchmarkStateMemoryPerKey (store/internal/fsm)
-// measures 371 bytes of live heap for a 16-byte key with a 256-byte value
-// at 200 000 keys, 392 at a million (Go's map is emptier then), 99 to 120
-// above the raw 272, and 8 more per key while a snapshot is kept.
-const PerKeyOverhead = 128
+// PerKeyOverhead is the memory one key costs beyond its key and value
+// bytes, rounded up. The state machine holds keys off the Go heap
+// (store/internal/kvtable): a 32-byte record header, up to 15 bytes of
+// size-class rounding, an index slot (8 bytes at a load of 3/8 to 3/4:
+// 11 to 21 per key), and 8 bytes on the heap for each of the two
+// snapshots the node keeps. BenchmarkStateMemoryPerKey (store/internal/fsm)
+// measures 325 bytes for a 16-byte key with a 256-byte value at 200 000
+// and 1.6 million keys, 321 at a million: 49 to 53 above the raw 272, and
+// 8 more per kept snapshot. A key with a TTL costs its expiry index entry
+// on the heap besides (about 60 bytes), which this does not count.
+const PerKeyOverhead = 96
 
 // State is what the quota reads of the local replica.
 type State interface {

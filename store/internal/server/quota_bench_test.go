@@ -15,24 +15,26 @@ import (
 
 	"github.com/ephemeral-store/ephemeral-store/store/client"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/config"
+	"github.com/ephemeral-store/ephemeral-store/store/internal/kvtable"
 	"github.com/ephemeral-store/ephemeral-store/store/internal/testcluster"
 )
 
 // heldFromOS is the memory the Go runtime holds from the operating system
-// (every class of runtime/metrics but the heap pages returned to it): the
-// resident memory of a process, as near as Go can tell.
+// (every class of runtime/metrics but the heap pages returned to it) and
+// the state machines' tables outside the heap: the resident memory of a
+// process, as near as Go can tell.
 func heldFromOS() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64() - s[1].Value.Uint64()
+	return s[0].Value.Uint64() - s[1].Value.Uint64() + uint64(kvtable.MappedBytes())
 }
 
-// liveHeap is the heap after a full collection.
+// liveHeap is the heap after a full collection, and the tables outside it.
 func liveHeap() uint64 {
 	runtime.GC()
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64()
+	return s[0].Value.Uint64() + uint64(kvtable.MappedBytes())
 }
 
 // peakSampler records the highest heldFromOS while it runs.

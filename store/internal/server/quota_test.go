@@ -58,7 +58,7 @@ func TestQuotaRefusesWritesOnEveryNodeAndKeepsTheData(t *testing.T) {
 	cl := c.Client(testcluster.UserAll, f)
 
 	acked := fillUntilRefused(t, cl, "fill/", 16<<10, 64)
-	// 16 KiB + 9 bytes of key + 128 per key: 31 fit in 512 KiB.
+	// 16 KiB + 9 bytes of key + 96 per key: 31 fit in 512 KiB.
 	assert.Len(t, acked, 31)
 
 	probe := &http.Client{Timeout: 5 * time.Second}
