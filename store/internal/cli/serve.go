@@ -108,7 +108,7 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if soft > 0 {
 		ticker := time.NewTicker(time.Second)
 		defer ticker.Stop()
-		go followOffHeap(sig, soft, kvtable.MappedBytes, debug.SetMemoryLimit, ticker.C)
+		go followOffHeap(sig, soft, kvtable.HeldBytes, debug.SetMemoryLimit, ticker.C)
 	}
 	<-sig.Done()
 	log.Info("signal received, leaving the cluster", "timeout", cfg.ShutdownTimeout.String())
@@ -123,14 +123,19 @@ func runServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // empty and has to catch up from the others. GOMEMLIMIT, when set, has been
 // read by the runtime already and wins.
 //
-// It returns the limit it set (0: none) and whether a soft limit is in
-// force (set here or by GOMEMLIMIT).
+// It returns the soft limit in force, for followOffHeap (0: none), and
+// whether there is one (set here or by GOMEMLIMIT).
 func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (string, bool), set func(int64) int64) (int64, bool) {
 	if v, ok := lookup("GOMEMLIMIT"); ok && v != "" {
 		if cfg.MemoryLimit > 0 && cfg.MemoryLimitRatio != 0 {
 			log.Info("GOMEMLIMIT is set; --memory-limit not applied", "GOMEMLIMIT", v, "memory_limit", cfg.MemoryLimit)
 		}
-		return 0, v != "off"
+		if v == "off" {
+			return 0, false
+		}
+		// The operator's limit was meant for everything the process
+		// holds, so it is followed too; a negative argument only reads it.
+		return set(-1), true
 	}
 	if cfg.MemoryLimit <= 0 || cfg.MemoryLimitRatio == 0 {
 		return 0, false // no limit known, or Go's default asked for
@@ -141,23 +146,23 @@ func applyMemoryLimit(cfg config.Config, log *slog.Logger, lookup func(string) (
 	return soft, true
 }
 
-// offHeapGauge exports kvtable.MappedBytes: the data's memory, which the Go
+// offHeapGauge exports kvtable.HeldBytes: the data's memory, which the Go
 // runtime's own memory metrics no longer include.
 func offHeapGauge() prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "ephemeral_store_data_mapped_bytes",
-		Help: "Memory the keys, values and their index take outside the Go heap (mapped from the kernel; Go's memory metrics do not count it).",
-	}, func() float64 { return float64(kvtable.MappedBytes()) })
+		Name: "ephemeral_store_data_offheap_bytes",
+		Help: "Memory the keys, values, their index and the snapshots' pins hold outside the Go heap (mapped from the kernel; Go's memory metrics do not count it).",
+	}, func() float64 { return float64(kvtable.HeldBytes()) })
 }
 
 // followOffHeap keeps Go's soft memory limit at soft minus the memory the
-// state machine holds outside the heap (kvtable.MappedBytes), which the
+// state machine holds outside the heap (kvtable.HeldBytes), which the
 // runtime does not count though the container's limit does: without it a
 // heap allowed the whole soft limit plus the data beside it could pass the
 // container's limit. The heap keeps at least an eighth of soft, so a full
-// table does not leave the collector running without pause. It sets the
-// limit at once and on every tick, when it moved by a MiB or more, until
-// ctx ends.
+// table does not leave the collector running without pause. It looks at
+// once and on every tick until ctx ends, and sets the limit when it moved
+// by a MiB or more.
 func followOffHeap(ctx context.Context, soft int64, offHeap func() int64, set func(int64) int64, tick <-chan time.Time) {
 	const slack = 1 << 20
 	last := soft

@@ -123,9 +123,21 @@ func TestApplyMemoryLimit(t *testing.T) {
 			var logs bytes.Buffer
 			got := int64(-1)
 			lookup := func(k string) (string, bool) { return tc.gomemlimit, k == "GOMEMLIMIT" && tc.gomemlimit != "" }
-			applyMemoryLimit(cfg, slog.New(slog.NewTextHandler(&logs, nil)), lookup, func(n int64) int64 { got = n; return 0 })
+			const fromEnv = 800 << 20 // what the runtime read from GOMEMLIMIT
+			followed, _ := applyMemoryLimit(cfg, slog.New(slog.NewTextHandler(&logs, nil)), lookup, func(n int64) int64 {
+				if n >= 0 {
+					got = n
+				}
+				return fromEnv
+			})
 			if got != tc.want {
 				t.Errorf("soft limit %d, want %d", got, tc.want)
+			}
+			switch {
+			case tc.gomemlimit != "" && followed != fromEnv:
+				t.Errorf("followed %d, want GOMEMLIMIT's %d", followed, fromEnv)
+			case tc.gomemlimit == "" && followed != max(tc.want, 0):
+				t.Errorf("followed %d, want the limit set, %d", followed, max(tc.want, 0))
 			}
 			if tc.gomemlimit != "" && !strings.Contains(logs.String(), "GOMEMLIMIT is set") {
 				t.Errorf("log %q does not say why the flag was not applied", logs.String())
@@ -180,13 +192,13 @@ func TestOffHeapGaugeReportsTheTables(t *testing.T) {
 		mfs, err := reg.Gather()
 		require.NoError(t, err)
 		require.Len(t, mfs, 1)
-		require.Equal(t, "ephemeral_store_data_mapped_bytes", mfs[0].GetName())
+		require.Equal(t, "ephemeral_store_data_offheap_bytes", mfs[0].GetName())
 		return mfs[0].GetMetric()[0].GetGauge().GetValue()
 	}
 	before := read()
 	table := kvtable.New()
 	table.Put("k", make([]byte, 100), kvtable.Meta{})
-	require.Equal(t, float64(kvtable.MappedBytes()), read())
+	require.Equal(t, float64(kvtable.HeldBytes()), read())
 	require.Greater(t, read(), before)
 	table.Retire()
 }

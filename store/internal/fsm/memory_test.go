@@ -35,7 +35,7 @@ func BenchmarkStateMemoryPerKey(b *testing.B) {
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
 	}
-	heap := func() uint64 { return heapOnly() + uint64(kvtable.MappedBytes()) }
+	heap := func() uint64 { return heapOnly() + uint64(kvtable.HeldBytes()) }
 	for range b.N {
 		before, beforeHeap := heap(), heapOnly()
 		s := New(DefaultLimits())

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"container/heap"
 	"sort"
 	"sync"
 	"time"
@@ -287,11 +288,12 @@ func (s *State) expire(c Command) (Result, []Event) {
 	return Result{Revision: s.revision}, events
 }
 
-// copyOut is a reader's copy of a record, under the key it was found by.
-func copyOut(key string, e kvtable.Entry) *KeyValue {
+// copyOut is a reader's copy of a record, under the key it was found by,
+// with its value or without.
+func copyOut(key string, e kvtable.Entry, withValue bool) *KeyValue {
 	m := e.Meta()
 	var value []byte
-	if v := e.Value(); len(v) > 0 {
+	if v := e.Value(); withValue && len(v) > 0 {
 		value = bytes.Clone(v)
 	}
 	return &KeyValue{Key: key, Value: value, CreateRevision: m.Create, ModifyRevision: m.Modify,
@@ -306,36 +308,83 @@ func (s *State) Get(key string) (*KeyValue, int64, bool) {
 	if !ok {
 		return nil, s.revision, false
 	}
-	return copyOut(key, e), s.revision, true
+	return copyOut(key, e, true), s.revision, true
 }
 
-// List returns up to limit keys under prefix that sort after `after`, in key
-// order, whether more follow, and the store revision the page was read at.
-func (s *State) List(prefix, after string, limit int) ([]*KeyValue, bool, int64) {
+// ListOptions bound what a List page copies out of the state.
+type ListOptions struct {
+	// MaxBytes ends a page before the item that would take its key and
+	// value bytes past it (a page holds at least one item); 0: no bound.
+	MaxBytes int
+	// KeysOnly leaves the values out of the page (Value nil); MaxBytes
+	// still counts them, so a page ends where it would with values.
+	KeysOnly bool
+}
+
+// ValueSize returns the size of key's value, without copying it.
+func (s *State) ValueSize(key string) (int, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	type match struct {
-		key   string
-		entry kvtable.Entry
+	e, ok := s.table.Get(key)
+	if !ok {
+		return 0, false
 	}
-	var matches []match
+	return len(e.Value()), true
+}
+
+// List returns up to limit keys (0: all) under prefix that sort after
+// `after`, in key order, whether more follow, and the store revision the
+// page was read at. It keeps only the page's candidates while it scans,
+// and copies out only the page.
+func (s *State) List(prefix, after string, limit int, opts ListOptions) ([]*KeyValue, bool, int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	pre := []byte(prefix)
+	page := &entryHeap{}
+	more := false
 	s.table.Range(func(e kvtable.Entry) bool {
-		if k := e.Key(); bytes.HasPrefix(k, pre) && string(k) > after {
-			matches = append(matches, match{string(k), e})
+		k := e.Key()
+		if !bytes.HasPrefix(k, pre) || string(k) <= after {
+			return true
+		}
+		if limit <= 0 || page.Len() < limit {
+			heap.Push(page, e)
+			return true
+		}
+		more = true
+		if bytes.Compare(k, (*page)[0].Key()) < 0 {
+			(*page)[0] = e
+			heap.Fix(page, 0)
 		}
 		return true
 	})
-	sort.Slice(matches, func(i, j int) bool { return matches[i].key < matches[j].key })
-	more := false
-	if limit > 0 && len(matches) > limit {
-		matches, more = matches[:limit], true
-	}
-	out := make([]*KeyValue, len(matches))
-	for i, m := range matches {
-		out[i] = copyOut(m.key, m.entry)
+	entries := []kvtable.Entry(*page)
+	sort.Slice(entries, func(i, j int) bool { return bytes.Compare(entries[i].Key(), entries[j].Key()) < 0 })
+	out := make([]*KeyValue, 0, len(entries))
+	size := 0
+	for i, e := range entries {
+		if size += len(e.Key()) + len(e.Value()); opts.MaxBytes > 0 && size > opts.MaxBytes && i > 0 {
+			more = true
+			break
+		}
+		out = append(out, copyOut(string(e.Key()), e, !opts.KeysOnly))
 	}
 	return out, more, s.revision
+}
+
+// entryHeap is a max-heap of entries by key: the page's candidates, the
+// largest first, to be dropped when a smaller key turns up.
+type entryHeap []kvtable.Entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return bytes.Compare(h[i].Key(), h[j].Key()) > 0 }
+func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *entryHeap) Push(x any)        { *h = append(*h, x.(kvtable.Entry)) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // Revision is the revision of the last change.

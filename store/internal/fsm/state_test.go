@@ -3,8 +3,14 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func rev(n int64) *int64 { return &n }
@@ -147,13 +153,76 @@ func TestListPagesInKeyOrder(t *testing.T) {
 	for _, k := range []string{"p/c", "p/a", "q/x", "p/b"} {
 		s.Apply(Command{Op: OpPut, Key: k, Value: []byte(k)})
 	}
-	page, more, _ := s.List("p/", "", 2)
+	page, more, _ := s.List("p/", "", 2, ListOptions{})
 	if len(page) != 2 || page[0].Key != "p/a" || page[1].Key != "p/b" || !more {
 		t.Fatalf("first page = %v more=%v", keys(page), more)
 	}
-	page, more, _ = s.List("p/", "p/b", 2)
+	page, more, _ = s.List("p/", "p/b", 2, ListOptions{})
 	if len(page) != 1 || page[0].Key != "p/c" || more {
 		t.Fatalf("second page = %v more=%v", keys(page), more)
+	}
+}
+
+// TestListMatchesASortedScan: every page List keeps while it scans (a
+// bounded heap of candidates) is the page a full sort would give, for
+// prefixes, cursors, limits and byte bounds, with values or keys only.
+func TestListMatchesASortedScan(t *testing.T) {
+	s := New(DefaultLimits())
+	r := rand.New(rand.NewPCG(3, 4))
+	var all []string
+	value := func(k string) []byte { return bytes.Repeat([]byte(k[:1]), 10+len(k)%7*100) }
+	for i := range 600 {
+		k := fmt.Sprintf("%c/%d", 'a'+r.IntN(3), i*7919%1000)
+		s.Apply(Command{Op: OpPut, Key: k, Value: value(k)})
+		all = append(all, k)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	for _, tc := range []struct {
+		prefix, after string
+		limit         int
+		opts          ListOptions
+	}{
+		{"", "", 0, ListOptions{}},
+		{"", "", 10, ListOptions{}},
+		{"b/", "", 25, ListOptions{}},
+		{"b/", "b/5", 25, ListOptions{}},
+		{"c/", "c/9", 1000, ListOptions{}},
+		{"", "a/3", 100, ListOptions{KeysOnly: true}},
+		{"a/", "", 100, ListOptions{MaxBytes: 3000}},
+		{"a/", "", 100, ListOptions{MaxBytes: 1, KeysOnly: true}},
+		{"z/", "", 10, ListOptions{}},
+	} {
+		t.Run(fmt.Sprintf("%q after %q limit %d %+v", tc.prefix, tc.after, tc.limit, tc.opts), func(t *testing.T) {
+			want := []string{}
+			for _, k := range all {
+				if strings.HasPrefix(k, tc.prefix) && k > tc.after {
+					want = append(want, k)
+				}
+			}
+			wantMore := tc.limit > 0 && len(want) > tc.limit
+			if wantMore {
+				want = want[:tc.limit]
+			}
+			size := 0
+			for i, k := range want {
+				if size += len(k) + len(value(k)); tc.opts.MaxBytes > 0 && size > tc.opts.MaxBytes && i > 0 {
+					want, wantMore = want[:i], true
+					break
+				}
+			}
+			page, more, rev := s.List(tc.prefix, tc.after, tc.limit, tc.opts)
+			require.Equal(t, want, keys(page))
+			require.Equal(t, wantMore, more)
+			require.EqualValues(t, 600, rev)
+			for _, kv := range page {
+				if tc.opts.KeysOnly {
+					require.Nil(t, kv.Value)
+				} else {
+					require.Equal(t, value(kv.Key), kv.Value)
+				}
+			}
+		})
 	}
 }
 

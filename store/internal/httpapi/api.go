@@ -40,7 +40,7 @@ type Replicator interface {
 // Reader serves reads from the local replica.
 type Reader interface {
 	Get(key string) (*fsm.KeyValue, int64, bool)
-	List(prefix, after string, limit int) ([]*fsm.KeyValue, bool, int64)
+	List(prefix, after string, limit int, opts fsm.ListOptions) ([]*fsm.KeyValue, bool, int64)
 	Watch(prefix string, from int64) (*fsm.Watcher, error)
 	// ClockNow is the replica's estimate of the cluster time, which TTLs
 	// run on (never a wall clock).
@@ -380,16 +380,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, u auth.User) error {
 	if err := a.readBarrier(r); err != nil {
 		return err
 	}
-	kvs, more, rev := a.o.State.List(prefix, q.Get("after"), limit)
 	// A page also ends at maxPageBytes of values, so a page of large values
-	// cannot make the server build gigabytes of JSON.
-	size := 0
-	for i, kv := range kvs {
-		if size += len(kv.Key) + len(kv.Value); size > maxPageBytes && i > 0 {
-			kvs, more = kvs[:i], true
-			break
-		}
-	}
+	// cannot make the server copy and encode gigabytes.
+	kvs, more, rev := a.o.State.List(prefix, q.Get("after"), limit, fsm.ListOptions{MaxBytes: maxPageBytes, KeysOnly: keysOnly})
 	page := api.ListPage{Revision: rev, Items: make([]api.ListItem, len(kvs)), More: more}
 	now := a.o.State.ClockNow()
 	for i, kv := range kvs {

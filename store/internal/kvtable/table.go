@@ -53,13 +53,16 @@ const (
 
 var le = binary.LittleEndian
 
-// mappedTotal is the memory every table of the process has mapped.
-var mappedTotal atomic.Int64
+// heldTotal is the memory every table of the process (and every pinned
+// view) holds.
+var heldTotal atomic.Int64
 
-// MappedBytes is the memory all tables of this process hold outside the Go
-// heap. Go's soft memory limit does not count it; the server lowers the
-// limit by it.
-func MappedBytes() int64 { return mappedTotal.Load() }
+// HeldBytes is the memory all tables of this process and their pinned
+// views hold outside the Go heap: what they mapped, less the parts of
+// chunks no record has been cut from yet (mapped but never written, so not
+// resident). Records let go and not yet reused count. Go's soft memory
+// limit does not count it; the server lowers the limit by it.
+func HeldBytes() int64 { return heldTotal.Load() }
 
 // Meta is what a record holds besides its key and value.
 type Meta struct {
@@ -108,6 +111,11 @@ type Table struct {
 	unpinned bool // a pin went since limbo was last drained
 	limbo    []limboEntry
 	retired  bool
+	// born holds the records written since the newest pin was taken,
+	// while pins exist: no pin can see them, so letting one go frees it at
+	// once instead of waiting in limbo (a key rewritten a thousand times
+	// between two snapshots holds one record, not a thousand).
+	born map[uint64]struct{}
 }
 
 // memory is every mapping a table holds. It is apart from Table so that a
@@ -117,8 +125,14 @@ type memory struct {
 	chunks   [][]byte
 	slots    []uint64
 	slotsMap []byte
-	mapped   int64
+	held     atomic.Int64 // see HeldBytes
 	unmapped bool
+}
+
+// hold counts n bytes more (or fewer) held.
+func (m *memory) hold(n int64) {
+	m.held.Add(n)
+	heldTotal.Add(n)
 }
 
 type class struct {
@@ -131,7 +145,7 @@ type limboEntry struct{ ref, epoch uint64 }
 
 // New returns an empty table.
 func New() *Table {
-	t := &Table{seed: maphash.MakeSeed(), mem: &memory{}, pins: map[uint64]struct{}{}}
+	t := &Table{seed: maphash.MakeSeed(), mem: &memory{}, pins: map[uint64]struct{}{}, born: map[uint64]struct{}{}}
 	for i := range t.classes {
 		t.classes[i].off = chunkSize
 	}
@@ -143,8 +157,9 @@ func New() *Table {
 // Len is the number of keys.
 func (t *Table) Len() int { return t.count }
 
-// Mapped is the memory this table holds outside the Go heap.
-func (t *Table) Mapped() int64 { return t.mem.mapped }
+// Held is the memory this table holds outside the Go heap (as HeldBytes,
+// without its pinned views).
+func (t *Table) Held() int64 { return t.mem.held.Load() }
 
 // Get returns the record of key.
 func (t *Table) Get(key string) (Entry, bool) {
@@ -156,7 +171,7 @@ func (t *Table) Get(key string) (Entry, bool) {
 }
 
 // Range calls fn for every record, in no particular order, until it
-// returns false.
+// returns false. fn must not write to the table.
 func (t *Table) Range(fn func(Entry) bool) {
 	for _, s := range t.mem.slots {
 		if s != 0 && !fn(Entry{t.record(s & refMask)}) {
@@ -168,12 +183,17 @@ func (t *Table) Range(fn func(Entry) bool) {
 // Put stores key with value and meta, replacing the key's record if it has
 // one. value may be a view of the key's current record.
 func (t *Table) Put(key string, value []byte, m Meta) {
-	t.drain()
+	pinned := t.drain()
 	n := headerSize + len(key) + len(value)
 	if len(key) > math.MaxUint32 || len(value) > math.MaxUint32 {
 		panic("kvtable: key or value above 4 GiB")
 	}
 	ref := t.alloc(n)
+	if pinned {
+		t.mu.Lock()
+		t.born[ref] = struct{}{}
+		t.mu.Unlock()
+	}
 	b := t.at(ref)[:n]
 	le.PutUint64(b, uint64(m.Create))
 	le.PutUint64(b[8:], uint64(m.Modify))
@@ -234,13 +254,18 @@ type Pinned struct {
 }
 
 type pinKey struct {
-	t     *Table
-	epoch uint64
+	t       *Table
+	epoch   uint64
+	refsMap []byte
 }
 
-// Pin captures every record. It costs 8 bytes per key on the heap.
+// Pin captures every record. It costs 8 bytes per key, held outside the
+// heap too (HeldBytes counts them), so that a snapshot neither counts
+// against GOGC's pacing nor makes the heap jump by the key count.
 func (t *Table) Pin() *Pinned {
-	refs := make([]uint64, 0, t.count)
+	refsMap := mapAnon(max(t.count, 1) * 8)
+	heldTotal.Add(int64(len(refsMap)))
+	refs := unsafeUint64s(refsMap)[:0]
 	for _, s := range t.mem.slots {
 		if s != 0 {
 			refs = append(refs, s&refMask)
@@ -251,8 +276,14 @@ func (t *Table) Pin() *Pinned {
 	t.epoch++
 	epoch := t.epoch
 	t.pins[epoch] = struct{}{}
+	// Every record is now visible to this pin.
+	t.born = map[uint64]struct{}{}
 	t.mu.Unlock()
-	runtime.AddCleanup(p, func(k pinKey) { k.t.unpin(k.epoch) }, pinKey{t, epoch})
+	runtime.AddCleanup(p, func(k pinKey) {
+		unmap(k.refsMap)
+		heldTotal.Add(-int64(len(k.refsMap)))
+		k.t.unpin(k.epoch)
+	}, pinKey{t, epoch, refsMap})
 	return p
 }
 
@@ -284,11 +315,14 @@ func (t *Table) unpin(epoch uint64) {
 	}
 }
 
-// release lets a record go: at once when nothing is pinned, else into limbo
-// until every pin that can see it is gone.
+// release lets a record go: at once when no pin can see it (nothing is
+// pinned, or it was written after the newest pin), else into limbo until
+// every pin that can see it is gone.
 func (t *Table) release(ref uint64) {
 	t.mu.Lock()
-	if len(t.pins) > 0 {
+	_, unseen := t.born[ref]
+	delete(t.born, ref)
+	if len(t.pins) > 0 && !unseen {
 		t.limbo = append(t.limbo, limboEntry{ref: ref, epoch: t.epoch})
 		t.mu.Unlock()
 		return
@@ -298,12 +332,16 @@ func (t *Table) release(ref uint64) {
 }
 
 // drain frees the records in limbo that no remaining pin can see: those let
-// go before the oldest remaining pin was taken.
-func (t *Table) drain() {
+// go before the oldest remaining pin was taken. It reports whether pins
+// remain.
+func (t *Table) drain() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.pins) == 0 && len(t.born) > 0 {
+		t.born = map[uint64]struct{}{}
+	}
 	if !t.unpinned {
-		return
+		return len(t.pins) > 0
 	}
 	t.unpinned = false
 	oldest := uint64(math.MaxUint64)
@@ -319,6 +357,7 @@ func (t *Table) drain() {
 		}
 	}
 	t.limbo = keep
+	return len(t.pins) > 0
 }
 
 func (t *Table) hash(key string) uint64 { return maphash.String(t.seed, key) }
@@ -369,8 +408,7 @@ func (t *Table) newSlots(n int) {
 	m := mapAnon(n * 8)
 	t.mem.slotsMap = m
 	t.mem.slots = unsafeUint64s(m)
-	t.mem.mapped += int64(len(m))
-	mappedTotal.Add(int64(len(m)))
+	t.mem.hold(int64(len(m)))
 	t.mask = uint64(n - 1)
 }
 
@@ -389,8 +427,7 @@ func (t *Table) grow() {
 		t.mem.slots[i] = s
 	}
 	unmap(oldMap)
-	t.mem.mapped -= int64(len(oldMap))
-	mappedTotal.Add(-int64(len(oldMap)))
+	t.mem.hold(-int64(len(oldMap)))
 }
 
 // classOf is the size class of a record of n bytes and the bytes it takes.
@@ -408,7 +445,9 @@ func classOf(n int) (int, int) {
 
 func (t *Table) alloc(n int) uint64 {
 	if n > maxSmall {
-		return t.newChunk((n+pageSize-1)/pageSize*pageSize) << chunkShift
+		size := (n + pageSize - 1) / pageSize * pageSize
+		t.mem.hold(int64(size))
+		return t.newChunk(size) << chunkShift
 	}
 	c, size := classOf(n)
 	cl := &t.classes[c]
@@ -422,6 +461,7 @@ func (t *Table) alloc(n int) uint64 {
 	}
 	ref := cl.chunk<<chunkShift | uint64(cl.off)
 	cl.off += size
+	t.mem.hold(int64(size))
 	return ref
 }
 
@@ -431,8 +471,7 @@ func (t *Table) free(ref uint64) {
 		n := ref >> chunkShift
 		m := t.mem.chunks[n]
 		unmap(m)
-		t.mem.mapped -= int64(len(m))
-		mappedTotal.Add(-int64(len(m)))
+		t.mem.hold(-int64(len(m)))
 		t.mem.chunks[n] = nil
 		t.freeChunks = append(t.freeChunks, n)
 		return
@@ -444,8 +483,6 @@ func (t *Table) free(ref uint64) {
 
 func (t *Table) newChunk(size int) uint64 {
 	m := mapAnon(size)
-	t.mem.mapped += int64(size)
-	mappedTotal.Add(int64(size))
 	if k := len(t.freeChunks); k > 0 {
 		n := t.freeChunks[k-1]
 		t.freeChunks = t.freeChunks[:k-1]
@@ -486,6 +523,5 @@ func (m *memory) unmapAll() {
 	}
 	unmap(m.slotsMap)
 	m.slotsMap, m.slots = nil, nil
-	mappedTotal.Add(-m.mapped)
-	m.mapped = 0
+	m.hold(-m.held.Load())
 }

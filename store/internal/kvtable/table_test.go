@@ -122,7 +122,7 @@ func TestPinnedViewOutlivesWrites(t *testing.T) {
 			tb.Put(fmt.Sprintf("k%d", i), value(round, i), Meta{Modify: int64(round) + 1})
 		}
 	}
-	grown := tb.Mapped()
+	grown := tb.Held()
 	got := map[string]string{}
 	require.NoError(t, p.Each(func(e Entry) error {
 		got[string(e.Key())] = string(e.Value())
@@ -137,32 +137,55 @@ func TestPinnedViewOutlivesWrites(t *testing.T) {
 	// With the view gone, three more rounds fit in the memory the first
 	// three took: the records let go are reused.
 	p = nil
-	waitFor(t, func() bool {
-		runtime.GC()
-		tb.mu.Lock()
-		defer tb.mu.Unlock()
-		return len(tb.pins) == 0
-	})
+	waitUnpinned(t, tb)
 	for round := 4; round <= 6; round++ {
 		for i := range n {
 			tb.Put(fmt.Sprintf("k%d", i), value(round, i), Meta{Modify: int64(round) + 1})
 		}
 	}
-	require.LessOrEqual(t, tb.Mapped(), grown, "records let go were not reused")
+	require.LessOrEqual(t, tb.Held(), grown, "records let go were not reused")
 	require.Empty(t, tb.limbo)
+}
+
+// TestRewritesAfterAPinAreFreedAtOnce: a key rewritten again and again
+// while a view is pinned keeps the version the view sees and its latest,
+// not every version between.
+func TestRewritesAfterAPinAreFreedAtOnce(t *testing.T) {
+	tb := New()
+	defer tb.Retire()
+	tb.Put("hot", []byte("seen by the view"), Meta{Modify: 1})
+	p := tb.Pin()
+	start := tb.Held()
+	value := make([]byte, 1000)
+	for i := range 10000 {
+		tb.Put("hot", value, Meta{Modify: int64(i) + 2})
+	}
+	tb.mu.Lock()
+	limbo := len(tb.limbo)
+	tb.mu.Unlock()
+	require.Equal(t, 1, limbo, "only the version the view sees waits")
+	require.Less(t, tb.Held()-start, int64(8<<10), "rewrites after the pin were not reused")
+	require.NoError(t, p.Each(func(e Entry) error {
+		require.Equal(t, "seen by the view", string(e.Value()))
+		return nil
+	}))
+	e, _ := tb.Get("hot")
+	require.EqualValues(t, 10001, e.Meta().Modify)
+	p = nil
+	waitUnpinned(t, tb)
 }
 
 // TestRetireUnmaps: a retired table returns its memory at once, or, while a
 // view is pinned, when the view goes.
 func TestRetireUnmaps(t *testing.T) {
-	before := MappedBytes()
+	before := HeldBytes()
 	tb := New()
 	for i := range 1000 {
 		tb.Put(fmt.Sprintf("k%d", i), make([]byte, 500), Meta{})
 	}
-	require.Greater(t, MappedBytes(), before)
+	require.Greater(t, HeldBytes(), before)
 	tb.Retire()
-	require.Equal(t, before, MappedBytes())
+	require.Equal(t, before, HeldBytes())
 
 	tb = New()
 	for i := range 1000 {
@@ -170,26 +193,26 @@ func TestRetireUnmaps(t *testing.T) {
 	}
 	p := tb.Pin()
 	tb.Retire()
-	require.Greater(t, MappedBytes(), before, "retired while pinned: unmapped under the view")
+	require.Greater(t, HeldBytes(), before, "retired while pinned: unmapped under the view")
 	require.NoError(t, p.Each(func(e Entry) error {
 		require.Len(t, e.Value(), 500)
 		return nil
 	}))
 	p = nil
-	waitFor(t, func() bool { runtime.GC(); return MappedBytes() == before })
+	waitFor(t, func() bool { runtime.GC(); return HeldBytes() == before })
 }
 
 // TestDroppedTableUnmaps: a table its owner drops without Retire still
 // returns its memory once collected.
 func TestDroppedTableUnmaps(t *testing.T) {
-	before := MappedBytes()
+	before := HeldBytes()
 	func() {
 		tb := New()
 		for i := range 1000 {
 			tb.Put(fmt.Sprintf("k%d", i), make([]byte, 500), Meta{})
 		}
 	}()
-	waitFor(t, func() bool { runtime.GC(); return MappedBytes() == before })
+	waitFor(t, func() bool { runtime.GC(); return HeldBytes() == before })
 }
 
 func TestSizeClasses(t *testing.T) {
@@ -209,6 +232,19 @@ func TestSizeClasses(t *testing.T) {
 	}
 	_, size := classOf(maxSmall)
 	require.Equal(t, maxSmall, size)
+}
+
+// waitUnpinned collects until every pin of tb is released (each pin's
+// cleanup returns its memory first), so that HeldBytes is settled for the
+// next test.
+func waitUnpinned(t *testing.T, tb *Table) {
+	t.Helper()
+	waitFor(t, func() bool {
+		runtime.GC()
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		return len(tb.pins) == 0
+	})
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -35,7 +35,9 @@ var ErrExceeded = errors.New("quota exceeded")
 // PerKeyOverhead is the memory one key costs beyond its key and value
 // bytes, rounded up. The state machine holds keys off the Go heap
 // (store/internal/kvtable): a 32-byte record header, up to 15 bytes of
-// size-class rounding, an index slot (8 bytes at a load of 3/8 to 3/4:
+// size-class rounding for records up to 1 KiB (up to 12.5 % of a larger
+// record, which this does not count: the quota's distance from the memory
+// limit covers it), an index slot (8 bytes at a load of 3/8 to 3/4:
 // 11 to 21 per key), and 8 bytes on the heap for each of the two
 // snapshots the node keeps. BenchmarkStateMemoryPerKey (store/internal/fsm)
 // measures 325 bytes for a 16-byte key with a 256-byte value at 200 000
@@ -48,8 +50,8 @@ const PerKeyOverhead = 96
 type State interface {
 	// Stats reports the number of keys and their key and value bytes.
 	Stats() (keys int, bytes int64)
-	// Get returns the current version of a key.
-	Get(key string) (*fsm.KeyValue, int64, bool)
+	// ValueSize returns the size of a key's current value, if it has one.
+	ValueSize(key string) (int, bool)
 }
 
 // Quota bounds the estimated memory of the data. Without a limit it admits
@@ -85,8 +87,8 @@ func Growth(cmd fsm.Command, state State) int64 {
 	if cmd.Op != fsm.OpPut {
 		return 0
 	}
-	if kv, _, ok := state.Get(cmd.Key); ok {
-		return int64(len(cmd.Value)) - int64(len(kv.Value))
+	if size, ok := state.ValueSize(cmd.Key); ok {
+		return int64(len(cmd.Value)) - int64(size)
 	}
 	return int64(len(cmd.Key)) + int64(len(cmd.Value)) + PerKeyOverhead
 }

@@ -26,7 +26,7 @@ import (
 func heldFromOS() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64() - s[1].Value.Uint64() + uint64(kvtable.MappedBytes())
+	return s[0].Value.Uint64() - s[1].Value.Uint64() + uint64(kvtable.HeldBytes())
 }
 
 // liveHeap is the heap after a full collection, and the tables outside it.
@@ -34,7 +34,7 @@ func liveHeap() uint64 {
 	runtime.GC()
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64() + uint64(kvtable.MappedBytes())
+	return s[0].Value.Uint64() + uint64(kvtable.HeldBytes())
 }
 
 // peakSampler records the highest heldFromOS while it runs.
