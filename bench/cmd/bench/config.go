@@ -47,10 +47,10 @@ func defaultConfig() config {
 		// 272 + 96 bytes per key) holds 583 000 of them at 1Gi, 1.17
 		// million at 2Gi. The limit also gives the chart's Go settings:
 		// GOGC 50 and a soft limit of 90 %.
-		MemLimit:    2 << 30,
-		Timeout:     10 * time.Second,
-		LatencyAt:   16,
-		StoreRESP:   true,
+		MemLimit:  2 << 30,
+		Timeout:   10 * time.Second,
+		LatencyAt: 16,
+		StoreRESP: true,
 	}
 }
 
@@ -79,7 +79,7 @@ func (c config) settings() map[string]any {
 		"value_bytes": valueSize, "kills": c.Kills, "attempt_timeout": c.Attempt.String(),
 		"catchup_keys": c.CatchUpKeys, "mem_keys": c.MemKeys, "mem_bound": c.MemBound.String(),
 		"store_mem_limit": c.MemLimit,
-		"store_resp": c.StoreRESP,
+		"store_resp":      c.StoreRESP,
 		// How the RESP rows' writes reach the leader (storeRESP.Client).
 		"resp_writes": "cluster",
 	}
